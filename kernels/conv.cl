@@ -1,0 +1,200 @@
+// 2-D convolution, NCHW float32, for CPU OpenCL (PoCL).
+// Dense convolutions (groups == 1) run as im2col + the GEMM in gemm.cl; this file holds the
+// direct kernels for grouped and depthwise convolutions, the im2col/col2im pair, and the
+// backward pieces that are not GEMMs.
+//
+// Geometry shared by every kernel (ints):
+//   N batch, C_in, H, W input; C_out, OH, OW output; K kernel size (square);
+//   S stride; D dilation; PT, PL padding at top and left (bottom/right follow from OH, OW);
+//   G groups: output channel co reads input channels (co / (C_out/G)) * (C_in/G) + [0, C_in/G).
+// Weights: (C_out, C_in/G, K, K). act: 0 none, 1 ReLU, 2 ReLU6 (as in gemm.cl).
+
+#define OW_BLOCK 8
+
+inline float activate(float v, int act) {
+    if (act == 1) return v > 0.0f ? v : 0.0f;
+    if (act == 2) return v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
+    return v;
+}
+
+// Direct grouped convolution. Work-item (ow block of 8, oh, n*C_out + co) computes 8 outputs
+// of one row; the block is kept in registers while the (ci, kh, kw) loop runs.
+// y (N, C_out, OH, OW) = act(conv(x) + bias) + residual (residual optional, y's layout).
+__kernel void conv_direct_forward(
+    __global float *y, __global const float *x, __global const float *w,
+    __global const float *bias, __global const float *residual, int has_residual,
+    int N, int C_in, int H, int W, int C_out, int OH, int OW,
+    int K, int S, int D, int PT, int PL, int G, int act)
+{
+    const int ow0 = get_global_id(0) * OW_BLOCK, oh = get_global_id(1), nco = get_global_id(2);
+    if (ow0 >= OW || oh >= OH || nco >= N * C_out) return;
+    const int n = nco / C_out, co = nco % C_out;
+    const int cin_g = C_in / G, cout_g = C_out / G;
+    const int ci0 = (co / cout_g) * cin_g;
+    float acc[OW_BLOCK];
+    for (int j = 0; j < OW_BLOCK; j++) acc[j] = 0.0f;
+    // Columns of the block whose every tap lies inside the row: no bounds checks needed there.
+    const bool interior = (ow0 * S - PL >= 0) && ((ow0 + OW_BLOCK - 1) * S - PL + (K - 1) * D < W)
+                          && (ow0 + OW_BLOCK <= OW);
+    for (int c = 0; c < cin_g; c++) {
+        const __global float *xc = x + ((long)(n * C_in + ci0 + c) * H) * W;
+        const __global float *wc = w + ((long)co * cin_g + c) * K * K;
+        for (int kh = 0; kh < K; kh++) {
+            const int ih = oh * S - PT + kh * D;
+            if (ih < 0 || ih >= H) continue;
+            const __global float *xr = xc + ih * W;
+            for (int kw = 0; kw < K; kw++) {
+                const float wv = wc[kh * K + kw];
+                const int iw0 = ow0 * S - PL + kw * D;
+                if (interior) {
+                    #pragma unroll
+                    for (int j = 0; j < OW_BLOCK; j++) acc[j] += wv * xr[iw0 + j * S];
+                } else {
+                    for (int j = 0; j < OW_BLOCK; j++) {
+                        const int iw = iw0 + j * S;
+                        if (iw >= 0 && iw < W) acc[j] += wv * xr[iw];
+                    }
+                }
+            }
+        }
+    }
+    const float b = bias[co];
+    const long base = ((long)nco * OH + oh) * OW;
+    for (int j = 0; j < OW_BLOCK && ow0 + j < OW; j++) {
+        float v = activate(acc[j] + b, act);
+        if (has_residual) v += residual[base + ow0 + j];
+        y[base + ow0 + j] = v;
+    }
+}
+
+// dx of the direct convolution: work-item (iw, ih, n*C_in + ci) gathers every output the
+// pixel fed, so each element of dx is written exactly once (no atomics).
+__kernel void conv_direct_backward_input(
+    __global float *dx, __global const float *dz, __global const float *w,
+    int N, int C_in, int H, int W, int C_out, int OH, int OW,
+    int K, int S, int D, int PT, int PL, int G)
+{
+    const int iw = get_global_id(0), ih = get_global_id(1), nci = get_global_id(2);
+    if (iw >= W || ih >= H || nci >= N * C_in) return;
+    const int n = nci / C_in, ci = nci % C_in;
+    const int cin_g = C_in / G, cout_g = C_out / G;
+    const int g = ci / cin_g, c = ci % cin_g;
+    float acc = 0.0f;
+    for (int kh = 0; kh < K; kh++) {
+        const int th = ih + PT - kh * D;
+        if (th < 0 || th % S) continue;
+        const int oh = th / S;
+        if (oh >= OH) continue;
+        for (int kw = 0; kw < K; kw++) {
+            const int tw = iw + PL - kw * D;
+            if (tw < 0 || tw % S) continue;
+            const int ow = tw / S;
+            if (ow >= OW) continue;
+            for (int co = g * cout_g; co < (g + 1) * cout_g; co++)
+                acc += w[((co * cin_g + c) * K + kh) * K + kw]
+                       * dz[(((long)n * C_out + co) * OH + oh) * OW + ow];
+        }
+    }
+    dx[(((long)n * C_in + ci) * H + ih) * W + iw] = acc;
+}
+
+// dw of the direct convolution: work-item (kw + K*kh, c, co) sums over batch and positions.
+__kernel void conv_direct_backward_weight(
+    __global float *dw, __global const float *dz, __global const float *x,
+    int N, int C_in, int H, int W, int C_out, int OH, int OW,
+    int K, int S, int D, int PT, int PL, int G)
+{
+    const int khw = get_global_id(0), c = get_global_id(1), co = get_global_id(2);
+    const int cin_g = C_in / G, cout_g = C_out / G;
+    if (khw >= K * K || c >= cin_g || co >= C_out) return;
+    const int kh = khw / K, kw = khw % K;
+    const int ci = (co / cout_g) * cin_g + c;
+    float acc = 0.0f;
+    for (int n = 0; n < N; n++) {
+        const __global float *xc = x + ((long)n * C_in + ci) * H * W;
+        const __global float *dzc = dz + ((long)n * C_out + co) * OH * OW;
+        for (int oh = 0; oh < OH; oh++) {
+            const int ih = oh * S - PT + kh * D;
+            if (ih < 0 || ih >= H) continue;
+            for (int ow = 0; ow < OW; ow++) {
+                const int iw = ow * S - PL + kw * D;
+                if (iw >= 0 && iw < W) acc += dzc[oh * OW + ow] * xc[ih * W + iw];
+            }
+        }
+    }
+    dw[(co * cin_g + c) * K * K + khw] = acc;
+}
+
+// db[co] = sum over n, h, w of dz[n, co, h, w]. One work-item per channel.
+__kernel void conv_backward_bias(__global float *db, __global const float *dz,
+                                 int N, int C, int HW)
+{
+    const int co = get_global_id(0);
+    if (co >= C) return;
+    float acc = 0.0f;
+    for (int n = 0; n < N; n++) {
+        const __global float *p = dz + ((long)n * C + co) * HW;
+        for (int i = 0; i < HW; i++) acc += p[i];
+    }
+    db[co] = acc;
+}
+
+// dz = dy * act'(z), read off the activation's output y (ReLU: y > 0; ReLU6: 0 < y < 6).
+// Work-item i handles 8 consecutive elements of the flat tensor of `count` elements.
+__kernel void activation_backward(__global float *dz, __global const float *dy,
+                                  __global const float *y, int count, int act)
+{
+    const int i0 = get_global_id(0) * 8;
+    for (int i = i0; i < min(i0 + 8, count); i++) {
+        const float v = y[i];
+        const bool pass = act == 0 || (v > 0.0f && (act == 1 || v < 6.0f));
+        dz[i] = pass ? dy[i] : 0.0f;
+    }
+}
+
+// col (N, C_in*K*K, OH*OW): row r = (ci*K + kh)*K + kw holds the input under that tap.
+// Work-item (ow block of 8, oh, n*C_in*K*K + r).
+__kernel void im2col_forward(__global float *col, __global const float *x,
+                             int N, int C_in, int H, int W, int OH, int OW,
+                             int K, int S, int D, int PT, int PL)
+{
+    const int ow0 = get_global_id(0) * 8, oh = get_global_id(1), nr = get_global_id(2);
+    const int rows = C_in * K * K;
+    if (ow0 >= OW || oh >= OH || nr >= N * rows) return;
+    const int n = nr / rows, r = nr % rows;
+    const int ci = r / (K * K), kh = (r / K) % K, kw = r % K;
+    const int ih = oh * S - PT + kh * D;
+    const __global float *xr = x + (((long)n * C_in + ci) * H + ih) * W;
+    __global float *out = col + ((long)nr * OH + oh) * OW;
+    for (int ow = ow0; ow < min(ow0 + 8, OW); ow++) {
+        const int iw = ow * S - PL + kw * D;
+        out[ow] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? xr[iw] : 0.0f;
+    }
+}
+
+// dx (N, C_in, H, W) from dcol (N, C_in*K*K, OH*OW): each input pixel gathers the taps that
+// read it, so dx is written once per element. Work-item (iw, ih, n*C_in + ci).
+__kernel void col2im_backward(__global float *dx, __global const float *dcol,
+                              int N, int C_in, int H, int W, int OH, int OW,
+                              int K, int S, int D, int PT, int PL)
+{
+    const int iw = get_global_id(0), ih = get_global_id(1), nci = get_global_id(2);
+    if (iw >= W || ih >= H || nci >= N * C_in) return;
+    const int n = nci / C_in, ci = nci % C_in;
+    float acc = 0.0f;
+    for (int kh = 0; kh < K; kh++) {
+        const int th = ih + PT - kh * D;
+        if (th < 0 || th % S) continue;
+        const int oh = th / S;
+        if (oh >= OH) continue;
+        for (int kw = 0; kw < K; kw++) {
+            const int tw = iw + PL - kw * D;
+            if (tw < 0 || tw % S) continue;
+            const int ow = tw / S;
+            if (ow >= OW) continue;
+            const int r = (ci * K + kh) * K + kw;
+            acc += dcol[(((long)n * C_in * K * K + r) * OH + oh) * OW + ow];
+        }
+    }
+    dx[(((long)n * C_in + ci) * H + ih) * W + iw] = acc;
+}

@@ -1,0 +1,199 @@
+"""Launchers for 2-D convolutions: geometry, a forward plan and a backward plan.
+
+Dense convolutions (groups == 1) run as im2col + GEMM (1x1 stride-1 ones skip im2col: the
+input already is the GEMM operand in NCHW); grouped and depthwise ones run the direct kernel.
+A plan binds its tensors once and owns its scratch buffers, so a frame allocates nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .gemm import MatrixView, activation_code, prepare_gemm, prepare_transpose
+from .runtime import Device, Launch, Tensor
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """A convolution's shape. `padding` is "same" (TensorFlow: output ceil(n/stride), the odd
+    pixel at the bottom/right) or a symmetric integer."""
+
+    c_in: int
+    c_out: int
+    kernel: int
+    stride: int = 1
+    padding: int | str = 0
+    dilation: int = 1
+    groups: int = 1
+    activation: str = "none"
+
+    def __post_init__(self):
+        if min(self.c_in, self.c_out, self.kernel, self.stride, self.dilation, self.groups) < 1:
+            raise ValueError(f"convolution {self} has a size below 1")
+        if self.c_in % self.groups or self.c_out % self.groups:
+            raise ValueError(f"groups={self.groups} does not divide channels {self.c_in}->{self.c_out}")
+        if self.padding != "same" and (not isinstance(self.padding, int) or self.padding < 0):
+            raise ValueError(f"padding must be 'same' or an integer >= 0, not {self.padding!r}")
+        activation_code(self.activation)
+
+    @property
+    def span(self) -> int:
+        return (self.kernel - 1) * self.dilation + 1
+
+    def pads(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right)."""
+        if self.padding == "same":
+            th = max((-(-h // self.stride) - 1) * self.stride + self.span - h, 0)
+            tw = max((-(-w // self.stride) - 1) * self.stride + self.span - w, 0)
+            return th // 2, tw // 2, th - th // 2, tw - tw // 2
+        p = self.padding
+        return p, p, p, p
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        top, left, bottom, right = self.pads(h, w)
+        oh = (h + top + bottom - self.span) // self.stride + 1
+        ow = (w + left + right - self.span) // self.stride + 1
+        if oh < 1 or ow < 1:
+            raise ValueError(f"convolution {self.kernel}x{self.kernel} leaves no output on a "
+                             f"{h}x{w} input")
+        return oh, ow
+
+    @property
+    def weight_shape(self) -> tuple[int, int, int, int]:
+        return self.c_out, self.c_in // self.groups, self.kernel, self.kernel
+
+    @property
+    def uses_gemm(self) -> bool:
+        return self.groups == 1
+
+    @property
+    def skips_im2col(self) -> bool:
+        return self.kernel == 1 and self.stride == 1 and self.pads(1, 1) == (0, 0, 0, 0)
+
+
+def _check(tensor: Tensor, shape, what: str) -> None:
+    if tensor.shape != tuple(shape):
+        raise ValueError(f"convolution: {what} has shape {tensor.shape}, expected {tuple(shape)}")
+
+
+def _geometry_args(g: ConvGeometry, n: int, h: int, w: int) -> list[int]:
+    oh, ow = g.output_size(h, w)
+    top, left, _, _ = g.pads(h, w)
+    return [n, g.c_in, h, w, g.c_out, oh, ow, g.kernel, g.stride, g.dilation, top, left, g.groups]
+
+
+def _im2col(device, g, x, col, n, h, w) -> Launch:
+    oh, ow = g.output_size(h, w)
+    top, left, _, _ = g.pads(h, w)
+    rows = g.c_in * g.kernel * g.kernel
+    return Launch.prepare(device, "conv", "im2col_forward", (-(-ow // 8), oh, n * rows), None,
+                          [col, x, n, g.c_in, h, w, oh, ow, g.kernel, g.stride, g.dilation,
+                           top, left])
+
+
+class ConvForward:
+    """y = act(conv(x, weight) + bias) [+ residual], with x (N, C_in, H, W)."""
+
+    def __init__(self, device: Device, g: ConvGeometry, x: Tensor, weight: Tensor, bias: Tensor,
+                 y: Tensor, residual: Tensor | None = None):
+        n, c, h, w = x.shape
+        if c != g.c_in:
+            raise ValueError(f"convolution expects {g.c_in} input channels, got {c}")
+        oh, ow = g.output_size(h, w)
+        _check(weight, g.weight_shape, "weight")
+        _check(bias, (g.c_out,), "bias")
+        _check(y, (n, g.c_out, oh, ow), "output")
+        if residual is not None:
+            _check(residual, y.shape, "residual")
+        self.launches: list[Launch] = []
+        self.col: Tensor | None = None
+        if g.uses_gemm:
+            rows = g.c_in * g.kernel * g.kernel
+            if g.skips_im2col:
+                operand = x
+            else:
+                self.col = operand = Tensor.empty(device, (n, rows, oh * ow))
+                self.launches.append(_im2col(device, g, x, self.col, n, h, w))
+            self.launches.append(prepare_gemm(
+                device, MatrixView(y, 0, g.c_out * oh * ow, oh * ow),
+                MatrixView(weight, 0, 0, rows), MatrixView(operand, 0, rows * oh * ow, oh * ow),
+                g.c_out, oh * ow, rows, n, bias=bias, residual=residual,
+                activation=g.activation))
+        else:
+            self.launches.append(Launch.prepare(
+                device, "conv", "conv_direct_forward", (-(-ow // 8), oh, n * g.c_out), None,
+                [y, x, weight, bias, residual if residual is not None else y,
+                 residual is not None] + _geometry_args(g, n, h, w)
+                + [activation_code(g.activation)]))
+
+    def enqueue(self, queue) -> None:
+        for launch in self.launches:
+            launch.enqueue(queue)
+
+
+class ConvBackward:
+    """From dy (the gradient at the activation's output y): dweight, dbias, and dx if asked.
+    dz (the gradient before the activation) is kept in `self.dz`. Needs the forward's im2col
+    buffer (`forward.col`) for dense convolutions that use one."""
+
+    def __init__(self, device: Device, g: ConvGeometry, forward: ConvForward, x: Tensor,
+                 weight: Tensor, y: Tensor, dy: Tensor, dweight: Tensor, dbias: Tensor,
+                 dx: Tensor | None = None):
+        n, _, h, w = x.shape
+        oh, ow = g.output_size(h, w)
+        _check(dy, y.shape, "dy")
+        _check(dweight, g.weight_shape, "weight gradient")
+        _check(dbias, (g.c_out,), "bias gradient")
+        if dx is not None:
+            _check(dx, x.shape, "input gradient")
+        act = activation_code(g.activation)
+        self.launches: list[Launch] = []
+        if act:
+            self.dz = Tensor.empty(device, y.shape)
+            self.launches.append(Launch.prepare(
+                device, "conv", "activation_backward", (-(-dy.size // 8),), None,
+                [self.dz, dy, y, dy.size, act]))
+        else:
+            self.dz = dy
+        dz = self.dz
+        self.launches.append(Launch.prepare(device, "conv", "conv_backward_bias", (g.c_out,), None,
+                                            [dbias, dz, n, g.c_out, oh * ow]))
+        if g.uses_gemm:
+            self._dense(device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow)
+        else:
+            geometry = _geometry_args(g, n, h, w)
+            self.launches.append(Launch.prepare(
+                device, "conv", "conv_direct_backward_weight",
+                (g.kernel * g.kernel, g.c_in // g.groups, g.c_out), None,
+                [dweight, dz, x] + geometry))
+            if dx is not None:
+                self.launches.append(Launch.prepare(
+                    device, "conv", "conv_direct_backward_input", (w, h, n * g.c_in), None,
+                    [dx, dz, weight] + geometry))
+
+    def _dense(self, device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow):
+        rows, hw = g.c_in * g.kernel * g.kernel, oh * ow
+        col = x if g.skips_im2col else forward.col
+        # dW (C_out x rows) = sum_n dz[n] (C_out x hw) @ col[n]^T: the GEMM wants its right
+        # operand contiguous along columns, so col is transposed to (hw x rows) first.
+        self.col_t = Tensor.empty(device, (n, hw, rows))
+        self.launches.append(prepare_transpose(device, self.col_t, col, rows, hw, n))
+        self.launches.append(prepare_gemm(
+            device, MatrixView(dweight, 0, 0, rows), MatrixView(self.dz, 0, g.c_out * hw, hw),
+            MatrixView(self.col_t, 0, hw * rows, rows), g.c_out, rows, hw, n,
+            reduce_batches=True))
+        if dx is None:
+            return
+        # dcol[n] (rows x hw) = W^T (rows x C_out) @ dz[n]; W^T is read through strides.
+        target = dx if g.skips_im2col else Tensor.empty(device, (n, rows, hw))
+        self.launches.append(prepare_gemm(
+            device, MatrixView(target, 0, rows * hw, hw), MatrixView(weight, 0, 0, 1, rows),
+            MatrixView(self.dz, 0, g.c_out * hw, hw), rows, hw, g.c_out, n))
+        if not g.skips_im2col:
+            top, left, _, _ = g.pads(h, w)
+            self.launches.append(Launch.prepare(
+                device, "conv", "col2im_backward", (w, h, n * g.c_in), None,
+                [dx, target, n, g.c_in, h, w, oh, ow, g.kernel, g.stride, g.dilation, top, left]))
+
+    def enqueue(self, queue) -> None:
+        for launch in self.launches:
+            launch.enqueue(queue)

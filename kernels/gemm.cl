@@ -1,0 +1,136 @@
+// Register-blocked SGEMM written for CPU OpenCL (PoCL): each work-item owns a TM x (8*NV)
+// block of C and keeps it in float8 accumulators over the whole K loop. GPU-style tiling
+// (one output per work-item, local memory) runs 10-100x slower on PoCL; see POCL_NOTES.md.
+//
+// C[b](m,n) = act(beta*C[b](m,n) + sum_k A[b](m,k) * B[b](k,n) + bias[m]) + R[b](m,n)
+//   A(m,k) at A[a_off + b*a_sb + m*a_sm + k*a_sk]    any strides: A is read a scalar at a time
+//   B(k,n) at B[b_off + b*b_sb + k*ldb + n]           contiguous along n: read as float8
+//   C(m,n) at C[c_off + b*c_sb + m*ldc + n]; R (residual) uses C's layout at r_off
+// Work-item (i0, i1, i2) = (column tile, row tile, batch); with reduce_batches the K loop
+// runs over every batch and the grid has one batch (weight gradients: sum over samples).
+// act: 0 none, 1 ReLU, 2 ReLU6. has_bias / has_residual / beta are 0 or 1.
+
+#ifndef TM
+#define TM 8
+#endif
+#ifndef NV
+#define NV 2
+#endif
+#define TN (8 * NV)
+
+// float8 with 4-byte alignment: rows of B need not start on 32-byte boundaries, and PoCL's
+// vload8 is a real call (not inlined), so we dereference an under-aligned vector type instead.
+typedef float8 float8u __attribute__((aligned(4)));
+
+inline float activate(float v, int act) {
+    if (act == 1) return v > 0.0f ? v : 0.0f;
+    if (act == 2) return v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
+    return v;
+}
+
+__kernel void gemm_forward(
+    __global float *C, int c_off, int c_sb, int ldc,
+    __global const float *A, int a_off, int a_sb, int a_sm, int a_sk,
+    __global const float *B, int b_off, int b_sb, int ldb,
+    __global const float *bias, int has_bias,
+    __global const float *R, int r_off, int has_residual,
+    int M, int N, int K, int batches, int reduce_batches, int beta, int act)
+{
+    const int tile_n = get_global_id(0), tile_m = get_global_id(1), b = get_global_id(2);
+    int m0 = tile_m * TM, n0 = tile_n * TN;
+    if (m0 >= M || n0 >= N) return;
+    const int b_first = reduce_batches ? 0 : b;
+    const int b_last = reduce_batches ? batches : b + 1;
+    const int c_base = c_off + (reduce_batches ? 0 : b * c_sb);
+    const int r_base = r_off + (reduce_batches ? 0 : b * c_sb);
+
+    int rows[TM];
+    for (int i = 0; i < TM; i++) rows[i] = min(m0 + i, M - 1);  // clamp: loads stay in bounds
+
+    if (N >= TN) {
+        // Vector path. The last column tile slides left to end at N; it stores only the
+        // columns no other tile owns, so no element is written twice.
+        int first_owned = 0;
+        if (n0 + TN > N) { first_owned = n0 - (N - TN); n0 = N - TN; }
+        float8 acc[TM][NV];
+        #pragma unroll
+        for (int i = 0; i < TM; i++)
+            #pragma unroll
+            for (int v = 0; v < NV; v++) acc[i][v] = (float8)(0.0f);
+        for (int bb = b_first; bb < b_last; bb++) {
+            const __global float *a = A + a_off + bb * a_sb;
+            const __global float *bp = B + b_off + bb * b_sb + n0;
+            const __global float *arow[TM];
+            #pragma unroll
+            for (int i = 0; i < TM; i++) arow[i] = a + rows[i] * a_sm;
+            for (int k = 0; k < K; k++) {
+                float8 bv[NV];
+                #pragma unroll
+                for (int v = 0; v < NV; v++) bv[v] = *(const __global float8u *)(bp + 8 * v);
+                #pragma unroll
+                for (int i = 0; i < TM; i++) {
+                    const float av = *arow[i];
+                    arow[i] += a_sk;
+                    #pragma unroll
+                    for (int v = 0; v < NV; v++) acc[i][v] += av * bv[v];
+                }
+                bp += ldb;
+            }
+        }
+        for (int i = 0; i < TM; i++) {
+            const int m = m0 + i;
+            if (m >= M) break;
+            const float bias_m = has_bias ? bias[m] : 0.0f;
+            for (int v = 0; v < NV; v++) {
+                float lanes[8];
+                *(float8u *)lanes = acc[i][v];
+                for (int j = 0; j < 8; j++) {
+                    const int col = 8 * v + j;
+                    if (col < first_owned) continue;
+                    const int at = m * ldc + n0 + col;
+                    float val = lanes[j] + bias_m;
+                    if (beta) val += C[c_base + at];
+                    val = activate(val, act);
+                    if (has_residual) val += R[r_base + at];
+                    C[c_base + at] = val;
+                }
+            }
+        }
+        return;
+    }
+
+    // Narrow matrices (N < TN, e.g. a fully connected layer on one sample): scalar path.
+    for (int i = 0; i < TM; i++) {
+        const int m = m0 + i;
+        if (m >= M) break;
+        for (int n = 0; n < N; n++) {
+            float acc = 0.0f;
+            for (int bb = b_first; bb < b_last; bb++) {
+                const __global float *a = A + a_off + bb * a_sb + m * a_sm;
+                const __global float *bp = B + b_off + bb * b_sb + n;
+                for (int k = 0; k < K; k++) acc += a[k * a_sk] * bp[k * ldb];
+            }
+            const int at = m * ldc + n;
+            float val = acc + (has_bias ? bias[m] : 0.0f);
+            if (beta) val += C[c_base + at];
+            val = activate(val, act);
+            if (has_residual) val += R[r_base + at];
+            C[c_base + at] = val;
+        }
+    }
+}
+
+// out(c, r) = in(r, c) for each batch: makes a k-contiguous operand n-contiguous.
+// in(r, c) at in[in_off + b*rows*cols + r*cols + c]; one work-item per 8x8 block.
+__kernel void transpose_forward(__global float *out, int out_off,
+                                __global const float *in, int in_off,
+                                int rows, int cols)
+{
+    const int c0 = get_global_id(0) * 8, r0 = get_global_id(1) * 8, b = get_global_id(2);
+    if (c0 >= cols || r0 >= rows) return;
+    const __global float *src = in + in_off + b * rows * cols;
+    __global float *dst = out + out_off + b * rows * cols;
+    for (int c = c0; c < min(c0 + 8, cols); c++)
+        for (int r = r0; r < min(r0 + 8, rows); r++)
+            dst[c * rows + r] = src[r * cols + c];
+}

@@ -1,0 +1,92 @@
+"""Launchers for gemm.cl: the register-blocked matrix product behind every dense layer."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .runtime import Device, Launch, Tensor
+
+TILE_M, TILE_VECTORS = 8, 2
+TILE_N = 8 * TILE_VECTORS
+# Work-items of one group run as a loop in one PoCL thread; a group of 16 row tiles over one
+# column panel of B keeps that panel in cache (POCL_NOTES.md: 28-59 vs 100-122 GFLOP/s).
+GROUP_ROWS = 16
+
+ACTIVATIONS = {"none": 0, "relu": 1, "relu6": 2}
+
+
+@dataclass(frozen=True)
+class MatrixView:
+    """Where a batch of matrices sits in a tensor: element (r, c) of batch b is at
+    offset + b*batch_stride + r*row_stride + c*col_stride."""
+
+    tensor: Tensor
+    offset: int
+    batch_stride: int
+    row_stride: int
+    col_stride: int = 1
+
+
+def activation_code(name: str) -> int:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r} (known: {', '.join(ACTIVATIONS)})")
+    return ACTIVATIONS[name]
+
+
+def _check_fits(view: MatrixView, batches: int, rows: int, cols: int, what: str) -> None:
+    last = (view.offset + (batches - 1) * view.batch_stride + (rows - 1) * view.row_stride
+            + (cols - 1) * view.col_stride)
+    if view.offset < 0 or last >= view.tensor.size:
+        raise ValueError(f"gemm: {what} ({batches}x{rows}x{cols}) does not fit its tensor "
+                         f"of {view.tensor.size} elements")
+
+
+def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
+                 m: int, n: int, k: int, batches: int = 1, *, reduce_batches: bool = False,
+                 bias: Tensor | None = None, residual: Tensor | None = None,
+                 residual_offset: int = 0, accumulate: bool = False,
+                 activation: str = "none") -> Launch:
+    """C = act(accumulate*C + A@B + bias) + residual, for `batches` matrices (or their sum)."""
+    if b.col_stride != 1 or c.col_stride != 1:
+        raise ValueError("gemm: B and C must be contiguous along their columns")
+    _check_fits(a, batches, m, k, "A")
+    _check_fits(b, batches, k, n, "B")
+    _check_fits(c, 1 if reduce_batches else batches, m, n, "C")
+    if bias is not None and bias.size < m:
+        raise ValueError(f"gemm: bias has {bias.size} elements, needs {m}")
+    act = activation_code(activation)
+    grid = (-(-n // TILE_N), -(-m // TILE_M), 1 if reduce_batches else batches)
+    local = (1, min(GROUP_ROWS, grid[1]), 1)
+    args = [c.tensor, c.offset, c.batch_stride, c.row_stride,
+            a.tensor, a.offset, a.batch_stride, a.row_stride, a.col_stride,
+            b.tensor, b.offset, b.batch_stride, b.row_stride,
+            bias if bias is not None else c.tensor, bias is not None,
+            residual if residual is not None else c.tensor, residual_offset, residual is not None,
+            m, n, k, batches, reduce_batches, accumulate, act]
+    return Launch.prepare(device, "gemm", "gemm_forward", grid, local, args,
+                          {"TM": TILE_M, "NV": TILE_VECTORS})
+
+
+def prepare_transpose(device: Device, out: Tensor, inp: Tensor, rows: int, cols: int,
+                      batches: int = 1, out_offset: int = 0, in_offset: int = 0) -> Launch:
+    """out[b] (cols x rows) = in[b] (rows x cols)^T."""
+    if in_offset + batches * rows * cols > inp.size or out_offset + batches * rows * cols > out.size:
+        raise ValueError(f"transpose: {batches}x{rows}x{cols} does not fit its tensors")
+    grid = (-(-cols // 8), -(-rows // 8), batches)
+    return Launch.prepare(device, "gemm", "transpose_forward", grid, None,
+                          [out, out_offset, inp, in_offset, rows, cols])
+
+
+def matmul(device: Device, a_np, b_np, queue=None):
+    """C = A @ B for two host matrices, on the device: a convenience for tests and benchmarks."""
+    import numpy as np
+    a_np = np.ascontiguousarray(a_np, np.float32)
+    b_np = np.ascontiguousarray(b_np, np.float32)
+    (m, k), (k2, n) = a_np.shape, b_np.shape
+    if k != k2:
+        raise ValueError(f"matmul: inner sizes differ ({a_np.shape} @ {b_np.shape})")
+    a, b = Tensor.from_numpy(device, a_np), Tensor.from_numpy(device, b_np)
+    c = Tensor.empty(device, (m, n))
+    launch = prepare_gemm(device, MatrixView(c, 0, 0, n), MatrixView(a, 0, 0, k),
+                          MatrixView(b, 0, 0, n), m, n, k)
+    launch.enqueue(queue or device.queue)
+    return c.numpy(queue)

@@ -1,0 +1,68 @@
+"""The `patchloop` command: parses arguments, hands them to a face, turns user errors into
+one line on stderr and exit code 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from loop.errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="patchloop", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("devices", help="list OpenCL devices and the one that would be used")
+
+    bench = sub.add_parser("bench", help="measure speed (JSON with --json)")
+    bench.add_argument("what", choices=["kernels", "base"], help="what to measure")
+    bench.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+    bench.add_argument("--repeats", type=int, default=20, help="timed calls per case")
+    bench.add_argument("--base", help="base network config (.txt); default: EfficientNet-Lite0")
+
+    base = sub.add_parser("base", help="manage the base network")
+    base.add_argument("action", choices=["convert"], help="convert the shipped weights")
+    base.add_argument("--out", help="folder for the converted files (default: per-user cache)")
+
+    classify = sub.add_parser("classify", help="top-K ImageNet classes of images")
+    classify.add_argument("images", nargs="+", help="image files (any format OpenCV reads)")
+    classify.add_argument("--top", type=int, default=5)
+    classify.add_argument("--json", action="store_true")
+    classify.add_argument("--base", help="base network config (.txt)")
+    return parser
+
+
+def _dispatch(args) -> int:
+    if args.command == "devices":
+        from loop.faces import devices
+        return devices.run(args)
+    if args.command == "bench" and args.what == "kernels":
+        from loop.faces import bench_kernels
+        return bench_kernels.run(args)
+    if args.command == "bench" and args.what == "base":
+        from loop.faces import bench_base
+        return bench_base.run(args)
+    if args.command == "base":
+        from loop.faces import base_command
+        return base_command.run(args)
+    if args.command == "classify":
+        from loop.faces import classify
+        return classify.run(args)
+    raise UserError(f"unknown command {args.command!r}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from patchloop_kernels.runtime import NoOpenCLError
+    try:
+        return _dispatch(args)
+    except (UserError, NoOpenCLError) as exc:
+        print(f"patchloop: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("patchloop: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

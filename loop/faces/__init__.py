@@ -1,0 +1,1 @@
+"""The faces: command line, windows and benchmarks, thin layers over the core."""

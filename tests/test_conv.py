@@ -1,0 +1,144 @@
+"""conv.cl and gemm.cl against their numpy twins, and finite differences of the backward."""
+import numpy as np
+import pytest
+
+from patchloop_kernels.conv import ConvBackward, ConvForward, ConvGeometry
+from patchloop_kernels.gemm import matmul
+from patchloop_kernels.runtime import Tensor
+from reference.conv_ref import conv_backward, conv_forward
+from conftest import assert_close
+
+# (N, H, W, geometry): odd sizes, batch > 1, depthwise, grouped, dilated, SAME and symmetric
+# padding, 1x1 maps, one channel, a kernel larger than its input.
+CASES = [
+    (2, 7, 9, ConvGeometry(3, 5, 3, 1, 1, 1, 1, "relu")),
+    (1, 13, 11, ConvGeometry(4, 6, 3, 2, "same", 1, 1, "relu6")),
+    (3, 9, 10, ConvGeometry(6, 6, 5, 2, "same", 1, 6, "relu6")),
+    (2, 17, 19, ConvGeometry(5, 5, 3, 1, 1, 1, 5, "none")),
+    (2, 8, 12, ConvGeometry(4, 8, 3, 1, 2, 2, 2, "relu")),
+    (2, 6, 5, ConvGeometry(7, 9, 1, 1, 0, 1, 1, "relu6")),
+    (1, 1, 1, ConvGeometry(1, 1, 1, 1, 0, 1, 1, "none")),
+    (2, 1, 1, ConvGeometry(3, 2, 3, 1, 1, 1, 1, "relu")),
+    (1, 3, 2, ConvGeometry(1, 3, 5, 1, 2, 1, 1, "none")),
+    (2, 15, 20, ConvGeometry(8, 8, 3, 1, 2, 2, 1, "relu")),
+    (1, 12, 16, ConvGeometry(3, 4, 3, 2, "same", 1, 1, "relu6")),
+    (4, 5, 7, ConvGeometry(33, 17, 1, 1, 0, 1, 1, "none")),
+]
+
+
+def _random_case(rng, n, h, w, g):
+    x = rng.standard_normal((n, g.c_in, h, w)).astype(np.float32)
+    weight = (rng.standard_normal(g.weight_shape) * 0.5).astype(np.float32)
+    bias = rng.standard_normal(g.c_out).astype(np.float32)
+    return x, weight, bias
+
+
+def _nan_tensor(device, shape):
+    # Outputs start as NaN: a kernel that skips an element it owns shows up in the comparison.
+    return Tensor.from_numpy(device, np.full(shape, np.nan, np.float32))
+
+
+@pytest.mark.parametrize("n,h,w,g", CASES, ids=[f"case{i}" for i in range(len(CASES))])
+def test_conv_matches_reference(device, n, h, w, g):
+    rng = np.random.default_rng(hash((n, h, w)) % 2**32)
+    x, weight, bias = _random_case(rng, n, h, w, g)
+    oh, ow = g.output_size(h, w)
+    residual = rng.standard_normal((n, g.c_out, oh, ow)).astype(np.float32)
+    tx, tw, tb = (Tensor.from_numpy(device, a) for a in (x, weight, bias))
+    tr = Tensor.from_numpy(device, residual)
+    ty = _nan_tensor(device, (n, g.c_out, oh, ow))
+    forward = ConvForward(device, g, tx, tw, tb, ty, residual=tr)
+    forward.enqueue(device.queue)
+    y_ref, _ = conv_forward(x, weight, bias, g, residual)
+    assert_close(ty.numpy(), y_ref, atol=1e-4, rtol=1e-4, what="forward")
+
+    # Backward without the residual (it passes dy through unchanged).
+    ty2 = _nan_tensor(device, ty.shape)
+    forward = ConvForward(device, g, tx, tw, tb, ty2)
+    forward.enqueue(device.queue)
+    dy = rng.standard_normal(ty.shape).astype(np.float32)
+    tdy = Tensor.from_numpy(device, dy)
+    tdw, tdb, tdx = (_nan_tensor(device, s) for s in (weight.shape, bias.shape, x.shape))
+    ConvBackward(device, g, forward, tx, tw, ty2, tdy, tdw, tdb, tdx).enqueue(device.queue)
+    y_act = ty2.numpy()
+    dx_ref, dw_ref, db_ref = conv_backward(x, weight, y_act, dy, g)
+    assert_close(tdx.numpy(), dx_ref, atol=1e-3, rtol=1e-4, what="dx")
+    assert_close(tdw.numpy(), dw_ref, atol=1e-3, rtol=1e-4, what="dweight")
+    assert_close(tdb.numpy(), db_ref, atol=1e-3, rtol=1e-4, what="dbias")
+
+
+@pytest.mark.parametrize("g", [ConvGeometry(3, 4, 3, 2, "same", 1, 1, "none"),
+                               ConvGeometry(4, 4, 3, 1, 2, 2, 4, "none"),
+                               ConvGeometry(2, 3, 3, 1, 1, 1, 1, "relu")])
+def test_conv_backward_finite_differences(device, g):
+    """d(sum(r * y))/dparam by central differences of the OpenCL forward, in float64 sums."""
+    rng = np.random.default_rng(7)
+    n, h, w = 2, 6, 7
+    x, weight, bias = _random_case(rng, n, h, w, g)
+    oh, ow = g.output_size(h, w)
+    r = rng.standard_normal((n, g.c_out, oh, ow))
+    tx, tw, tb = (Tensor.from_numpy(device, a) for a in (x, weight, bias))
+    ty = Tensor.empty(device, (n, g.c_out, oh, ow))
+    forward = ConvForward(device, g, tx, tw, tb, ty)
+
+    def loss():
+        forward.enqueue(device.queue)
+        return float((ty.numpy().astype(np.float64) * r).sum())
+
+    loss()
+    tdy = Tensor.from_numpy(device, r.astype(np.float32))
+    tdw, tdb, tdx = (Tensor.empty(device, s) for s in (weight.shape, bias.shape, x.shape))
+    ConvBackward(device, g, forward, tx, tw, ty, tdy, tdw, tdb, tdx).enqueue(device.queue)
+    grads = {"x": (x, tx, tdx.numpy()), "weight": (weight, tw, tdw.numpy())}
+    eps = 1e-2
+
+    def crosses_kink(name, flat):
+        # A ReLU kink inside [-eps, +eps] makes the difference quotient meaningless.
+        signs = []
+        for step in (-eps, eps):
+            args = {"x": x.copy(), "weight": weight.copy()}
+            args[name].ravel()[flat] += step
+            signs.append(np.sign(conv_forward(args["x"], args["weight"], bias, g)[1]))
+        return g.activation != "none" and not np.array_equal(*signs)
+
+    for name, (array, tensor, analytic) in grads.items():
+        probes = [f for f in rng.permutation(array.size) if not crosses_kink(name, f)][:6]
+        assert len(probes) >= 3
+        for flat in probes:
+            probe = array.copy().ravel()
+            probe[flat] += eps
+            tensor.write(probe.reshape(array.shape))
+            up = loss()
+            probe[flat] -= 2 * eps
+            tensor.write(probe.reshape(array.shape))
+            down = loss()
+            tensor.write(array)
+            numeric = (up - down) / (2 * eps)
+            assert abs(numeric - analytic.ravel()[flat]) <= 2e-2 + 2e-2 * abs(numeric), \
+                f"{name}[{flat}]: finite difference {numeric:.5f}, kernel {analytic.ravel()[flat]:.5f}"
+
+
+@pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 5, 3), (33, 17, 9), (64, 300, 112),
+                                   (1000, 1, 1280), (17, 31, 1), (9, 16, 40)])
+def test_gemm_matches_numpy(device, m, n, k):
+    rng = np.random.default_rng(m * 1000 + n)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    assert_close(matmul(device, a, b), a.astype(np.float64) @ b, atol=1e-4, rtol=1e-4)
+
+
+def test_same_padding_matches_tensorflow_rule():
+    g = ConvGeometry(3, 3, 3, 2, "same")
+    assert g.pads(224, 224) == (0, 0, 1, 1)
+    assert ConvGeometry(3, 3, 5, 2, "same").pads(224, 224) == (1, 1, 2, 2)
+    assert g.output_size(225, 31) == (113, 16)
+
+
+def test_bad_shapes_are_refused(device):
+    g = ConvGeometry(3, 4, 3, 1, 1)
+    x = Tensor.empty(device, (1, 2, 5, 5))
+    with pytest.raises(ValueError, match="input channels"):
+        ConvForward(device, g, x, Tensor.empty(device, g.weight_shape),
+                    Tensor.empty(device, (4,)), Tensor.empty(device, (1, 4, 5, 5)))
+    with pytest.raises(ValueError, match="groups"):
+        ConvGeometry(3, 4, 3, groups=2)
