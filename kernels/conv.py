@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .gemm import MatrixView, activation_code, prepare_gemm, prepare_transpose
-from .runtime import Device, Launch, Tensor
+from .runtime import Device, Launch, Plan, Tensor
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def _im2col(device, g, x, col, n, h, w) -> Launch:
                            top, left])
 
 
-class ConvForward:
+class ConvForward(Plan):
     """y = act(conv(x, weight) + bias) [+ residual], with x (N, C_in, H, W)."""
 
     def __init__(self, device: Device, g: ConvGeometry, x: Tensor, weight: Tensor, bias: Tensor,
@@ -104,7 +104,7 @@ class ConvForward:
         _check(y, (n, g.c_out, oh, ow), "output")
         if residual is not None:
             _check(residual, y.shape, "residual")
-        self.launches: list[Launch] = []
+        super().__init__()
         self.col: Tensor | None = None
         if g.uses_gemm:
             rows = g.c_in * g.kernel * g.kernel
@@ -112,25 +112,21 @@ class ConvForward:
                 operand = x
             else:
                 self.col = operand = Tensor.empty(device, (n, rows, oh * ow))
-                self.launches.append(_im2col(device, g, x, self.col, n, h, w))
-            self.launches.append(prepare_gemm(
+                self.add(_im2col(device, g, x, self.col, n, h, w))
+            self.add(prepare_gemm(
                 device, MatrixView(y, 0, g.c_out * oh * ow, oh * ow),
                 MatrixView(weight, 0, 0, rows), MatrixView(operand, 0, rows * oh * ow, oh * ow),
                 g.c_out, oh * ow, rows, n, bias=bias, residual=residual,
                 activation=g.activation))
         else:
-            self.launches.append(Launch.prepare(
+            self.add(Launch.prepare(
                 device, "conv", "conv_direct_forward", (-(-ow // 8), oh, n * g.c_out), None,
                 [y, x, weight, bias, residual if residual is not None else y,
                  residual is not None] + _geometry_args(g, n, h, w)
                 + [activation_code(g.activation)]))
 
-    def enqueue(self, queue) -> None:
-        for launch in self.launches:
-            launch.enqueue(queue)
 
-
-class ConvBackward:
+class ConvBackward(Plan):
     """From dy (the gradient at the activation's output y): dweight, dbias, and dx if asked.
     dz (the gradient before the activation) is kept in `self.dz`. Needs the forward's im2col
     buffer (`forward.col`) for dense convolutions that use one."""
@@ -146,27 +142,27 @@ class ConvBackward:
         if dx is not None:
             _check(dx, x.shape, "input gradient")
         act = activation_code(g.activation)
-        self.launches: list[Launch] = []
+        super().__init__()
         if act:
             self.dz = Tensor.empty(device, y.shape)
-            self.launches.append(Launch.prepare(
+            self.add(Launch.prepare(
                 device, "conv", "activation_backward", (-(-dy.size // 8),), None,
                 [self.dz, dy, y, dy.size, act]))
         else:
             self.dz = dy
         dz = self.dz
-        self.launches.append(Launch.prepare(device, "conv", "conv_backward_bias", (g.c_out,), None,
+        self.add(Launch.prepare(device, "conv", "conv_backward_bias", (g.c_out,), None,
                                             [dbias, dz, n, g.c_out, oh * ow]))
         if g.uses_gemm:
             self._dense(device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow)
         else:
             geometry = _geometry_args(g, n, h, w)
-            self.launches.append(Launch.prepare(
+            self.add(Launch.prepare(
                 device, "conv", "conv_direct_backward_weight",
                 (g.kernel * g.kernel, g.c_in // g.groups, g.c_out), None,
                 [dweight, dz, x] + geometry))
             if dx is not None:
-                self.launches.append(Launch.prepare(
+                self.add(Launch.prepare(
                     device, "conv", "conv_direct_backward_input", (w, h, n * g.c_in), None,
                     [dx, dz, weight] + geometry))
 
@@ -176,8 +172,8 @@ class ConvBackward:
         # dW (C_out x rows) = sum_n dz[n] (C_out x hw) @ col[n]^T: the GEMM wants its right
         # operand contiguous along columns, so col is transposed to (hw x rows) first.
         self.col_t = Tensor.empty(device, (n, hw, rows))
-        self.launches.append(prepare_transpose(device, self.col_t, col, rows, hw, n))
-        self.launches.append(prepare_gemm(
+        self.add(prepare_transpose(device, self.col_t, col, rows, hw, n))
+        self.add(prepare_gemm(
             device, MatrixView(dweight, 0, 0, rows), MatrixView(self.dz, 0, g.c_out * hw, hw),
             MatrixView(self.col_t, 0, hw * rows, rows), g.c_out, rows, hw, n,
             reduce_batches=True))
@@ -185,15 +181,12 @@ class ConvBackward:
             return
         # dcol[n] (rows x hw) = W^T (rows x C_out) @ dz[n]; W^T is read through strides.
         target = dx if g.skips_im2col else Tensor.empty(device, (n, rows, hw))
-        self.launches.append(prepare_gemm(
+        self.scratch.append(target)
+        self.add(prepare_gemm(
             device, MatrixView(target, 0, rows * hw, hw), MatrixView(weight, 0, 0, 1, rows),
             MatrixView(self.dz, 0, g.c_out * hw, hw), rows, hw, g.c_out, n))
         if not g.skips_im2col:
             top, left, _, _ = g.pads(h, w)
-            self.launches.append(Launch.prepare(
+            self.add(Launch.prepare(
                 device, "conv", "col2im_backward", (w, h, n * g.c_in), None,
                 [dx, target, n, g.c_in, h, w, oh, ow, g.kernel, g.stride, g.dilation, top, left]))
-
-    def enqueue(self, queue) -> None:
-        for launch in self.launches:
-            launch.enqueue(queue)

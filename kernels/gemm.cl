@@ -28,6 +28,16 @@ inline float activate(float v, int act) {
     return v;
 }
 
+// Stores one accumulated value: bias, optional accumulation into C, activation, residual.
+inline void store_c(__global float *C, __global const float *R, int c_base, int r_base, int at,
+                    float acc, float bias_m, int beta, int act, int has_residual) {
+    float val = acc + bias_m;
+    if (beta) val += C[c_base + at];
+    val = activate(val, act);
+    if (has_residual) val += R[r_base + at];
+    C[c_base + at] = val;
+}
+
 __kernel void gemm_forward(
     __global float *C, int c_off, int c_sb, int ldc,
     __global const float *A, int a_off, int a_sb, int a_sm, int a_sk,
@@ -87,12 +97,8 @@ __kernel void gemm_forward(
                 for (int j = 0; j < 8; j++) {
                     const int col = 8 * v + j;
                     if (col < first_owned) continue;
-                    const int at = m * ldc + n0 + col;
-                    float val = lanes[j] + bias_m;
-                    if (beta) val += C[c_base + at];
-                    val = activate(val, act);
-                    if (has_residual) val += R[r_base + at];
-                    C[c_base + at] = val;
+                    store_c(C, R, c_base, r_base, m * ldc + n0 + col, lanes[j], bias_m,
+                            beta, act, has_residual);
                 }
             }
         }
@@ -110,12 +116,81 @@ __kernel void gemm_forward(
                 const __global float *bp = B + b_off + bb * b_sb + n;
                 for (int k = 0; k < K; k++) acc += a[k * a_sk] * bp[k * ldb];
             }
-            const int at = m * ldc + n;
-            float val = acc + (has_bias ? bias[m] : 0.0f);
-            if (beta) val += C[c_base + at];
-            val = activate(val, act);
-            if (has_residual) val += R[r_base + at];
-            C[c_base + at] = val;
+            store_c(C, R, c_base, r_base, m * ldc + n, acc, has_bias ? bias[m] : 0.0f,
+                    beta, act, has_residual);
+        }
+    }
+}
+
+// B copied into column panels: P(b, p, k, j) = B(k, p*TN + j), zero where p*TN + j >= N,
+// at P[((b*panels + p)*K + k)*TN + j]. Each panel is then one contiguous stream for the
+// GEMM's K loop: large power-of-two row strides otherwise alias in cache and TLB.
+// Work-item (p, k, b).
+__kernel void pack_panels(__global float *P, __global const float *B, int b_off, int b_sb,
+                          int ldb, int K, int N)
+{
+    const int p = get_global_id(0), k = get_global_id(1), b = get_global_id(2);
+    const int panels = (N + TN - 1) / TN;
+    if (p >= panels || k >= K) return;
+    const __global float *src = B + b_off + b * b_sb + k * ldb + p * TN;
+    __global float *dst = P + (((long)b * panels + p) * K + k) * TN;
+    const int valid = min(TN, N - p * TN);
+    for (int j = 0; j < TN; j++) dst[j] = j < valid ? src[j] : 0.0f;
+}
+
+// The GEMM on packed B (see pack_panels); A, C, bias and residual as in gemm_forward.
+// Work-item (panel, row tile, batch).
+__kernel void gemm_packed_forward(
+    __global float *C, int c_off, int c_sb, int ldc,
+    __global const float *A, int a_off, int a_sb, int a_sm, int a_sk,
+    __global const float *P,
+    __global const float *bias, int has_bias,
+    __global const float *R, int r_off, int has_residual,
+    int M, int N, int K, int batches, int reduce_batches, int beta, int act)
+{
+    const int panel = get_global_id(0), tile_m = get_global_id(1), b = get_global_id(2);
+    const int panels = (N + TN - 1) / TN;
+    const int m0 = tile_m * TM, n0 = panel * TN;
+    if (m0 >= M || panel >= panels) return;
+    const int b_first = reduce_batches ? 0 : b;
+    const int b_last = reduce_batches ? batches : b + 1;
+    const int c_base = c_off + (reduce_batches ? 0 : b * c_sb);
+    const int r_base = r_off + (reduce_batches ? 0 : b * c_sb);
+    float8 acc[TM][NV];
+    #pragma unroll
+    for (int i = 0; i < TM; i++)
+        #pragma unroll
+        for (int v = 0; v < NV; v++) acc[i][v] = (float8)(0.0f);
+    for (int bb = b_first; bb < b_last; bb++) {
+        const __global float *a = A + a_off + bb * a_sb;
+        const __global float8 *bp = (const __global float8 *)(P + (((long)bb * panels + panel) * K) * TN);
+        const __global float *arow[TM];
+        #pragma unroll
+        for (int i = 0; i < TM; i++) arow[i] = a + min(m0 + i, M - 1) * a_sm;
+        for (int k = 0; k < K; k++) {
+            float8 bv[NV];
+            #pragma unroll
+            for (int v = 0; v < NV; v++) bv[v] = bp[v];
+            #pragma unroll
+            for (int i = 0; i < TM; i++) {
+                const float av = *arow[i];
+                arow[i] += a_sk;
+                #pragma unroll
+                for (int v = 0; v < NV; v++) acc[i][v] += av * bv[v];
+            }
+            bp += NV;
+        }
+    }
+    for (int i = 0; i < TM; i++) {
+        const int m = m0 + i;
+        if (m >= M) break;
+        const float bias_m = has_bias ? bias[m] : 0.0f;
+        for (int v = 0; v < NV; v++) {
+            float lanes[8];
+            *(float8u *)lanes = acc[i][v];
+            for (int j = 0; j < 8 && n0 + 8 * v + j < N; j++)
+                store_c(C, R, c_base, r_base, m * ldc + n0 + 8 * v + j, lanes[j], bias_m,
+                        beta, act, has_residual);
         }
     }
 }

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .runtime import Device, Launch, Tensor
+from .runtime import Device, Launch, Plan, Tensor
 
 TILE_M, TILE_VECTORS = 8, 2
 TILE_N = 8 * TILE_VECTORS
 # Work-items of one group run as a loop in one PoCL thread; a group of 16 row tiles over one
 # column panel of B keeps that panel in cache (POCL_NOTES.md: 28-59 vs 100-122 GFLOP/s).
 GROUP_ROWS = 16
+# Packing B costs one pass over it; it pays once this many rows of C reuse each panel.
+PACK_MIN_ROWS = 32
 
 ACTIVATIONS = {"none": 0, "relu": 1, "relu6": 2}
 
@@ -44,8 +46,11 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
                  m: int, n: int, k: int, batches: int = 1, *, reduce_batches: bool = False,
                  bias: Tensor | None = None, residual: Tensor | None = None,
                  residual_offset: int = 0, accumulate: bool = False,
-                 activation: str = "none") -> Launch:
-    """C = act(accumulate*C + A@B + bias) + residual, for `batches` matrices (or their sum)."""
+                 activation: str = "none", pack_b: bool | None = None) -> Plan:
+    """C = act(accumulate*C + A@B + bias) + residual, for `batches` matrices (or their sum).
+
+    pack_b: copy B into contiguous column panels first (see pack_panels in gemm.cl). By
+    default B is packed when it is at least one panel wide and enough row tiles reuse it."""
     if b.col_stride != 1 or c.col_stride != 1:
         raise ValueError("gemm: B and C must be contiguous along their columns")
     _check_fits(a, batches, m, k, "A")
@@ -53,17 +58,31 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
     _check_fits(c, 1 if reduce_batches else batches, m, n, "C")
     if bias is not None and bias.size < m:
         raise ValueError(f"gemm: bias has {bias.size} elements, needs {m}")
-    act = activation_code(activation)
-    grid = (-(-n // TILE_N), -(-m // TILE_M), 1 if reduce_batches else batches)
+    if pack_b is None:
+        pack_b = n >= TILE_N and m >= PACK_MIN_ROWS
+    defines = {"TM": TILE_M, "NV": TILE_VECTORS}
+    panels = -(-n // TILE_N)
+    grid = (panels, -(-m // TILE_M), 1 if reduce_batches else batches)
     local = (1, min(GROUP_ROWS, grid[1]), 1)
-    args = [c.tensor, c.offset, c.batch_stride, c.row_stride,
-            a.tensor, a.offset, a.batch_stride, a.row_stride, a.col_stride,
-            b.tensor, b.offset, b.batch_stride, b.row_stride,
-            bias if bias is not None else c.tensor, bias is not None,
+    tail = [bias if bias is not None else c.tensor, bias is not None,
             residual if residual is not None else c.tensor, residual_offset, residual is not None,
-            m, n, k, batches, reduce_batches, accumulate, act]
-    return Launch.prepare(device, "gemm", "gemm_forward", grid, local, args,
-                          {"TM": TILE_M, "NV": TILE_VECTORS})
+            m, n, k, batches, reduce_batches, accumulate, activation_code(activation)]
+    head = [c.tensor, c.offset, c.batch_stride, c.row_stride,
+            a.tensor, a.offset, a.batch_stride, a.row_stride, a.col_stride]
+    plan = Plan()
+    if not pack_b:
+        plan.add(Launch.prepare(device, "gemm", "gemm_forward", grid, local,
+                                head + [b.tensor, b.offset, b.batch_stride, b.row_stride] + tail,
+                                defines))
+        return plan
+    packed = Tensor.empty(device, (batches, panels, k, TILE_N))
+    plan.scratch.append(packed)
+    plan.add(Launch.prepare(device, "gemm", "pack_panels", (panels, k, batches), None,
+                            [packed, b.tensor, b.offset, b.batch_stride, b.row_stride, k, n],
+                            defines))
+    plan.add(Launch.prepare(device, "gemm", "gemm_packed_forward", grid, local,
+                            head + [packed] + tail, defines))
+    return plan
 
 
 def prepare_transpose(device: Device, out: Tensor, inp: Tensor, rows: int, cols: int,

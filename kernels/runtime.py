@@ -202,6 +202,21 @@ class Launch:
         cl.enqueue_nd_range_kernel(queue, self.kernel, self.global_size, self.local_size)
 
 
-def run_all(launches, queue: cl.CommandQueue) -> None:
-    for launch in launches:
-        launch.enqueue(queue)
+class Plan:
+    """Launches that run in order on one queue: a layer, a pass, or a whole network."""
+
+    def __init__(self, launches=None):
+        self.launches: list[Launch] = list(launches or [])
+        # Scratch tensors the launches use; kept here so they live as long as the plan.
+        self.scratch: list[Tensor] = []
+
+    def add(self, item: "Launch | Plan") -> None:
+        if isinstance(item, Plan):
+            self.launches.extend(item.launches)
+            self.scratch.extend(item.scratch)
+        else:
+            self.launches.append(item)
+
+    def enqueue(self, queue: cl.CommandQueue) -> None:
+        for launch in self.launches:
+            launch.enqueue(queue)
