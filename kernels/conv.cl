@@ -11,6 +11,9 @@
 
 #define OW_BLOCK 8
 
+// float8 with 4-byte alignment, for loads from rows at any offset (see gemm.cl).
+typedef float8 float8u __attribute__((aligned(4)));
+
 inline float activate(float v, int act) {
     if (act == 1) return v > 0.0f ? v : 0.0f;
     if (act == 2) return v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
@@ -197,4 +200,82 @@ __kernel void col2im_backward(__global float *dx, __global const float *dcol,
         }
     }
     dx[(((long)n * C_in + ci) * H + ih) * W + iw] = acc;
+}
+
+// Depthwise convolution (groups == C_in == C_out, dilation 1) with the kernel size DW_K and
+// stride DW_S fixed at build time, so the tap loop unrolls into straight vector code.
+// Work-item (oh, n*C + c) computes a whole output row, 8 columns at a time.
+#ifndef DW_K
+#define DW_K 3
+#endif
+#ifndef DW_S
+#define DW_S 1
+#endif
+// Inputs one block of 8 outputs reads in a row (stride 2 loads 16 per tap, hence the + 8).
+#define DW_SEG (DW_S == 1 ? 7 + DW_K : 15 + DW_K)
+
+// The 8 inputs under tap kw of an output block, read from a row segment starting at the
+// block's first tap (stride 2 takes every other element of 16).
+inline float8 tap_inputs(const float *seg, int kw) {
+#if DW_S == 1
+    return *(const float8u *)(seg + kw);
+#else
+    const float8 lo = *(const float8u *)(seg + kw), hi = *(const float8u *)(seg + kw + 8);
+    return (float8)(lo.even, hi.even);
+#endif
+}
+
+inline float8 tap_inputs_global(const __global float *seg, int kw) {
+#if DW_S == 1
+    return *(const __global float8u *)(seg + kw);
+#else
+    const float8 lo = *(const __global float8u *)(seg + kw);
+    const float8 hi = *(const __global float8u *)(seg + kw + 8);
+    return (float8)(lo.even, hi.even);
+#endif
+}
+
+__kernel void depthwise_forward(
+    __global float *y, __global const float *x, __global const float *w,
+    __global const float *bias, int C, int H, int W, int OH, int OW, int PT, int PL, int act)
+{
+    const int oh = get_global_id(0), nc = get_global_id(1);
+    if (oh >= OH) return;
+    const int c = nc % C;
+    const __global float *xc = x + (long)nc * H * W;
+    const __global float *wc = w + c * DW_K * DW_K;
+    const float b = bias[c];
+    __global float *yr = y + ((long)nc * OH + oh) * OW;
+    for (int ow0 = 0; ow0 < OW; ow0 += 8) {
+        float8 acc0 = (float8)(b), acc1 = (float8)(0.0f);
+        const int iw0 = ow0 * DW_S - PL;
+        const bool interior = iw0 >= 0 && iw0 + DW_SEG <= W;
+        for (int kh = 0; kh < DW_K; kh++) {
+            const int ih = oh * DW_S - PT + kh;
+            if (ih < 0 || ih >= H) continue;   // padding rows contribute nothing
+            const __global float *xr = xc + ih * W;
+            const __global float *wr = wc + kh * DW_K;
+            if (interior) {
+                #pragma unroll
+                for (int kw = 0; kw < DW_K; kw += 2) {
+                    acc0 += wr[kw] * tap_inputs_global(xr + iw0, kw);
+                    if (kw + 1 < DW_K) acc1 += wr[kw + 1] * tap_inputs_global(xr + iw0, kw + 1);
+                }
+            } else {
+                // At the edges: the row segment with zeros for the padding, then the same taps.
+                float seg[DW_SEG];
+                #pragma unroll
+                for (int i = 0; i < DW_SEG; i++)
+                    seg[i] = (iw0 + i >= 0 && iw0 + i < W) ? xr[iw0 + i] : 0.0f;
+                #pragma unroll
+                for (int kw = 0; kw < DW_K; kw += 2) {
+                    acc0 += wr[kw] * tap_inputs(seg, kw);
+                    if (kw + 1 < DW_K) acc1 += wr[kw + 1] * tap_inputs(seg, kw + 1);
+                }
+            }
+        }
+        float out[8];
+        *(float8u *)out = acc0 + acc1;
+        for (int j = 0; j < 8 && ow0 + j < OW; j++) yr[ow0 + j] = activate(out[j], act);
+    }
 }

@@ -66,6 +66,10 @@ class ConvGeometry:
         return self.groups == 1
 
     @property
+    def is_depthwise(self) -> bool:
+        return self.groups == self.c_in == self.c_out and self.dilation == 1
+
+    @property
     def skips_im2col(self) -> bool:
         return self.kernel == 1 and self.stride == 1 and self.pads(1, 1) == (0, 0, 0, 0)
 
@@ -118,6 +122,12 @@ class ConvForward(Plan):
                 MatrixView(weight, 0, 0, rows), MatrixView(operand, 0, rows * oh * ow, oh * ow),
                 g.c_out, oh * ow, rows, n, bias=bias, residual=residual,
                 activation=g.activation))
+        elif g.is_depthwise and residual is None:
+            top, left, _, _ = g.pads(h, w)
+            self.add(Launch.prepare(
+                device, "conv", "depthwise_forward", (oh, n * g.c_out), None,
+                [y, x, weight, bias, g.c_out, h, w, oh, ow, top, left,
+                 activation_code(g.activation)], {"DW_K": g.kernel, "DW_S": g.stride}))
         else:
             self.add(Launch.prepare(
                 device, "conv", "conv_direct_forward", (-(-ow // 8), oh, n * g.c_out), None,

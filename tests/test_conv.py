@@ -21,6 +21,9 @@ CASES = [
     (2, 1, 1, ConvGeometry(3, 2, 3, 1, 1, 1, 1, "relu")),
     (1, 3, 2, ConvGeometry(1, 3, 5, 1, 2, 1, 1, "none")),
     (2, 15, 20, ConvGeometry(8, 8, 3, 1, 2, 2, 1, "relu")),
+    (1, 30, 41, ConvGeometry(5, 5, 5, 1, "same", 1, 5, "relu6")),
+    (2, 33, 27, ConvGeometry(3, 3, 3, 2, "same", 1, 3, "relu6")),
+    (1, 4, 3, ConvGeometry(2, 2, 5, 2, "same", 1, 2, "none")),
     (1, 12, 16, ConvGeometry(3, 4, 3, 2, "same", 1, 1, "relu6")),
     (4, 5, 7, ConvGeometry(33, 17, 1, 1, 0, 1, 1, "none")),
 ]
@@ -56,6 +59,9 @@ def test_conv_matches_reference(device, n, h, w, g):
     ty2 = _nan_tensor(device, ty.shape)
     forward = ConvForward(device, g, tx, tw, tb, ty2)
     forward.enqueue(device.queue)
+    # Without a residual, depthwise convolutions take their own kernel: check it too.
+    assert_close(ty2.numpy(), conv_forward(x, weight, bias, g)[0], atol=1e-4, rtol=1e-4,
+                 what="forward without residual")
     dy = rng.standard_normal(ty.shape).astype(np.float32)
     tdy = Tensor.from_numpy(device, dy)
     tdw, tdb, tdx = (_nan_tensor(device, s) for s in (weight.shape, bias.shape, x.shape))
