@@ -176,30 +176,32 @@ __kernel void im2col_forward(__global float *col, __global const float *x,
 }
 
 // dx (N, C_in, H, W) from dcol (N, C_in*K*K, OH*OW): each input pixel gathers the taps that
-// read it, so dx is written once per element. Work-item (iw, ih, n*C_in + ci).
+// read it, so dx is written once per element. Work-item (ih, n*C_in + ci) does a whole row:
+// finer work-items cost PoCL more in scheduling than they compute.
 __kernel void col2im_backward(__global float *dx, __global const float *dcol,
                               int N, int C_in, int H, int W, int OH, int OW,
                               int K, int S, int D, int PT, int PL)
 {
-    const int iw = get_global_id(0), ih = get_global_id(1), nci = get_global_id(2);
-    if (iw >= W || ih >= H || nci >= N * C_in) return;
+    const int ih = get_global_id(0), nci = get_global_id(1);
+    if (ih >= H || nci >= N * C_in) return;
     const int n = nci / C_in, ci = nci % C_in;
-    float acc = 0.0f;
+    __global float *row = dx + ((long)nci * H + ih) * W;
+    for (int iw = 0; iw < W; iw++) row[iw] = 0.0f;
     for (int kh = 0; kh < K; kh++) {
         const int th = ih + PT - kh * D;
         if (th < 0 || th % S) continue;
         const int oh = th / S;
         if (oh >= OH) continue;
         for (int kw = 0; kw < K; kw++) {
-            const int tw = iw + PL - kw * D;
-            if (tw < 0 || tw % S) continue;
-            const int ow = tw / S;
-            if (ow >= OW) continue;
             const int r = (ci * K + kh) * K + kw;
-            acc += dcol[(((long)n * C_in * K * K + r) * OH + oh) * OW + ow];
+            const __global float *src = dcol + (((long)n * C_in * K * K + r) * OH + oh) * OW;
+            // Columns iw whose tap lands on an output: iw = ow*S - PL + kw*D for ow in [0, OW).
+            for (int ow = 0; ow < OW; ow++) {
+                const int iw = ow * S - PL + kw * D;
+                if (iw >= 0 && iw < W) row[iw] += src[ow];
+            }
         }
     }
-    dx[(((long)n * C_in + ci) * H + ih) * W + iw] = acc;
 }
 
 // Depthwise convolution (groups == C_in == C_out, dilation 1) with the kernel size DW_K and

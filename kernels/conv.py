@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .gemm import MatrixView, activation_code, prepare_gemm, prepare_transpose
+from .gemm import MatrixView, activation_code, prepare_gemm, prepare_gemm_nt
 from .runtime import Device, Launch, Plan, Tensor
 
 
@@ -179,14 +179,10 @@ class ConvBackward(Plan):
     def _dense(self, device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow):
         rows, hw = g.c_in * g.kernel * g.kernel, oh * ow
         col = x if g.skips_im2col else forward.col
-        # dW (C_out x rows) = sum_n dz[n] (C_out x hw) @ col[n]^T: the GEMM wants its right
-        # operand contiguous along columns, so col is transposed to (hw x rows) first.
-        self.col_t = Tensor.empty(device, (n, hw, rows))
-        self.add(prepare_transpose(device, self.col_t, col, rows, hw, n))
-        self.add(prepare_gemm(
+        # dW (C_out x rows) = sum_n dz[n] (C_out x hw) @ col[n]^T: both read along hw.
+        self.add(prepare_gemm_nt(
             device, MatrixView(dweight, 0, 0, rows), MatrixView(self.dz, 0, g.c_out * hw, hw),
-            MatrixView(self.col_t, 0, hw * rows, rows), g.c_out, rows, hw, n,
-            reduce_batches=True))
+            MatrixView(col, 0, rows * hw, hw), g.c_out, rows, hw, n))
         if dx is None:
             return
         # dcol[n] (rows x hw) = W^T (rows x C_out) @ dz[n]; W^T is read through strides.
@@ -198,5 +194,5 @@ class ConvBackward(Plan):
         if not g.skips_im2col:
             top, left, _, _ = g.pads(h, w)
             self.add(Launch.prepare(
-                device, "conv", "col2im_backward", (w, h, n * g.c_in), None,
+                device, "conv", "col2im_backward", (h, n * g.c_in), None,
                 [dx, target, n, g.c_in, h, w, oh, ow, g.kernel, g.stride, g.dilation, top, left]))

@@ -209,3 +209,61 @@ __kernel void transpose_forward(__global float *out, int out_off,
         for (int r = r0; r < min(r0 + 8, rows); r++)
             dst[c * rows + r] = src[r * cols + c];
 }
+
+// C(m,n) = sum over batches and k of A[b](m,k) * B[b](n,k): both operands contiguous along k
+// (weight gradients: dz times the layer's input, summed over positions and samples).
+//   A(m,k) at A[a_off + b*a_sb + m*lda + k], B(n,k) at B[b_off + b*b_sb + n*ldb + k]
+//   C(m,n) at C[c_off + m*ldc + n] (written, or added to when beta is 1)
+// Work-item (column tile of NT_N, row tile of NT_M) keeps NT_M x NT_N float8 partial sums
+// along k and reduces them across lanes at the end.
+#define NT_M 4
+#define NT_N 4
+
+__kernel void gemm_nt_forward(
+    __global float *C, int c_off, int ldc,
+    __global const float *A, int a_off, int a_sb, int lda,
+    __global const float *B, int b_off, int b_sb, int ldb,
+    int M, int N, int K, int batches, int beta)
+{
+    const int n0 = get_global_id(0) * NT_N, m0 = get_global_id(1) * NT_M;
+    if (m0 >= M || n0 >= N) return;
+    float8 acc[NT_M][NT_N];
+    float tail[NT_M][NT_N];
+    #pragma unroll
+    for (int i = 0; i < NT_M; i++)
+        #pragma unroll
+        for (int j = 0; j < NT_N; j++) { acc[i][j] = (float8)(0.0f); tail[i][j] = 0.0f; }
+    const int k_vec = K & ~7;
+    for (int b = 0; b < batches; b++) {
+        const __global float *ar[NT_M], *br[NT_N];
+        #pragma unroll
+        for (int i = 0; i < NT_M; i++) ar[i] = A + a_off + b * a_sb + min(m0 + i, M - 1) * lda;
+        #pragma unroll
+        for (int j = 0; j < NT_N; j++) br[j] = B + b_off + b * b_sb + min(n0 + j, N - 1) * ldb;
+        for (int k = 0; k < k_vec; k += 8) {
+            float8 av[NT_M], bv[NT_N];
+            #pragma unroll
+            for (int i = 0; i < NT_M; i++) av[i] = *(const __global float8u *)(ar[i] + k);
+            #pragma unroll
+            for (int j = 0; j < NT_N; j++) bv[j] = *(const __global float8u *)(br[j] + k);
+            #pragma unroll
+            for (int i = 0; i < NT_M; i++)
+                #pragma unroll
+                for (int j = 0; j < NT_N; j++) acc[i][j] += av[i] * bv[j];
+        }
+        for (int k = k_vec; k < K; k++)
+            #pragma unroll
+            for (int i = 0; i < NT_M; i++)
+                #pragma unroll
+                for (int j = 0; j < NT_N; j++) tail[i][j] += ar[i][k] * br[j][k];
+    }
+    for (int i = 0; i < NT_M && m0 + i < M; i++)
+        for (int j = 0; j < NT_N && n0 + j < N; j++) {
+            const float8 v = acc[i][j];
+            const float4 h = v.lo + v.hi;
+            float sum = h.x + h.y + h.z + h.w + tail[i][j];
+            const int at = c_off + (m0 + i) * ldc + n0 + j;
+            if (beta) sum += C[at];
+            C[at] = sum;
+        }
+}

@@ -10,6 +10,7 @@ TILE_N = 8 * TILE_VECTORS
 # Work-items of one group run as a loop in one PoCL thread; a group of 16 row tiles over one
 # column panel of B keeps that panel in cache (POCL_NOTES.md: 28-59 vs 100-122 GFLOP/s).
 GROUP_ROWS = 16
+NT_TILE = 4  # gemm_nt_forward's NT_M and NT_N
 # Packing B costs one pass over it; it pays once this many rows of C reuse each panel.
 PACK_MIN_ROWS = 32
 
@@ -83,6 +84,24 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
     plan.add(Launch.prepare(device, "gemm", "gemm_packed_forward", grid, local,
                             head + [packed] + tail, defines))
     return plan
+
+
+def prepare_gemm_nt(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
+                    m: int, n: int, k: int, batches: int = 1, accumulate: bool = False) -> Launch:
+    """C (m x n) = sum over batches of A[b] (m x k) @ B[b] (n x k)^T; A and B rows contiguous
+    along k (their row_stride is the leading dimension), C contiguous along n."""
+    if a.col_stride != 1 or b.col_stride != 1 or c.col_stride != 1:
+        raise ValueError("gemm_nt: A and B must be contiguous along k, C along its columns")
+    _check_fits(a, batches, m, k, "A")
+    _check_fits(b, batches, n, k, "B")
+    _check_fits(c, 1, m, n, "C")
+    grid = (-(-n // NT_TILE), -(-m // NT_TILE))
+    return Launch.prepare(device, "gemm", "gemm_nt_forward", grid, (1, min(GROUP_ROWS, grid[1])),
+                          [c.tensor, c.offset, c.row_stride,
+                           a.tensor, a.offset, a.batch_stride, a.row_stride,
+                           b.tensor, b.offset, b.batch_stride, b.row_stride,
+                           m, n, k, batches, accumulate],
+                          {"TM": TILE_M, "NV": TILE_VECTORS})
 
 
 def prepare_transpose(device: Device, out: Tensor, inp: Tensor, rows: int, cols: int,

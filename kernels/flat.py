@@ -1,0 +1,56 @@
+"""Many small tensors in one flat device buffer, so one optimizer launch updates them all.
+
+Each tensor is an OpenCL sub-buffer of the flat one; OpenCL wants sub-buffers to start on the
+device's base-address alignment, so tensors are padded apart. The padding is zero in every
+flat buffer and no kernel writes it, so it never becomes NaN and never moves.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .runtime import Device, Tensor
+
+
+class FlatLayout:
+    """Where each named tensor sits in a flat float32 buffer."""
+
+    def __init__(self, device: Device, shapes: dict[str, tuple[int, ...]]):
+        align = max(1, device.device.mem_base_addr_align // 8 // 4)  # bits -> float32 elements
+        self.shapes = dict(shapes)
+        self.offsets: dict[str, int] = {}
+        at = 0
+        for name, shape in self.shapes.items():
+            self.offsets[name] = at
+            at += -(-int(np.prod(shape)) // align) * align
+        self.size = max(at, 1)
+
+    def pack(self, arrays: dict[str, np.ndarray]) -> np.ndarray:
+        flat = np.zeros(self.size, np.float32)
+        for name, shape in self.shapes.items():
+            array = np.asarray(arrays[name], np.float32)
+            if array.shape != shape:
+                raise ValueError(f"{name}: shape {array.shape}, expected {shape}")
+            flat[self.offsets[name]:self.offsets[name] + array.size] = array.ravel()
+        return flat
+
+    def unpack(self, flat: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: flat[self.offsets[name]:self.offsets[name] + int(np.prod(shape))]
+                .reshape(shape).copy() for name, shape in self.shapes.items()}
+
+
+class FlatTensors:
+    """A flat device buffer laid out by a FlatLayout, with a Tensor view per name."""
+
+    def __init__(self, device: Device, layout: FlatLayout, initial: np.ndarray | None = None):
+        self.layout = layout
+        self.flat = Tensor.from_numpy(device, initial if initial is not None
+                                      else np.zeros(layout.size, np.float32))
+        self.views: dict[str, Tensor] = {}
+        for name, shape in layout.shapes.items():
+            start = layout.offsets[name] * 4
+            nbytes = int(np.prod(shape)) * 4
+            region = self.flat.buffer.get_sub_region(start, nbytes)
+            self.views[name] = Tensor(device, shape, np.float32, region)
+
+    def __getitem__(self, name: str) -> Tensor:
+        return self.views[name]

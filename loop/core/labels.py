@@ -1,0 +1,105 @@
+"""Labels: discs the user clicks and whole-frame labels, turned into sparse label maps.
+
+A label map holds one category index per output cell, or UNLABELED (-1): unlabeled cells
+carry no loss (the seed's masked loss).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+UNLABELED = -1
+ERASE = -2  # a disc with this category removes earlier labels under it
+
+
+@dataclass(frozen=True)
+class LabelDisc:
+    """A click: centre and radius in frame pixels, and the category it teaches (or ERASE)."""
+
+    x: float
+    y: float
+    radius: float
+    category: int
+
+
+@dataclass(frozen=True)
+class WholeFrameLabel:
+    """The seed's `b` key: every cell of the frame is this category (background, usually)."""
+
+    category: int
+
+
+Label = LabelDisc | WholeFrameLabel
+
+
+def cell_centres(grid_h: int, grid_w: int, frame_h: int, frame_w: int):
+    """Frame-pixel coordinates of each output cell's centre: (ys (h,1), xs (1,w))."""
+    ys = (np.arange(grid_h, dtype=np.float32) + 0.5) * (frame_h / grid_h)
+    xs = (np.arange(grid_w, dtype=np.float32) + 0.5) * (frame_w / grid_w)
+    return ys[:, None], xs[None, :]
+
+
+def rasterize(labels: list, grid_h: int, grid_w: int, frame_h: int, frame_w: int) -> np.ndarray:
+    """The label map (grid_h, grid_w) int32 of a frame's labels, later ones over earlier ones.
+
+    A disc labels the cells whose centres it covers, and always the cell under its centre,
+    so a click smaller than a cell still teaches that cell."""
+    out = np.full((grid_h, grid_w), UNLABELED, np.int32)
+    ys, xs = cell_centres(grid_h, grid_w, frame_h, frame_w)
+    for label in labels:
+        value = UNLABELED if getattr(label, "category", None) == ERASE else label.category
+        if isinstance(label, WholeFrameLabel):
+            out[:] = value
+            continue
+        inside = (xs - label.x) ** 2 + (ys - label.y) ** 2 <= label.radius ** 2
+        cy = min(grid_h - 1, max(0, int(label.y * grid_h / frame_h)))
+        cx = min(grid_w - 1, max(0, int(label.x * grid_w / frame_w)))
+        inside[cy, cx] = True
+        out[inside] = value
+    return out
+
+
+@dataclass
+class LabeledFrame:
+    """One frame the user labeled: its features for training and its labels in order."""
+
+    frame_id: int
+    image: np.ndarray                   # uint8 RGB (H, W, 3)
+    features: np.ndarray                # float32 (C, h, w): the patch's input for this frame
+    labels: list = field(default_factory=list)
+    label_map: np.ndarray | None = None  # int32 (h, w), rebuilt when labels change
+    added_at: float = 0.0                # time of the newest label (orders "new" labels first)
+    excluded: bool = False               # deleted from training (kept in history)
+
+    def relabel(self) -> None:
+        h, w = self.features.shape[1:]
+        fh, fw = self.image.shape[:2]
+        self.label_map = rasterize(self.labels, h, w, fh, fw)
+
+    @property
+    def labeled_cells(self) -> int:
+        return 0 if self.label_map is None else int((self.label_map >= 0).sum())
+
+
+def label_counts(frames: list[LabeledFrame], categories: int) -> np.ndarray:
+    """Labeled cells per category over every frame still in training."""
+    counts = np.zeros(categories, np.int64)
+    for frame in frames:
+        if frame.excluded or frame.label_map is None:
+            continue
+        values = frame.label_map[frame.label_map >= 0]
+        counts += np.bincount(values, minlength=categories)[:categories]
+    return counts
+
+
+def balanced_class_weights(counts: np.ndarray) -> np.ndarray:
+    """Inverse-frequency weights, mean 1 over the categories that have labels, so a flood of
+    background labels does not drag the patch (seed 001; seed 002's 49:1 weights)."""
+    counts = np.asarray(counts, np.float64)
+    weights = np.zeros(len(counts), np.float32)
+    present = counts > 0
+    if present.any():
+        inv = 1.0 / counts[present]
+        weights[present] = inv / inv.mean()
+    return weights

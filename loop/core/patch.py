@@ -1,0 +1,81 @@
+"""What a patch is: its categories, trigger categories and topology (no device state here).
+
+Categories follow the seed's map_clsloc.txt form: a tag `n<integer>`, an index (the output
+neuron) and a space-less name. By convention index 0 is the background: the category a
+right click teaches and the frame's verdict when nothing else is found.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+TAG_PATTERN = re.compile(r"^n\d+$")
+TOPOLOGIES = ("head", "pixels")
+TAPS = ("stride2", "stride4", "stride8", "stride16", "stride32")
+PIXELS_INPUT = (120, 160)  # (height, width): the seed's 160x120 for responsiveness
+
+
+@dataclass(frozen=True)
+class Category:
+    tag: str
+    index: int
+    name: str
+
+    def __post_init__(self):
+        if not TAG_PATTERN.match(self.tag):
+            raise ValueError(f"category tag {self.tag!r} must be 'n' followed by digits")
+        if not self.name or any(c.isspace() for c in self.name):
+            raise ValueError(f"category name {self.name!r} must be non-empty and space-less")
+
+
+@dataclass(frozen=True)
+class PatchSpec:
+    """A patch's definition. `triggers` are base synsets (or other patches' tags) on which the
+    patch runs; with none it always runs. Trigger-only categories are never outputs."""
+
+    name: str
+    categories: tuple[Category, ...]
+    triggers: tuple[str, ...] = ()
+    topology: str = "head"
+    tap: str = "stride16"
+    threshold: float = 0.5
+    seed: int = 0
+    description: str = ""
+    base_name: str = ""
+    base_hash: str = ""
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self):
+        if len(self.categories) < 2:
+            raise ValueError(f"patch {self.name!r} needs at least two categories "
+                             "(background and one to detect)")
+        if [c.index for c in self.categories] != list(range(len(self.categories))):
+            raise ValueError(f"patch {self.name!r}: category indices must run 0..{len(self.categories) - 1}")
+        tags = [c.tag for c in self.categories]
+        if len(set(tags)) != len(tags):
+            raise ValueError(f"patch {self.name!r}: category tags repeat")
+        if self.topology not in TOPOLOGIES:
+            raise ValueError(f"topology {self.topology!r} is not one of {', '.join(TOPOLOGIES)}")
+        if self.topology == "head" and self.tap not in TAPS:
+            raise ValueError(f"tap {self.tap!r} is not one of {', '.join(TAPS)}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold {self.threshold} must lie between 0 and 1")
+        for tag in self.triggers:
+            if not TAG_PATTERN.match(tag):
+                raise ValueError(f"trigger {tag!r} must be a tag: 'n' followed by digits")
+
+    @property
+    def outputs(self) -> int:
+        return len(self.categories)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.categories]
+
+    def is_triggered(self, base_top_tags: list[str]) -> bool:
+        return not self.triggers or any(tag in self.triggers for tag in base_top_tags)
+
+
+def categories_from_names(names: list[str]) -> tuple[Category, ...]:
+    """Categories for a new patch from names; tags n0, n1, ... in order."""
+    return tuple(Category(f"n{i}", i, name) for i, name in enumerate(names))

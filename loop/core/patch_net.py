@@ -1,0 +1,95 @@
+"""A patch's layers on the device: parameters in flat buffers, a forward plan and a
+backward plan for a fixed batch and map size.
+
+Topologies (chosen when the patch is made):
+  head   -- on a base tap: 1x1 conv, ReLU, 3x3 conv, ReLU, 1x1 conv to one logit per category
+  pixels -- the seed's from-scratch net on the raw frame: seven 3x3 convolutions with
+            dilation 2, ReLU on all but the last, one logit per category per pixel
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from patchloop_kernels.conv import ConvBackward, ConvForward, ConvGeometry
+from patchloop_kernels.flat import FlatLayout, FlatTensors
+from patchloop_kernels.runtime import Device, Plan, Tensor
+
+HEAD_HIDDEN = 64
+PIXELS_HIDDEN = 16
+PIXELS_DEPTH = 7
+
+
+def head_layers(tap_channels: int, outputs: int, hidden: int = HEAD_HIDDEN) -> list[ConvGeometry]:
+    return [ConvGeometry(tap_channels, hidden, 1, activation="relu"),
+            ConvGeometry(hidden, hidden, 3, 1, 1, activation="relu"),
+            ConvGeometry(hidden, outputs, 1)]
+
+
+def pixels_layers(outputs: int, hidden: int = PIXELS_HIDDEN) -> list[ConvGeometry]:
+    widths = [3] + [hidden] * (PIXELS_DEPTH - 1) + [outputs]
+    return [ConvGeometry(widths[i], widths[i + 1], 3, 1, 2, 2,
+                         activation="relu" if i < PIXELS_DEPTH - 1 else "none")
+            for i in range(PIXELS_DEPTH)]
+
+
+def parameter_layout(device: Device, layers: list[ConvGeometry]) -> FlatLayout:
+    shapes = {}
+    for i, g in enumerate(layers):
+        shapes[f"w{i}"] = g.weight_shape
+        shapes[f"b{i}"] = (g.c_out,)
+    return FlatLayout(device, shapes)
+
+
+def initial_parameters(layers: list[ConvGeometry], seed: int) -> dict[str, np.ndarray]:
+    """He initialisation for layers followed by ReLU; the last layer starts small so every
+    category starts near equal odds (the verdict is 'unsure' until the user teaches it)."""
+    rng = np.random.default_rng(seed)
+    params = {}
+    for i, g in enumerate(layers):
+        fan_in = g.c_in // g.groups * g.kernel ** 2
+        gain = np.sqrt(2.0 / fan_in) if g.activation != "none" else 0.1 / np.sqrt(fan_in)
+        params[f"w{i}"] = (rng.standard_normal(g.weight_shape) * gain).astype(np.float32)
+        params[f"b{i}"] = np.zeros(g.c_out, np.float32)
+    return params
+
+
+class PatchForward(Plan):
+    """logits (N, outputs, h, w) from input (N, C_in, h, w), with the given parameters."""
+
+    def __init__(self, device: Device, layers: list[ConvGeometry], params: FlatTensors,
+                 x: Tensor):
+        super().__init__()
+        self.x = x
+        self.activations: list[Tensor] = []
+        self.layer_plans: list[ConvForward] = []
+        current = x
+        for i, g in enumerate(layers):
+            n, _, h, w = current.shape
+            oh, ow = g.output_size(h, w)
+            out = Tensor.empty(device, (n, g.c_out, oh, ow))
+            plan = ConvForward(device, g, current, params[f"w{i}"], params[f"b{i}"], out)
+            self.add(plan)
+            self.layer_plans.append(plan)
+            self.activations.append(out)
+            current = out
+        self.logits = current
+
+
+class PatchBackward(Plan):
+    """Gradients of every parameter into `grads`, from dlogits (the logits' shape)."""
+
+    def __init__(self, device: Device, layers: list[ConvGeometry], params: FlatTensors,
+                 grads: FlatTensors, forward: PatchForward, dlogits: Tensor):
+        super().__init__()
+        inputs = [forward.x] + forward.activations[:-1]
+        upstream = dlogits
+        for i in reversed(range(len(layers))):
+            x = inputs[i]
+            # The first layer's input is the frozen base's features: no gradient needed there.
+            dx = Tensor.empty(device, x.shape) if i > 0 else None
+            self.add(ConvBackward(device, layers[i], forward.layer_plans[i], x, params[f"w{i}"],
+                                  forward.activations[i], upstream, grads[f"w{i}"],
+                                  grads[f"b{i}"], dx))
+            if dx is not None:
+                self.scratch.append(dx)
+            upstream = dx

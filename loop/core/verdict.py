@@ -1,0 +1,51 @@
+"""A verdict: what the patch says about one frame, computed from its per-cell probabilities."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Verdict:
+    frame_id: int
+    probabilities: np.ndarray      # float32 (K, h, w): per-cell probability of each category
+    category: int                  # the frame's category
+    confidence: float              # its probability
+    triggered: bool                # whether the patch ran (its trigger categories were seen)
+    base_top: tuple                # ((tag, name, probability), ...) of the base, best first
+    receptive_field: tuple[int, int]  # (height, width) of one cell's view, in frame pixels
+    weights_version: int           # which published weights produced it
+    frame_shape: tuple[int, int]   # (height, width) of the frame
+
+    @property
+    def cell_categories(self) -> np.ndarray:
+        """int (h, w): the best category of each cell."""
+        return self.probabilities.argmax(axis=0)
+
+    @property
+    def uncertainty(self) -> np.ndarray:
+        """float (h, w) in [0, 1]: 1 minus the margin between the two best categories. High
+        where a click would teach the most."""
+        if self.probabilities.shape[0] < 2:
+            return np.zeros(self.probabilities.shape[1:], np.float32)
+        top2 = np.sort(self.probabilities, axis=0)[-2:]
+        return (1.0 - (top2[1] - top2[0])).astype(np.float32)
+
+    def category_at(self, x: float, y: float) -> int:
+        """The best category of the cell under frame pixel (x, y)."""
+        k, h, w = self.probabilities.shape
+        fh, fw = self.frame_shape
+        cy = min(h - 1, max(0, int(y * h / fh)))
+        cx = min(w - 1, max(0, int(x * w / fw)))
+        return int(self.probabilities[:, cy, cx].argmax())
+
+
+def frame_verdict(probabilities: np.ndarray, threshold: float) -> tuple[int, float]:
+    """Pool cells into the frame's verdict: the non-background category whose most confident
+    cell passes the threshold (the best such), else background with 1 minus that peak."""
+    peaks = probabilities[1:].reshape(probabilities.shape[0] - 1, -1).max(axis=1)
+    best = int(peaks.argmax())
+    if peaks[best] >= threshold:
+        return best + 1, float(peaks[best])
+    return 0, float(1.0 - peaks[best])
