@@ -156,22 +156,26 @@ __kernel void activation_backward(__global float *dz, __global const float *dy,
 }
 
 // col (N, C_in*K*K, OH*OW): row r = (ci*K + kh)*K + kw holds the input under that tap.
-// Work-item (ow block of 8, oh, n*C_in*K*K + r).
+// Work-item (oh, n*C_in*K*K + r) fills one output row's stretch of a col row.
 __kernel void im2col_forward(__global float *col, __global const float *x,
                              int N, int C_in, int H, int W, int OH, int OW,
                              int K, int S, int D, int PT, int PL)
 {
-    const int ow0 = get_global_id(0) * 8, oh = get_global_id(1), nr = get_global_id(2);
+    const int oh = get_global_id(0), nr = get_global_id(1);
     const int rows = C_in * K * K;
-    if (ow0 >= OW || oh >= OH || nr >= N * rows) return;
+    if (oh >= OH || nr >= N * rows) return;
     const int n = nr / rows, r = nr % rows;
     const int ci = r / (K * K), kh = (r / K) % K, kw = r % K;
     const int ih = oh * S - PT + kh * D;
-    const __global float *xr = x + (((long)n * C_in + ci) * H + ih) * W;
     __global float *out = col + ((long)nr * OH + oh) * OW;
-    for (int ow = ow0; ow < min(ow0 + 8, OW); ow++) {
+    if (ih < 0 || ih >= H) {
+        for (int ow = 0; ow < OW; ow++) out[ow] = 0.0f;
+        return;
+    }
+    const __global float *xr = x + (((long)n * C_in + ci) * H + ih) * W;
+    for (int ow = 0; ow < OW; ow++) {
         const int iw = ow * S - PL + kw * D;
-        out[ow] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? xr[iw] : 0.0f;
+        out[ow] = (iw >= 0 && iw < W) ? xr[iw] : 0.0f;
     }
 }
 
