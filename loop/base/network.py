@@ -1,0 +1,149 @@
+"""The base network on the device: weights uploaded once, and a forward plan per input size.
+
+A plan runs, from a uint8 RGB frame: on-device preprocessing (resize + normalize), every
+layer, the global pool, the classifier and the softmax. Each tap (the output of a stage) is
+a tensor of the plan, so a patch reads it where it lies: no copy.
+"""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from loop.base.config import AddLayer, BaseSpec, ConvLayer, FcLayer, PoolLayer
+from patchloop_kernels.conv import ConvForward, ConvGeometry
+from patchloop_kernels.gemm import MatrixView, prepare_gemm
+from patchloop_kernels.image import FramePreprocess
+from patchloop_kernels.pool import prepare_global_avg_pool
+from patchloop_kernels.runtime import Device, Plan, Tensor
+from patchloop_kernels.softmax import prepare_softmax
+
+MIN_SIDE = 64
+
+
+def geometry(layer: ConvLayer) -> ConvGeometry:
+    return ConvGeometry(layer.cin, layer.cout, layer.k, layer.stride, layer.pad, layer.dilation,
+                        layer.groups, layer.act)
+
+
+def weights_hash(spec: BaseSpec) -> str:
+    """A short hash of the weights: patches record it to know which base they were made on."""
+    return hashlib.sha256(np.ascontiguousarray(spec.weights).tobytes()).hexdigest()[:16]
+
+
+class BaseNetwork:
+    """The base's weights on one device; `plan(h, w)` gives a forward for frames of that size."""
+
+    def __init__(self, device: Device, spec: BaseSpec):
+        self.device = device
+        self.spec = spec
+        self.hash = weights_hash(spec)
+        self.params: dict[str, tuple[Tensor, Tensor]] = {}
+        for layer in spec.layers:
+            if isinstance(layer, ConvLayer):
+                w, b = spec.params(layer)
+                self.params[layer.name] = (Tensor.from_numpy(device, w), Tensor.from_numpy(device, b))
+            elif isinstance(layer, FcLayer):
+                w, b = spec.params(layer)
+                self.params[layer.name] = (Tensor.from_numpy(device, w), Tensor.from_numpy(device, b))
+        self.classes = spec.classes
+
+    def tap_channels(self, tap: str) -> int:
+        layer = self.spec.layer_by_name[self.spec.taps[tap]]
+        while isinstance(layer, AddLayer):
+            layer = self.spec.layer_by_name[layer.inputs[0]]
+        return layer.cout
+
+    def plan(self, height: int, width: int, frame_shape=None, queue=None) -> "BaseForward":
+        return BaseForward(self, height, width, frame_shape or (height, width, 3))
+
+
+def _fused_residuals(spec: BaseSpec) -> dict[str, AddLayer]:
+    """conv name -> the add that follows it: the add is folded into the conv's epilogue."""
+    consumers: dict[str, int] = {}
+    for layer in spec.layers:
+        for source in getattr(layer, "inputs", None) or [getattr(layer, "input", None)]:
+            consumers[source] = consumers.get(source, 0) + 1
+    fused = {}
+    for layer in spec.layers:
+        if isinstance(layer, AddLayer):
+            first = spec.layer_by_name.get(layer.inputs[0])
+            if (len(layer.inputs) != 2 or not isinstance(first, ConvLayer)
+                    or consumers.get(first.name) != 1):
+                raise ValueError(f"{spec.path or spec.name}: add {layer.name!r} must add one "
+                                 "layer to a conv whose output nothing else reads")
+            fused[first.name] = layer
+    return fused
+
+
+class BaseForward(Plan):
+    """One forward of the base for frames of a fixed size, batch 1."""
+
+    def __init__(self, network: BaseNetwork, height: int, width: int, frame_shape):
+        super().__init__()
+        if height < MIN_SIDE or width < MIN_SIDE:
+            raise ValueError(f"input {width}x{height} is below the base's minimum of "
+                             f"{MIN_SIDE}x{MIN_SIDE}")
+        device, spec = network.device, network.spec
+        self.network, self.height, self.width = network, height, width
+        self.input = Tensor.empty(device, (1, spec.input_channels, height, width))
+        self.preprocess = FramePreprocess(device, frame_shape, self.input,
+                                          spec.norm_offset, spec.norm_scale)
+        self.add(self.preprocess)
+        self.outputs: dict[str, Tensor] = {"input": self.input}
+        self.layer_kinds: list[tuple[str, Plan]] = []
+        fused = _fused_residuals(spec)
+        for layer in spec.layers:
+            if isinstance(layer, AddLayer):
+                continue  # produced by the conv it was fused into
+            plan = self._layer(device, network, layer, fused)
+            self.add(plan)
+            self.layer_kinds.append((self._kind(layer), plan))
+        self.taps = {name: self.outputs[layer] for name, layer in spec.taps.items()}
+        self.logits = self.outputs[spec.layers[-1].name]
+        self.probabilities = Tensor.empty(device, self.logits.shape)
+        self.add(prepare_softmax(device, self.probabilities, self.logits))
+        self.probabilities_np = np.empty(self.logits.shape[1], np.float32)
+
+    @staticmethod
+    def _kind(layer) -> str:
+        if isinstance(layer, ConvLayer):
+            if layer.groups > 1:
+                return "depthwise"
+            return "1x1" if layer.k == 1 else f"{layer.k}x{layer.k}"
+        return "other"
+
+    def _layer(self, device, network, layer, fused) -> Plan:
+        if isinstance(layer, ConvLayer):
+            x = self.outputs[layer.input]
+            g = geometry(layer)
+            oh, ow = g.output_size(*x.shape[2:])
+            out = Tensor.empty(device, (1, g.c_out, oh, ow))
+            add = fused.get(layer.name)
+            residual = self.outputs[add.inputs[1]] if add else None
+            w, b = network.params[layer.name]
+            plan = ConvForward(device, g, x, w, b, out, residual)
+            self.outputs[add.name if add else layer.name] = out
+            return plan
+        if isinstance(layer, PoolLayer):
+            x = self.outputs[layer.input]
+            out = Tensor.empty(device, x.shape[:2])
+            self.outputs[layer.name] = out
+            return prepare_global_avg_pool(device, out, x)
+        if isinstance(layer, FcLayer):
+            x = self.outputs[layer.input]
+            out = Tensor.empty(device, (1, layer.cout, 1, 1))
+            w, b = network.params[layer.name]
+            self.outputs[layer.name] = out
+            # One sample: logits (out x 1) = W (out x in) @ pooled (in x 1) + bias.
+            return prepare_gemm(device, MatrixView(out, 0, 0, 1), MatrixView(w, 0, 0, layer.cin),
+                                MatrixView(x, 0, 0, 1), layer.cout, 1, layer.cin, bias=b)
+        raise ValueError(f"layer {layer!r} has no device implementation")
+
+    def run(self, frame: np.ndarray, queue) -> None:
+        """Enqueue the whole forward for one uint8 RGB frame (no wait)."""
+        self.preprocess.upload(frame, queue)
+        self.enqueue(queue)
+
+    def read_probabilities(self, queue) -> np.ndarray:
+        return self.probabilities.read_into(self.probabilities_np.reshape(self.probabilities.shape), queue).ravel()

@@ -1,0 +1,192 @@
+"""LoopCore: the headless heart of Patchloop. Frames go in, verdicts come out; labels go in,
+the online trainer learns from them. The window, the benchmarks and the tests all drive the
+product through this class.
+
+    core = LoopCore(spec, base=BaseNetwork(device, load_base(path)))
+    verdict = core.observe(frame)                    # uint8 RGB (H, W, 3)
+    core.label(verdict.frame_id, LabelDisc(x, y, radius, category))
+    core.start()                                     # the trainer thread
+    ...
+    core.close()
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+
+import numpy as np
+
+from loop.core.labels import LabeledFrame, label_counts
+from loop.core.patch import PIXELS_INPUT, PatchSpec
+from loop.core.patch_model import PatchModel
+from loop.core.receptive_field import base_path_to, receptive_field
+from loop.core.settings import TrainerSettings
+from loop.core.trainer import OnlineTrainer
+from loop.core.verdict import Verdict, frame_verdict
+from patchloop_kernels.image import FramePreprocess
+from patchloop_kernels.runtime import Device, Tensor
+
+RECENT_FRAMES = 16  # observed frames kept so that a click can label the frame it was made on
+BASE_TOP = 5
+
+
+class _Pipeline:
+    """The verdict path for one frame shape: base (when needed), patch, readbacks."""
+
+    def __init__(self, core: "LoopCore", frame_shape):
+        device = core.device
+        self.base_plan = None
+        if core.base is not None:
+            h, w = core.base_input
+            self.base_plan = core.base.plan(h, w, frame_shape)
+        if core.spec.topology == "head":
+            self.features = self.base_plan.taps[core.spec.tap]
+            self.pixels_input = None
+        else:
+            self.features = Tensor.empty(device, (1, 3) + PIXELS_INPUT)
+            self.pixels_input = FramePreprocess(device, frame_shape, self.features, 127.0, 128.0)
+        self.patch = core.model.inference_plan(self.features)
+        self.features_np = np.empty(self.features.shape, np.float32)
+
+    def run(self, frame: np.ndarray, queue, run_base: bool) -> None:
+        if self.base_plan is not None and run_base:
+            self.base_plan.run(frame, queue)
+        if self.pixels_input is not None:
+            self.pixels_input.upload(frame, queue)
+            self.pixels_input.enqueue(queue)
+
+
+class LoopCore:
+    def __init__(self, spec: PatchSpec, base=None, device: Device | None = None,
+                 base_input: tuple[int, int] = (240, 320),
+                 settings: TrainerSettings | None = None, initial_weights: dict | None = None):
+        self.device = device or (base.device if base is not None else Device.default())
+        self.spec = spec
+        self.base = base
+        if spec.topology == "head" and base is None:
+            raise ValueError("a 'head' patch needs a base network")
+        self.base_input = tuple(base_input)
+        self.queue = self.device.queue
+        if spec.topology == "head":
+            probe = base.plan(*self.base_input)
+            tap = probe.taps[spec.tap]
+            channels, feature_size = tap.shape[1], tap.shape[2:]
+        else:
+            channels, feature_size = 3, PIXELS_INPUT
+        self.model = PatchModel(self.device, spec, channels, feature_size, initial_weights)
+        self.frames: list[LabeledFrame] = []
+        self.frames_lock = threading.Lock()
+        self.trainer = OnlineTrainer(self.model, self.frames, self.frames_lock, settings, spec.seed)
+        self._pipelines: dict[tuple, _Pipeline] = {}
+        self._recent: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._next_frame_id = 1
+        self._history: list[tuple[int, int]] = []  # (frame_id, label count before) for undo
+        self.receptive = self._receptive_field()
+
+    # -- verdicts -------------------------------------------------------------------------
+    def observe(self, frame: np.ndarray, frame_id: int | None = None) -> Verdict:
+        """Run the base and the patch on one uint8 RGB frame; remember it for labeling."""
+        frame = _check_frame(frame)
+        pipeline = self._pipeline(frame.shape)
+        needs_base = self.spec.topology == "head" or bool(self.spec.triggers)
+        pipeline.run(frame, self.queue, needs_base)
+        version = self.model.refresh_inference(self.queue)
+        base_top: tuple = ()
+        if pipeline.base_plan is not None and needs_base:
+            probs = pipeline.base_plan.read_probabilities(self.queue)
+            top = np.argsort(probs)[::-1][:BASE_TOP]
+            classes = self.base.classes
+            base_top = tuple((classes[i].tag, classes[i].name, float(probs[i])) for i in top)
+        triggered = self.spec.is_triggered([t[0] for t in base_top])
+        if triggered:
+            pipeline.patch.enqueue(self.queue)
+            probabilities = pipeline.patch.read(self.queue)
+        else:
+            k, h, w = (self.spec.outputs,) + pipeline.patch.probabilities.shape[2:]
+            probabilities = np.zeros((k, h, w), np.float32)
+            probabilities[0] = 1.0
+        features = pipeline.features.read_into(pipeline.features_np, self.queue)[0].copy()
+        if frame_id is None:
+            frame_id = self._next_frame_id
+        self._next_frame_id = max(self._next_frame_id, frame_id + 1)
+        self._recent[frame_id] = (frame.copy(), features)
+        while len(self._recent) > RECENT_FRAMES:
+            self._recent.popitem(last=False)
+        category, confidence = frame_verdict(probabilities, self.spec.threshold)
+        return Verdict(frame_id, probabilities, category, confidence, triggered, base_top,
+                       self.receptive_frame(frame.shape[:2]), version, frame.shape[:2])
+
+    def _pipeline(self, shape) -> _Pipeline:
+        if shape not in self._pipelines:
+            self._pipelines[shape] = _Pipeline(self, shape)
+        return self._pipelines[shape]
+
+    def _receptive_field(self) -> tuple[int, int]:
+        if self.spec.topology == "head":
+            tap_layer = self.base.spec.taps[self.spec.tap]
+            chain = base_path_to(self.base.spec, tap_layer) + self.model.layers
+        else:
+            chain = self.model.layers
+        return receptive_field(chain)
+
+    def receptive_frame(self, frame_hw) -> tuple[int, int]:
+        """(height, width) of one cell's receptive field in frame pixels."""
+        size, _ = self.receptive
+        in_h, in_w = self.base_input if self.spec.topology == "head" else PIXELS_INPUT
+        return (round(size * frame_hw[0] / in_h), round(size * frame_hw[1] / in_w))
+
+    # -- labels ---------------------------------------------------------------------------
+    def label(self, frame_id: int, label) -> LabeledFrame:
+        """Add a label (LabelDisc or WholeFrameLabel) to an observed or labeled frame."""
+        category = getattr(label, "category", None)
+        if category is not None and category >= self.spec.outputs:
+            raise ValueError(f"category {category} does not exist (the patch has "
+                             f"{self.spec.outputs})")
+        with self.frames_lock:
+            frame = next((f for f in self.frames if f.frame_id == frame_id), None)
+            if frame is None:
+                if frame_id not in self._recent:
+                    raise KeyError(f"frame {frame_id} is no longer held; label a newer frame")
+                image, features = self._recent[frame_id]
+                frame = LabeledFrame(frame_id, image, features)
+                self.frames.append(frame)
+            self._history.append((frame_id, len(frame.labels)))
+            frame.labels.append(label)
+            frame.added_at = time.monotonic()
+            frame.relabel()
+        self.trainer.notify_labels(frame_id)
+        return frame
+
+    def undo(self) -> bool:
+        """Remove the newest label; False when there is none."""
+        with self.frames_lock:
+            if not self._history:
+                return False
+            frame_id, count = self._history.pop()
+            frame = next(f for f in self.frames if f.frame_id == frame_id)
+            del frame.labels[count:]
+            frame.relabel()
+            if not frame.labels:
+                self.frames.remove(frame)
+        return True
+
+    def label_counts(self) -> np.ndarray:
+        with self.frames_lock:
+            return label_counts(self.frames, self.spec.outputs)
+
+    # -- training -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.trainer.start()
+
+    def close(self) -> None:
+        self.trainer.stop()
+
+
+def _check_frame(frame: np.ndarray) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"a frame must be uint8 RGB (H, W, 3), not {frame.dtype} {frame.shape}")
+    if min(frame.shape[:2]) < 16:
+        raise ValueError(f"frame {frame.shape[1]}x{frame.shape[0]} is too small")
+    return np.ascontiguousarray(frame)

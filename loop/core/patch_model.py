@@ -1,0 +1,122 @@
+"""A patch's weights on the device, in the copies that let training and verdicts run at
+once without ever seeing half-updated weights:
+
+  training   -- what the trainer's SGD updates in place (its own queue)
+  published  -- the last finished step's weights, copied under a lock after each step
+  inference  -- what verdicts read; refreshed from `published` between frames
+  last_good  -- the last weights known finite, restored when training diverges
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pyopencl as cl
+
+from loop.core.patch import PatchSpec
+from loop.core.patch_net import (PatchForward, head_layers, initial_parameters,
+                                 parameter_layout, pixels_layers)
+from loop.core.train_step import TrainStep
+from patchloop_kernels.flat import FlatTensors
+from patchloop_kernels.runtime import Device, Tensor
+from patchloop_kernels.softmax import prepare_softmax
+
+
+def _copy(queue, dst: FlatTensors, src: FlatTensors) -> None:
+    cl.enqueue_copy(queue, dst.flat.buffer, src.flat.buffer)
+
+
+class PatchModel:
+    def __init__(self, device: Device, spec: PatchSpec, input_channels: int,
+                 feature_size: tuple[int, int], initial: dict | None = None):
+        self.device = device
+        self.spec = spec
+        self.feature_shape = (input_channels,) + tuple(feature_size)
+        self.layers = (head_layers(input_channels, spec.outputs) if spec.topology == "head"
+                       else pixels_layers(spec.outputs))
+        self.layout = parameter_layout(device, self.layers)
+        flat = self.layout.pack(initial or initial_parameters(self.layers, spec.seed))
+        self.training = FlatTensors(device, self.layout, flat)
+        self.published = FlatTensors(device, self.layout, flat)
+        self.inference = FlatTensors(device, self.layout, flat)
+        self.last_good = FlatTensors(device, self.layout, flat)
+        self.grads = FlatTensors(device, self.layout)
+        self.velocity = FlatTensors(device, self.layout)
+        self.version = 0            # bumped by each publish
+        self._inference_version = 0
+        self._lock = threading.Lock()
+
+    # -- trainer side ---------------------------------------------------------------------
+    def make_train_step(self, batch: int) -> TrainStep:
+        return TrainStep(self.device, self.layers, self.training, self.grads, self.velocity,
+                         batch, self.feature_shape)
+
+    def publish(self, queue) -> None:
+        """After a finite step: the training weights become the published and last good."""
+        with self._lock:
+            _copy(queue, self.published, self.training)
+            _copy(queue, self.last_good, self.training)
+            queue.finish()
+            self.version += 1
+
+    def restore_last_good(self, queue) -> None:
+        with self._lock:
+            _copy(queue, self.training, self.last_good)
+            cl.enqueue_fill_buffer(queue, self.velocity.flat.buffer, np.float32(0), 0,
+                                   self.velocity.flat.nbytes)
+            queue.finish()
+
+    # -- verdict side ---------------------------------------------------------------------
+    def inference_plan(self, features: Tensor) -> "PatchInference":
+        return PatchInference(self, features)
+
+    def refresh_inference(self, queue) -> int:
+        """Take the newest published weights for the next verdict; returns their version."""
+        if self.version != self._inference_version:
+            with self._lock:
+                _copy(queue, self.inference, self.published)
+                queue.finish()
+                self._inference_version = self.version
+        return self._inference_version
+
+    # -- snapshots ------------------------------------------------------------------------
+    def state(self, queue) -> dict[str, np.ndarray]:
+        """Host copies of the published weights and the optimizer's velocity."""
+        with self._lock:
+            weights = self.published.flat.numpy(queue)
+            velocity = self.velocity.flat.numpy(queue)
+        return {"weights": weights, "velocity": velocity}
+
+    def load_state(self, state: dict[str, np.ndarray], queue) -> None:
+        weights = np.asarray(state["weights"], np.float32)
+        velocity = np.asarray(state.get("velocity", np.zeros_like(weights)), np.float32)
+        if weights.shape != (self.layout.size,) or velocity.shape != weights.shape:
+            raise ValueError(f"snapshot holds {weights.size} weights; this patch has "
+                             f"{self.layout.size}")
+        with self._lock:
+            for copy in (self.training, self.published, self.inference, self.last_good):
+                copy.flat.write(weights, queue)
+            self.velocity.flat.write(velocity, queue)
+            self.version += 1
+
+    def weights(self, queue) -> dict[str, np.ndarray]:
+        """The published weights by layer name (w0, b0, ...), for export and tests."""
+        return self.layout.unpack(self.state(queue)["weights"])
+
+
+class PatchInference:
+    """The patch's forward at batch 1 on the verdict queue, with softmax per cell."""
+
+    def __init__(self, model: PatchModel, features: Tensor):
+        self.forward = PatchForward(model.device, model.layers, model.inference, features)
+        self.probabilities = Tensor.empty(model.device, self.forward.logits.shape)
+        self.softmax = prepare_softmax(model.device, self.probabilities, self.forward.logits)
+        self._host = np.empty(self.probabilities.shape, np.float32)
+
+    def enqueue(self, queue) -> None:
+        self.forward.enqueue(queue)
+        self.softmax.enqueue(queue)
+
+    def read(self, queue) -> np.ndarray:
+        """float32 (K, h, w), after the queue ran the forward."""
+        return self.probabilities.read_into(self._host, queue)[0].copy()

@@ -1,0 +1,30 @@
+"""How much of the frame one output cell sees: the seed's receptive-field rectangle."""
+from __future__ import annotations
+
+from patchloop_kernels.conv import ConvGeometry
+
+
+def receptive_field(convs: list[ConvGeometry]) -> tuple[int, int]:
+    """(size, jump) in input pixels of a chain of convolutions, first layer first."""
+    size, jump = 1, 1
+    for g in convs:
+        size += (g.kernel - 1) * g.dilation * jump
+        jump *= g.stride
+    return size, jump
+
+
+def base_path_to(spec, layer_name: str) -> list[ConvGeometry]:
+    """The convolutions on the main path from the base's input to `layer_name`, in order
+    (residual branches add no extent beyond the main path's)."""
+    from loop.base.network import geometry
+    from loop.base.config import ConvLayer
+    chain = []
+    name = layer_name
+    while name != "input":
+        layer = spec.layer_by_name[name]
+        if isinstance(layer, ConvLayer):
+            chain.append(geometry(layer))
+            name = layer.input
+        else:
+            name = layer.inputs[0] if hasattr(layer, "inputs") else layer.input
+    return list(reversed(chain))

@@ -1,0 +1,43 @@
+"""Trainer settings a user changes while it runs (hotkeys, fields, the API)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+LR_STEP = 1.5           # one Up/Down press multiplies or divides the learning rate by this
+DECAY_STEP = 2.0        # one Left/Right press for weight decay
+MIN_LR, MAX_LR = 1e-6, 1.0
+MIN_DECAY, MAX_DECAY = 1e-7, 1e-1
+
+
+@dataclass(frozen=True)
+class TrainerSettings:
+    learning_rate: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    batch_size: int = 16
+    training: bool = True        # the seed's `t`: train at all
+    new_only: bool = False       # the seed's toggle: only labels made since it was switched on
+    balance_classes: bool = True  # class weights from label counts
+
+    def __post_init__(self):
+        if not MIN_LR <= self.learning_rate <= MAX_LR:
+            raise ValueError(f"learning rate {self.learning_rate} is outside [{MIN_LR}, {MAX_LR}]")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum {self.momentum} must be in [0, 1)")
+        if not 0.0 <= self.weight_decay <= MAX_DECAY:
+            raise ValueError(f"weight decay {self.weight_decay} is outside [0, {MAX_DECAY}]")
+        if not 1 <= self.batch_size <= 256:
+            raise ValueError(f"batch size {self.batch_size} must be between 1 and 256")
+
+    def faster(self) -> "TrainerSettings":
+        return replace(self, learning_rate=min(MAX_LR, self.learning_rate * LR_STEP))
+
+    def slower(self) -> "TrainerSettings":
+        return replace(self, learning_rate=max(MIN_LR, self.learning_rate / LR_STEP))
+
+    def more_decay(self) -> "TrainerSettings":
+        return replace(self, weight_decay=min(MAX_DECAY, max(MIN_DECAY, self.weight_decay) * DECAY_STEP))
+
+    def less_decay(self) -> "TrainerSettings":
+        decay = self.weight_decay / DECAY_STEP
+        return replace(self, weight_decay=0.0 if decay < MIN_DECAY else decay)
