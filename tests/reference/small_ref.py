@@ -1,0 +1,72 @@
+"""numpy twins of pool.cl, softmax.cl, loss.cl, optim.cl and image.cl."""
+import numpy as np
+
+
+def global_avg_pool(x):
+    return x.astype(np.float64).mean(axis=(2, 3))
+
+
+def softmax(x):
+    z = x.astype(np.float64) - x.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def weighted_cross_entropy(logits, labels, class_weights):
+    """(loss, dlogits) with -1 = unlabeled; mean weighted by w[y] over labeled cells."""
+    p = softmax(logits)
+    n, c, h, w = logits.shape
+    loss_sum, weight_sum = 0.0, 0.0
+    grad = np.zeros(logits.shape)
+    for b in range(n):
+        for i in range(h):
+            for j in range(w):
+                y = labels[b, i, j]
+                if y < 0:
+                    continue
+                wy = class_weights[y]
+                loss_sum += -wy * np.log(p[b, y, i, j])
+                weight_sum += wy
+                grad[b, :, i, j] = wy * p[b, :, i, j]
+                grad[b, y, i, j] -= wy
+    if weight_sum == 0:
+        return 0.0, np.zeros(logits.shape)
+    return loss_sum / weight_sum, grad / weight_sum
+
+
+def masked_squared_error(pred, targets):
+    m = np.abs(targets.astype(np.float64))
+    d = pred.reshape(targets.shape).astype(np.float64) - targets
+    total = m.sum()
+    if total == 0:
+        return 0.0, np.zeros(pred.shape)
+    return float((d * d * m).sum() / total), (2 * d * m / total).reshape(pred.shape)
+
+
+def sgd_step(w, v, g, lr, momentum, decay):
+    v = momentum * v + g + decay * w
+    return w - lr * v, v
+
+
+def bilinear_resize(image, height, width):
+    """OpenCV INTER_LINEAR's convention in float: centres at +0.5, edges clamped."""
+    def axis(out, size):
+        s = (np.arange(out) + 0.5) * (size / out) - 0.5
+        lo = np.floor(s).astype(int)
+        f = s - lo
+        f[lo < 0] = 0
+        lo[lo < 0] = 0
+        top = lo >= size - 1
+        lo[top], f[top] = size - 1, 0
+        return lo, np.minimum(lo + 1, size - 1), f
+
+    y0, y1, fy = axis(height, image.shape[0])
+    x0, x1, fx = axis(width, image.shape[1])
+    img = image.astype(np.float64)
+    rows = img[y0] * (1 - fy)[:, None, None] + img[y1] * fy[:, None, None]
+    return rows[:, x0] * (1 - fx)[None, :, None] + rows[:, x1] * fx[None, :, None]
+
+
+def frame_preprocess(frame, height, width, offset=127.0, scale=128.0, bgr=False):
+    img = frame[..., ::-1] if bgr else frame
+    return ((bilinear_resize(img, height, width) - offset) / scale).transpose(2, 0, 1)
