@@ -1,0 +1,10 @@
+"""`patchloop base convert`: the shipped EfficientNet-Lite0 into the seed's format."""
+from pathlib import Path
+
+from loop.base.convert import convert_efficientnet_lite0, ensure_default_base
+
+
+def run(args) -> int:
+    txt = convert_efficientnet_lite0(Path(args.out)) if args.out else ensure_default_base()
+    print(f"base network: {txt} (with {txt.with_suffix('.data').name} and map_clsloc.txt beside it)")
+    return 0

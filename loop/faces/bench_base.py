@@ -1,0 +1,112 @@
+"""`patchloop bench base`: the base network's forward per frame (batch 1, steady state) at
+224x224 and 240x320, time by layer kind, onnxruntime on the same weights in the same run,
+and the first frame's time from process start (programs cached)."""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from loop.base.loading import open_base
+from loop.base.network import BaseNetwork
+from patchloop_kernels.runtime import Device
+
+SIZES = [(224, 224), (240, 320)]
+
+FIRST_FRAME_SCRIPT = """
+import time, numpy as np
+start = time.perf_counter()
+from loop.base.loading import open_base
+from loop.base.network import BaseNetwork
+from patchloop_kernels.runtime import Device
+device = Device.default()
+plan = BaseNetwork(device, open_base({base!r})).plan(240, 320)
+plan.run(np.zeros((240, 320, 3), np.uint8), device.queue)
+plan.read_probabilities(device.queue)
+print(time.perf_counter() - start)
+"""
+
+
+def _median(call, repeats):
+    call()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _by_kind(plan, queue, repeats) -> dict[str, float]:
+    kinds: dict[str, float] = {}
+    for kind, layer in [("other", plan.preprocess)] + plan.layer_kinds:
+        def one(layer=layer):
+            layer.enqueue(queue)
+            queue.finish()
+        kinds[kind] = kinds.get(kind, 0.0) + _median(one, max(3, repeats // 4)) * 1e3
+    return {k: round(v, 3) for k, v in kinds.items()}
+
+
+def _onnxruntime_ms(spec, h, w, repeats):
+    try:
+        import onnxruntime as ort
+        from loop.base.onnx_export import to_onnx
+    except ImportError:
+        return None, "onnxruntime/onnx not installed (pip install 'patchloop[bench]')"
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count() or 1
+    session = ort.InferenceSession(to_onnx(spec, h, w).SerializeToString(), options,
+                                   providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
+    return _median(lambda: session.run(None, {"input": x}), repeats) * 1e3, None
+
+
+def _first_frame_seconds(base_path) -> float:
+    script = FIRST_FRAME_SCRIPT.format(base=base_path)
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    total = time.perf_counter() - start
+    return round(total, 3), round(float(out.stdout.strip()), 3)
+
+
+def run(args) -> int:
+    spec = open_base(args.base)
+    device = Device.default()
+    network = BaseNetwork(device, spec)
+    rows = []
+    for h, w in SIZES:
+        plan = network.plan(h, w)
+        frame = np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+        def frame_once():
+            plan.run(frame, device.queue)
+            plan.read_probabilities(device.queue)
+
+        ours = _median(frame_once, args.repeats) * 1e3
+        peer, why = _onnxruntime_ms(spec, h, w, args.repeats)
+        row = {"size": f"{h}x{w}", "median_ms": round(ours, 3),
+               "by_kind_ms": _by_kind(plan, device.queue, args.repeats),
+               "onnxruntime_median_ms": None if peer is None else round(peer, 3),
+               "ratio_to_onnxruntime": None if peer is None else round(ours / peer, 3)}
+        if why:
+            row["onnxruntime_note"] = why
+        rows.append(row)
+    process_s, in_process_s = _first_frame_seconds(str(spec.path) if spec.path else None)
+    report = {"device": device.describe(), "base": spec.name, "repeats": args.repeats,
+              "results": rows, "first_frame_from_process_start_s": process_s,
+              "first_frame_after_interpreter_start_s": in_process_s}
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"device: {report['device']}  base: {spec.name}")
+    for r in rows:
+        peer = "n/a" if r["onnxruntime_median_ms"] is None else f"{r['onnxruntime_median_ms']:.2f} ms"
+        print(f"{r['size']:>8s}: {r['median_ms']:.2f} ms/frame (onnxruntime {peer}, "
+              f"ratio {r['ratio_to_onnxruntime']}); by kind: {r['by_kind_ms']}")
+    print(f"first frame from process start: {process_s} s")
+    return 0

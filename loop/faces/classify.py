@@ -1,0 +1,65 @@
+"""`patchloop classify IMAGE...`: the base network's top-K classes for each image."""
+from __future__ import annotations
+
+import json
+import sys
+
+import cv2
+import numpy as np
+
+from loop.base.loading import open_base
+from loop.base.network import BaseNetwork
+from loop.errors import UserError
+from patchloop_kernels.runtime import Device
+
+# Photographs are centre-cropped to this fraction of their short side, as ImageNet
+# evaluation does, then resized to the base's nominal input.
+CENTRE_CROP = 0.875
+
+
+def read_rgb(path: str) -> np.ndarray:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"{path}: not an image OpenCV can read")
+    return np.ascontiguousarray(image[:, :, ::-1])
+
+
+def centre_crop(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    side = max(1, int(min(h, w) * CENTRE_CROP))
+    y0, x0 = (h - side) // 2, (w - side) // 2
+    return np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side])
+
+
+def run(args) -> int:
+    if args.top < 1:
+        raise UserError(f"--top {args.top}: must be at least 1")
+    spec = open_base(args.base)
+    device = Device.default()
+    network = BaseNetwork(device, spec)
+    size = spec.nominal_size
+    plans = {}
+    results, failed = [], 0
+    for path in args.images:
+        try:
+            image = centre_crop(read_rgb(path))
+        except UserError as exc:
+            print(f"patchloop: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        if image.shape not in plans:
+            plans[image.shape] = network.plan(size, size, image.shape)
+        plan = plans[image.shape]
+        plan.run(image, device.queue)
+        probs = plan.read_probabilities(device.queue)
+        top = np.argsort(probs)[::-1][:args.top]
+        results.append({"image": path, "top": [
+            {"tag": spec.classes[i].tag, "index": int(i), "name": spec.classes[i].name,
+             "probability": round(float(probs[i]), 5)} for i in top]})
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for r in results:
+            best = ", ".join(f"{t['name']} {t['probability']:.3f}" for t in r["top"])
+            print(f"{r['image']}: {best}")
+    return 2 if failed else 0
