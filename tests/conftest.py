@@ -23,3 +23,17 @@ def assert_close(actual, expected, atol=1e-4, rtol=1e-4, what="result"):
         lines = [f"  at {tuple(i)}: got {actual[tuple(i)]:.6g}, expected {expected[tuple(i)]:.6g}"
                  for i in idx]
         raise AssertionError(f"{what}: {bad.sum()} of {bad.size} elements differ\n" + "\n".join(lines))
+
+
+@pytest.fixture(scope="session")
+def base_spec(tmp_path_factory):
+    """The shipped EfficientNet-Lite0, converted once per test run into a temporary folder."""
+    from loop.base.config import load_base
+    from loop.base.convert import convert_efficientnet_lite0
+    return load_base(convert_efficientnet_lite0(tmp_path_factory.mktemp("base")))
+
+
+@pytest.fixture(scope="session")
+def base_network(device, base_spec):
+    from loop.base.network import BaseNetwork
+    return BaseNetwork(device, base_spec)

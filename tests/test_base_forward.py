@@ -1,0 +1,67 @@
+"""The base network's OpenCL forward against the numpy reference, and `patchloop classify`."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from loop.cli import main
+from reference.base_forward import reference_forward, reference_taps
+
+
+def _photo(height, width):
+    return np.ascontiguousarray(cv2.resize(skimage.data.chelsea(), (width, height),
+                                           interpolation=cv2.INTER_AREA))
+
+
+@pytest.mark.parametrize("height,width", [(224, 224), (240, 320), (97, 131)])
+def test_forward_matches_reference(device, base_spec, base_network, height, width):
+    frame = _photo(height, width)
+    plan = base_network.plan(height, width, frame.shape)
+    plan.run(frame, device.queue)
+    logits = plan.logits.numpy().ravel()
+    expected = reference_forward(base_spec, frame)
+    scale = np.abs(expected).max()
+    assert np.abs(logits - expected).max() <= 1e-3 * scale, "logits differ from the reference"
+    probs = plan.read_probabilities(device.queue)
+    assert abs(probs.sum() - 1) < 1e-4 and int(probs.argmax()) == int(expected.argmax())
+
+
+def test_taps_are_the_stage_outputs(device, base_spec, base_network):
+    frame = _photo(240, 320)
+    plan = base_network.plan(240, 320, frame.shape)
+    plan.run(frame, device.queue)
+    expected = reference_taps(base_spec, frame)
+    for name, stride in [("stride2", 2), ("stride4", 4), ("stride8", 8), ("stride16", 16),
+                         ("stride32", 32)]:
+        tap = plan.taps[name].numpy()
+        assert tap.shape[2:] == (-(-240 // stride), -(-320 // stride)), name
+        ref = expected[name]
+        assert np.abs(tap - ref).max() <= 1e-3 * max(1.0, np.abs(ref).max()), name
+
+
+def test_frame_resized_on_device(device, base_spec, base_network):
+    """A 480x640 frame is resized on the device to the plan's 240x320 input."""
+    frame = _photo(480, 640)
+    plan = base_network.plan(240, 320, frame.shape)
+    plan.run(frame, device.queue)
+    small = cv2.resize(frame, (320, 240), interpolation=cv2.INTER_LINEAR)
+    expected = reference_forward(base_spec, small)
+    # The device interpolates in float; OpenCV rounds to bytes: allow that difference.
+    assert np.abs(plan.logits.numpy().ravel() - expected).max() < 0.05 * np.abs(expected).max()
+
+
+def test_classify_reports_unreadable_file_and_goes_on(tmp_path, capsys, base_spec):
+    photo = tmp_path / "cat.png"
+    cv2.imwrite(str(photo), skimage.data.chelsea()[:, :, ::-1])
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    code = main(["classify", str(broken), str(photo), "--top", "3", "--json",
+                 "--base", str(base_spec.path)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert err.strip().count("\n") == 0 and "broken.jpg" in err
+    results = json.loads(out)
+    assert len(results) == 1 and results[0]["image"] == str(photo)
+    assert results[0]["top"][0]["name"] in {"tiger_cat", "Egyptian_cat", "tabby"}
