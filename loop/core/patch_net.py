@@ -40,9 +40,14 @@ def parameter_layout(device: Device, layers: list[ConvGeometry]) -> FlatLayout:
     return FlatLayout(device, shapes)
 
 
+# The untaught patch leans to the background (category 0): p(background) ~ 0.9 everywhere,
+# so a new patch reports nothing until the user has taught it something.
+BACKGROUND_PRIOR = 2.0
+
+
 def initial_parameters(layers: list[ConvGeometry], seed: int) -> dict[str, np.ndarray]:
-    """He initialisation for layers followed by ReLU; the last layer starts small so every
-    category starts near equal odds (the verdict is 'unsure' until the user teaches it)."""
+    """He initialisation for layers followed by ReLU; the last layer starts small, leaning
+    to the background."""
     rng = np.random.default_rng(seed)
     params = {}
     for i, g in enumerate(layers):
@@ -50,6 +55,8 @@ def initial_parameters(layers: list[ConvGeometry], seed: int) -> dict[str, np.nd
         gain = np.sqrt(2.0 / fan_in) if g.activation != "none" else 0.1 / np.sqrt(fan_in)
         params[f"w{i}"] = (rng.standard_normal(g.weight_shape) * gain).astype(np.float32)
         params[f"b{i}"] = np.zeros(g.c_out, np.float32)
+    last = len(layers) - 1
+    params[f"b{last}"][0] = BACKGROUND_PRIOR + np.log(max(1, layers[-1].c_out - 1))
     return params
 
 

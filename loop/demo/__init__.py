@@ -1,0 +1,1 @@
+"""The built-in demo: a deterministic moving scene with ground truth, and a simulated user."""
