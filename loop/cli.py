@@ -15,10 +15,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("devices", help="list OpenCL devices and the one that would be used")
 
     bench = sub.add_parser("bench", help="measure speed (JSON with --json)")
-    bench.add_argument("what", choices=["kernels", "base"], help="what to measure")
+    bench.add_argument("what", choices=["kernels", "base", "loop"], help="what to measure")
     bench.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     bench.add_argument("--repeats", type=int, default=20, help="timed calls per case")
     bench.add_argument("--base", help="base network config (.txt); default: EfficientNet-Lite0")
+    bench.add_argument("--clicks", type=int, default=40, help="loop: clicks of the simulated user")
+    bench.add_argument("--seconds", type=float, default=120.0, help="loop: time limit")
+    bench.add_argument("--seed", type=int, default=0, help="loop: demo scene and patch seed")
+    bench.add_argument("--plot", help="loop: write the accuracy curve to this PNG")
 
     base = sub.add_parser("base", help="manage the base network")
     base.add_argument("action", choices=["convert"], help="convert the shipped weights")
@@ -42,6 +46,9 @@ def _dispatch(args) -> int:
     if args.command == "bench" and args.what == "base":
         from loop.faces import bench_base
         return bench_base.run(args)
+    if args.command == "bench" and args.what == "loop":
+        from loop.faces import bench_loop
+        return bench_loop.run(args)
     if args.command == "base":
         from loop.faces import base_command
         return base_command.run(args)

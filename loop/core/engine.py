@@ -82,6 +82,7 @@ class LoopCore:
         self._recent: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._next_frame_id = 1
         self._history: list[tuple[int, int]] = []  # (frame_id, label count before) for undo
+        self._feature_inference = None
         self.receptive = self._receptive_field()
 
     # -- verdicts -------------------------------------------------------------------------
@@ -116,6 +117,32 @@ class LoopCore:
         category, confidence = frame_verdict(probabilities, self.spec.threshold)
         return Verdict(frame_id, probabilities, category, confidence, triggered, base_top,
                        self.receptive_frame(frame.shape[:2]), version, frame.shape[:2])
+
+    def verdict_on_features(self, features: np.ndarray) -> np.ndarray:
+        """The current patch's per-cell probabilities (K, h, w) for stored features (a held
+        frame, a labeled frame, an evaluation frame): no base pass. Verdict thread only."""
+        if self._feature_inference is None:
+            self._feature_input = Tensor.empty(self.device, (1,) + self.model.feature_shape)
+            self._feature_inference = self.model.inference_plan(self._feature_input)
+        self.model.refresh_inference(self.queue)
+        self._feature_input.write(features[None], self.queue, wait=False)
+        self._feature_inference.enqueue(self.queue)
+        return self._feature_inference.read(self.queue)
+
+    def features_of(self, frame_id: int) -> np.ndarray | None:
+        """The patch input kept for an observed or labeled frame."""
+        if frame_id in self._recent:
+            return self._recent[frame_id][1]
+        with self.frames_lock:
+            frame = next((f for f in self.frames if f.frame_id == frame_id), None)
+        return None if frame is None else frame.features
+
+    def features(self, frame: np.ndarray) -> np.ndarray:
+        """The patch input (C, h, w) for a frame, without running the patch."""
+        frame = _check_frame(frame)
+        pipeline = self._pipeline(frame.shape)
+        pipeline.run(frame, self.queue, True)
+        return pipeline.features.read_into(pipeline.features_np, self.queue)[0].copy()
 
     def _pipeline(self, shape) -> _Pipeline:
         if shape not in self._pipelines:

@@ -11,7 +11,7 @@ MIN_DECAY, MAX_DECAY = 1e-7, 1e-1
 
 @dataclass(frozen=True)
 class TrainerSettings:
-    learning_rate: float = 0.01
+    learning_rate: float = 0.005
     momentum: float = 0.9
     weight_decay: float = 1e-4
     batch_size: int = 16

@@ -18,6 +18,9 @@ from loop.core.settings import TrainerSettings
 from loop.core.train_step import TrainStep
 
 LOSS_LOG_LENGTH = 2000
+# A weighted mean cross-entropy this high means probabilities of e^-50 on labeled cells:
+# the step has blown up even if every number is still finite.
+DIVERGED_LOSS = 50.0
 IDLE_WAIT = 0.05  # seconds the thread sleeps when there is nothing to train on
 
 
@@ -148,7 +151,7 @@ class OnlineTrainer:
         start = time.perf_counter()
         loss, finite = step.run(self.queue, features, labels, self._class_weights(settings),
                                 settings.learning_rate, settings.momentum, settings.weight_decay)
-        if finite and np.isfinite(loss):
+        if finite and np.isfinite(loss) and loss < DIVERGED_LOSS:
             self.model.publish(self.queue)
             self._record(loss, time.perf_counter() - start)
         else:

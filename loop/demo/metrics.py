@@ -1,0 +1,29 @@
+"""Scoring verdicts against the demo's ground truth."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def cell_truth(truth: np.ndarray, grid_h: int, grid_w: int) -> np.ndarray:
+    """The ground truth at each output cell: the label at the cell's centre pixel."""
+    h, w = truth.shape
+    ys = ((np.arange(grid_h) + 0.5) * h / grid_h).astype(int)
+    xs = ((np.arange(grid_w) + 0.5) * w / grid_w).astype(int)
+    return truth[ys[:, None], xs[None, :]]
+
+
+def upsample_cells(cells: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Cell categories (h, w) spread over frame pixels (nearest), for the annotator."""
+    gh, gw = cells.shape
+    ys = np.minimum((np.arange(height) * gh) // height, gh - 1)
+    xs = np.minimum((np.arange(width) * gw) // width, gw - 1)
+    return cells[ys[:, None], xs[None, :]]
+
+
+def balanced_accuracy(truths: list[np.ndarray], predictions: list[np.ndarray],
+                      categories: int) -> float:
+    """Mean over the categories present of the fraction of their cells predicted right."""
+    t = np.concatenate([a.ravel() for a in truths])
+    p = np.concatenate([a.ravel() for a in predictions])
+    recalls = [float((p[t == c] == c).mean()) for c in range(categories) if (t == c).any()]
+    return float(np.mean(recalls)) if recalls else float("nan")

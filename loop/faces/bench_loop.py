@@ -1,0 +1,147 @@
+"""`patchloop bench loop`: the demo scene, the simulated annotator and the trainer in real
+time, as in the window: verdicts on the main thread, training beside it.
+
+Reports held-out balanced accuracy against clicks, clicks to 90% and 95%, click-to-flip
+latency (from a click until the patch's verdict at the clicked cell, on the clicked frame,
+shows the clicked category), verdicts per second while training, and training steps per
+second at batch 16 (beside PyTorch's for the same head, when torch is importable)."""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from loop.base.loading import open_base
+from loop.base.network import BaseNetwork
+from loop.core.engine import LoopCore
+from loop.core.labels import LabelDisc
+from loop.core.patch import PatchSpec, categories_from_names
+from loop.core.settings import TrainerSettings
+from loop.demo.annotator import SimulatedAnnotator
+from loop.demo.metrics import balanced_accuracy, cell_truth, upsample_cells
+from loop.demo.scene import DemoScene
+from loop.faces.bench_train_speed import train_steps_per_second
+from patchloop_kernels.runtime import Device
+
+CLICK_INTERVAL = 0.4   # seconds between the simulated user's clicks
+FLIP_TIMEOUT = 3.0     # a click whose cell has not flipped by then counts as not flipped
+HELD_OUT = 24
+EVALUATE_EVERY = 2     # clicks
+
+
+class _Evaluator:
+    def __init__(self, core: LoopCore, scene: DemoScene):
+        self.core = core
+        frames = scene.held_out(HELD_OUT)
+        self.features = [core.features(f.image) for f in frames]
+        grid = self.features[0].shape[1:]
+        self.truths = [cell_truth(f.truth, *grid) for f in frames]
+
+    def accuracy(self) -> float:
+        predictions = [self.core.verdict_on_features(f).argmax(axis=0) for f in self.features]
+        return balanced_accuracy(self.truths, predictions, self.core.spec.outputs)
+
+
+def _cell_of(core: LoopCore, x, y, frame_hw, grid_hw):
+    return (min(grid_hw[0] - 1, int(y * grid_hw[0] / frame_hw[0])),
+            min(grid_hw[1] - 1, int(x * grid_hw[1] / frame_hw[1])))
+
+
+def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: float) -> dict:
+    annotator = SimulatedAnnotator()
+    evaluator = _Evaluator(core, scene)
+    curve = [(0, evaluator.accuracy())]
+    latencies, unflipped = [], 0
+    pending = None  # (frame_id, cell, category, t0, features)
+    clicks, frames, last_click = 0, 0, -1e9
+    verdict_times = []
+    core.start()
+    start = time.perf_counter()
+    index = 0
+    while clicks < max_clicks and time.perf_counter() - start < max_seconds:
+        frame = scene.frame(index)
+        index += 1
+        t = time.perf_counter()
+        verdict = core.observe(frame.image)
+        verdict_times.append(time.perf_counter() - t)
+        frames += 1
+        now = time.perf_counter()
+        if pending is not None:
+            frame_id, cell, category, t0, feats = pending
+            probs = core.verdict_on_features(feats)
+            if int(probs[:, cell[0], cell[1]].argmax()) == category:
+                latencies.append(time.perf_counter() - t0)
+                pending = None
+            elif now - t0 > FLIP_TIMEOUT:
+                unflipped += 1
+                pending = None
+        if pending is None and now - last_click >= CLICK_INTERVAL:
+            predicted = upsample_cells(verdict.cell_categories, *frame.truth.shape)
+            click = annotator.click(frame.truth, predicted)
+            if click is not None:
+                core.label(verdict.frame_id, LabelDisc(click.x, click.y, click.radius,
+                                                       click.category))
+                clicks += 1
+                last_click = time.perf_counter()
+                grid = verdict.probabilities.shape[1:]
+                cell = _cell_of(core, click.x, click.y, frame.truth.shape, grid)
+                pending = (verdict.frame_id, cell, click.category, last_click,
+                           core.features_of(verdict.frame_id))
+                if clicks % EVALUATE_EVERY == 0:
+                    curve.append((clicks, evaluator.accuracy()))
+    elapsed = time.perf_counter() - start
+    status = core.trainer.status
+    core.close()
+    curve.append((clicks, evaluator.accuracy()))
+
+    def clicks_to(goal):
+        return next((c for c, a in curve if a >= goal), None)
+
+    return {
+        "clicks": clicks, "seconds": round(elapsed, 2), "frames": frames,
+        "accuracy_by_clicks": [[c, round(a, 4)] for c, a in curve],
+        "final_balanced_accuracy": round(curve[-1][1], 4),
+        "clicks_to_90": clicks_to(0.90), "clicks_to_95": clicks_to(0.95),
+        "click_to_flip_ms": {
+            "median": round(float(np.median(latencies)) * 1e3, 1) if latencies else None,
+            "p95": round(float(np.percentile(latencies, 95)) * 1e3, 1) if latencies else None,
+            "flipped": len(latencies), "not_flipped_within_s": [unflipped, FLIP_TIMEOUT]},
+        "verdicts_per_second": round(frames / elapsed, 2),
+        "verdict_median_ms": round(float(np.median(verdict_times)) * 1e3, 2),
+        "training_steps": status.steps,
+        "training_steps_per_second_in_loop": round(status.steps / elapsed, 2),
+    }
+
+
+def run(args) -> int:
+    device = Device.default()
+    base = BaseNetwork(device, open_base(args.base))
+    scene = DemoScene(seed=args.seed)
+    spec = PatchSpec("demo", categories_from_names([n for _, n in scene.categories]),
+                     seed=args.seed, base_name=base.spec.name, base_hash=base.hash)
+    core = LoopCore(spec, base=base, settings=TrainerSettings())
+    report = {"device": device.describe(), "frame": "240x320", "patch": "head on stride16",
+              "loop": run_loop(core, scene, args.clicks, args.seconds)}
+    report["training_speed_batch16"] = train_steps_per_second(core, batch=16)
+    if args.plot:
+        from loop.faces.plot import plot_accuracy
+        plot_accuracy(report["loop"]["accuracy_by_clicks"], args.plot)
+        report["plot"] = args.plot
+    print(json.dumps(report, indent=2) if args.json else _text(report))
+    return 0
+
+
+def _text(report) -> str:
+    loop = report["loop"]
+    speed = report["training_speed_batch16"]
+    return "\n".join([
+        f"device: {report['device']}",
+        f"clicks {loop['clicks']} in {loop['seconds']} s; balanced accuracy "
+        f"{loop['final_balanced_accuracy']:.3f}; clicks to 90%: {loop['clicks_to_90']}, "
+        f"to 95%: {loop['clicks_to_95']}",
+        f"click-to-flip ms: median {loop['click_to_flip_ms']['median']}, "
+        f"p95 {loop['click_to_flip_ms']['p95']}",
+        f"verdicts/s while training: {loop['verdicts_per_second']}",
+        f"training steps/s at batch 16: {speed['patchloop_steps_per_second']} "
+        f"(PyTorch: {speed.get('pytorch_steps_per_second')})"])
