@@ -208,30 +208,38 @@ __kernel void col2im_backward(__global float *dx, __global const float *dcol,
     }
 }
 
-// Depthwise convolution (groups == C_in == C_out, dilation 1) with the kernel size DW_K and
-// stride DW_S fixed at build time, so the tap loop unrolls into straight vector code.
-// Work-item (oh, n*C + c) computes a whole output row, 8 columns at a time.
+// Zero padding made explicit: xp (planes, H + PT + PB, W + PL + PR) from x (planes, H, W), so
+// the depthwise kernel below needs no bounds checks. Work-item (padded row, plane).
+__kernel void pad_forward(__global float *xp, __global const float *x, int H, int W,
+                          int PT, int PL, int HP, int WP)
+{
+    const int r = get_global_id(0), plane = get_global_id(1);
+    if (r >= HP) return;
+    __global float *dst = xp + ((long)plane * HP + r) * WP;
+    const int ih = r - PT;
+    if (ih < 0 || ih >= H) {
+        for (int i = 0; i < WP; i++) dst[i] = 0.0f;
+        return;
+    }
+    const __global float *src = x + ((long)plane * H + ih) * W;
+    for (int i = 0; i < PL; i++) dst[i] = 0.0f;
+    for (int i = 0; i < W; i++) dst[PL + i] = src[i];
+    for (int i = PL + W; i < WP; i++) dst[i] = 0.0f;
+}
+
+// Depthwise convolution (groups == C_in == C_out, dilation 1) on an explicitly padded input
+// (pad_forward), with the kernel size DW_K and stride DW_S fixed at build time so the tap
+// loops unroll into straight float8 code with no bounds checks. Work-item (oh, plane)
+// computes a whole output row, 8 columns at a time; the last block may read past the row
+// (into the next row, or the buffer's slack) for columns it does not store.
 #ifndef DW_K
 #define DW_K 3
 #endif
 #ifndef DW_S
 #define DW_S 1
 #endif
-// Inputs one block of 8 outputs reads in a row (stride 2 loads 16 per tap, hence the + 8).
-#define DW_SEG (DW_S == 1 ? 7 + DW_K : 15 + DW_K)
 
-// The 8 inputs under tap kw of an output block, read from a row segment starting at the
-// block's first tap (stride 2 takes every other element of 16).
-inline float8 tap_inputs(const float *seg, int kw) {
-#if DW_S == 1
-    return *(const float8u *)(seg + kw);
-#else
-    const float8 lo = *(const float8u *)(seg + kw), hi = *(const float8u *)(seg + kw + 8);
-    return (float8)(lo.even, hi.even);
-#endif
-}
-
-inline float8 tap_inputs_global(const __global float *seg, int kw) {
+inline float8 tap_inputs(const __global float *seg, int kw) {
 #if DW_S == 1
     return *(const __global float8u *)(seg + kw);
 #else
@@ -242,46 +250,38 @@ inline float8 tap_inputs_global(const __global float *seg, int kw) {
 }
 
 __kernel void depthwise_forward(
-    __global float *y, __global const float *x, __global const float *w,
-    __global const float *bias, int C, int H, int W, int OH, int OW, int PT, int PL, int act)
+    __global float *y, __global const float *xp, __global const float *w,
+    __global const float *bias, int C, int HP, int WP, int OH, int OW, int act)
 {
-    const int oh = get_global_id(0), nc = get_global_id(1);
+    const int oh = get_global_id(0), plane = get_global_id(1);
     if (oh >= OH) return;
-    const int c = nc % C;
-    const __global float *xc = x + (long)nc * H * W;
-    const __global float *wc = w + c * DW_K * DW_K;
+    const int c = plane % C;
+    float wk[DW_K * DW_K];
+    #pragma unroll
+    for (int i = 0; i < DW_K * DW_K; i++) wk[i] = w[c * DW_K * DW_K + i];
     const float b = bias[c];
-    __global float *yr = y + ((long)nc * OH + oh) * OW;
+    const __global float *x0 = xp + ((long)plane * HP + oh * DW_S) * WP;
+    __global float *yr = y + ((long)plane * OH + oh) * OW;
     for (int ow0 = 0; ow0 < OW; ow0 += 8) {
         float8 acc0 = (float8)(b), acc1 = (float8)(0.0f);
-        const int iw0 = ow0 * DW_S - PL;
-        const bool interior = iw0 >= 0 && iw0 + DW_SEG <= W;
+        #pragma unroll
         for (int kh = 0; kh < DW_K; kh++) {
-            const int ih = oh * DW_S - PT + kh;
-            if (ih < 0 || ih >= H) continue;   // padding rows contribute nothing
-            const __global float *xr = xc + ih * W;
-            const __global float *wr = wc + kh * DW_K;
-            if (interior) {
-                #pragma unroll
-                for (int kw = 0; kw < DW_K; kw += 2) {
-                    acc0 += wr[kw] * tap_inputs_global(xr + iw0, kw);
-                    if (kw + 1 < DW_K) acc1 += wr[kw + 1] * tap_inputs_global(xr + iw0, kw + 1);
-                }
-            } else {
-                // At the edges: the row segment with zeros for the padding, then the same taps.
-                float seg[DW_SEG];
-                #pragma unroll
-                for (int i = 0; i < DW_SEG; i++)
-                    seg[i] = (iw0 + i >= 0 && iw0 + i < W) ? xr[iw0 + i] : 0.0f;
-                #pragma unroll
-                for (int kw = 0; kw < DW_K; kw += 2) {
-                    acc0 += wr[kw] * tap_inputs(seg, kw);
-                    if (kw + 1 < DW_K) acc1 += wr[kw + 1] * tap_inputs(seg, kw + 1);
-                }
+            const __global float *seg = x0 + kh * WP + ow0 * DW_S;
+            #pragma unroll
+            for (int kw = 0; kw < DW_K; kw++) {
+                if (kw & 1) acc1 += wk[kh * DW_K + kw] * tap_inputs(seg, kw);
+                else acc0 += wk[kh * DW_K + kw] * tap_inputs(seg, kw);
             }
         }
-        float out[8];
-        *(float8u *)out = acc0 + acc1;
-        for (int j = 0; j < 8 && ow0 + j < OW; j++) yr[ow0 + j] = activate(out[j], act);
+        float8 v = acc0 + acc1;
+        if (act == 1) v = v > 0.0f ? v : 0.0f;
+        if (act == 2) v = v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
+        if (ow0 + 8 <= OW) {
+            *(__global float8u *)(yr + ow0) = v;
+        } else {
+            float out[8];
+            *(float8u *)out = v;
+            for (int j = 0; ow0 + j < OW; j++) yr[ow0 + j] = out[j];
+        }
     }
 }

@@ -123,10 +123,17 @@ class ConvForward(Plan):
                 g.c_out, oh * ow, rows, n, bias=bias, residual=residual,
                 activation=g.activation))
         elif g.is_depthwise and residual is None:
-            top, left, _, _ = g.pads(h, w)
+            top, left, bottom, right = g.pads(h, w)
+            hp, wp = h + top + bottom, w + left + right
+            # Slack after the last row: the last output block may read up to 8*stride+K
+            # floats past its row for columns it never stores.
+            padded = Tensor.empty(device, (n * g.c_in * hp * wp + 16 * g.stride + g.kernel,))
+            self.scratch.append(padded)
+            self.add(Launch.prepare(device, "conv", "pad_forward", (hp, n * g.c_in), None,
+                                    [padded, x, h, w, top, left, hp, wp]))
             self.add(Launch.prepare(
                 device, "conv", "depthwise_forward", (oh, n * g.c_out), None,
-                [y, x, weight, bias, g.c_out, h, w, oh, ow, top, left,
+                [y, padded, weight, bias, g.c_out, hp, wp, oh, ow,
                  activation_code(g.activation)], {"DW_K": g.kernel, "DW_S": g.stride}))
         else:
             self.add(Launch.prepare(

@@ -38,6 +38,17 @@ inline void store_c(__global float *C, __global const float *R, int c_base, int 
     C[c_base + at] = val;
 }
 
+// Stores 8 consecutive values of one row at once (the common case: a whole tile inside C).
+inline void store_c8(__global float *C, __global const float *R, int c_base, int r_base, int at,
+                     float8 acc, float bias_m, int beta, int act, int has_residual) {
+    float8 val = acc + bias_m;
+    if (beta) val += *(__global float8u *)(C + c_base + at);
+    if (act == 1) val = val > 0.0f ? val : 0.0f;
+    if (act == 2) val = val > 0.0f ? (val < 6.0f ? val : 6.0f) : 0.0f;
+    if (has_residual) val += *(const __global float8u *)(R + r_base + at);
+    *(__global float8u *)(C + c_base + at) = val;
+}
+
 __kernel void gemm_forward(
     __global float *C, int c_off, int c_sb, int ldc,
     __global const float *A, int a_off, int a_sb, int a_sm, int a_sk,
@@ -92,6 +103,11 @@ __kernel void gemm_forward(
             if (m >= M) break;
             const float bias_m = has_bias ? bias[m] : 0.0f;
             for (int v = 0; v < NV; v++) {
+                if (first_owned <= 8 * v) {
+                    store_c8(C, R, c_base, r_base, m * ldc + n0 + 8 * v, acc[i][v], bias_m,
+                             beta, act, has_residual);
+                    continue;
+                }
                 float lanes[8];
                 *(float8u *)lanes = acc[i][v];
                 for (int j = 0; j < 8; j++) {
@@ -186,6 +202,11 @@ __kernel void gemm_packed_forward(
         if (m >= M) break;
         const float bias_m = has_bias ? bias[m] : 0.0f;
         for (int v = 0; v < NV; v++) {
+            if (n0 + 8 * v + 8 <= N) {
+                store_c8(C, R, c_base, r_base, m * ldc + n0 + 8 * v, acc[i][v], bias_m,
+                         beta, act, has_residual);
+                continue;
+            }
             float lanes[8];
             *(float8u *)lanes = acc[i][v];
             for (int j = 0; j < 8 && n0 + 8 * v + j < N; j++)
