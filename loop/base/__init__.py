@@ -1,0 +1,1 @@
+"""The frozen base network: import, the seed format, and the OpenCL forward."""
