@@ -202,6 +202,16 @@ class LoopCore:
         with self.frames_lock:
             return label_counts(self.frames, self.spec.outputs)
 
+    # -- snapshots ------------------------------------------------------------------------
+    def snapshot(self):
+        """A full snapshot (weights, momentum, settings, categories, label counts)."""
+        from loop.core.snapshot import take_snapshot
+        return take_snapshot(self)
+
+    def restore(self, snapshot) -> None:
+        from loop.core.snapshot import restore_snapshot
+        restore_snapshot(self, snapshot)
+
     # -- training -------------------------------------------------------------------------
     def start(self) -> None:
         self.trainer.start()

@@ -1,0 +1,108 @@
+"""The headless core on the OpenCL path: labels, class weights, the divergence guard,
+snapshots, and that clicks move the verdict."""
+import numpy as np
+import pytest
+
+from loop.core.engine import LoopCore
+from loop.core.labels import (ERASE, UNLABELED, LabelDisc, WholeFrameLabel,
+                              balanced_class_weights, rasterize)
+from loop.core.patch import PatchSpec, categories_from_names
+from loop.core.settings import TrainerSettings
+from loop.demo.scene import DemoScene
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return DemoScene(seed=3)
+
+
+def make_core(base_network, **settings):
+    spec = PatchSpec("test", categories_from_names(["background", "ball", "box"]), seed=1)
+    return LoopCore(spec, base=base_network, settings=TrainerSettings(**settings))
+
+
+def ball_frame(scene):
+    frame = next(f for f in (scene.frame(i) for i in range(0, 600, 5)) if (f.truth == 1).sum() > 900)
+    ys, xs = np.nonzero(frame.truth == 1)
+    return frame, float(xs.mean()), float(ys.mean())
+
+
+def test_rasterize_discs_erase_and_whole_frame():
+    labels = [LabelDisc(40, 40, 20, 1), LabelDisc(300, 200, 1, 2)]
+    cells = rasterize(labels, 15, 20, 240, 320)
+    assert cells[2, 2] == 1 and cells[12, 18] == 2, "the cell under a tiny click is labeled"
+    assert (cells == UNLABELED).sum() > 280, "everything else stays unlabeled"
+    cells = rasterize(labels + [LabelDisc(40, 40, 30, ERASE)], 15, 20, 240, 320)
+    assert cells[2, 2] == UNLABELED and cells[12, 18] == 2
+    assert (rasterize(labels + [WholeFrameLabel(0)], 15, 20, 240, 320) == 0).all()
+
+
+def test_class_weights_follow_label_counts():
+    weights = balanced_class_weights(np.array([90, 10, 0]))
+    assert weights[2] == 0 and weights[1] / weights[0] == pytest.approx(9.0)
+    assert weights[:2].mean() == pytest.approx(1.0)
+
+
+def test_clicks_flip_the_verdict_where_clicked(device, base_network, scene):
+    core = make_core(base_network)
+    frame, x, y = ball_frame(scene)
+    verdict = core.observe(frame.image)
+    assert verdict.category_at(x, y) == 0, "an untaught patch says background"
+    core.label(verdict.frame_id, LabelDisc(x, y, 10, 1))
+    core.label(verdict.frame_id, LabelDisc(15, 15, 12, 0))
+    core.label(verdict.frame_id, LabelDisc(300, 220, 12, 0))
+    for _ in range(40):
+        assert core.trainer.step()
+    after = core.observe(frame.image)
+    assert after.category_at(x, y) == 1
+    assert after.category_at(15, 15) == 0 and after.category_at(300, 220) == 0
+    assert after.weights_version > verdict.weights_version
+    assert core.trainer.status.last_loss < core.trainer.status.losses[0][1]
+
+
+def test_undo_removes_the_newest_label(device, base_network, scene):
+    core = make_core(base_network)
+    verdict = core.observe(scene.frame(0).image)
+    core.label(verdict.frame_id, LabelDisc(50, 50, 10, 1))
+    core.label(verdict.frame_id, LabelDisc(100, 100, 10, 0))
+    assert core.label_counts().sum() >= 2
+    assert core.undo() and core.label_counts()[0] == 0
+    assert core.undo() and core.label_counts().sum() == 0
+    assert not core.undo()
+
+
+def test_divergence_restores_good_weights_and_halves_the_rate(device, base_network, scene):
+    core = make_core(base_network, learning_rate=0.01)
+    verdict = core.observe(scene.frame(0).image)
+    core.label(verdict.frame_id, LabelDisc(50, 50, 20, 1))
+    for _ in range(3):
+        core.trainer.step()
+    good = core.model.state(core.queue)["weights"]
+    core.frames[0].features[:, 0, 0] = np.nan  # a poisoned batch
+    core.trainer.step()
+    assert core.trainer.settings.learning_rate == pytest.approx(0.005)
+    assert "diverged" in core.trainer.status.messages[-1]
+    restored = core.model.state(core.queue)["weights"]
+    assert np.isfinite(restored).all() and np.array_equal(restored, good)
+
+
+def test_snapshot_round_trip_gives_identical_verdicts(device, base_network, scene):
+    core = make_core(base_network)
+    frame, x, y = ball_frame(scene)
+    verdict = core.observe(frame.image)
+    core.label(verdict.frame_id, LabelDisc(x, y, 10, 1))
+    for _ in range(10):
+        core.trainer.step()
+    snap = core.snapshot()
+    before = core.observe(frame.image).probabilities
+    core.trainer.update(learning_rate=0.05, momentum=0.5)
+    for _ in range(10):
+        core.trainer.step()
+    assert not np.array_equal(core.observe(frame.image).probabilities, before)
+    core.restore(snap)
+    assert np.array_equal(core.observe(frame.image).probabilities, before)
+    assert core.trainer.settings == snap.settings
+    assert snap.tag[:8].isdigit() and len(snap.tag.split("-")[-1]) == 8
+    other = LoopCore(PatchSpec("other", categories_from_names(["a", "b"])), base=base_network)
+    with pytest.raises(ValueError, match="not of this one"):
+        other.restore(snap)
