@@ -28,6 +28,19 @@ def _parser() -> argparse.ArgumentParser:
     base.add_argument("action", choices=["convert"], help="convert the shipped weights")
     base.add_argument("--out", help="folder for the converted files (default: per-user cache)")
 
+    live = sub.add_parser("live", help="the live window: point the camera, click the mistakes")
+    source = live.add_mutually_exclusive_group()
+    source.add_argument("--camera", type=int, help="camera index (default: the first that works)")
+    source.add_argument("--video", help="a video file, looping")
+    source.add_argument("--images", help="a folder of images")
+    source.add_argument("--demo", action="store_true", help="the built-in demo scene")
+    live.add_argument("--categories", help="comma-separated names, background first "
+                      "(default: background,object; the demo's own with --demo)")
+    live.add_argument("--topology", choices=["head", "pixels"], default="head")
+    live.add_argument("--tap", default="stride16", help="base stage the head sits on")
+    live.add_argument("--name", default="patch", help="the patch's name")
+    live.add_argument("--base", help="base network config (.txt)")
+
     classify = sub.add_parser("classify", help="top-K ImageNet classes of images")
     classify.add_argument("images", nargs="+", help="image files (any format OpenCV reads)")
     classify.add_argument("--top", type=int, default=5)
@@ -52,6 +65,9 @@ def _dispatch(args) -> int:
     if args.command == "base":
         from loop.faces import base_command
         return base_command.run(args)
+    if args.command == "live":
+        from loop.faces import live
+        return live.run(args)
     if args.command == "classify":
         from loop.faces import classify
         return classify.run(args)

@@ -83,6 +83,8 @@ class LoopCore:
         self._next_frame_id = 1
         self._history: list[tuple[int, int]] = []  # (frame_id, label count before) for undo
         self._feature_inference = None
+        # The verdict thread adds observed frames; the UI thread labels them.
+        self._recent_lock = threading.Lock()
         self.receptive = self._receptive_field()
 
     # -- verdicts -------------------------------------------------------------------------
@@ -111,9 +113,10 @@ class LoopCore:
         if frame_id is None:
             frame_id = self._next_frame_id
         self._next_frame_id = max(self._next_frame_id, frame_id + 1)
-        self._recent[frame_id] = (frame.copy(), features)
-        while len(self._recent) > RECENT_FRAMES:
-            self._recent.popitem(last=False)
+        with self._recent_lock:
+            self._recent[frame_id] = (frame.copy(), features)
+            while len(self._recent) > RECENT_FRAMES:
+                self._recent.popitem(last=False)
         category, confidence = frame_verdict(probabilities, self.spec.threshold)
         return Verdict(frame_id, probabilities, category, confidence, triggered, base_top,
                        self.receptive_frame(frame.shape[:2]), version, frame.shape[:2])
@@ -131,8 +134,9 @@ class LoopCore:
 
     def features_of(self, frame_id: int) -> np.ndarray | None:
         """The patch input kept for an observed or labeled frame."""
-        if frame_id in self._recent:
-            return self._recent[frame_id][1]
+        with self._recent_lock:
+            if frame_id in self._recent:
+                return self._recent[frame_id][1]
         with self.frames_lock:
             frame = next((f for f in self.frames if f.frame_id == frame_id), None)
         return None if frame is None else frame.features
@@ -173,9 +177,11 @@ class LoopCore:
         with self.frames_lock:
             frame = next((f for f in self.frames if f.frame_id == frame_id), None)
             if frame is None:
-                if frame_id not in self._recent:
+                with self._recent_lock:
+                    held = self._recent.get(frame_id)
+                if held is None:
                     raise KeyError(f"frame {frame_id} is no longer held; label a newer frame")
-                image, features = self._recent[frame_id]
+                image, features = held
                 frame = LabeledFrame(frame_id, image, features)
                 self.frames.append(frame)
             self._history.append((frame_id, len(frame.labels)))

@@ -1,0 +1,158 @@
+"""The live window: point the camera, see the verdict, click the mistakes.
+
+One loop in fixed phases (tick, events, update, draw, flip). Events become core calls;
+verdicts come from a worker thread and training from the core's trainer thread, so the
+window never waits on the device."""
+from __future__ import annotations
+
+import os
+import time
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+import pygame  # noqa: E402  (after the banner is silenced)
+
+from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
+from loop.faces.live_view import PANEL_WIDTH, LiveView, ViewState
+from loop.faces.verdict_worker import VerdictWorker
+
+FPS = 60
+MESSAGE_SECONDS = 3.0
+MIN_BRUSH, MAX_BRUSH = 2, 120
+
+
+class LiveApp:
+    def __init__(self, core, source, note: str | None = None, scale: float = 2.0,
+                 frame_size=(320, 240)):
+        pygame.display.init()  # not pygame.init(): no audio device is needed
+        pygame.font.init()
+        pygame.display.set_caption("Patchloop: click where the patch is wrong")
+        width, height = int(frame_size[0] * scale), int(frame_size[1] * scale)
+        self.screen = pygame.display.set_mode((width + PANEL_WIDTH, max(height, 520)))
+        self.view = LiveView(self.screen, pygame.Rect(0, 0, width, height))
+        self.core = core
+        self.worker = VerdictWorker(core, source)
+        self.state = ViewState(selected=1 if core.spec.outputs > 1 else 0)
+        self.clock = pygame.time.Clock()
+        self.running = True
+        self._drag_button = None
+        self._last_label_at = None
+        self.frames_drawn = 0
+        if note:
+            self.say(note)
+
+    def say(self, message: str) -> None:
+        self.state.message = message
+        self.state.message_until = time.monotonic() + MESSAGE_SECONDS
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self, max_frames: int | None = None) -> None:
+        self.worker.start()
+        self.core.start()
+        try:
+            while self.running and (max_frames is None or self.frames_drawn < max_frames):
+                self.step()
+        finally:
+            self.close()
+
+    def step(self) -> None:
+        self.clock.tick(FPS)
+        for event in pygame.event.get():
+            self.handle(event)
+        self.view.draw(self.state, self.core, self.worker, self.worker.latest(), time.monotonic())
+        pygame.display.flip()
+        self.frames_drawn += 1
+
+    def close(self) -> None:
+        self.worker.stop()
+        self.core.close()
+        pygame.display.quit()
+
+    # -- events ---------------------------------------------------------------------------
+    def handle(self, event) -> None:
+        if event.type == pygame.QUIT:
+            self.running = False
+        elif event.type == pygame.KEYDOWN:
+            self._key(event)
+        elif event.type == pygame.MOUSEWHEEL:
+            self.state.brush = max(MIN_BRUSH, min(MAX_BRUSH, self.state.brush + 2 * event.y))
+        elif event.type == pygame.MOUSEBUTTONDOWN and event.button in (1, 2, 3):
+            self._drag_button = event.button
+            self.state.mouse = event.pos
+            self._label_at(event.pos, event.button)
+        elif event.type == pygame.MOUSEBUTTONUP:
+            self._drag_button = None
+            self._last_label_at = None
+        elif event.type == pygame.MOUSEMOTION:
+            self.state.mouse = event.pos
+            if self._drag_button is not None and self._moved_enough(event.pos):
+                self._label_at(event.pos, self._drag_button)
+
+    def _moved_enough(self, pos) -> bool:
+        if self._last_label_at is None:
+            return True
+        dx, dy = pos[0] - self._last_label_at[0], pos[1] - self._last_label_at[1]
+        return dx * dx + dy * dy >= (self.state.brush * 0.75) ** 2
+
+    def _label_at(self, pos, button) -> None:
+        latest = self.worker.latest()
+        if latest is None or not self.view.frame_rect.collidepoint(pos):
+            return
+        verdict = latest[1]
+        scale = self.view.frame_scale(verdict)
+        x, y = (pos[0] - self.view.frame_rect.x) / scale, (pos[1] - self.view.frame_rect.y) / scale
+        category = {1: self.state.selected, 3: 0, 2: ERASE}[button]
+        try:
+            self.core.label(verdict.frame_id, LabelDisc(x, y, self.state.brush, category))
+        except (KeyError, ValueError) as exc:
+            self.say(str(exc))
+            return
+        self._last_label_at = pos
+
+    def _key(self, event) -> None:
+        key, core, state = event.key, self.core, self.state
+        trainer = core.trainer
+        ctrl = event.mod & pygame.KMOD_CTRL
+        if key == pygame.K_ESCAPE:
+            self.running = False
+        elif key in (pygame.K_h, pygame.K_F1):
+            state.show_help = not state.show_help
+        elif key == pygame.K_TAB:
+            state.selected = (state.selected + 1) % core.spec.outputs
+        elif pygame.K_1 <= key <= pygame.K_9 and key - pygame.K_1 < core.spec.outputs:
+            state.selected = key - pygame.K_1
+        elif key == pygame.K_UP:
+            trainer.apply(trainer.settings.faster())
+        elif key == pygame.K_DOWN:
+            trainer.apply(trainer.settings.slower())
+        elif key == pygame.K_RIGHT:
+            trainer.apply(trainer.settings.more_decay())
+        elif key == pygame.K_LEFT:
+            trainer.apply(trainer.settings.less_decay())
+        elif key == pygame.K_t:
+            on = not trainer.settings.training
+            trainer.update(training=on)
+            self.say(f"training {'on' if on else 'off'}")
+        elif key == pygame.K_n:
+            new_only = not trainer.settings.new_only
+            trainer.update(new_only=new_only)
+            self.say("training on new labels only" if new_only else "training on all labels")
+        elif key == pygame.K_u or (key == pygame.K_z and ctrl):
+            self.say("undone" if core.undo() else "nothing to undo")
+        elif key == pygame.K_b:
+            latest = self.worker.latest()
+            if latest is not None:
+                core.label(latest[1].frame_id, WholeFrameLabel(0))
+                self.say("whole frame labeled background")
+        elif key == pygame.K_SPACE:
+            self.worker.frozen = not self.worker.frozen
+            self.say("frozen (space to go on)" if self.worker.frozen else "live")
+        elif key == pygame.K_x:
+            state.show_verdict = not state.show_verdict
+        elif key == pygame.K_v:
+            state.heat_map = not state.heat_map
+        elif key == pygame.K_s:
+            snapshot = core.snapshot()
+            state.snapshots.append(snapshot)
+            self.say(f"snapshot {snapshot.tag} taken")
+        elif key == pygame.K_e:
+            self.say("export to .specialneurons is not available in this version yet")

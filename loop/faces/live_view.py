@@ -1,0 +1,180 @@
+"""Drawing the live window from state: the frame with the verdict overlaid, the brush and
+receptive field at the mouse, the side panel, the loss plot, the help page. Drawing only
+reads state."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import pygame
+
+# The seed's colours: background blue, the (first) positive category red; then a palette.
+PALETTE = [(40, 80, 255), (255, 40, 40), (40, 220, 60), (255, 200, 0), (200, 60, 255),
+           (0, 220, 220), (255, 120, 0), (140, 90, 40), (255, 255, 255)]
+PANEL_WIDTH = 300
+TEXT = (230, 230, 230)
+DIM = (150, 150, 150)
+
+HELP = [
+    ("left click / drag", "label the disc with the selected category"),
+    ("right click / drag", "label the disc background"),
+    ("middle click", "erase labels in the disc"),
+    ("scroll wheel", "brush radius"),
+    ("1-9, Tab", "select a category"),
+    ("b", "the whole frame is background"),
+    ("Up / Down", "learning rate"),
+    ("Left / Right", "weight decay (regularization)"),
+    ("t", "training on / off"),
+    ("n", "train on new labels only / all labels"),
+    ("u, Ctrl+Z", "undo the last label"),
+    ("space", "freeze the frame (stop-N-show)"),
+    ("x", "hold the verdict overlay on / off"),
+    ("v", "heat map of the selected category"),
+    ("s", "snapshot"),
+    ("e", "export"),
+    ("h, F1", "this help"),
+    ("Esc", "quit"),
+]
+
+
+@dataclass
+class ViewState:
+    selected: int = 1
+    brush: int = 16              # radius in frame pixels
+    show_help: bool = False
+    heat_map: bool = False
+    show_verdict: bool = True
+    mouse: tuple[int, int] | None = None
+    message: str = ""
+    message_until: float = 0.0
+    snapshots: list = field(default_factory=list)
+
+
+def category_colours(k: int) -> np.ndarray:
+    return np.array([PALETTE[i % len(PALETTE)] for i in range(k)], np.float32)
+
+
+def overlay(frame: np.ndarray, probabilities: np.ndarray, size, heat_category=None) -> np.ndarray:
+    """The frame in gray with the verdict's colours over it, at `size` (w, h)."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    gray = cv2.resize(gray, size, interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    if heat_category is not None:
+        heat = (probabilities[heat_category] * 255).astype(np.uint8)
+        heat = cv2.resize(heat, size, interpolation=cv2.INTER_LINEAR)
+        colour = cv2.applyColorMap(heat, cv2.COLORMAP_JET)[:, :, ::-1].astype(np.float32)
+    else:
+        mix = np.tensordot(probabilities.transpose(1, 2, 0),
+                           category_colours(probabilities.shape[0]), axes=1)
+        colour = cv2.resize(mix, size, interpolation=cv2.INTER_NEAREST)
+    return np.clip(0.55 * gray[:, :, None] + 0.45 * colour, 0, 255).astype(np.uint8)
+
+
+class LiveView:
+    def __init__(self, screen: pygame.Surface, frame_rect: pygame.Rect):
+        self.screen = screen
+        self.frame_rect = frame_rect
+        self.font = pygame.font.Font(None, 20)
+        self.big = pygame.font.Font(None, 28)
+
+    def text(self, s, pos, colour=TEXT, font=None):
+        surface = (font or self.font).render(s, True, colour)
+        self.screen.blit(surface, pos)
+        return surface.get_height()
+
+    def draw(self, state: ViewState, core, worker, latest, now: float) -> None:
+        self.screen.fill((25, 25, 30))
+        size = self.frame_rect.size
+        if latest is not None:
+            frame, verdict = latest
+            if state.show_verdict:
+                heat = state.selected if state.heat_map else None
+                image = overlay(frame, verdict.probabilities, size, heat)
+            else:
+                image = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+            self.screen.blit(pygame.image.frombuffer(image.tobytes(), size, "RGB"),
+                             self.frame_rect.topleft)
+            self._brush(state, verdict)
+        if worker.source_lost or latest is None:
+            note = "camera lost: waiting for frames; every label is kept" if worker.source_lost \
+                else "waiting for the first frame..."
+            self.text(note, (self.frame_rect.x + 10, self.frame_rect.bottom - 30), (255, 200, 80),
+                      self.big)
+        self._panel(state, core, worker, latest)
+        if state.message and now < state.message_until:
+            self.text(state.message, (self.frame_rect.x + 10, self.frame_rect.y + 8),
+                      (255, 255, 120), self.big)
+        if state.show_help:
+            self._help()
+
+    def frame_scale(self, verdict) -> float:
+        return self.frame_rect.width / verdict.frame_shape[1]
+
+    def _brush(self, state: ViewState, verdict) -> None:
+        if state.mouse is None or not self.frame_rect.collidepoint(state.mouse):
+            return
+        scale = self.frame_scale(verdict)
+        colour = PALETTE[state.selected % len(PALETTE)]
+        pygame.draw.circle(self.screen, colour, state.mouse, max(1, int(state.brush * scale)), 2)
+        rf_h, rf_w = verdict.receptive_field
+        rect = pygame.Rect(0, 0, int(rf_w * scale), int(rf_h * scale))
+        rect.center = state.mouse
+        # A receptive field wider than the frame is cut at the frame's edges.
+        self.screen.set_clip(self.frame_rect)
+        pygame.draw.rect(self.screen, (240, 240, 240), rect, 1)
+        self.screen.set_clip(None)
+
+    def _panel(self, state, core, worker, latest) -> None:
+        x = self.frame_rect.right + 12
+        y = 10
+        settings = core.trainer.settings
+        status = core.trainer.status
+        if latest is not None:
+            verdict = latest[1]
+            top = verdict.base_top[0] if verdict.base_top else None
+            y += self.text(f"base: {top[1]} {top[2]:.2f}" if top else "base: (not run)", (x, y)) + 2
+            y += self.text("patch triggered" if verdict.triggered else "patch not triggered",
+                           (x, y), TEXT if verdict.triggered else DIM) + 6
+            name = core.spec.categories[verdict.category].name
+            y += self.text(f"verdict: {name} {verdict.confidence:.2f}", (x, y), TEXT, self.big) + 8
+        counts = core.label_counts()
+        for c in core.spec.categories:
+            marker = ">" if c.index == state.selected else " "
+            colour = PALETTE[c.index % len(PALETTE)]
+            pygame.draw.rect(self.screen, colour, (x, y + 3, 10, 10))
+            y += self.text(f"{marker} {c.index + 1} {c.name}: {counts[c.index]} cells",
+                           (x + 16, y)) + 2
+        y += 8
+        for line in (f"learning rate {settings.learning_rate:.3g}   momentum {settings.momentum:.2f}",
+                     f"weight decay {settings.weight_decay:.2g}   batch {settings.batch_size}",
+                     f"training {'on' if settings.training else 'off'}, "
+                     f"{'new labels only' if settings.new_only else 'all labels'}",
+                     f"brush {state.brush} px   {'FROZEN' if worker.frozen else ''}",
+                     f"{status.steps_per_second:.1f} steps/s   {worker.verdicts_per_second:.1f} verdicts/s",
+                     f"verdict {worker.verdict_ms:.0f} ms   loss {status.last_loss:.4f}"):
+            y += self.text(line, (x, y)) + 2
+        self._loss_plot(status.losses, pygame.Rect(x, y + 10, PANEL_WIDTH - 30, 90))
+        messages = status.messages[-2:] + ([worker.error] if worker.error else [])
+        for i, m in enumerate(messages):
+            self.text(m[:60], (x, y + 110 + 18 * i), (255, 160, 120))
+        self.text("h: help", (x, self.screen.get_height() - 22), DIM)
+
+    def _loss_plot(self, losses, rect: pygame.Rect) -> None:
+        pygame.draw.rect(self.screen, (60, 60, 70), rect, 1)
+        self.text("training loss", (rect.x + 4, rect.y + 2), DIM)
+        points = losses[-200:]
+        if len(points) < 2:
+            return
+        values = np.log10(np.maximum([p[1] for p in points], 1e-6))
+        lo, hi = values.min(), max(values.max(), values.min() + 1e-3)
+        xs = rect.x + np.linspace(0, rect.width - 1, len(values))
+        ys = rect.bottom - 2 - (values - lo) / (hi - lo) * (rect.height - 18)
+        pygame.draw.lines(self.screen, (120, 200, 255), False, list(zip(xs, ys)), 1)
+
+    def _help(self) -> None:
+        box = pygame.Rect(40, 40, self.screen.get_width() - 80, 26 + 20 * len(HELP))
+        pygame.draw.rect(self.screen, (10, 10, 20), box)
+        pygame.draw.rect(self.screen, (200, 200, 200), box, 1)
+        for i, (key, what) in enumerate(HELP):
+            self.text(key, (box.x + 14, box.y + 12 + 20 * i), (255, 220, 120))
+            self.text(what, (box.x + 200, box.y + 12 + 20 * i))

@@ -1,0 +1,64 @@
+"""Verdicts off the UI thread: a worker takes the newest frame from the source, runs the
+core on it, and leaves (frame, verdict) for the window to draw. The window never waits on
+the device."""
+from __future__ import annotations
+
+import threading
+import time
+
+from loop.core.engine import LoopCore
+
+RETRY_SECONDS = 0.05
+
+
+class VerdictWorker:
+    def __init__(self, core: LoopCore, source):
+        self.core = core
+        self.source = source
+        self._lock = threading.Lock()
+        self._latest = None          # (frame, verdict)
+        self.frozen = False          # stop-N-show: keep the current frame and its verdict
+        self.source_lost = False
+        self.error: str | None = None
+        self.verdicts_per_second = 0.0
+        self.verdict_ms = 0.0
+        self._times: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="patchloop-verdicts", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def latest(self):
+        with self._lock:
+            return self._latest
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if self.frozen:
+                time.sleep(RETRY_SECONDS)
+                continue
+            frame = self.source.read()
+            if frame is None:
+                self.source_lost = True
+                time.sleep(RETRY_SECONDS)
+                continue
+            self.source_lost = False
+            start = time.perf_counter()
+            try:
+                verdict = self.core.observe(frame)
+            except Exception as exc:  # shown in the window; the loop and the labels go on
+                self.error = f"verdict failed: {exc}"
+                time.sleep(RETRY_SECONDS)
+                continue
+            self.verdict_ms = (time.perf_counter() - start) * 1e3
+            with self._lock:
+                self._latest = (frame, verdict)
+            now = time.monotonic()
+            self._times = [t for t in self._times if now - t < 2.0] + [now]
+            if len(self._times) > 1:
+                self.verdicts_per_second = (len(self._times) - 1) / (self._times[-1] - self._times[0])
