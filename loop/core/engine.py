@@ -77,7 +77,9 @@ class LoopCore:
         self.model = PatchModel(self.device, spec, channels, feature_size, initial_weights)
         self.frames: list[LabeledFrame] = []
         self.frames_lock = threading.Lock()
-        self.trainer = OnlineTrainer(self.model, self.frames, self.frames_lock, settings, spec.seed)
+        self.device_turn = threading.Lock()
+        self.trainer = OnlineTrainer(self.model, self.frames, self.frames_lock, settings,
+                                     spec.seed, self.device_turn)
         self._pipelines: dict[tuple, _Pipeline] = {}
         self._recent: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._next_frame_id = 1
@@ -91,6 +93,10 @@ class LoopCore:
     def observe(self, frame: np.ndarray, frame_id: int | None = None) -> Verdict:
         """Run the base and the patch on one uint8 RGB frame; remember it for labeling."""
         frame = _check_frame(frame)
+        with self.device_turn:
+            return self._observe(frame, frame_id)
+
+    def _observe(self, frame: np.ndarray, frame_id: int | None) -> Verdict:
         pipeline = self._pipeline(frame.shape)
         needs_base = self.spec.topology == "head" or bool(self.spec.triggers)
         pipeline.run(frame, self.queue, needs_base)

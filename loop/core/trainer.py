@@ -38,7 +38,8 @@ class OnlineTrainer:
     `frames_lock`)."""
 
     def __init__(self, model, frames: list[LabeledFrame], frames_lock: threading.Lock,
-                 settings: TrainerSettings | None = None, seed: int = 0):
+                 settings: TrainerSettings | None = None, seed: int = 0,
+                 device_turn: threading.Lock | None = None):
         self.model = model
         self.frames = frames
         self.frames_lock = frames_lock
@@ -46,6 +47,9 @@ class OnlineTrainer:
         self._settings_lock = threading.Lock()
         self.status = TrainerStatus()
         self.queue = model.device.new_queue()
+        # Held while a step runs on the device; the verdicts hold it too, so the two take
+        # turns instead of splitting the cores and both running slow.
+        self.device_turn = device_turn or threading.Lock()
         self._steps: dict[int, TrainStep] = {}
         self._fresh: list[int] = []  # frame ids with labels not yet trained on, newest last
         self._new_only_since = 0.0
@@ -148,9 +152,12 @@ class OnlineTrainer:
         step = self._train_step(len(frames))
         features = np.stack([f.features for f in frames])
         labels = np.stack([f.label_map for f in frames]).astype(np.int32)
-        start = time.perf_counter()
-        loss, finite = step.run(self.queue, features, labels, self._class_weights(settings),
-                                settings.learning_rate, settings.momentum, settings.weight_decay)
+        class_weights = self._class_weights(settings)
+        with self.device_turn:
+            start = time.perf_counter()
+            loss, finite = step.run(self.queue, features, labels, class_weights,
+                                    settings.learning_rate, settings.momentum,
+                                    settings.weight_decay)
         if finite and np.isfinite(loss) and loss < DIVERGED_LOSS:
             self.model.publish(self.queue)
             self._record(loss, time.perf_counter() - start)
