@@ -106,3 +106,37 @@ def test_snapshot_round_trip_gives_identical_verdicts(device, base_network, scen
     other = LoopCore(PatchSpec("other", categories_from_names(["a", "b"])), base=base_network)
     with pytest.raises(ValueError, match="not of this one"):
         other.restore(snap)
+
+
+def test_augmented_labels_stay_on_what_they_labeled():
+    from loop.core.augment import augment
+    image = np.zeros((240, 320, 3), np.uint8)
+    image[100:140, 200:240] = 255
+    labels = [LabelDisc(220, 120, 8, 1), WholeFrameLabel(0)]
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        out, moved = augment(image, labels, rng, flips=True)
+        disc = next(m for m in moved if isinstance(m, LabelDisc))
+        assert out[int(disc.y), int(disc.x)].mean() > 150
+        assert any(isinstance(m, WholeFrameLabel) for m in moved)
+
+
+def test_trainer_thread_makes_augmented_copies(device, base_network, scene):
+    core = make_core(base_network)
+    verdict = core.observe(scene.frame(0).image)
+    core.label(verdict.frame_id, LabelDisc(60, 60, 12, 1))
+    core.start()
+    import time
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        with core.frames_lock:
+            if sum(f.augmented_from is not None for f in core.frames) >= 2:
+                break
+        time.sleep(0.05)
+    core.close()
+    with core.frames_lock:
+        copies = [f for f in core.frames if f.augmented_from == verdict.frame_id]
+    assert len(copies) >= 2 and all(c.labeled_cells > 0 for c in copies)
+    assert core.label_counts().sum() == core.frames[0].labeled_cells, "copies are not counted"
+    core.label(verdict.frame_id, LabelDisc(200, 150, 12, 0))
+    assert not any(f.augmented_from is not None for f in core.frames), "stale copies dropped"

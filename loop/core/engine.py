@@ -17,6 +17,7 @@ from collections import OrderedDict
 
 import numpy as np
 
+from loop.core.augment import augment
 from loop.core.labels import LabeledFrame, label_counts
 from loop.core.patch import PIXELS_INPUT, PatchSpec
 from loop.core.patch_model import PatchModel
@@ -28,6 +29,7 @@ from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.runtime import Device, Tensor
 
 RECENT_FRAMES = 16  # observed frames kept so that a click can label the frame it was made on
+AUGMENTED_COPIES = 4  # rand-tilt-shift copies kept per labeled frame
 BASE_TOP = 5
 
 
@@ -88,6 +90,9 @@ class LoopCore:
         # The verdict thread adds observed frames; the UI thread labels them.
         self._recent_lock = threading.Lock()
         self.receptive = self._receptive_field()
+        self._augment_rng = np.random.default_rng(spec.seed)
+        self._next_copy_id = -1  # augmented copies count down, never meeting frame ids
+        self.trainer.augmenter = self._augment_one
 
     # -- verdicts -------------------------------------------------------------------------
     def observe(self, frame: np.ndarray, frame_id: int | None = None) -> Verdict:
@@ -150,9 +155,42 @@ class LoopCore:
     def features(self, frame: np.ndarray) -> np.ndarray:
         """The patch input (C, h, w) for a frame, without running the patch."""
         frame = _check_frame(frame)
-        pipeline = self._pipeline(frame.shape)
-        pipeline.run(frame, self.queue, True)
-        return pipeline.features.read_into(pipeline.features_np, self.queue)[0].copy()
+        with self.device_turn:
+            pipeline = self._pipeline(frame.shape)
+            pipeline.run(frame, self.queue, True)
+            return pipeline.features.read_into(pipeline.features_np, self.queue)[0].copy()
+
+    def _augment_one(self) -> bool:
+        """Make one rand-tilt-shift copy of a labeled frame that has fewer than its share.
+        Runs in the trainer's thread; False when every frame has its copies."""
+        with self.frames_lock:
+            originals = [f for f in self.frames if f.augmented_from is None and not f.excluded
+                         and f.labels]
+            copies: dict[int, int] = {}
+            for f in self.frames:
+                if f.augmented_from is not None:
+                    copies[f.augmented_from] = copies.get(f.augmented_from, 0) + 1
+            wanting = [f for f in originals if copies.get(f.frame_id, 0) < AUGMENTED_COPIES]
+            if not wanting:
+                return False
+            source = wanting[int(self._augment_rng.integers(len(wanting)))]
+            image, labels, stamp = source.image, list(source.labels), source.added_at
+        flips = self.trainer.settings.flips
+        new_image, new_labels = augment(image, labels, self._augment_rng, flips)
+        features = self.features(new_image)
+        copy = LabeledFrame(self._next_copy_id, new_image, features, new_labels,
+                            added_at=stamp, augmented_from=source.frame_id)
+        copy.relabel()
+        self._next_copy_id -= 1
+        with self.frames_lock:
+            # The original may have changed meanwhile: then this copy is stale.
+            if source in self.frames and source.labels == labels:
+                self.frames.append(copy)
+        return True
+
+    def _drop_copies(self, frame_id: int) -> None:
+        """Caller holds frames_lock: the original's labels changed, its copies are stale."""
+        self.frames[:] = [f for f in self.frames if f.augmented_from != frame_id]
 
     def _pipeline(self, shape) -> _Pipeline:
         if shape not in self._pipelines:
@@ -191,6 +229,7 @@ class LoopCore:
                 frame = LabeledFrame(frame_id, image, features)
                 self.frames.append(frame)
             self._history.append((frame_id, len(frame.labels)))
+            self._drop_copies(frame_id)
             frame.labels.append(label)
             frame.added_at = time.monotonic()
             frame.relabel()
@@ -204,6 +243,7 @@ class LoopCore:
                 return False
             frame_id, count = self._history.pop()
             frame = next(f for f in self.frames if f.frame_id == frame_id)
+            self._drop_copies(frame_id)
             del frame.labels[count:]
             frame.relabel()
             if not frame.labels:
@@ -211,8 +251,10 @@ class LoopCore:
         return True
 
     def label_counts(self) -> np.ndarray:
+        """Labeled cells per category over the user's frames (copies not counted)."""
         with self.frames_lock:
-            return label_counts(self.frames, self.spec.outputs)
+            return label_counts([f for f in self.frames if f.augmented_from is None],
+                                self.spec.outputs)
 
     # -- snapshots ------------------------------------------------------------------------
     def snapshot(self):

@@ -71,6 +71,7 @@ class LabeledFrame:
     label_map: np.ndarray | None = None  # int32 (h, w), rebuilt when labels change
     added_at: float = 0.0                # time of the newest label (orders "new" labels first)
     excluded: bool = False               # deleted from training (kept in history)
+    augmented_from: int | None = None    # the frame this is a rand-tilt-shift copy of
 
     def relabel(self) -> None:
         h, w = self.features.shape[1:]

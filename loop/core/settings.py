@@ -18,6 +18,8 @@ class TrainerSettings:
     training: bool = True        # the seed's `t`: train at all
     new_only: bool = False       # the seed's toggle: only labels made since it was switched on
     balance_classes: bool = True  # class weights from label counts
+    augment: bool = True         # rand-tilt-shift copies of labeled frames, made when idle
+    flips: bool = False          # mirror images too (only where the category allows it)
 
     def __post_init__(self):
         if not MIN_LR <= self.learning_rate <= MAX_LR:

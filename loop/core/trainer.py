@@ -22,6 +22,7 @@ LOSS_LOG_LENGTH = 2000
 # the step has blown up even if every number is still finite.
 DIVERGED_LOSS = 50.0
 IDLE_WAIT = 0.05  # seconds the thread sleeps when there is nothing to train on
+AUGMENT_EVERY = 4  # training steps between two rand-tilt-shift copies
 
 
 @dataclass
@@ -58,6 +59,9 @@ class OnlineTrainer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._step_times: list[float] = []
+        # Makes one augmented copy of a labeled frame (set by the core); returns False when
+        # there is nothing left to copy.
+        self.augmenter = None
 
     # -- settings -------------------------------------------------------------------------
     @property
@@ -107,7 +111,12 @@ class OnlineTrainer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            if not self.step():
+            trained = self.step()
+            copied = False
+            if self.augmenter is not None and self.settings.augment and (
+                    not trained or self.status.steps % AUGMENT_EVERY == 0):
+                copied = self.augmenter()
+            if not trained and not copied:
                 self._wake.wait(IDLE_WAIT)
                 self._wake.clear()
 
