@@ -28,6 +28,26 @@ inline float activate(float v, int act) {
     return v;
 }
 
+// The K loop both GEMMs share: acc[i][v] += A(row i, k) * B(k, 8v..8v+7) for k < K, where
+// B's rows are `ldb` floats apart (packed panels: ldb = TN). Inlined, so the accumulators
+// stay in registers.
+inline void accumulate_tile(float8 acc[TM][NV], const __global float *arow[TM], int a_sk,
+                            const __global float *bp, int ldb, int K) {
+    for (int k = 0; k < K; k++) {
+        float8 bv[NV];
+        #pragma unroll
+        for (int v = 0; v < NV; v++) bv[v] = *(const __global float8u *)(bp + 8 * v);
+        #pragma unroll
+        for (int i = 0; i < TM; i++) {
+            const float av = *arow[i];
+            arow[i] += a_sk;
+            #pragma unroll
+            for (int v = 0; v < NV; v++) acc[i][v] += av * bv[v];
+        }
+        bp += ldb;
+    }
+}
+
 // Stores one accumulated value: bias, optional accumulation into C, activation, residual.
 inline void store_c(__global float *C, __global const float *R, int c_base, int r_base, int at,
                     float acc, float bias_m, int beta, int act, int has_residual) {
@@ -84,19 +104,7 @@ __kernel void gemm_forward(
             const __global float *arow[TM];
             #pragma unroll
             for (int i = 0; i < TM; i++) arow[i] = a + rows[i] * a_sm;
-            for (int k = 0; k < K; k++) {
-                float8 bv[NV];
-                #pragma unroll
-                for (int v = 0; v < NV; v++) bv[v] = *(const __global float8u *)(bp + 8 * v);
-                #pragma unroll
-                for (int i = 0; i < TM; i++) {
-                    const float av = *arow[i];
-                    arow[i] += a_sk;
-                    #pragma unroll
-                    for (int v = 0; v < NV; v++) acc[i][v] += av * bv[v];
-                }
-                bp += ldb;
-            }
+            accumulate_tile(acc, arow, a_sk, bp, ldb, K);
         }
         for (int i = 0; i < TM; i++) {
             const int m = m0 + i;
@@ -183,19 +191,7 @@ __kernel void gemm_packed_forward(
         const __global float *arow[TM];
         #pragma unroll
         for (int i = 0; i < TM; i++) arow[i] = a + min(m0 + i, M - 1) * a_sm;
-        for (int k = 0; k < K; k++) {
-            float8 bv[NV];
-            #pragma unroll
-            for (int v = 0; v < NV; v++) bv[v] = bp[v];
-            #pragma unroll
-            for (int i = 0; i < TM; i++) {
-                const float av = *arow[i];
-                arow[i] += a_sk;
-                #pragma unroll
-                for (int v = 0; v < NV; v++) acc[i][v] += av * bv[v];
-            }
-            bp += NV;
-        }
+        accumulate_tile(acc, arow, a_sk, (const __global float *)bp, TN, K);
     }
     for (int i = 0; i < TM; i++) {
         const int m = m0 + i;

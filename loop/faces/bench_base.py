@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import numpy as np
 
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
+from loop.faces.timing import median_seconds
 from patchloop_kernels.runtime import Device
 
 SIZES = [(224, 224), (240, 320)]
@@ -32,23 +32,13 @@ print(time.perf_counter() - start)
 """
 
 
-def _median(call, repeats):
-    call()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
 def _by_kind(plan, queue, repeats) -> dict[str, float]:
     kinds: dict[str, float] = {}
     for kind, layer in [("other", plan.preprocess)] + plan.layer_kinds:
         def one(layer=layer):
             layer.enqueue(queue)
             queue.finish()
-        kinds[kind] = kinds.get(kind, 0.0) + _median(one, max(3, repeats // 4)) * 1e3
+        kinds[kind] = kinds.get(kind, 0.0) + median_seconds(one, max(3, repeats // 4)) * 1e3
     return {k: round(v, 3) for k, v in kinds.items()}
 
 
@@ -63,7 +53,7 @@ def _onnxruntime_ms(spec, h, w, repeats):
     session = ort.InferenceSession(to_onnx(spec, h, w).SerializeToString(), options,
                                    providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
-    return _median(lambda: session.run(None, {"input": x}), repeats) * 1e3, None
+    return median_seconds(lambda: session.run(None, {"input": x}), repeats) * 1e3, None
 
 
 def _first_frame_seconds(base_path) -> float:
@@ -87,7 +77,7 @@ def run(args) -> int:
             plan.run(frame, device.queue)
             plan.read_probabilities(device.queue)
 
-        ours = _median(frame_once, args.repeats) * 1e3
+        ours = median_seconds(frame_once, args.repeats) * 1e3
         peer, why = _onnxruntime_ms(spec, h, w, args.repeats)
         row = {"size": f"{h}x{w}", "median_ms": round(ours, 3),
                "by_kind_ms": _by_kind(plan, device.queue, args.repeats),

@@ -3,11 +3,10 @@ numpy (BLAS) doing the same operation in the same run."""
 from __future__ import annotations
 
 import json
-import statistics
-import time
 
 import numpy as np
 
+from loop.faces.timing import median_seconds
 from patchloop_kernels.conv import ConvBackward, ConvForward, ConvGeometry
 from patchloop_kernels.gemm import MatrixView, prepare_gemm
 from patchloop_kernels.runtime import Device, Tensor
@@ -19,16 +18,6 @@ CONV_CASES = [
                                                           activation="relu6")),
     ("conv1x1 112->64 15x20 batch16", 16, 15, 20, ConvGeometry(112, 64, 1, activation="relu")),
 ]
-
-
-def _median_seconds(call, repeats: int) -> float:
-    call()  # warm-up: first launches compile for their work-group size
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def _numpy_conv(x, weight, g: ConvGeometry):
@@ -69,9 +58,9 @@ def _conv_cases(device: Device, repeats: int, rng):
             plan.enqueue(device.queue)
             device.finish()
 
-        t_fwd = _median_seconds(lambda: run(fwd), repeats)
-        t_bwd = _median_seconds(lambda: run(bwd), repeats)
-        t_np = _median_seconds(lambda: _numpy_conv(x, weight, g), max(3, repeats // 4))
+        t_fwd = median_seconds(lambda: run(fwd), repeats)
+        t_bwd = median_seconds(lambda: run(bwd), repeats)
+        t_np = median_seconds(lambda: _numpy_conv(x, weight, g), max(3, repeats // 4))
         results.append(_row(name + " forward", 2 * macs, t_fwd, t_np))
         # The backward computes dx and dweight: twice the forward's multiply-adds.
         results.append(_row(name + " backward", 4 * macs, t_bwd, 2 * t_np))
@@ -90,8 +79,8 @@ def _gemm_case(device: Device, repeats: int, rng, size: int = 1024):
         launch.enqueue(device.queue)
         device.finish()
 
-    t = _median_seconds(run, max(3, repeats // 4))
-    t_np = _median_seconds(lambda: a @ b, max(3, repeats // 4))
+    t = median_seconds(run, max(3, repeats // 4))
+    t_np = median_seconds(lambda: a @ b, max(3, repeats // 4))
     return _row(f"gemm {size}x{size}x{size}", 2 * size ** 3, t, t_np)
 
 

@@ -2,10 +2,9 @@
 online trainer runs them, beside PyTorch's for the same head when torch is importable."""
 from __future__ import annotations
 
-import statistics
-import time
-
 import numpy as np
+
+from loop.faces.timing import median_seconds
 
 STEPS = 30
 
@@ -23,14 +22,10 @@ def train_steps_per_second(core, batch: int = 16) -> dict:
     weights = np.ones(core.spec.outputs, np.float32)
     step = core.model.make_train_step(batch)
     queue = core.model.device.new_queue()
-    step.run(queue, features, labels, weights, 1e-4, 0.9, 1e-4)  # warm-up: first launches
-    times = []
-    for _ in range(STEPS):
-        t = time.perf_counter()
-        step.run(queue, features, labels, weights, 1e-4, 0.9, 1e-4)
-        times.append(time.perf_counter() - t)
+    seconds = median_seconds(
+        lambda: step.run(queue, features, labels, weights, 1e-4, 0.9, 1e-4), STEPS)
     result = {"batch": batch, "feature_shape": list(core.model.feature_shape),
-              "patchloop_steps_per_second": round(1.0 / statistics.median(times), 2)}
+              "patchloop_steps_per_second": round(1.0 / seconds, 2)}
     result.update(_pytorch(core, features, labels, weights))
     return result
 
@@ -57,11 +52,5 @@ def _pytorch(core, features, labels, weights) -> dict:
         loss_fn(net(x), y).backward()
         opt.step()
 
-    step()
-    times = []
-    for _ in range(STEPS):
-        t = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t)
-    return {"pytorch_steps_per_second": round(1.0 / statistics.median(times), 2),
+    return {"pytorch_steps_per_second": round(1.0 / median_seconds(step, STEPS), 2),
             "pytorch_version": torch.__version__, "pytorch_threads": torch.get_num_threads()}

@@ -1,0 +1,33 @@
+"""The command line: devices, the kernel benchmark's JSON, one-line errors with exit 2."""
+import json
+
+import pyopencl as cl
+
+from loop.cli import main
+
+
+def test_devices_names_the_device_it_uses(capsys, device):
+    assert main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert "platform 0" in out and "using:" in out
+
+
+def test_no_opencl_platform_is_one_line_and_exit_2(capsys, monkeypatch):
+    monkeypatch.setattr(cl, "get_platforms", lambda: [])
+    assert main(["devices"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "pyopencl[pocl]" in err
+
+
+def test_bench_kernels_json(capsys, device):
+    assert main(["bench", "kernels", "--json", "--repeats", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    cases = {r["case"] for r in report["results"]}
+    assert "gemm 1024x1024x1024" in cases and len(cases) == 7
+    assert all(r["gflops"] > 0 and r["numpy_gflops"] > 0 for r in report["results"])
+
+
+def test_bad_base_path_is_one_line_and_exit_2(capsys, tmp_path):
+    assert main(["classify", "x.png", "--base", str(tmp_path / "missing.txt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "missing.txt" in err
