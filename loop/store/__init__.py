@@ -1,0 +1,1 @@
+"""The store: session files and their journal. Knows formats, not windows."""

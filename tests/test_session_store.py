@@ -1,0 +1,146 @@
+"""Session files: round trips, journal replay, torn tails, versions, and kill -9 at random
+moments losing no acknowledged label."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from loop.core.labels import LabelDisc, WholeFrameLabel
+from loop.core.patch import PatchSpec, categories_from_names
+from loop.core.settings import TrainerSettings
+from loop.core.snapshot import Snapshot as CoreSnapshot
+from loop.store.records import SessionFormatError
+from loop.store.session import SessionStore, journal_path
+from loop.store.session_file import write_session
+
+SPEC = PatchSpec("t", categories_from_names(["background", "ball"]), triggers=("n02123159",))
+
+
+def image(value, h=24, w=32):
+    return np.full((h, w, 3), value, np.uint8)
+
+
+def fill(store):
+    store.add_label(1, image(10), LabelDisc(5, 6, 3, 1), when=1.0)
+    store.add_label(1, image(10), LabelDisc(7, 8, 2, 0), when=2.0)
+    store.add_label(2, image(20), WholeFrameLabel(0), when=3.0)
+    store.undo(when=4.0)
+    store.set_excluded(1, True)
+    store.save_settings(TrainerSettings(learning_rate=0.02))
+    store.log_loss([(1, 0.5), (2, 0.25)])
+    store.save_snapshot(CoreSnapshot("20261123-000000-abcd1234", 5.0, SPEC,
+                                     np.arange(10, dtype=np.float32),
+                                     np.ones(10, np.float32), TrainerSettings(),
+                                     np.array([3, 4]), 7))
+
+
+def check(state):
+    assert state.spec == SPEC
+    assert state.settings.learning_rate == 0.02
+    assert sorted(state.frames) == [1, 2] and state.frames[2][0, 0, 0] == 20
+    assert [r.time for r in state.labels] == [1.0, 2.0, 3.0]
+    assert [r.active for r in state.labels] == [True, True, False]
+    assert state.active_labels() == {1: [LabelDisc(5, 6, 3, 1), LabelDisc(7, 8, 2, 0)]}
+    assert state.excluded == {1}
+    assert state.loss_log == [(1, 0.5), (2, 0.25)]
+    snap = state.snapshots["20261123-000000-abcd1234"]
+    assert np.array_equal(snap.weights, np.arange(10)) and snap.header["steps"] == 7
+
+
+def test_round_trip_through_the_file(tmp_path):
+    path = tmp_path / "s.h5"
+    store = SessionStore.create(path, SPEC, TrainerSettings())
+    fill(store)
+    store.close()
+    assert journal_path(path).stat().st_size < 20, "the journal is emptied into the file"
+    check(SessionStore.open(path).state)
+    with h5py.File(path, "r") as f:  # readable with plain h5py
+        assert f.attrs["version"] == 1 and f["labels"].shape == (3,)
+
+
+def test_journal_alone_holds_everything_after_a_crash(tmp_path):
+    path = tmp_path / "s.h5"
+    store = SessionStore.create(path, SPEC, TrainerSettings())
+    fill(store)  # no close: as if the process died here
+    check(SessionStore.open(path).state)
+
+
+def test_crash_between_file_and_journal_reset_applies_nothing_twice(tmp_path):
+    path = tmp_path / "s.h5"
+    store = SessionStore.create(path, SPEC, TrainerSettings())
+    fill(store)
+    store.state.last_seq = store.seq
+    write_session(store.state, path)  # the file is written, the journal not yet emptied
+    check(SessionStore.open(path).state)
+
+
+def test_torn_journal_tail_is_cut_and_writing_goes_on(tmp_path):
+    path = tmp_path / "s.h5"
+    store = SessionStore.create(path, SPEC, TrainerSettings())
+    store.add_label(1, image(1), LabelDisc(1, 1, 1, 1), when=1.0)
+    store.journal.file.write(b"\x40\x00\x00\x00garbage")  # a record cut short by a crash
+    store.journal.file.flush()
+    reopened = SessionStore.open(path)
+    assert len(reopened.state.labels) == 1
+    reopened.add_label(1, image(1), LabelDisc(2, 2, 1, 0), when=2.0)
+    assert len(SessionStore.open(path).state.labels) == 2
+
+
+def test_newer_version_and_foreign_files_are_clear_errors(tmp_path):
+    path = tmp_path / "s.h5"
+    SessionStore.create(path, SPEC, TrainerSettings()).close()
+    with h5py.File(path, "a") as f:
+        f.attrs["version"] = 99
+    with pytest.raises(SessionFormatError, match="version 99 is newer"):
+        SessionStore.open(path)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.attrs["format"] = "something else"
+    with pytest.raises(SessionFormatError, match="not a Patchloop session"):
+        SessionStore.open(other)
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(100))
+    with pytest.raises(SessionFormatError, match="junk.h5"):
+        SessionStore.open(junk)
+    with pytest.raises(SessionFormatError, match="exists already"):
+        SessionStore.create(path, SPEC, TrainerSettings())
+
+
+def test_a_bad_frame_is_refused(tmp_path):
+    store = SessionStore.create(tmp_path / "s.h5", SPEC, TrainerSettings())
+    with pytest.raises(SessionFormatError, match="frame 3"):
+        store.add_label(3, np.zeros((4, 4), np.uint8), LabelDisc(1, 1, 1, 1))
+
+
+def test_kill_9_at_random_moments_loses_no_acknowledged_label(tmp_path):
+    child = Path(__file__).with_name("session_writer_child.py")
+    rng = random.Random(5)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    for attempt in range(12):
+        path = tmp_path / f"k{attempt}.h5"
+        proc = subprocess.Popen([sys.executable, str(child), str(path), str(attempt)],
+                                stdout=subprocess.PIPE, text=True, env=env)
+        assert proc.stdout.readline().strip() == "ready"
+        acked = -1
+        deadline = time.monotonic() + rng.uniform(0.02, 0.6)
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if line.startswith("ack"):
+                acked = int(line.split()[1])
+        os.kill(proc.pid, signal.SIGKILL)
+        for line in proc.stdout:  # acknowledgements printed before the kill landed
+            if line.startswith("ack"):
+                acked = int(line.split()[1])
+        proc.wait()
+        state = SessionStore.open(path).state
+        times = [r.time for r in state.labels]
+        assert times[:acked + 1] == [float(n) for n in range(acked + 1)], \
+            f"attempt {attempt}: acknowledged {acked + 1} labels, found {len(times)}"
+        assert all(r.frame_id in state.frames for r in state.labels)
