@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     live.add_argument("--tap", default="stride16", help="base stage the head sits on")
     live.add_argument("--name", default="patch", help="the patch's name")
     live.add_argument("--base", help="base network config (.txt)")
+    live.add_argument("--session", help="session file: resumed if it exists, else created "
+                      "(default: sessions/<name>-<time>.h5)")
 
     classify = sub.add_parser("classify", help="top-K ImageNet classes of images")
     classify.add_argument("images", nargs="+", help="image files (any format OpenCV reads)")

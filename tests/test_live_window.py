@@ -103,3 +103,42 @@ def test_training_in_the_window_flips_the_verdict_under_the_clicks(app):
         return int(probs[:, 7, 10].argmax()) == 1 and int(probs[:, 1, 1].argmax()) == 0
 
     assert pump_until(app, flipped, seconds=30), "the verdict did not follow the clicks"
+
+
+def test_labels_are_recorded_and_a_session_resumes(device, base_spec, tmp_path):
+    from loop.store.session import SessionStore
+    path = tmp_path / "session.h5"
+    args = _parser().parse_args(["live", "--demo", "--base", str(base_spec.path),
+                                 "--session", str(path)])
+    source = DemoSource(seed=2)
+    core, link, note = live.open_session(args, source)
+    assert "recording" in note
+    app = LiveApp(core, source, note, link=link)
+    app.worker.start()
+    core.start()
+    assert pump_until(app, lambda: app.worker.latest() is not None)
+    centre = app.view.frame_rect.center
+    for button, pos in ((1, centre), (3, (20, 20)), (1, (centre[0] + 60, centre[1]))):
+        post(pygame.MOUSEBUTTONDOWN, button=button, pos=pos)
+        post(pygame.MOUSEBUTTONUP, button=button, pos=pos)
+    post(pygame.KEYDOWN, key=pygame.K_u, mod=0)
+    assert pump_until(app, lambda: link.held == 2 and link.waiting == 0), "labels not held"
+    counts = core.label_counts()
+    post(pygame.KEYDOWN, key=pygame.K_ESCAPE, mod=0)
+    app.step()
+    assert not app.running
+    app.close()  # saves: a last snapshot, the file consolidated
+    state = SessionStore.open(path).state
+    assert [r.active for r in state.labels] == [True, True, False]
+    assert len(state.snapshots) == 1
+
+    core2, link2, note2 = live.open_session(args, DemoSource(seed=2))
+    try:
+        assert "resumed" in note2 and "2 labels" in note2
+        assert np.array_equal(core2.label_counts(), counts)
+        snap = next(iter(state.snapshots.values()))
+        assert np.array_equal(core2.model.state(core2.queue)["weights"], snap.weights)
+        assert core2.undo() and core2.label_counts().sum() < counts.sum(), "undo goes on"
+    finally:
+        link2.close()
+        core2.close()

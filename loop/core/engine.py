@@ -236,6 +236,26 @@ class LoopCore:
         self.trainer.notify_labels(frame_id)
         return frame
 
+    def resume(self, images: dict, labels: list, excluded: set) -> None:
+        """Take back a recorded session's frames and active labels, in the order they were
+        made (so undo goes on where it stopped). Features are computed once per frame."""
+        by_frame: dict[int, LabeledFrame] = {}
+        for frame_id, label in labels:
+            if frame_id not in by_frame:
+                image = _check_frame(images[frame_id])
+                by_frame[frame_id] = LabeledFrame(frame_id, image, self.features(image),
+                                                  excluded=frame_id in excluded)
+            frame = by_frame[frame_id]
+            self._history.append((frame_id, len(frame.labels)))
+            frame.labels.append(label)
+        with self.frames_lock:
+            for frame in by_frame.values():
+                frame.relabel()
+                self.frames.append(frame)
+        if images:
+            self._next_frame_id = max(self._next_frame_id, max(images) + 1)
+        self.trainer.notify_labels(next(iter(by_frame), 0))
+
     def undo(self) -> bool:
         """Remove the newest label; False when there is none."""
         with self.frames_lock:

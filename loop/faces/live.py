@@ -1,17 +1,30 @@
 """`patchloop live`: opens the source, builds the core, runs the window."""
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
 from loop.core.patch import PatchSpec, categories_from_names
 from loop.demo.scene import CATEGORIES
 from loop.errors import UserError
+from loop.faces.session_link import SessionLink
 from loop.faces.sources import DemoSource, open_source
+from loop.store.records import SessionFormatError
+from loop.store.session import SessionStore
 from patchloop_kernels.runtime import Device
 
 
-def build_core(args, source) -> LoopCore:
+def build_core(args, source, spec: PatchSpec | None = None) -> LoopCore:
+    if spec is not None:  # a resumed session: its patch, on the base it was made on
+        device = Device.default()
+        base = BaseNetwork(device, open_base(args.base)) if spec.topology == "head" else None
+        if base is not None and spec.base_hash and spec.base_hash != base.hash:
+            raise UserError(f"the session's patch was made on base {spec.base_name} "
+                            f"({spec.base_hash}), not on the one loaded ({base.hash})")
+        return LoopCore(spec, base=base, device=device)
     if args.categories:
         names = [n.strip() for n in args.categories.split(",") if n.strip()]
     elif isinstance(source, DemoSource):
@@ -31,11 +44,38 @@ def build_core(args, source) -> LoopCore:
     return LoopCore(spec, base=base, device=device)
 
 
+def open_session(args, source):
+    """(core, link): a new session, or the one at --session resumed with its labels and its
+    last snapshot's weights."""
+    path = Path(args.session) if args.session else \
+        Path("sessions") / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}.h5"
+    try:
+        if path.exists():
+            store = SessionStore.open(path)
+            core = build_core(args, source, store.state.spec)
+            state = store.state
+            order = [(r.frame_id, r.label()) for r in state.labels if r.active]
+            core.resume(state.frames, order, state.excluded)
+            core.trainer.apply(state.settings)
+            snapshot = store.latest_snapshot()
+            if snapshot is not None:
+                core.model.load_state({"weights": snapshot.weights,
+                                       "velocity": snapshot.velocity}, core.queue)
+            note = f"resumed {path.name}: {len(order)} labels on {len(state.frames)} frames"
+        else:
+            core = build_core(args, source)
+            store = SessionStore.create(path, core.spec, core.trainer.settings)
+            note = f"recording to {path}"
+    except (SessionFormatError, OSError) as exc:
+        raise UserError(str(exc)) from exc
+    return core, SessionLink(core, store), note
+
+
 def run(args, max_frames: int | None = None) -> int:
     source, note = open_source(args.camera, args.video, args.images, args.demo)
-    core = build_core(args, source)
+    core, link, session_note = open_session(args, source)
     from loop.faces.live_app import LiveApp  # pygame only when a window is wanted
-    app = LiveApp(core, source, note)
+    app = LiveApp(core, source, note or session_note, link=link)
     try:
         app.run(max_frames)
     finally:

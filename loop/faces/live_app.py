@@ -22,7 +22,7 @@ MIN_BRUSH, MAX_BRUSH = 2, 120
 
 class LiveApp:
     def __init__(self, core, source, note: str | None = None, scale: float = 2.0,
-                 frame_size=(320, 240)):
+                 frame_size=(320, 240), link=None):
         pygame.display.init()  # not pygame.init(): no audio device is needed
         pygame.font.init()
         pygame.display.set_caption("Patchloop: click where the patch is wrong")
@@ -31,6 +31,9 @@ class LiveApp:
         self.view = LiveView(self.screen, pygame.Rect(0, 0, width, height))
         self.core = core
         self.worker = VerdictWorker(core, source)
+        # The session file (when there is one): labels go through it to be made durable.
+        self.link = link
+        self.labels = link or core
         self.state = ViewState(selected=1 if core.spec.outputs > 1 else 0)
         self.clock = pygame.time.Clock()
         self.running = True
@@ -58,13 +61,16 @@ class LiveApp:
         self.clock.tick(FPS)
         for event in pygame.event.get():
             self.handle(event)
-        self.view.draw(self.state, self.core, self.worker, self.worker.latest(), time.monotonic())
+        self.view.draw(self.state, self.core, self.worker, self.worker.latest(), time.monotonic(),
+                       self.link)
         pygame.display.flip()
         self.frames_drawn += 1
 
     def close(self) -> None:
         self.worker.stop()
         self.core.close()
+        if self.link is not None:
+            self.link.close()
         pygame.display.quit()
 
     # -- events ---------------------------------------------------------------------------
@@ -102,7 +108,7 @@ class LiveApp:
         x, y = (pos[0] - self.view.frame_rect.x) / scale, (pos[1] - self.view.frame_rect.y) / scale
         category = {1: self.state.selected, 3: 0, 2: ERASE}[button]
         try:
-            self.core.label(verdict.frame_id, LabelDisc(x, y, self.state.brush, category))
+            self.labels.label(verdict.frame_id, LabelDisc(x, y, self.state.brush, category))
         except (KeyError, ValueError) as exc:
             self.say(str(exc))
             return
@@ -137,11 +143,11 @@ class LiveApp:
             trainer.update(new_only=new_only)
             self.say("training on new labels only" if new_only else "training on all labels")
         elif key == pygame.K_u or (key == pygame.K_z and ctrl):
-            self.say("undone" if core.undo() else "nothing to undo")
+            self.say("undone" if self.labels.undo() else "nothing to undo")
         elif key == pygame.K_b:
             latest = self.worker.latest()
             if latest is not None:
-                core.label(latest[1].frame_id, WholeFrameLabel(0))
+                self.labels.label(latest[1].frame_id, WholeFrameLabel(0))
                 self.say("whole frame labeled background")
         elif key == pygame.K_SPACE:
             self.worker.frozen = not self.worker.frozen
@@ -151,7 +157,7 @@ class LiveApp:
         elif key == pygame.K_v:
             state.heat_map = not state.heat_map
         elif key == pygame.K_s:
-            snapshot = core.snapshot()
+            snapshot = self.labels.snapshot()
             state.snapshots.append(snapshot)
             self.say(f"snapshot {snapshot.tag} taken")
         elif key == pygame.K_e:

@@ -82,7 +82,7 @@ class LiveView:
         self.screen.blit(surface, pos)
         return surface.get_height()
 
-    def draw(self, state: ViewState, core, worker, latest, now: float) -> None:
+    def draw(self, state: ViewState, core, worker, latest, now: float, link=None) -> None:
         self.screen.fill((25, 25, 30))
         size = self.frame_rect.size
         if latest is not None:
@@ -100,7 +100,7 @@ class LiveView:
                 else "waiting for the first frame..."
             self.text(note, (self.frame_rect.x + 10, self.frame_rect.bottom - 30), (255, 200, 80),
                       self.big)
-        self._panel(state, core, worker, latest)
+        self._panel(state, core, worker, latest, link)
         if state.message and now < state.message_until:
             self.text(state.message, (self.frame_rect.x + 10, self.frame_rect.y + 8),
                       (255, 255, 120), self.big)
@@ -124,7 +124,7 @@ class LiveView:
         pygame.draw.rect(self.screen, (240, 240, 240), rect, 1)
         self.screen.set_clip(None)
 
-    def _panel(self, state, core, worker, latest) -> None:
+    def _panel(self, state, core, worker, latest, link) -> None:
         x = self.frame_rect.right + 12
         y = 10
         settings = core.trainer.settings
@@ -153,8 +153,12 @@ class LiveView:
                      f"{status.steps_per_second:.1f} steps/s   {worker.verdicts_per_second:.1f} verdicts/s",
                      f"verdict {worker.verdict_ms:.0f} ms   loss {status.last_loss:.4f}"):
             y += self.text(line, (x, y)) + 2
+        if link is not None:
+            saved = f"labels on disk: {link.held}" + (f", {link.waiting} waiting" if link.waiting else "")
+            y += self.text(saved, (x, y), TEXT if not link.error else (255, 160, 120)) + 2
         self._loss_plot(status.losses, pygame.Rect(x, y + 10, PANEL_WIDTH - 30, 90))
-        messages = status.messages[-2:] + ([worker.error] if worker.error else [])
+        messages = status.messages[-2:] + ([worker.error] if worker.error else []) + \
+            ([link.error] if link is not None and link.error else [])
         for i, m in enumerate(messages):
             self.text(m[:60], (x, y + 110 + 18 * i), (255, 160, 120))
         self.text("h: help", (x, self.screen.get_height() - 22), DIM)
