@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     live.add_argument("--session", help="session file: resumed if it exists, else created "
                       "(default: sessions/<name>-<time>.h5)")
 
+    info = sub.add_parser("info", help="what a session file holds")
+    info.add_argument("file", help="a session .h5 file")
+    info.add_argument("--json", action="store_true")
+
     classify = sub.add_parser("classify", help="top-K ImageNet classes of images")
     classify.add_argument("images", nargs="+", help="image files (any format OpenCV reads)")
     classify.add_argument("--top", type=int, default=5)
@@ -70,6 +74,9 @@ def _dispatch(args) -> int:
     if args.command == "live":
         from loop.faces import live
         return live.run(args)
+    if args.command == "info":
+        from loop.faces import info
+        return info.run(args)
     if args.command == "classify":
         from loop.faces import classify
         return classify.run(args)

@@ -144,3 +144,20 @@ def test_kill_9_at_random_moments_loses_no_acknowledged_label(tmp_path):
         assert times[:acked + 1] == [float(n) for n in range(acked + 1)], \
             f"attempt {attempt}: acknowledged {acked + 1} labels, found {len(times)}"
         assert all(r.frame_id in state.frames for r in state.labels)
+
+
+def test_info_reads_a_session_and_refuses_junk(tmp_path, capsys):
+    import json as json_module
+    from loop.cli import main
+    path = tmp_path / "s.h5"
+    store = SessionStore.create(path, SPEC, TrainerSettings())
+    fill(store)
+    store.close()
+    assert main(["info", str(path), "--json"]) == 0
+    info = json_module.loads(capsys.readouterr().out)
+    assert info["frames"] == 2 and info["labels"] == 2 and info["labels_in_history"] == 3
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"nope")
+    assert main(["info", str(junk)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "junk.h5" in err
