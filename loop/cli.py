@@ -43,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     live.add_argument("--session", help="session file: resumed if it exists, else created "
                       "(default: sessions/<name>-<time>.h5)")
 
+    replay = sub.add_parser("replay", help="step through a session's frames and edit labels")
+    replay.add_argument("session", help="the session .h5 file")
+    replay.add_argument("--base", help="base network config (.txt)")
+
     info = sub.add_parser("info", help="what a session file holds")
     info.add_argument("file", help="a session .h5 file")
     info.add_argument("--json", action="store_true")
@@ -74,6 +78,9 @@ def _dispatch(args) -> int:
     if args.command == "live":
         from loop.faces import live
         return live.run(args)
+    if args.command == "replay":
+        from loop.faces import replay
+        return replay.run(args)
     if args.command == "info":
         from loop.faces import info
         return info.run(args)

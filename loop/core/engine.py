@@ -143,6 +143,15 @@ class LoopCore:
         self._feature_inference.enqueue(self.queue)
         return self._feature_inference.read(self.queue)
 
+    def verdict_for_labeled(self, frame: LabeledFrame) -> Verdict:
+        """The current patch's verdict on a labeled frame (replay, edit mode): no base pass,
+        so no trigger check either."""
+        probabilities = self.verdict_on_features(frame.features)
+        category, confidence = frame_verdict(probabilities, self.spec.threshold)
+        return Verdict(frame.frame_id, probabilities, category, confidence, True, (),
+                       self.receptive_frame(frame.image.shape[:2]), self.model.version,
+                       frame.image.shape[:2])
+
     def features_of(self, frame_id: int) -> np.ndarray | None:
         """The patch input kept for an observed or labeled frame."""
         with self._recent_lock:

@@ -37,6 +37,9 @@ class SessionLink:
         self._submit(self.store.undo, counts=False, undo=True)
         return True
 
+    def exclude(self, frame_id: int, excluded: bool) -> None:
+        self._submit(lambda: self.store.set_excluded(frame_id, excluded), counts=False)
+
     def snapshot(self):
         snapshot = self.core.snapshot()
         self._submit(lambda: self.store.save_snapshot(snapshot), counts=False)
