@@ -156,21 +156,31 @@ class LiveView:
         if link is not None:
             saved = f"labels on disk: {link.held}" + (f", {link.waiting} waiting" if link.waiting else "")
             y += self.text(saved, (x, y), TEXT if not link.error else (255, 160, 120)) + 2
-        self._loss_plot(status.losses, pygame.Rect(x, y + 10, PANEL_WIDTH - 30, 90))
+        self._plot(list(status.losses), pygame.Rect(x, y + 10, PANEL_WIDTH - 30, 90),
+                   "training loss", log=True)
+        accuracy = list(getattr(worker, "accuracy_log", []))
+        if accuracy:
+            recent = np.mean([a for _, a in accuracy[-30:]])
+            self._plot(accuracy, pygame.Rect(x, y + 110, PANEL_WIDTH - 30, 70),
+                       f"accuracy vs ground truth {recent:.2f}", log=False, fixed=(0.0, 1.0))
+            y += 80
         messages = status.messages[-2:] + ([worker.error] if worker.error else []) + \
             ([link.error] if link is not None and link.error else [])
         for i, m in enumerate(messages):
             self.text(m[:60], (x, y + 110 + 18 * i), (255, 160, 120))
         self.text("h: help", (x, self.screen.get_height() - 22), DIM)
 
-    def _loss_plot(self, losses, rect: pygame.Rect) -> None:
+    def _plot(self, points, rect: pygame.Rect, title: str, log: bool, fixed=None) -> None:
         pygame.draw.rect(self.screen, (60, 60, 70), rect, 1)
-        self.text("training loss", (rect.x + 4, rect.y + 2), DIM)
-        points = losses[-200:]
+        self.text(title, (rect.x + 4, rect.y + 2), DIM)
+        points = points[-200:]
         if len(points) < 2:
             return
-        values = np.log10(np.maximum([p[1] for p in points], 1e-6))
-        lo, hi = values.min(), max(values.max(), values.min() + 1e-3)
+        values = np.array([p[1] for p in points], np.float64)
+        if log:
+            values = np.log10(np.maximum(values, 1e-6))
+        lo, hi = fixed or (values.min(), values.max())
+        hi = max(hi, lo + 1e-3)
         xs = rect.x + np.linspace(0, rect.width - 1, len(values))
         ys = rect.bottom - 2 - (values - lo) / (hi - lo) * (rect.height - 18)
         pygame.draw.lines(self.screen, (120, 200, 255), False, list(zip(xs, ys)), 1)

@@ -30,6 +30,10 @@ class DemoSource:
         self.last = self.scene.frame(index)
         return self.last.image
 
+    def last_truth(self):
+        """The ground truth of the frame `read` returned last (the demo knows it)."""
+        return None if self.last is None else self.last.truth
+
     def close(self):
         pass
 

@@ -7,8 +7,10 @@ import threading
 import time
 
 from loop.core.engine import LoopCore
+from loop.demo.metrics import balanced_accuracy, cell_truth
 
 RETRY_SECONDS = 0.05
+ACCURACY_LOG = 300  # verdicts scored against ground truth, kept for the plot
 
 
 class VerdictWorker:
@@ -23,6 +25,9 @@ class VerdictWorker:
         self.verdicts_per_second = 0.0
         self.verdict_ms = 0.0
         self._times: list[float] = []
+        # (time, balanced accuracy) of verdicts on frames with ground truth (the demo): each
+        # frame is new to the patch when judged, so this is held-out accuracy.
+        self.accuracy_log: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="patchloop-verdicts", daemon=True)
 
@@ -58,7 +63,18 @@ class VerdictWorker:
             self.verdict_ms = (time.perf_counter() - start) * 1e3
             with self._lock:
                 self._latest = (frame, verdict)
+            self._score(verdict)
             now = time.monotonic()
             self._times = [t for t in self._times if now - t < 2.0] + [now]
             if len(self._times) > 1:
                 self.verdicts_per_second = (len(self._times) - 1) / (self._times[-1] - self._times[0])
+
+    def _score(self, verdict) -> None:
+        truth = getattr(self.source, "last_truth", lambda: None)()
+        if truth is None:
+            return
+        grid = verdict.probabilities.shape[1:]
+        accuracy = balanced_accuracy([cell_truth(truth, *grid)], [verdict.cell_categories],
+                                     verdict.probabilities.shape[0])
+        self.accuracy_log.append((time.monotonic(), accuracy))
+        del self.accuracy_log[:-ACCURACY_LOG]
