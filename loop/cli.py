@@ -40,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     live.add_argument("--tap", default="stride16", help="base stage the head sits on")
     live.add_argument("--name", default="patch", help="the patch's name")
     live.add_argument("--base", help="base network config (.txt)")
+    live.add_argument("--screenshot", help="run headless for --frames frames, save the window "
+                      "to this PNG, and stop")
+    live.add_argument("--frames", type=int, default=300, help="frames to run with --screenshot")
+    live.add_argument("--autoclick", action="store_true",
+                      help="with --screenshot on the demo: the simulated annotator clicks")
+    live.add_argument("--window", help="window size WxH (default: four fifths of the screen)")
     live.add_argument("--session", help="session file: resumed if it exists, else created "
                       "(default: sessions/<name>-<time>.h5)")
 

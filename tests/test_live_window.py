@@ -32,6 +32,13 @@ def pump_until(app, condition, seconds=20.0):
     return False
 
 
+def at(app, x, y):
+    """The window position of frame pixel (x, y) of a 320x240 frame."""
+    rect = app.view.frame_rect
+    scale = rect.width / 320
+    return int(rect.x + x * scale), int(rect.y + y * scale)
+
+
 def post(event_type, **fields):
     pygame.event.post(pygame.event.Event(event_type, **fields))
 
@@ -41,8 +48,8 @@ def test_clicks_label_and_keys_change_settings(app):
     centre = app.view.frame_rect.center
     post(pygame.MOUSEBUTTONDOWN, button=1, pos=centre)
     post(pygame.MOUSEBUTTONUP, button=1, pos=centre)
-    post(pygame.MOUSEBUTTONDOWN, button=3, pos=(20, 20))
-    post(pygame.MOUSEBUTTONUP, button=3, pos=(20, 20))
+    post(pygame.MOUSEBUTTONDOWN, button=3, pos=at(app, 20, 20))
+    post(pygame.MOUSEBUTTONUP, button=3, pos=at(app, 20, 20))
     app.step()
     counts = app.core.label_counts()
     assert counts[1] > 0 and counts[0] > 0, "left and right clicks label their categories"
@@ -87,13 +94,11 @@ def test_training_in_the_window_flips_the_verdict_under_the_clicks(app):
     post(pygame.KEYDOWN, key=pygame.K_SPACE, mod=0)  # freeze: the frame stays put
     app.step()
     frame, verdict = app.worker.latest()
-    rect = app.view.frame_rect
-    scale = rect.width / frame.shape[1]
     # Teach "ball" at one spot and background at two others, then let the trainer work.
     spots = [((160, 120), 1), ((20, 20), 0), ((300, 220), 0)]
     for (x, y), category in spots:
         button = 1 if category else 3
-        pos = (int(x * scale), int(y * scale))
+        pos = at(app, x, y)
         post(pygame.MOUSEBUTTONDOWN, button=button, pos=pos)
         post(pygame.MOUSEBUTTONUP, button=button, pos=pos)
     app.step()
@@ -118,7 +123,7 @@ def test_labels_are_recorded_and_a_session_resumes(device, base_spec, tmp_path):
     core.start()
     assert pump_until(app, lambda: app.worker.latest() is not None)
     centre = app.view.frame_rect.center
-    for button, pos in ((1, centre), (3, (20, 20)), (1, (centre[0] + 60, centre[1]))):
+    for button, pos in ((1, centre), (3, at(app, 20, 20)), (1, (centre[0] + 60, centre[1]))):
         post(pygame.MOUSEBUTTONDOWN, button=button, pos=pos)
         post(pygame.MOUSEBUTTONUP, button=button, pos=pos)
     post(pygame.KEYDOWN, key=pygame.K_u, mod=0)
@@ -142,3 +147,105 @@ def test_labels_are_recorded_and_a_session_resumes(device, base_spec, tmp_path):
     finally:
         link2.close()
         core2.close()
+
+
+@pytest.mark.parametrize("window", [(800, 600), (1920, 1080)])
+def test_layout_holds_at_small_and_large_windows(device, base_spec, window):
+    args = _parser().parse_args(["live", "--demo", "--base", str(base_spec.path)])
+    source = DemoSource(seed=2)
+    app = LiveApp(live.build_core(args, source), source, window=window)
+    app.worker.start()
+    try:
+        assert pump_until(app, lambda: app.worker.latest() is not None)
+        app.step()
+        rect = app.view.frame_rect
+        assert app.screen.get_size() == window
+        assert rect.right <= window[0] - 250 and rect.bottom <= window[1]
+        assert rect.width >= 0.5 * (window[0] - 300), "the frame uses the room it has"
+        post(pygame.VIDEORESIZE, w=1000, h=700, size=(1000, 700))
+        app.step()
+        assert app.screen.get_size() == (1000, 700)
+    finally:
+        app.close()
+
+
+class FlakyCamera:
+    """A camera that delivers frames, goes away, then comes back (as a USB camera does)."""
+
+    name = "flaky camera"
+
+    def __init__(self):
+        self.scene = DemoSource(seed=1)
+        self.calls = 0
+        self.lost = False
+
+    def read(self):
+        self.calls += 1
+        if self.lost:
+            return None
+        return self.scene.read()
+
+    def close(self):
+        pass
+
+
+def test_camera_lost_shows_a_message_and_keeps_labels(device, base_spec):
+    args = _parser().parse_args(["live", "--base", str(base_spec.path)])
+    camera = FlakyCamera()
+    app = LiveApp(live.build_core(args, camera), camera)
+    app.worker.start()
+    try:
+        assert pump_until(app, lambda: app.worker.latest() is not None)
+        post(pygame.MOUSEBUTTONDOWN, button=1, pos=app.view.frame_rect.center)
+        post(pygame.MOUSEBUTTONUP, button=1, pos=app.view.frame_rect.center)
+        app.step()
+        held = app.core.label_counts().sum()
+        assert held > 0
+        camera.lost = True
+        assert pump_until(app, lambda: app.worker.source_lost)
+        app.step()
+        assert app.core.label_counts().sum() == held
+        camera.lost = False
+        assert pump_until(app, lambda: not app.worker.source_lost), "frames came back"
+    finally:
+        app.close()
+
+
+def test_a_video_file_plays_and_drags_label(device, base_spec, tmp_path):
+    import cv2
+    from loop.demo.scene import DemoScene
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (320, 240))
+    scene = DemoScene(seed=5)
+    for i in range(8):
+        writer.write(np.ascontiguousarray(scene.frame(i * 5).image[:, :, ::-1]))
+    writer.release()
+    args = _parser().parse_args(["live", "--video", str(path), "--base", str(base_spec.path)])
+    from loop.faces.sources import open_source
+    source, note = open_source(video=str(path))
+    app = LiveApp(live.build_core(args, source), source, note)
+    app.worker.start()
+    try:
+        assert pump_until(app, lambda: app.worker.latest() is not None)
+        post(pygame.MOUSEBUTTONDOWN, button=1, pos=at(app, 40, 120))
+        for x in range(60, 300, 20):  # a drag across the frame paints several discs
+            post(pygame.MOUSEMOTION, pos=at(app, x, 120), rel=(20, 0), buttons=(1, 0, 0))
+        post(pygame.MOUSEBUTTONUP, button=1, pos=at(app, 300, 120))
+        app.step()
+        frame = app.core.frames[0]
+        assert len(frame.labels) >= 6
+        assert frame.label_map[7].tolist().count(1) >= 12, "the drag labels its whole path"
+    finally:
+        app.close()
+
+
+def test_screenshot_run_saves_the_window(device, base_spec, tmp_path, monkeypatch):
+    from loop.cli import main
+    monkeypatch.chdir(tmp_path)
+    shot = tmp_path / "shot.png"
+    code = main(["live", "--demo", "--screenshot", str(shot), "--frames", "40", "--autoclick",
+                 "--window", "900x600", "--base", str(base_spec.path)])
+    assert code == 0
+    image = pygame.image.load(str(shot))
+    assert image.get_size() == (900, 600)
+    assert list((tmp_path / "sessions").glob("*.h5")), "the run was recorded as a session"

@@ -1,6 +1,7 @@
 """`patchloop live`: opens the source, builds the core, runs the window."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -72,12 +73,18 @@ def open_session(args, source):
 
 
 def run(args, max_frames: int | None = None) -> int:
+    if args.screenshot:
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # headless: no window needed
+        max_frames = max_frames or args.frames
+    elif args.autoclick:
+        raise UserError("--autoclick goes with --screenshot (a demonstration run)")
     source, note = open_source(args.camera, args.video, args.images, args.demo)
     core, link, session_note = open_session(args, source)
     from loop.faces.live_app import LiveApp  # pygame only when a window is wanted
-    app = LiveApp(core, source, note or session_note, link=link)
+    window = tuple(int(v) for v in args.window.split("x")) if args.window else None
+    app = LiveApp(core, source, note or session_note, window=window, link=link)
     try:
-        app.run(max_frames)
+        app.run(max_frames, args.screenshot, args.autoclick)
     finally:
         source.close()
     return 0

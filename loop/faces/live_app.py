@@ -12,7 +12,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402  (after the banner is silenced)
 
 from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
-from loop.faces.live_view import PANEL_WIDTH, LiveView, ViewState
+from loop.faces.live_view import MIN_WINDOW, LiveView, ViewState
 from loop.faces.verdict_worker import VerdictWorker
 
 FPS = 60
@@ -20,15 +20,23 @@ MESSAGE_SECONDS = 3.0
 MIN_BRUSH, MAX_BRUSH = 2, 120
 
 
+def _fitting_window() -> tuple[int, int]:
+    """Four fifths of the screen, never below 800x600: the window follows the screen."""
+    info = pygame.display.Info()
+    width, height = info.current_w, info.current_h
+    if width <= 0 or height <= 0:
+        return MIN_WINDOW
+    return max(MIN_WINDOW[0], int(width * 0.8)), max(MIN_WINDOW[1], int(height * 0.8))
+
+
 class LiveApp:
-    def __init__(self, core, source, note: str | None = None, scale: float = 2.0,
+    def __init__(self, core, source, note: str | None = None, window=None,
                  frame_size=(320, 240), link=None):
         pygame.display.init()  # not pygame.init(): no audio device is needed
         pygame.font.init()
         pygame.display.set_caption("Patchloop: click where the patch is wrong")
-        width, height = int(frame_size[0] * scale), int(frame_size[1] * scale)
-        self.screen = pygame.display.set_mode((width + PANEL_WIDTH, max(height, 520)))
-        self.view = LiveView(self.screen, pygame.Rect(0, 0, width, height))
+        self.screen = pygame.display.set_mode(window or _fitting_window(), pygame.RESIZABLE)
+        self.view = LiveView(self.screen, (frame_size[1], frame_size[0]))
         self.core = core
         self.worker = VerdictWorker(core, source)
         # The session file (when there is one): labels go through it to be made durable.
@@ -48,12 +56,21 @@ class LiveApp:
         self.state.message_until = time.monotonic() + MESSAGE_SECONDS
 
     # -- the loop -------------------------------------------------------------------------
-    def run(self, max_frames: int | None = None) -> None:
+    def run(self, max_frames: int | None = None, screenshot: str | None = None,
+            autoclick: bool = False) -> None:
         self.worker.start()
         self.core.start()
+        clicker = None
+        if autoclick:
+            from loop.faces.autoclick import AutoClicker
+            clicker = AutoClicker(self)
         try:
             while self.running and (max_frames is None or self.frames_drawn < max_frames):
+                if clicker is not None:
+                    clicker.tick()
                 self.step()
+            if screenshot:
+                pygame.image.save(self.screen, screenshot)
         finally:
             self.close()
 
@@ -77,6 +94,10 @@ class LiveApp:
     def handle(self, event) -> None:
         if event.type == pygame.QUIT:
             self.running = False
+        elif event.type == pygame.VIDEORESIZE:
+            size = (max(MIN_WINDOW[0], event.w), max(MIN_WINDOW[1], event.h))
+            self.screen = pygame.display.set_mode(size, pygame.RESIZABLE)
+            self.view.relayout(self.screen, self.view.frame_rect.size[::-1])
         elif event.type == pygame.KEYDOWN:
             self._key(event)
         elif event.type == pygame.MOUSEWHEEL:

@@ -13,6 +13,8 @@ import pygame
 PALETTE = [(40, 80, 255), (255, 40, 40), (40, 220, 60), (255, 200, 0), (200, 60, 255),
            (0, 220, 220), (255, 120, 0), (140, 90, 40), (255, 255, 255)]
 PANEL_WIDTH = 300
+STATUS_STRIP = 28   # under the frame: the replay window's frame counter
+MIN_WINDOW = (800, 600)
 TEXT = (230, 230, 230)
 DIM = (150, 150, 150)
 
@@ -70,12 +72,26 @@ def overlay(frame: np.ndarray, probabilities: np.ndarray, size, heat_category=No
     return np.clip(0.55 * gray[:, :, None] + 0.45 * colour, 0, 255).astype(np.uint8)
 
 
+def frame_area(window: tuple[int, int], frame_hw: tuple[int, int]) -> pygame.Rect:
+    """Where the frame is drawn: as large as the window allows beside the panel, its aspect
+    kept, centred vertically."""
+    width = max(1, window[0] - PANEL_WIDTH)
+    height = max(1, window[1] - STATUS_STRIP)
+    scale = min(width / frame_hw[1], height / frame_hw[0])
+    w, h = max(1, int(frame_hw[1] * scale)), max(1, int(frame_hw[0] * scale))
+    return pygame.Rect(0, (height - h) // 2, w, h)
+
+
 class LiveView:
-    def __init__(self, screen: pygame.Surface, frame_rect: pygame.Rect):
+    def __init__(self, screen: pygame.Surface, frame_hw=(240, 320)):
         self.screen = screen
-        self.frame_rect = frame_rect
+        self.frame_rect = frame_area(screen.get_size(), frame_hw)
         self.font = pygame.font.Font(None, 20)
         self.big = pygame.font.Font(None, 28)
+
+    def relayout(self, screen: pygame.Surface, frame_hw) -> None:
+        self.screen = screen
+        self.frame_rect = frame_area(screen.get_size(), frame_hw)
 
     def text(self, s, pos, colour=TEXT, font=None):
         surface = (font or self.font).render(s, True, colour)
@@ -84,6 +100,8 @@ class LiveView:
 
     def draw(self, state: ViewState, core, worker, latest, now: float, link=None) -> None:
         self.screen.fill((25, 25, 30))
+        if latest is not None:
+            self.frame_rect = frame_area(self.screen.get_size(), latest[0].shape[:2])
         size = self.frame_rect.size
         if latest is not None:
             frame, verdict = latest

@@ -118,7 +118,7 @@ class ReplayApp(LiveApp):
                                    max(1, int(label.radius * scale)), 1)
         text = f"frame {self.index + 1}/{len(self.order)} (id {frame.frame_id})" + \
             ("  LEFT OUT of training" if frame.excluded else "")
-        self.view.text(text, (10, self.view.frame_rect.bottom + 6))
+        self.view.text(text, (10, self.screen.get_height() - 22))
         pygame.display.flip()
 
     def handle(self, event) -> None:
