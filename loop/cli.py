@@ -53,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("session", help="the session .h5 file")
     replay.add_argument("--base", help="base network config (.txt)")
 
+    sessions = sub.add_parser("sessions", help="list the recorded sessions")
+    sessions.add_argument("--dir", default="sessions", help="folder of sessions (./sessions)")
+    sessions.add_argument("--json", action="store_true")
+
+    merge = sub.add_parser("merge", help="merge two sessions of the same patch")
+    merge.add_argument("a")
+    merge.add_argument("b")
+    merge.add_argument("-o", "--out", required=True, help="the merged session file (new)")
+
     info = sub.add_parser("info", help="what a session file holds")
     info.add_argument("file", help="a session .h5 file")
     info.add_argument("--json", action="store_true")
@@ -87,6 +96,12 @@ def _dispatch(args) -> int:
     if args.command == "replay":
         from loop.faces import replay
         return replay.run(args)
+    if args.command == "sessions":
+        from loop.faces import sessions_command
+        return sessions_command.list_sessions(args)
+    if args.command == "merge":
+        from loop.faces import sessions_command
+        return sessions_command.merge(args)
     if args.command == "info":
         from loop.faces import info
         return info.run(args)

@@ -6,20 +6,22 @@ from pathlib import Path
 
 from loop.errors import UserError
 from loop.store.records import SessionFormatError, spec_to_json
-from loop.store.session_file import read_session
+from loop.store.session_file import VERSION, read_session
 
 
 def describe_session(path: Path) -> dict:
     state = read_session(path)
     active = [r for r in state.labels if r.active]
-    counts = {c.name: 0 for c in state.spec.categories}
     names = {c.index: c.name for c in state.spec.categories}
-    for r in active:
+    counts = {c.name: 0 for c in state.spec.categories}
+    erased = {c.name: 0 for c in state.spec.categories}
+    for r in state.labels:
         if r.category in names:
-            counts[names[r.category]] += 1
+            (counts if r.active else erased)[names[r.category]] += 1
     return {"file": str(path), "kind": "session", "patch": spec_to_json(state.spec),
             "frames": len(state.frames), "labels": len(active),
             "labels_in_history": len(state.labels), "labels_by_category": counts,
+            "undone_by_category": erased, "format_version": VERSION,
             "excluded_frames": len(state.excluded),
             "snapshots": sorted(state.snapshots), "loss_points": len(state.loss_log)}
 
