@@ -33,6 +33,25 @@ class FlatLayout:
             flat[self.offsets[name]:self.offsets[name] + array.size] = array.ravel()
         return flat
 
+    @property
+    def dense_size(self) -> int:
+        return int(sum(int(np.prod(shape)) for shape in self.shapes.values()))
+
+    def dense(self, flat: np.ndarray) -> np.ndarray:
+        """The tensors back to back, no padding: the same on every device, for files."""
+        return np.concatenate([a.ravel() for a in self.unpack(flat).values()]).astype(np.float32)
+
+    def from_dense(self, dense: np.ndarray) -> np.ndarray:
+        dense = np.asarray(dense, np.float32).ravel()
+        if dense.size != self.dense_size:
+            raise ValueError(f"{dense.size} values given, the layout holds {self.dense_size}")
+        arrays, at = {}, 0
+        for name, shape in self.shapes.items():
+            count = int(np.prod(shape))
+            arrays[name] = dense[at:at + count].reshape(shape)
+            at += count
+        return self.pack(arrays)
+
     def unpack(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         return {name: flat[self.offsets[name]:self.offsets[name] + int(np.prod(shape))]
                 .reshape(shape).copy() for name, shape in self.shapes.items()}

@@ -24,8 +24,8 @@ class Snapshot:
     tag: str
     created: float
     spec: PatchSpec
-    weights: np.ndarray       # flat float32, the patch's parameter layout
-    velocity: np.ndarray      # flat float32, SGD momentum state
+    weights: np.ndarray       # float32, every tensor back to back (w0, b0, w1, ...): the
+    velocity: np.ndarray      # same on every device; velocity is SGD's momentum, alike
     settings: TrainerSettings
     label_counts: np.ndarray  # labeled cells per category when taken
     steps: int                # training steps taken when taken
@@ -33,10 +33,11 @@ class Snapshot:
 
 def take_snapshot(core) -> Snapshot:
     state = core.model.state(core.queue)
+    layout = core.model.layout
+    weights, velocity = layout.dense(state["weights"]), layout.dense(state["velocity"])
     now = time.time()
-    return Snapshot(time_tag(state["weights"].tobytes(), now), now, core.spec, state["weights"],
-                    state["velocity"], core.trainer.settings, core.label_counts(),
-                    core.trainer.status.steps)
+    return Snapshot(time_tag(weights.tobytes(), now), now, core.spec, weights, velocity,
+                    core.trainer.settings, core.label_counts(), core.trainer.status.steps)
 
 
 def restore_snapshot(core, snapshot: Snapshot) -> None:
@@ -47,5 +48,16 @@ def restore_snapshot(core, snapshot: Snapshot) -> None:
         raise ValueError(f"snapshot {snapshot.tag} is of patch {theirs.name!r} "
                          f"({theirs.topology}, {len(theirs.categories)} categories), "
                          f"not of this one")
-    core.model.load_state({"weights": snapshot.weights, "velocity": snapshot.velocity}, core.queue)
+    load_dense(core, snapshot.weights, snapshot.velocity)
     core.trainer.apply(snapshot.settings)
+
+
+def load_dense(core, weights: np.ndarray, velocity: np.ndarray | None = None) -> None:
+    """Weights (and momentum) in the dense, device-independent order into the core."""
+    layout = core.model.layout
+    try:
+        flat = layout.from_dense(weights)
+        moments = layout.from_dense(velocity) if velocity is not None else np.zeros_like(flat)
+    except ValueError as exc:
+        raise ValueError(f"the weights do not fit this patch: {exc}") from exc
+    core.model.load_state({"weights": flat, "velocity": moments}, core.queue)

@@ -9,6 +9,7 @@ from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
 from loop.core.patch import PatchSpec, categories_from_names
+from loop.core.snapshot import load_dense
 from loop.demo.scene import CATEGORIES
 from loop.errors import UserError
 from loop.faces.session_link import SessionLink
@@ -60,15 +61,14 @@ def open_session(args, source):
             core.trainer.apply(state.settings)
             snapshot = store.latest_snapshot()
             if snapshot is not None:
-                core.model.load_state({"weights": snapshot.weights,
-                                       "velocity": snapshot.velocity}, core.queue)
+                load_dense(core, snapshot.weights, snapshot.velocity)
             note = f"resumed {path.name}: {len(order)} labels on {len(state.frames)} frames"
         else:
             core = build_core(args, source)
             store = SessionStore.create(path, core.spec, core.trainer.settings)
             note = f"recording to {path}"
-    except (SessionFormatError, OSError) as exc:
-        raise UserError(str(exc)) from exc
+    except (SessionFormatError, OSError, ValueError) as exc:
+        raise UserError(f"{path}: {exc}" if str(path) not in str(exc) else str(exc)) from exc
     return core, SessionLink(core, store), note
 
 
