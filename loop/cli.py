@@ -53,6 +53,27 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("session", help="the session .h5 file")
     replay.add_argument("--base", help="base network config (.txt)")
 
+    export = sub.add_parser("export", help="a session's patch as a .specialneurons plugin")
+    export.add_argument("session", help="the session .h5 file")
+    export.add_argument("-o", "--out", required=True, help="NAME.specialneurons")
+    export.add_argument("--snapshot", help="snapshot tag (default: the newest)")
+    export.add_argument("--icon", help="PNG shown when the patch fires")
+    export.add_argument("--trigger", help="comma-separated base synsets that trigger the patch")
+    export.add_argument("--threshold", type=float, help="decision threshold")
+    export.add_argument("--dtype", choices=["float32", "float16", "int8"], default="float32")
+    export.add_argument("--base", help="base network config (.txt)")
+
+    apply_ = sub.add_parser("apply", help="run a .specialneurons plugin (the companion view)")
+    apply_.add_argument("plugin", help="NAME.specialneurons")
+    source = apply_.add_mutually_exclusive_group()
+    source.add_argument("--camera", type=int)
+    source.add_argument("--video")
+    source.add_argument("--images")
+    source.add_argument("--demo", action="store_true")
+    apply_.add_argument("--json", action="store_true", help="one JSON line per frame, no window")
+    apply_.add_argument("--frames", type=int, default=30, help="--json: frames from live sources")
+    apply_.add_argument("--base", help="base network config (.txt)")
+
     sessions = sub.add_parser("sessions", help="list the recorded sessions")
     sessions.add_argument("--dir", default="sessions", help="folder of sessions (./sessions)")
     sessions.add_argument("--json", action="store_true")
@@ -62,9 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     merge.add_argument("b")
     merge.add_argument("-o", "--out", required=True, help="the merged session file (new)")
 
-    info = sub.add_parser("info", help="what a session file holds")
-    info.add_argument("file", help="a session .h5 file")
+    info = sub.add_parser("info", help="what a session or .specialneurons file holds")
+    info.add_argument("file", help="a session .h5 or a .specialneurons file")
     info.add_argument("--json", action="store_true")
+    info.add_argument("--base", help="base network config (.txt), for plugins")
 
     classify = sub.add_parser("classify", help="top-K ImageNet classes of images")
     classify.add_argument("images", nargs="+", help="image files (any format OpenCV reads)")
@@ -96,6 +118,12 @@ def _dispatch(args) -> int:
     if args.command == "replay":
         from loop.faces import replay
         return replay.run(args)
+    if args.command == "export":
+        from loop.faces import export
+        return export.run(args)
+    if args.command == "apply":
+        from loop.faces import apply
+        return apply.run(args)
     if args.command == "sessions":
         from loop.faces import sessions_command
         return sessions_command.list_sessions(args)

@@ -250,3 +250,23 @@ def test_screenshot_run_saves_the_window(device, base_spec, tmp_path, monkeypatc
     image = pygame.image.load(str(shot))
     assert image.get_size() == (900, 600)
     assert list((tmp_path / "sessions").glob("*.h5")), "the run was recorded as a session"
+
+
+def test_e_exports_beside_the_session(device, base_spec, tmp_path):
+    path = tmp_path / "session.h5"
+    args = _parser().parse_args(["live", "--demo", "--base", str(base_spec.path),
+                                 "--session", str(path)])
+    source = DemoSource(seed=2)
+    core, link, note = live.open_session(args, source)
+    app = LiveApp(core, source, note, link=link)
+    app.worker.start()
+    try:
+        assert pump_until(app, lambda: app.worker.latest() is not None)
+        post(pygame.KEYDOWN, key=pygame.K_e, mod=0)
+        assert pump_until(app, lambda: "exported to" in app.state.message, seconds=20)
+        exported = list(tmp_path.glob("session-*.specialneurons"))
+        assert len(exported) == 1
+        from loop.store.plugin_read import read_plugin
+        assert read_plugin(exported[0]).spec.categories == core.spec.categories
+    finally:
+        app.close()

@@ -49,13 +49,18 @@ class BaseNetwork:
         self.classes = spec.classes
 
     def tap_channels(self, tap: str) -> int:
-        layer = self.spec.layer_by_name[self.spec.taps[tap]]
-        while isinstance(layer, AddLayer):
-            layer = self.spec.layer_by_name[layer.inputs[0]]
-        return layer.cout
+        return tap_channels(self.spec, tap)
 
     def plan(self, height: int, width: int, frame_shape=None, queue=None) -> "BaseForward":
         return BaseForward(self, height, width, frame_shape or (height, width, 3))
+
+
+def tap_channels(spec: BaseSpec, tap: str) -> int:
+    """Channels of the feature map a tap names (no device needed)."""
+    layer = spec.layer_by_name[spec.taps[tap]]
+    while isinstance(layer, AddLayer):
+        layer = spec.layer_by_name[layer.inputs[0]]
+    return layer.cout
 
 
 def _fused_residuals(spec: BaseSpec) -> dict[str, AddLayer]:

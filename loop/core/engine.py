@@ -31,6 +31,7 @@ from patchloop_kernels.runtime import Device, Tensor
 RECENT_FRAMES = 16  # observed frames kept so that a click can label the frame it was made on
 AUGMENTED_COPIES = 4  # rand-tilt-shift copies kept per labeled frame
 BASE_TOP = 5
+BASE_INPUT = (240, 320)  # (height, width) the base sees: frames are resized to it on the device
 
 
 class _Pipeline:
@@ -61,7 +62,7 @@ class _Pipeline:
 
 class LoopCore:
     def __init__(self, spec: PatchSpec, base=None, device: Device | None = None,
-                 base_input: tuple[int, int] = (240, 320),
+                 base_input: tuple[int, int] = BASE_INPUT,
                  settings: TrainerSettings | None = None, initial_weights: dict | None = None):
         self.device = device or (base.device if base is not None else Device.default())
         self.spec = spec

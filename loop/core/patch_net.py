@@ -45,6 +45,22 @@ def parameter_layout(device: Device, layers: list[ConvGeometry]) -> FlatLayout:
 BACKGROUND_PRIOR = 2.0
 
 
+def split_dense(layers: list[ConvGeometry], dense: np.ndarray) -> dict[str, np.ndarray]:
+    """Tensors by name (w0, b0, w1, ...) from the dense, device-independent order."""
+    dense = np.asarray(dense, np.float32).ravel()
+    out, at = {}, 0
+    for i, g in enumerate(layers):
+        for name, shape in ((f"w{i}", g.weight_shape), (f"b{i}", (g.c_out,))):
+            count = int(np.prod(shape))
+            if at + count > dense.size:
+                raise ValueError(f"{dense.size} values do not fill the patch's layers")
+            out[name] = dense[at:at + count].reshape(shape)
+            at += count
+    if at != dense.size:
+        raise ValueError(f"{dense.size} values, the patch's layers hold {at}")
+    return out
+
+
 def initial_parameters(layers: list[ConvGeometry], seed: int) -> dict[str, np.ndarray]:
     """He initialisation for layers followed by ReLU; the last layer starts small, leaning
     to the background."""

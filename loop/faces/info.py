@@ -26,10 +26,49 @@ def describe_session(path: Path) -> dict:
             "snapshots": sorted(state.snapshots), "loss_points": len(state.loss_log)}
 
 
+def describe_plugin(path: Path, base_path: str | None) -> dict:
+    from loop.base.loading import open_base
+    from loop.base.network import weights_hash
+    from loop.store.plugin_read import read_plugin
+    plugin = read_plugin(path)
+    m = plugin.manifest
+    info = {"file": str(path), "kind": "specialneurons", "format_version": m["version"],
+            "name": m["name"], "description": m.get("description", ""), "tag": m["tag"],
+            "categories": m["categories"], "triggers": m["triggers"],
+            "topology": m["topology"], "tap": m["tap"], "base": m["base"], "input": m["input"],
+            "threshold": m["threshold"], "dtype": m["dtype"],
+            "tensors": [{"name": t["name"], "shape": t["shape"], "dtype": t["dtype"],
+                         "bytes": t["size"]} for t in m["tensors"]],
+            "icon": plugin.icon is not None}
+    if m["base"] is not None:
+        installed = weights_hash(open_base(base_path))
+        info["base_installed_matches"] = installed == m["base"]["hash"]
+    return info
+
+
 def run(args) -> int:
     path = Path(args.file)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
+    if path.suffix == ".specialneurons":
+        from loop.store.plugin import PluginError
+        try:
+            info = describe_plugin(path, getattr(args, "base", None))
+        except PluginError as exc:
+            raise UserError(str(exc)) from exc
+        if args.json:
+            print(json.dumps(info, indent=2))
+        else:
+            names = ", ".join(c[2] for c in info["categories"])
+            print(f"{path}: plugin {info['name']!r} ({info['topology']} on {info['tap']}, "
+                  f"{info['dtype']}), categories: {names}; triggers: "
+                  f"{', '.join(info['triggers']) or 'always'}; icon: {info['icon']}")
+            for t in info["tensors"]:
+                print(f"  {t['name']}: {t['shape']} {t['dtype']} ({t['bytes']} bytes)")
+            if "base_installed_matches" in info:
+                print(f"  base {info['base']['name']}: "
+                      f"{'installed' if info['base_installed_matches'] else 'NOT the one installed'}")
+        return 0
     try:
         info = describe_session(path)
     except SessionFormatError as exc:

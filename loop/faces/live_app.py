@@ -135,6 +135,29 @@ class LiveApp:
             return
         self._last_label_at = pos
 
+    def _export(self) -> None:
+        """The `e` key: the patch as it is now, as a plugin beside the session file; written
+        by a thread of its own, so the window does not wait on the disk."""
+        if self.link is None:
+            self.say("no session file: start with --session to export beside it")
+            return
+        snapshot = self.labels.snapshot()
+        session = self.link.store.path
+        out = session.with_name(f"{session.stem}-{snapshot.tag}.specialneurons")
+        base_spec = self.core.base.spec if self.core.base is not None else None
+
+        def write():
+            from loop.faces.export import export_snapshot
+            try:
+                export_snapshot(self.core.spec, snapshot.weights, out, snapshot.tag, base_spec)
+                self.say(f"exported to {out}")
+            except (OSError, ValueError) as exc:
+                self.say(f"export failed: {exc}")
+
+        import threading
+        self.say("exporting...")  # before the thread: its own message must come last
+        threading.Thread(target=write, name="patchloop-export", daemon=True).start()
+
     def _key(self, event) -> None:
         key, core, state = event.key, self.core, self.state
         trainer = core.trainer
@@ -182,4 +205,4 @@ class LiveApp:
             state.snapshots.append(snapshot)
             self.say(f"snapshot {snapshot.tag} taken")
         elif key == pygame.K_e:
-            self.say("export to .specialneurons is not available in this version yet")
+            self._export()

@@ -1,0 +1,95 @@
+"""`patchloop apply NAME.specialneurons`: the companion-app view (seed 000, "How the
+Inference Works"). The base runs on every frame, the patch runs when triggered, and its icon
+shows when it fires; `--json` prints one JSON line per frame instead of a window."""
+from __future__ import annotations
+
+import json
+import sys
+
+from loop.base.loading import open_base
+from loop.base.network import BaseNetwork
+from loop.core.engine import LoopCore
+from loop.core.patch import PIXELS_INPUT
+from loop.errors import UserError
+from loop.faces.sources import DemoSource, ImagesSource, VideoSource, open_source
+from loop.store.plugin import PluginError
+from loop.store.plugin_read import read_plugin
+from patchloop_kernels.runtime import Device
+
+
+def load_plugin_core(path: str, base_path: str | None = None):
+    """(core, plugin): a core running the plugin's patch with its weights, untrained."""
+    try:
+        plugin = read_plugin(path)
+    except PluginError as exc:
+        raise UserError(str(exc)) from exc
+    spec = plugin.spec
+    device = Device.default()
+    base = None
+    if spec.topology == "head" or spec.triggers:
+        base = BaseNetwork(device, open_base(base_path))
+    if spec.topology == "head":
+        if spec.base_hash != base.hash:
+            raise UserError(f"{path}: made on base {spec.base_name} ({spec.base_hash}); the "
+                            f"base loaded is {base.spec.name} ({base.hash})")
+        if plugin.tap_channels != base.tap_channels(spec.tap):
+            raise UserError(f"{path}: expects {plugin.tap_channels} channels at {spec.tap}")
+        core = LoopCore(spec, base=base, device=device, base_input=plugin.input_hw,
+                        initial_weights=plugin.weights)
+    else:
+        if plugin.input_hw != PIXELS_INPUT:
+            raise UserError(f"{path}: a pixels patch takes {PIXELS_INPUT}, not {plugin.input_hw}")
+        core = LoopCore(spec, base=base, device=device, initial_weights=plugin.weights)
+    core.trainer.update(training=False, augment=False)
+    return core, plugin
+
+
+def frame_result(index: int, verdict, spec) -> dict:
+    return {"frame": index, "triggered": verdict.triggered,
+            "base_top": [[t, n, round(p, 5)] for t, n, p in verdict.base_top[:3]],
+            "category": spec.categories[verdict.category].name,
+            "confidence": round(verdict.confidence, 5),
+            "fired": verdict.triggered and verdict.category != 0}
+
+
+def _frames(source, limit: int):
+    """Frames for --json: images and videos once through, live sources up to the limit."""
+    if isinstance(source, ImagesSource):
+        import cv2
+        import numpy as np
+        for path in source.paths[:limit]:
+            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if bgr is None:
+                print(f"patchloop: {path}: not an image OpenCV can read", file=sys.stderr)
+                continue
+            yield np.ascontiguousarray(bgr[:, :, ::-1])
+        return
+    if isinstance(source, VideoSource):
+        count = int(source.capture.get(7)) or limit  # 7: CAP_PROP_FRAME_COUNT
+        limit = min(limit, count)
+    if isinstance(source, DemoSource):
+        for i in range(limit):
+            yield source.scene.frame(i * 3).image
+        return
+    for _ in range(limit):
+        frame = source.read()
+        if frame is not None:
+            yield frame
+
+
+def run(args) -> int:
+    core, plugin = load_plugin_core(args.plugin, args.base)
+    source, note = open_source(args.camera, args.video, args.images, args.demo)
+    try:
+        if args.json:
+            if note:
+                print(f"patchloop: {note}", file=sys.stderr)
+            for i, frame in enumerate(_frames(source, args.frames)):
+                print(json.dumps(frame_result(i, core.observe(frame), core.spec)), flush=True)
+            return 0
+        from loop.faces.apply_app import ApplyApp  # pygame only when a window is wanted
+        ApplyApp(core, source, plugin, note).run()
+        return 0
+    finally:
+        source.close()
+        core.close()

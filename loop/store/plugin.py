@@ -1,0 +1,114 @@
+"""`.specialneurons` plugin files: a patch that runs without the trainer.
+
+Layout (little-endian):
+    16 bytes   magic  b"SPECIALNEURONS\\x00\\x01"  (the last byte: container version)
+    u32        manifest length M (at most 1 MiB)
+    M bytes    manifest, UTF-8 JSON (keys below)
+    blobs      tensors and the icon, where the manifest says (offsets from the blob area)
+
+Manifest: format ("specialneurons"), version (1), name, description, created (unix s),
+tag (time-based hash), categories [[tag, index, name]], triggers [tag], topology ("head" or
+"pixels"), tap, base {name, hash} (null for pixels), input {height, width, order ("rgb"),
+norm_offset, norm_scale, resize ("bilinear")}, threshold, dtype ("float32", "float16" or
+"int8"), layers [{in, out, kernel, stride, padding, dilation, groups, activation}],
+tensors [{name, shape, dtype, offset, size, sha256}] and icon ({offset, size, sha256} of a
+PNG, or null). Weights w<i> are (out, in/groups, k, k); biases b<i> are float32 always;
+int8 weights come with a float32 tensor w<i>.scale of one scale per output channel
+(weight = int8 * scale).
+
+Reading is strict and bounded: a wrong magic, a manifest that does not parse or lacks a
+key, sizes or shapes that disagree with the topology, blobs out of bounds or failing their
+hash, a newer version: each a one-line PluginError. No pickle; nothing in the file names a
+path."""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from loop.core.patch import Category, PatchSpec
+from loop.core.patch_net import head_layers, pixels_layers
+
+MAGIC = b"SPECIALNEURONS\x00\x01"
+VERSION = 1
+MAX_MANIFEST = 1 << 20
+MAX_FILE = 64 << 20
+MAX_ICON = 1 << 20
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+DTYPES = ("float32", "float16", "int8")
+
+
+class PluginError(ValueError):
+    pass
+
+
+@dataclass
+class Plugin:
+    spec: PatchSpec
+    tap_channels: int            # the patch's input channels (3 for pixels)
+    input_hw: tuple[int, int]
+    weights: dict                # name -> float32 array (dequantised)
+    icon: bytes | None
+    manifest: dict
+
+
+def _layer_dict(g) -> dict:
+    return {"in": g.c_in, "out": g.c_out, "kernel": g.kernel, "stride": g.stride,
+            "padding": g.padding, "dilation": g.dilation, "groups": g.groups,
+            "activation": g.activation}
+
+
+def expected_layers(topology: str, channels: int, outputs: int):
+    return head_layers(channels, outputs) if topology == "head" else pixels_layers(outputs)
+
+
+def _encode(name: str, array: np.ndarray, dtype: str):
+    """[(tensor name, bytes, dtype, shape)] for one weight or bias."""
+    if name.startswith("b") or dtype == "float32":
+        return [(name, np.ascontiguousarray(array, "<f4").tobytes(), "float32", array.shape)]
+    if dtype == "float16":
+        return [(name, np.ascontiguousarray(array, "<f2").tobytes(), "float16", array.shape)]
+    flat = array.reshape(array.shape[0], -1)
+    scale = np.maximum(np.abs(flat).max(axis=1), 1e-12) / 127.0
+    q = np.clip(np.round(flat / scale[:, None]), -127, 127).astype(np.int8).reshape(array.shape)
+    return [(name, q.tobytes(), "int8", array.shape),
+            (name + ".scale", scale.astype("<f4").tobytes(), "float32", scale.shape)]
+
+
+def write_plugin(path, spec: PatchSpec, tap_channels: int, input_hw, weights: dict,
+                 tag: str, created: float, dtype: str = "float32", icon: bytes | None = None,
+                 base_norm=(127.0, 128.0)) -> None:
+    if dtype not in DTYPES:
+        raise PluginError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    if icon is not None and (not icon.startswith(PNG_MAGIC) or len(icon) > MAX_ICON):
+        raise PluginError(f"the icon must be a PNG of at most {MAX_ICON >> 10} KiB")
+    layers = expected_layers(spec.topology, tap_channels, spec.outputs)
+    blobs, tensors, at = [], [], 0
+    for i in range(len(layers)):
+        for name in (f"w{i}", f"b{i}"):
+            for tname, data, tdtype, shape in _encode(name, weights[name], dtype):
+                tensors.append({"name": tname, "shape": list(shape), "dtype": tdtype,
+                                "offset": at, "size": len(data),
+                                "sha256": hashlib.sha256(data).hexdigest()})
+                blobs.append(data)
+                at += len(data)
+    icon_entry = None
+    if icon is not None:
+        icon_entry = {"offset": at, "size": len(icon), "sha256": hashlib.sha256(icon).hexdigest()}
+        blobs.append(icon)
+    manifest = {
+        "format": "specialneurons", "version": VERSION, "name": spec.name,
+        "description": spec.description, "created": created, "tag": tag,
+        "categories": [[c.tag, c.index, c.name] for c in spec.categories],
+        "triggers": list(spec.triggers), "topology": spec.topology, "tap": spec.tap,
+        "base": {"name": spec.base_name, "hash": spec.base_hash} if spec.topology == "head" else None,
+        "input": {"height": int(input_hw[0]), "width": int(input_hw[1]), "order": "rgb",
+                  "norm_offset": base_norm[0], "norm_scale": base_norm[1], "resize": "bilinear"},
+        "threshold": spec.threshold, "dtype": dtype,
+        "layers": [_layer_dict(g) for g in layers], "tensors": tensors, "icon": icon_entry}
+    head = json.dumps(manifest, indent=1).encode()
+    with open(path, "wb") as f:
+        f.write(MAGIC + struct.pack("<I", len(head)) + head + b"".join(blobs))
