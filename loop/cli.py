@@ -62,6 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--threshold", type=float, help="decision threshold")
     export.add_argument("--dtype", choices=["float32", "float16", "int8"], default="float32")
     export.add_argument("--base", help="base network config (.txt)")
+    export.add_argument("--onnx", action="store_true",
+                        help="also write NAME.onnx: the patch with its base and preprocessing")
 
     apply_ = sub.add_parser("apply", help="run a .specialneurons plugin (the companion view)")
     apply_.add_argument("plugin", help="NAME.specialneurons")

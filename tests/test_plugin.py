@@ -187,3 +187,23 @@ def test_info_reads_a_plugin(head_export, base_spec, capsys):
     info = json.loads(capsys.readouterr().out)
     assert info["dtype"] == "int8" and info["base_installed_matches"] is True
     assert {"w0", "w0.scale", "b2"} <= {t["name"] for t in info["tensors"]}
+
+
+def test_onnx_export_agrees_with_apply(head_export, base_spec, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    from loop.base.config import load_base
+    from loop.faces.export import write_onnx
+    _, paths = head_export
+    onnx_path = write_onnx(paths["float32"], load_base(base_spec.path))
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    applied, _ = load_plugin_core(str(paths["float32"]), str(base_spec.path))
+    meta = session.get_modelmeta().custom_metadata_map
+    assert "resize" in meta["patchloop.input"]
+    for frame in DemoScene(seed=6).held_out(3):
+        probs, base_probs = session.run(["probabilities", "base_probabilities"],
+                                        {"frame": frame.image[None]})
+        verdict = applied.observe(frame.image)
+        assert np.abs(probs[0] - verdict.probabilities).max() < 1e-3
+        assert (probs[0].argmax(0) == verdict.cell_categories).mean() > 0.99
+        assert base_probs[0].argmax() == next(
+            c.index for c in base_spec.classes if c.tag == verdict.base_top[0][0])

@@ -73,4 +73,21 @@ def run(args) -> int:
     except (PluginError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     print(f"{out}: patch {spec.name!r} from snapshot {snapshot.tag} ({args.dtype})")
+    if args.onnx:
+        onnx_path = write_onnx(out, base_spec)
+        print(f"{onnx_path}: the patch with its base and preprocessing, as ONNX")
     return 0
+
+
+def write_onnx(plugin_path: Path, base_spec) -> Path:
+    """NAME.onnx beside NAME.specialneurons, from the plugin as written (its dtype's
+    weights, dequantised)."""
+    try:
+        from loop.store.plugin_onnx import plugin_to_onnx
+        from loop.store.plugin_read import read_plugin
+        model = plugin_to_onnx(read_plugin(plugin_path), base_spec)
+    except ImportError as exc:
+        raise UserError("--onnx needs the onnx package: pip install 'patchloop[bench]'") from exc
+    out = plugin_path.with_suffix(".onnx")
+    out.write_bytes(model.SerializeToString())
+    return out

@@ -1,0 +1,64 @@
+"""A plugin as an ONNX model (the `onnx` package's helper API), for other runtimes. The
+preprocessing is inside the graph: the input is the uint8 RGB frame at the plugin's input
+size, cast, transposed to NCHW and normalised as the trainer does; the one step a caller
+must do first (resize to that size, bilinear) is written into the model's metadata. A head
+patch's model also outputs the base's class probabilities, so triggers can be checked."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from loop.base.onnx_export import GraphParts, base_graph
+from loop.store.plugin import Plugin, expected_layers
+
+
+def plugin_to_onnx(plugin: Plugin, base_spec=None):
+    import onnx
+    from onnx import TensorProto, helper
+
+    spec = plugin.spec
+    height, width = plugin.input_hw
+    norm = plugin.manifest["input"]
+    parts = GraphParts()
+    parts.nodes += [
+        helper.make_node("Cast", ["frame"], ["frame.f"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", ["frame.f"], ["frame.nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Sub", ["frame.nchw", parts.const("norm.offset", np.array(norm["norm_offset"]))],
+                         ["frame.centred"]),
+        helper.make_node("Div", ["frame.centred", parts.const("norm.scale", np.array(norm["norm_scale"]))],
+                         ["input"])]
+    outputs = []
+    if spec.topology == "head":
+        if base_spec is None:
+            raise ValueError("a head patch's ONNX model needs its base network")
+        last = base_graph(parts, base_spec, height, width)
+        parts.nodes.append(helper.make_node("Softmax", [last], ["base_probabilities"], axis=1))
+        outputs.append(helper.make_tensor_value_info("base_probabilities", TensorProto.FLOAT,
+                                                     [1, len(base_spec.classes)]))
+        source = base_spec.taps[spec.tap]
+    else:
+        source = "input"
+    for i, g in enumerate(expected_layers(spec.topology, plugin.tap_channels, spec.outputs)):
+        pads = [g.padding] * 4 if g.padding != "same" else list(g.pads(1, 1))
+        source = parts.conv(f"patch{i}", source, plugin.weights[f"w{i}"],
+                            plugin.weights[f"b{i}"], g, pads, g.activation)
+    parts.nodes.append(helper.make_node("Softmax", [source], ["probabilities"], axis=1))
+    outputs.insert(0, helper.make_tensor_value_info("probabilities", TensorProto.FLOAT,
+                                                    [1, spec.outputs, "cells_h", "cells_w"]))
+    graph = helper.make_graph(
+        parts.nodes, spec.name,
+        [helper.make_tensor_value_info("frame", TensorProto.UINT8, [1, height, width, 3])],
+        outputs, parts.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    meta = {"patchloop.input": f"uint8 RGB frame (1, {height}, {width}, 3); resize frames of "
+                               f"other sizes to {width}x{height} first (bilinear, pixel centres "
+                               f"at +0.5, as OpenCV's INTER_LINEAR)",
+            "patchloop.categories": json.dumps([[c.tag, c.index, c.name] for c in spec.categories]),
+            "patchloop.triggers": json.dumps(list(spec.triggers)),
+            "patchloop.threshold": str(spec.threshold),
+            "patchloop.verdict": "probabilities (1, K, h, w) per cell; the frame's category is "
+                                 "the best non-background cell over the threshold"}
+    onnx.helper.set_model_props(model, meta)
+    onnx.checker.check_model(model)
+    return model
