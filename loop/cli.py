@@ -53,6 +53,24 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("session", help="the session .h5 file")
     replay.add_argument("--base", help="base network config (.txt)")
 
+    train = sub.add_parser("train", help="train a patch from a folder of images")
+    train.add_argument("data_dir", help="folder with map_clsloc.txt at its root")
+    train.add_argument("--check", action="store_true", help="report the folder's problems, stop")
+    train.add_argument("--base", help="base network config (.txt)")
+    train.add_argument("--batch", type=int, default=16)
+    train.add_argument("--lr", type=float, default=0.005)
+    train.add_argument("--momentum", type=float, default=0.9)
+    train.add_argument("--decay", type=float, default=1e-4)
+    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                       help="rand-tilt-shift copies of every training image")
+    train.add_argument("--held-out", type=float, default=0.1, help="fraction kept for validation")
+    train.add_argument("--seed", type=int, default=0, help="fixes the held-out split")
+    train.add_argument("--trigger", help="comma-separated base synsets that trigger the patch")
+    train.add_argument("--tap", default="stride16")
+    train.add_argument("--name", help="the patch's name (default: the folder's)")
+    train.add_argument("--session", help="the session file to write (default: sessions/...)")
+
     export = sub.add_parser("export", help="a session's patch as a .specialneurons plugin")
     export.add_argument("session", help="the session .h5 file")
     export.add_argument("-o", "--out", required=True, help="NAME.specialneurons")
@@ -120,6 +138,9 @@ def _dispatch(args) -> int:
     if args.command == "replay":
         from loop.faces import replay
         return replay.run(args)
+    if args.command == "train":
+        from loop.faces import train
+        return train.run(args)
     if args.command == "export":
         from loop.faces import export
         return export.run(args)

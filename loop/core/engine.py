@@ -129,7 +129,7 @@ class LoopCore:
             self._recent[frame_id] = (frame.copy(), features)
             while len(self._recent) > RECENT_FRAMES:
                 self._recent.popitem(last=False)
-        category, confidence = frame_verdict(probabilities, self.spec.threshold)
+        category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)
         return Verdict(frame_id, probabilities, category, confidence, triggered, base_top,
                        self.receptive_frame(frame.shape[:2]), version, frame.shape[:2])
 
@@ -148,7 +148,7 @@ class LoopCore:
         """The current patch's verdict on a labeled frame (replay, edit mode): no base pass,
         so no trigger check either."""
         probabilities = self.verdict_on_features(frame.features)
-        category, confidence = frame_verdict(probabilities, self.spec.threshold)
+        category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)
         return Verdict(frame.frame_id, probabilities, category, confidence, True, (),
                        self.receptive_frame(frame.image.shape[:2]), self.model.version,
                        frame.image.shape[:2])

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 TAG_PATTERN = re.compile(r"^n\d+$")
 TOPOLOGIES = ("head", "pixels")
+# How cells become the frame's verdict: "detect" (live patches: the best non-background cell
+# over the threshold) or "mean" (folder-trained classifiers: the mean over all cells).
+POOLINGS = ("detect", "mean")
 TAPS = ("stride2", "stride4", "stride8", "stride16", "stride32")
 PIXELS_INPUT = (120, 160)  # (height, width): the seed's 160x120 for responsiveness
 
@@ -43,6 +46,7 @@ class PatchSpec:
     description: str = ""
     base_name: str = ""
     base_hash: str = ""
+    pooling: str = "detect"
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -58,6 +62,8 @@ class PatchSpec:
             raise ValueError(f"topology {self.topology!r} is not one of {', '.join(TOPOLOGIES)}")
         if self.topology == "head" and self.tap not in TAPS:
             raise ValueError(f"tap {self.tap!r} is not one of {', '.join(TAPS)}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold {self.threshold} must lie between 0 and 1")
         for tag in self.triggers:

@@ -41,9 +41,15 @@ class Verdict:
         return int(self.probabilities[:, cy, cx].argmax())
 
 
-def frame_verdict(probabilities: np.ndarray, threshold: float) -> tuple[int, float]:
-    """Pool cells into the frame's verdict: the non-background category whose most confident
-    cell passes the threshold (the best such), else background with 1 minus that peak."""
+def frame_verdict(probabilities: np.ndarray, threshold: float,
+                  pooling: str = "detect") -> tuple[int, float]:
+    """Pool cells into the frame's verdict. "detect": the non-background category whose most
+    confident cell passes the threshold (the best such), else background with 1 minus that
+    peak. "mean": the category with the highest mean probability over the cells."""
+    if pooling == "mean":
+        means = probabilities.reshape(probabilities.shape[0], -1).mean(axis=1)
+        best = int(means.argmax())
+        return best, float(means[best])
     peaks = probabilities[1:].reshape(probabilities.shape[0] - 1, -1).max(axis=1)
     best = int(peaks.argmax())
     if peaks[best] >= threshold:

@@ -9,7 +9,7 @@ Layout (little-endian):
 Manifest: format ("specialneurons"), version (1), name, description, created (unix s),
 tag (time-based hash), categories [[tag, index, name]], triggers [tag], topology ("head" or
 "pixels"), tap, base {name, hash} (null for pixels), input {height, width, order ("rgb"),
-norm_offset, norm_scale, resize ("bilinear")}, threshold, dtype ("float32", "float16" or
+norm_offset, norm_scale, resize ("bilinear")}, threshold, pooling ("detect" or "mean"), dtype ("float32", "float16" or
 "int8"), layers [{in, out, kernel, stride, padding, dilation, groups, activation}],
 tensors [{name, shape, dtype, offset, size, sha256}] and icon ({offset, size, sha256} of a
 PNG, or null). Weights w<i> are (out, in/groups, k, k); biases b<i> are float32 always;
@@ -107,7 +107,7 @@ def write_plugin(path, spec: PatchSpec, tap_channels: int, input_hw, weights: di
         "base": {"name": spec.base_name, "hash": spec.base_hash} if spec.topology == "head" else None,
         "input": {"height": int(input_hw[0]), "width": int(input_hw[1]), "order": "rgb",
                   "norm_offset": base_norm[0], "norm_scale": base_norm[1], "resize": "bilinear"},
-        "threshold": spec.threshold, "dtype": dtype,
+        "threshold": spec.threshold, "pooling": spec.pooling, "dtype": dtype,
         "layers": [_layer_dict(g) for g in layers], "tensors": tensors, "icon": icon_entry}
     head = json.dumps(manifest, indent=1).encode()
     with open(path, "wb") as f:

@@ -95,7 +95,8 @@ def _spec(manifest: dict):
         cats = tuple(Category(str(t), int(i), str(n)) for t, i, n in categories)
         spec = PatchSpec(str(_get(manifest, "name", str)), cats, tuple(triggers), topology, tap,
                          float(threshold), 0, str(manifest.get("description", "")),
-                         base["name"] if base else "", base["hash"] if base else "")
+                         base["name"] if base else "", base["hash"] if base else "",
+                         str(manifest.get("pooling", "detect")))
     except (TypeError, ValueError) as exc:
         raise PluginError(f"the patch definition is not valid ({exc})") from None
     layers = _get(manifest, "layers", list)

@@ -112,7 +112,7 @@ def spec_to_json(spec: PatchSpec) -> dict:
     return {"name": spec.name, "categories": [[c.tag, c.index, c.name] for c in spec.categories],
             "triggers": list(spec.triggers), "topology": spec.topology, "tap": spec.tap,
             "threshold": spec.threshold, "seed": spec.seed, "description": spec.description,
-            "base_name": spec.base_name, "base_hash": spec.base_hash}
+            "base_name": spec.base_name, "base_hash": spec.base_hash, "pooling": spec.pooling}
 
 
 def spec_from_json(data: dict) -> PatchSpec:
@@ -121,7 +121,8 @@ def spec_from_json(data: dict) -> PatchSpec:
                          tuple(Category(str(t), int(i), str(n)) for t, i, n in data["categories"]),
                          tuple(str(t) for t in data["triggers"]), str(data["topology"]),
                          str(data["tap"]), float(data["threshold"]), int(data["seed"]),
-                         str(data["description"]), str(data["base_name"]), str(data["base_hash"]))
+                         str(data["description"]), str(data["base_name"]), str(data["base_hash"]),
+                         str(data.get("pooling", "detect")))
     except (KeyError, TypeError, ValueError) as exc:
         raise SessionFormatError(f"patch definition is not valid ({exc})") from exc
 

@@ -1,0 +1,107 @@
+"""`patchloop train DATA_DIR`: a patch from a folder of images (map_clsloc.txt layout),
+headless: a progress bar with loss, accuracy and images per second; Ctrl+C saves a snapshot
+and exits cleanly. The result is a session file: replay it, edit it, train it further live,
+export it."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from loop.base.loading import open_base
+from loop.base.network import BaseNetwork
+from loop.core.engine import LoopCore
+from loop.core.folder_training import FolderTraining
+from loop.core.patch import Category, PatchSpec
+from loop.core.settings import TrainerSettings
+from loop.errors import UserError
+from loop.faces.progress import ProgressBar
+from loop.store.data_folder import held_out_split, scan_folder
+from loop.store.session import SessionStore
+from patchloop_kernels.runtime import Device
+
+
+def check_folder(data_dir: str):
+    folder = scan_folder(data_dir)
+    for problem in folder.problems:
+        print(f"patchloop: {problem}", file=sys.stderr)
+    return folder
+
+
+def _spec(args, folder, base) -> PatchSpec:
+    triggers = tuple(t.strip() for t in (args.trigger or "").split(",") if t.strip())
+    categories = tuple(Category(c.tag, i, c.name) for i, c in enumerate(folder.categories))
+    try:
+        return PatchSpec(args.name or Path(args.data_dir).resolve().name or "patch", categories,
+                         triggers, "head", args.tap, pooling="mean", seed=args.seed,
+                         base_name=base.spec.name, base_hash=base.hash)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+
+
+def run(args) -> int:
+    folder = check_folder(args.data_dir)
+    counts = folder.counts()
+    if args.check:
+        summary = ", ".join(f"{c.name} {n}" for c, n in zip(folder.categories, counts))
+        print(f"{args.data_dir}: {len(folder.images)} images in {len(folder.categories)} "
+              f"categories ({summary}); {len(folder.problems)} problems")
+        return 2 if folder.problems else 0
+    if folder.problems:
+        raise UserError(f"{args.data_dir}: {len(folder.problems)} problems (listed above); "
+                        "fix them, or see them again with --check")
+    try:
+        settings = TrainerSettings(learning_rate=args.lr, momentum=args.momentum,
+                                   weight_decay=args.decay, batch_size=args.batch)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    base = BaseNetwork(Device.default(), open_base(args.base))
+    spec = _spec(args, folder, base)
+    print(f"the last layer is reconfigured to the patch's {spec.outputs} categories "
+          f"({', '.join(spec.names)}) instead of the base's {len(base.classes)}")
+    core = LoopCore(spec, base=base, settings=settings)
+    train_items, held_items = held_out_split(folder.images, args.held_out, args.seed)
+    job = FolderTraining(core, train_items, held_items)
+    bar = ProgressBar("features", len(folder.images))
+    job.extract(args.augment, lambda done, total: bar.update(done))
+    feature_rate = bar.done()
+    if job.unreadable:
+        print(f"skipped {len(job.unreadable)} unreadable images (first: {job.unreadable[0]})",
+              file=sys.stderr)
+    if not job.images:
+        raise UserError(f"{args.data_dir}: no readable training images")
+    path = Path(args.session) if args.session else \
+        Path("sessions") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}.h5"
+    interrupted = False
+    try:
+        for epoch in range(1, args.epochs + 1):
+            steps = job.steps_per_epoch()
+            bar = ProgressBar(f"epoch {epoch}/{args.epochs}", steps * settings.batch_size)
+            for step in range(steps):
+                core.trainer.step()
+                bar.update((step + 1) * settings.batch_size,
+                           f"loss {core.trainer.status.last_loss:.4f}")
+            bar.done(f"loss {core.trainer.status.last_loss:.4f} train acc "
+                     f"{job.train_accuracy():.3f} held-out acc {job.held_out_accuracy():.3f}")
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\ninterrupted: saving a snapshot", file=sys.stderr)
+    _save(path, core, job)
+    print(f"{path}: {len(job.images)} images, held-out accuracy {job.held_out_accuracy():.3f} "
+          f"on {len(job.held)}; features {feature_rate:.1f} images/s"
+          + (" (stopped early)" if interrupted else ""))
+    core.close()
+    return 0
+
+
+def _save(path: Path, core: LoopCore, job: FolderTraining) -> None:
+    from loop.core.labels import WholeFrameLabel
+    try:
+        store = SessionStore.create(path, core.spec, core.trainer.settings)
+        for frame_id, image in job.images.items():
+            store.add_label(frame_id, image, WholeFrameLabel(job.categories[frame_id]))
+        store.save_snapshot(core.snapshot())
+        store.log_loss(list(core.trainer.status.losses))
+        store.close()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot save the session ({exc.strerror})") from exc

@@ -1,0 +1,114 @@
+"""A training-data folder the Neural Patches way: `map_clsloc.txt` at the root (one category
+a line: tag `n<integer>`, index, space-less name; the file's order sets the output neurons),
+images anywhere below it named `<tag>_<anything>.<ext>`. Every problem is collected, with
+its file and line, before any training starts."""
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TAG = re.compile(r"^n\d+$")
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+MAX_MAP_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class FolderCategory:
+    tag: str
+    index: int      # as written in the map
+    name: str
+    line: int
+
+
+@dataclass
+class DataFolder:
+    root: Path
+    categories: list = field(default_factory=list)     # FolderCategory, in file order
+    images: list = field(default_factory=list)         # (path, position in categories)
+    problems: list = field(default_factory=list)       # "file:line: what is wrong"
+
+    def counts(self) -> list[int]:
+        counts = [0] * len(self.categories)
+        for _, category in self.images:
+            counts[category] += 1
+        return counts
+
+
+def _read_map(root: Path, folder: DataFolder) -> None:
+    path = root / "map_clsloc.txt"
+    if not path.is_file():
+        folder.problems.append(f"{path}: missing (the folder needs a map_clsloc.txt at its root)")
+        return
+    if path.stat().st_size > MAX_MAP_BYTES:
+        folder.problems.append(f"{path}: over 1 MiB, not a category map")
+        return
+    tags, indices = {}, {}
+    for number, raw in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        where = f"{path}:{number}"
+        parts = line.split()
+        if len(parts) != 3:
+            folder.problems.append(f"{where}: expected 'tag index name', found {len(parts)} fields")
+            continue
+        tag, index, name = parts
+        if not TAG.match(tag):
+            folder.problems.append(f"{where}: tag {tag!r} is not 'n' followed by an integer")
+            continue
+        if not index.lstrip("-").isdigit():
+            folder.problems.append(f"{where}: index {index!r} is not an integer")
+            continue
+        if tag in tags:
+            folder.problems.append(f"{where}: tag {tag} repeats line {tags[tag]}")
+            continue
+        if int(index) in indices:
+            folder.problems.append(f"{where}: index {index} repeats line {indices[int(index)]}")
+            continue
+        tags[tag], indices[int(index)] = number, number
+        folder.categories.append(FolderCategory(tag, int(index), name, number))
+
+
+def scan_folder(root) -> DataFolder:
+    root = Path(root)
+    folder = DataFolder(root)
+    if not root.is_dir():
+        folder.problems.append(f"{root}: no such folder")
+        return folder
+    _read_map(root, folder)
+    position = {c.tag: i for i, c in enumerate(folder.categories)}
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        tag = path.name.split("_", 1)[0]
+        if "_" not in path.name or not TAG.match(tag):
+            folder.problems.append(f"{path}: the name does not start with a tag and '_' "
+                                   "(e.g. n01_photo.jpg)")
+        elif tag not in position:
+            folder.problems.append(f"{path}: tag {tag} is not in map_clsloc.txt")
+        else:
+            folder.images.append((path, position[tag]))
+    for category, count in zip(folder.categories, folder.counts()):
+        if count == 0:
+            folder.problems.append(f"{root / 'map_clsloc.txt'}:{category.line}: category "
+                                   f"{category.tag} ({category.name}) has no images")
+    if len(folder.categories) == 1:
+        folder.problems.append(f"{root / 'map_clsloc.txt'}: one category; a patch needs two")
+    return folder
+
+
+def held_out_split(images: list, fraction: float, seed: int) -> tuple[list, list]:
+    """(training, held out): stratified, the same for the same seed; a category with two or
+    more images keeps at least one for each side."""
+    rng = random.Random(seed)
+    by_category: dict[int, list] = {}
+    for item in images:
+        by_category.setdefault(item[1], []).append(item)
+    train, held = [], []
+    for category in sorted(by_category):
+        items = sorted(by_category[category], key=lambda item: str(item[0]))
+        rng.shuffle(items)
+        n_held = 0 if len(items) < 2 else min(len(items) - 1, max(1, round(len(items) * fraction)))
+        held += items[:n_held]
+        train += items[n_held:]
+    return train, held

@@ -1,0 +1,66 @@
+"""Training from an image folder: real photographs in three categories, and a broken folder
+whose every problem is reported."""
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+
+from loop.cli import main
+from loop.store.session import SessionStore
+
+PHOTOS = {"n101": ("cat", skimage.data.chelsea), "n102": ("coffee", skimage.data.coffee),
+          "n103": ("rocket", skimage.data.rocket)}
+
+
+def make_folder(root, per_category=8, seed=0):
+    rng = np.random.default_rng(seed)
+    lines = ["# tag index name"]
+    for i, (tag, (name, photo)) in enumerate(PHOTOS.items()):
+        lines.append(f"{tag} {i} {name}")
+        image = photo()
+        h, w = image.shape[:2]
+        (root / name).mkdir(parents=True)
+        for j in range(per_category):
+            side = int(min(h, w) * rng.uniform(0.6, 0.95))
+            y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+            crop = image[y:y + side, x:x + side]
+            cv2.imwrite(str(root / name / f"{tag}_{j}.jpg"), crop[:, :, ::-1])
+    (root / "map_clsloc.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_check_accepts_a_good_folder(tmp_path, capsys):
+    make_folder(tmp_path / "data", per_category=2)
+    assert main(["train", str(tmp_path / "data"), "--check"]) == 0
+    assert "6 images in 3 categories" in capsys.readouterr().out
+
+
+def test_broken_folder_lists_every_problem(tmp_path, capsys):
+    root = tmp_path / "data"
+    make_folder(root, per_category=1)
+    (root / "map_clsloc.txt").write_text(
+        "n101 0 cat\nn101 1 again\nx7 2 bad\nn104 3 empty\nn105 0 same_index\nn106 4\n")
+    cv2.imwrite(str(root / "n999_stray.png"), np.zeros((20, 20, 3), np.uint8))
+    cv2.imwrite(str(root / "untagged.png"), np.zeros((20, 20, 3), np.uint8))
+    assert main(["train", str(root), "--check"]) == 2
+    err = capsys.readouterr().err
+    for expected in ("map_clsloc.txt:2: tag n101 repeats line 1",
+                     "map_clsloc.txt:3: tag 'x7'", "map_clsloc.txt:5: index 0 repeats line 1",
+                     "map_clsloc.txt:6: expected 'tag index name'", "n999_stray.png: tag n999",
+                     "untagged.png: the name", "n104 (empty) has no images",
+                     "n102_0.jpg: tag n102 is not in"):
+        assert expected in err, expected
+    assert main(["train", str(root)]) == 2  # training refuses a broken folder
+
+
+def test_training_on_photographs_beats_chance(device, base_spec, tmp_path, capsys):
+    make_folder(tmp_path / "data", per_category=8)
+    session = tmp_path / "trained.h5"
+    assert main(["train", str(tmp_path / "data"), "--epochs", "4", "--held-out", "0.25",
+                 "--session", str(session), "--base", str(base_spec.path)]) == 0
+    out = capsys.readouterr().out
+    assert "reconfigured to the patch's 3 categories" in out
+    accuracy = float(out.split("held-out accuracy ")[1].split()[0])
+    assert accuracy >= 0.8, out  # chance is 1/3
+    state = SessionStore.open(session).state
+    assert state.spec.pooling == "mean" and len(state.snapshots) == 1
+    assert len(state.frames) == len(state.labels) == 18
