@@ -15,7 +15,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("devices", help="list OpenCL devices and the one that would be used")
 
     bench = sub.add_parser("bench", help="measure speed (JSON with --json)")
-    bench.add_argument("what", choices=["kernels", "base", "loop"], help="what to measure")
+    bench.add_argument("what", choices=["kernels", "base", "loop", "train"],
+                       help="what to measure")
     bench.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     bench.add_argument("--repeats", type=int, default=20, help="timed calls per case")
     bench.add_argument("--base", help="base network config (.txt); default: EfficientNet-Lite0")
@@ -70,6 +71,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--tap", default="stride16")
     train.add_argument("--name", help="the patch's name (default: the folder's)")
     train.add_argument("--session", help="the session file to write (default: sessions/...)")
+
+    evaluate = sub.add_parser("eval", help="precision, recall and confusion on a data folder")
+    evaluate.add_argument("patch", help="a session .h5 (its newest snapshot) or a .specialneurons")
+    evaluate.add_argument("data_dir", help="folder with map_clsloc.txt at its root")
+    evaluate.add_argument("--json", action="store_true")
+    evaluate.add_argument("--plot", help="write the confusion matrix as a PNG")
+    evaluate.add_argument("--base", help="base network config (.txt)")
 
     export = sub.add_parser("export", help="a session's patch as a .specialneurons plugin")
     export.add_argument("session", help="the session .h5 file")
@@ -126,6 +134,9 @@ def _dispatch(args) -> int:
     if args.command == "bench" and args.what == "base":
         from loop.faces import bench_base
         return bench_base.run(args)
+    if args.command == "bench" and args.what == "train":
+        from loop.faces import bench_train
+        return bench_train.run(args)
     if args.command == "bench" and args.what == "loop":
         from loop.faces import bench_loop
         return bench_loop.run(args)
@@ -141,6 +152,9 @@ def _dispatch(args) -> int:
     if args.command == "train":
         from loop.faces import train
         return train.run(args)
+    if args.command == "eval":
+        from loop.faces import eval_folder
+        return eval_folder.run(args)
     if args.command == "export":
         from loop.faces import export
         return export.run(args)

@@ -31,3 +31,9 @@ def test_bad_base_path_is_one_line_and_exit_2(capsys, tmp_path):
     assert main(["classify", "x.png", "--base", str(tmp_path / "missing.txt")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "missing.txt" in err
+
+
+def test_bench_train_reports_throughput(capsys, device, base_spec):
+    assert main(["bench", "train", "--json", "--base", str(base_spec.path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["feature_images_per_second"] > 0 and report["training_images_per_second"] > 0

@@ -64,3 +64,22 @@ def test_training_on_photographs_beats_chance(device, base_spec, tmp_path, capsy
     state = SessionStore.open(session).state
     assert state.spec.pooling == "mean" and len(state.snapshots) == 1
     assert len(state.frames) == len(state.labels) == 18
+
+
+def test_eval_reports_confusion_and_mistakes(device, base_spec, tmp_path, capsys):
+    import json
+    make_folder(tmp_path / "data", per_category=4)
+    session = tmp_path / "trained.h5"
+    assert main(["train", str(tmp_path / "data"), "--epochs", "3", "--no-augment",
+                 "--session", str(session), "--base", str(base_spec.path)]) == 0
+    capsys.readouterr()
+    make_folder(tmp_path / "test", per_category=3, seed=9)
+    picture = tmp_path / "confusion.png"
+    assert main(["eval", str(session), str(tmp_path / "test"), "--json", "--plot", str(picture),
+                 "--base", str(base_spec.path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    matrix = np.array(report["confusion"])
+    assert matrix.shape == (3, 3) and matrix.sum() == 9
+    assert report["accuracy"] == pytest.approx(np.trace(matrix) / 9, abs=1e-4)
+    assert sum(len(m["images"]) for m in report["mistakes"]) == 9 - np.trace(matrix)
+    assert cv2.imread(str(picture)) is not None
