@@ -102,7 +102,7 @@ def _edit_line(txt, startswith, edit):
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("unparsable", "not one of its keys"),
+    ("unparsable", "once as key=value"),
     ("channels", "gives 16 channels"),
     ("add", "equal"),
     ("unknown input", "not a layer defined above"),

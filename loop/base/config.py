@@ -9,7 +9,7 @@ The .txt holds one statement a line, `op key=value ...`; `#` starts a comment li
     conv name=stem input=input out=32 in=3 k=3 stride=2 pad=same dil=1 groups=1 act=relu6 weights=0
     add name=b2.add inputs=b2.project,b1.project
     pool name=pool input=head
-    fc name=fc input=pool in=1280 out=1000 weights=4010120
+    fc name=fc input=pool in=1280 out=1000 weights=3350000
     tap name=stride16 layer=b10.add
 
 `weights` is a float32 element offset into the .data file. A conv's weights have shape
@@ -18,7 +18,7 @@ The .txt holds one statement a line, `op key=value ...`; `#` starts a comment li
 the odd pixel at the bottom/right); an integer pads that many pixels on every side. `pool`
 is a global average. A `tap` names a layer whose output later stages may read.
 """
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +36,20 @@ class BaseFormatError(UserError, ValueError):
     """A base network's files are damaged or inconsistent; the message names file and line."""
 
 
+class _Weighted:
+    """A layer whose weights, then `cout` biases, sit at weight_offset in the flat block."""
+
+    @property
+    def bias_count(self) -> int:
+        return self.cout
+
+    @property
+    def weight_end(self) -> int:
+        return self.weight_offset + self.weight_count + self.cout
+
+
 @dataclass(frozen=True)
-class ConvLayer:
+class ConvLayer(_Weighted):
     name: str
     input: str
     cin: int
@@ -54,10 +66,6 @@ class ConvLayer:
     def weight_count(self) -> int:
         return self.cout * (self.cin // self.groups) * self.k * self.k
 
-    @property
-    def bias_count(self) -> int:
-        return self.cout
-
 
 @dataclass(frozen=True)
 class AddLayer:
@@ -72,7 +80,7 @@ class PoolLayer:
 
 
 @dataclass(frozen=True)
-class FcLayer:
+class FcLayer(_Weighted):
     name: str
     input: str
     cin: int
@@ -82,10 +90,6 @@ class FcLayer:
     @property
     def weight_count(self) -> int:
         return self.cout * self.cin
-
-    @property
-    def bias_count(self) -> int:
-        return self.cout
 
 
 @dataclass(eq=False)
@@ -107,9 +111,8 @@ class BaseSpec:
 
     def params(self, layer) -> tuple[np.ndarray, np.ndarray]:
         """(weight, bias) views into the flat weights: conv (out, in/groups, k, k), fc (out, in)."""
-        w = self.weights[layer.weight_offset:layer.weight_offset + layer.weight_count]
-        b = self.weights[layer.weight_offset + layer.weight_count:
-                         layer.weight_offset + layer.weight_count + layer.bias_count]
+        middle = layer.weight_offset + layer.weight_count
+        w, b = self.weights[layer.weight_offset:middle], self.weights[middle:layer.weight_end]
         if isinstance(layer, ConvLayer):
             return w.reshape(layer.cout, layer.cin // layer.groups, layer.k, layer.k), b
         return w.reshape(layer.cout, layer.cin), b
@@ -125,10 +128,6 @@ _KEYS = {
     "fc": ("name", "input", "in", "out", "weights"),
     "tap": ("name", "layer"),
 }
-
-
-def _number(text: str) -> str:
-    return format(text, ".9g") if isinstance(text, float) else str(text)
 
 
 def _line(layer) -> str:
@@ -151,8 +150,8 @@ def save_base(spec: BaseSpec, directory, name: str) -> Path:
     lines = [f"# patchloop base network {name}: one layer a line, weights = float32 offset "
              f"into {name}.data",
              f"base version={FORMAT_VERSION}",
-             f"input channels={spec.input_channels} norm_offset={_number(spec.norm_offset)} "
-             f"norm_scale={_number(spec.norm_scale)} order=rgb nominal={spec.nominal_size}"]
+             f"input channels={spec.input_channels} norm_offset={spec.norm_offset:.9g} "
+             f"norm_scale={spec.norm_scale:.9g} order=rgb nominal={spec.nominal_size}"]
     lines += [_line(layer) for layer in spec.layers]
     lines += [f"tap name={tap} layer={layer}" for tap, layer in spec.taps.items()]
     txt_path = directory / f"{name}.txt"
@@ -170,11 +169,9 @@ def load_base(txt_path) -> BaseSpec:
         if not path.is_file():
             raise BaseFormatError(f"{path}: missing (a base network needs .txt, .data and "
                                   "map_clsloc.txt side by side)")
-        if path.stat().st_size > cap:
+        if path.stat().st_size > cap or path.stat().st_size % 4 and path == data_path:
             raise BaseFormatError(f"{path}: {path.stat().st_size} bytes, over the "
-                                  f"{cap >> 20} MiB cap")
-    if data_path.stat().st_size % 4:
-        raise BaseFormatError(f"{data_path}: size is not a whole number of float32 values")
+                                  f"{cap >> 20} MiB cap or not whole float32 values")
     weights = np.fromfile(data_path, dtype="<f4").astype(np.float32, copy=False)
     try:
         classes = read_map_clsloc(txt_path.parent / "map_clsloc.txt")
@@ -183,7 +180,9 @@ def load_base(txt_path) -> BaseSpec:
     parser = _Parser(txt_path, weights.size)
     for number, text in enumerate(txt_path.read_text("utf-8").splitlines(), start=1):
         if text.strip() and not text.lstrip().startswith("#"):
-            parser.statement(number, text)
+            parser.where = f"{txt_path}:{number}"
+            parser.statement(*text.split())
+    parser.where = str(txt_path)
     return parser.finish(weights, classes)
 
 
@@ -192,29 +191,21 @@ class _Parser:
     and strides agree, weights lie inside the .data file."""
 
     def __init__(self, path: Path, weight_count: int):
-        self.path, self.weight_count = path, weight_count
+        self.path, self.weight_count, self.where = path, weight_count, str(path)
         self.header, self.layers, self.taps = {}, [], {}
         self.shape = {}  # layer name -> (channels, total stride, spatial: bool)
-        self.where = f"{path}"
 
     def fail(self, message: str):
         raise BaseFormatError(f"{self.where}: {message}")
 
-    def statement(self, number: int, text: str):
-        self.where = f"{self.path}:{number}"
-        op, *pairs = text.split()
+    def statement(self, op: str, *pairs: str):
         if op not in _KEYS:
             self.fail(f"unknown statement {op!r:.40} (expected one of {', '.join(_KEYS)})")
-        args = {}
-        for pair in pairs:
-            key, sep, value = pair.partition("=")
-            if not sep or not value or key not in _KEYS[op] or key in args:
-                self.fail(f"{op}: {pair!r:.60} is not one of its keys "
-                          f"{', '.join(_KEYS[op])} given once as key=value")
-            args[key] = value
-        missing = [key for key in _KEYS[op] if key not in args]
-        if missing:
-            self.fail(f"{op}: missing {', '.join(missing)}")
+        args = dict(pair.partition("=")[::2] for pair in pairs)
+        if (len(args) != len(pairs) or set(args) != set(_KEYS[op])
+                or not all(pair.count("=") == 1 and pair[-1] != "=" for pair in pairs)):
+            self.fail(f"{op} takes each of {', '.join(_KEYS[op])} once as key=value, "
+                      f"got {' '.join(pairs)!r:.80}")
         if op in ("base", "input"):
             return self.header_line(op, args)
         if "input" not in self.header:
@@ -224,10 +215,10 @@ class _Parser:
             if args["name"] in self.taps:
                 self.fail(f"tap {args['name']} is defined twice")
             self.taps[args["name"]] = args["layer"]
-            return
-        if args["name"] in self.shape or args["name"] == "input":
+        elif args["name"] in self.shape:
             self.fail(f"layer name {args['name']} is already taken")
-        getattr(self, op)(args)
+        else:
+            getattr(self, op)(args)
 
     def integer(self, args, key, low=0) -> int:
         value = args[key]
@@ -237,23 +228,26 @@ class _Parser:
 
     def real(self, args, key) -> float:
         try:
-            return float(args[key])
+            value = float(args[key])
         except ValueError:
-            self.fail(f"{key}={args[key]!r:.40} is not a number")
+            value = float("nan")
+        if not np.isfinite(value) or (key == "norm_scale" and value == 0):
+            self.fail(f"{key}={args[key]!r:.40} is not a finite number (nonzero for a scale)")
+        return value
 
     def header_line(self, op, args):
         if op in self.header or (op == "input" and "base" not in self.header):
             self.fail(f"'{op}' must appear once, in the order 'base' then 'input'")
-        if op == "base" and args["version"] != str(FORMAT_VERSION):
+        if args.get("version", str(FORMAT_VERSION)) != str(FORMAT_VERSION):
             self.fail(f"format version {args['version']!r:.20}; this patchloop reads "
                       f"version {FORMAT_VERSION}")
         if op == "input":
             if args["order"] != "rgb":
                 self.fail(f"order={args['order']!r:.20}; only rgb is supported")
-            args = dict(args, channels=self.integer(args, "channels", 1),
-                        norm_offset=self.real(args, "norm_offset"),
-                        norm_scale=self.real(args, "norm_scale"),
-                        nominal=self.integer(args, "nominal", 1))
+            args = {"channels": self.integer(args, "channels", 1),
+                    "norm_offset": self.real(args, "norm_offset"),
+                    "norm_scale": self.real(args, "norm_scale"),
+                    "nominal": self.integer(args, "nominal", 1)}
             self.shape["input"] = (args["channels"], 1, True)
         self.header[op] = args
 
@@ -262,21 +256,19 @@ class _Parser:
             self.fail(f"input {name!r:.60} is not a layer defined above")
         return self.shape[name]
 
-    def weights(self, args, count: int) -> int:
-        offset = self.integer(args, "weights")
-        if offset + count > self.weight_count:
-            self.fail(f"weights {offset}..{offset + count} lie past the end of "
+    def weighted(self, layer):
+        if layer.weight_end > self.weight_count:
+            self.fail(f"weights {layer.weight_offset}..{layer.weight_end} lie past the end of "
                       f"{self.path.with_suffix('.data').name} ({self.weight_count} values): "
                       "the .data file is truncated or belongs to another base")
-        return offset
+        return layer
 
     def conv(self, args):
         channels, stride, spatial = self.source(args["input"])
         pad = args["pad"] if args["pad"] == "same" else self.integer(args, "pad")
-        layer = ConvLayer(args["name"], args["input"], self.integer(args, "in", 1),
-                          self.integer(args, "out", 1), self.integer(args, "k", 1),
-                          self.integer(args, "stride", 1), pad, self.integer(args, "dil", 1),
-                          self.integer(args, "groups", 1), args["act"], 0)
+        layer = ConvLayer(args["name"], args["input"], *(self.integer(args, key, 1) for key in (
+            "in", "out", "k", "stride")), pad, self.integer(args, "dil", 1),
+            self.integer(args, "groups", 1), args["act"], self.integer(args, "weights"))
         if not spatial or layer.cin != channels:
             self.fail(f"conv in={layer.cin} but {layer.input} gives {channels} channels"
                       + ("" if spatial else " without a spatial map"))
@@ -284,9 +276,7 @@ class _Parser:
             self.fail(f"groups={layer.groups} does not divide in={layer.cin} and out={layer.cout}")
         if layer.act not in ACTIVATIONS:
             self.fail(f"act={layer.act!r:.20} (expected {' or '.join(ACTIVATIONS)})")
-        offset = self.weights(args, layer.weight_count + layer.bias_count)
-        self.add_layer(replace(layer, weight_offset=offset),
-                       (layer.cout, stride * layer.stride, True))
+        self.add_layer(self.weighted(layer), (layer.cout, stride * layer.stride, True))
 
     def add(self, args):
         inputs = tuple(args["inputs"].split(","))
@@ -308,20 +298,17 @@ class _Parser:
         if spatial or cin != channels:
             self.fail(f"fc in={cin} needs a pooled input of {cin} channels; {args['input']} "
                       f"gives {channels}{' spatial' if spatial else ''}")
-        offset = self.weights(args, cout * cin + cout)
-        self.add_layer(FcLayer(args["name"], args["input"], cin, cout, offset),
-                       (cout, stride, False))
+        layer = FcLayer(args["name"], args["input"], cin, cout, self.integer(args, "weights"))
+        self.add_layer(self.weighted(layer), (cout, stride, False))
 
     def add_layer(self, layer, shape):
         self.layers.append(layer)
         self.shape[layer.name] = shape
 
     def finish(self, weights: np.ndarray, classes: list[ClassEntry]) -> BaseSpec:
-        self.where = str(self.path)
         if "input" not in self.header or not self.layers:
             self.fail("no 'base', 'input' or layer lines")
-        used = max((layer.weight_offset + layer.weight_count + layer.bias_count
-                    for layer in self.layers if isinstance(layer, (ConvLayer, FcLayer))),
+        used = max((layer.weight_end for layer in self.layers if isinstance(layer, _Weighted)),
                    default=0)
         if used != weights.size:
             self.fail(f"the layers use {used} weights but {self.path.with_suffix('.data').name} "
