@@ -91,8 +91,10 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--onnx", action="store_true",
                         help="also write NAME.onnx: the patch with its base and preprocessing")
 
-    apply_ = sub.add_parser("apply", help="run a .specialneurons plugin (the companion view)")
-    apply_.add_argument("plugin", help="NAME.specialneurons")
+    apply_ = sub.add_parser("apply", help="run .specialneurons plugins (the companion view)")
+    apply_.add_argument("plugins", nargs="+", help="NAME.specialneurons (several: one base pass)")
+    apply_.add_argument("--snap-dir", default="snaps",
+                        help="data folder the snap key (c) saves frames into")
     source = apply_.add_mutually_exclusive_group()
     source.add_argument("--camera", type=int)
     source.add_argument("--video")

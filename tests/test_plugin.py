@@ -88,7 +88,7 @@ def test_export_and_apply_commands(device, base_network, base_spec, tmp_path, ca
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(lines) == 3
     # Triggered only on cats: the demo scene has none, so the patch never runs.
-    assert all(not r["triggered"] and not r["fired"] for r in lines)
+    assert all(not r["patches"][0]["triggered"] and not r["patches"][0]["fired"] for r in lines)
     assert read_plugin(out).spec.threshold == 0.7
 
 

@@ -44,14 +44,6 @@ def load_plugin_core(path: str, base_path: str | None = None):
     return core, plugin
 
 
-def frame_result(index: int, verdict, spec) -> dict:
-    return {"frame": index, "triggered": verdict.triggered,
-            "base_top": [[t, n, round(p, 5)] for t, n, p in verdict.base_top[:3]],
-            "category": spec.categories[verdict.category].name,
-            "confidence": round(verdict.confidence, 5),
-            "fired": verdict.triggered and verdict.category != 0}
-
-
 def _frames(source, limit: int):
     """Frames for --json: images and videos once through, live sources up to the limit."""
     if isinstance(source, ImagesSource):
@@ -77,19 +69,60 @@ def _frames(source, limit: int):
             yield frame
 
 
+def load_companion(paths: list[str], base_path: str | None):
+    """(companion, plugins): every plugin that loads, over one base; the others are refused
+    with their reason on stderr. None of them loading, or a trigger cycle, is an error."""
+    from loop.core.companion import Companion, TriggerCycleError
+    device = Device.default()
+    base = BaseNetwork(device, open_base(base_path))
+    loaded = []
+    for path in paths:
+        try:
+            plugin = read_plugin(path)
+        except PluginError as exc:
+            print(f"patchloop: {exc}", file=sys.stderr)
+            continue
+        spec = plugin.spec
+        if spec.topology == "head" and spec.base_hash != base.hash:
+            print(f"patchloop: {path}: refused: made on base {spec.base_name} "
+                  f"({spec.base_hash}), not on the one loaded ({base.hash})", file=sys.stderr)
+            continue
+        loaded.append(plugin)
+    if not loaded:
+        raise UserError("no plugin could be loaded (reasons above)")
+    try:
+        companion = Companion(device, base, [(p.spec, p.weights, p.tap_channels) for p in loaded])
+    except TriggerCycleError as exc:
+        raise UserError(str(exc)) from exc
+    return companion, loaded
+
+
+def companion_result(index: int, base_top, results, chain) -> dict:
+    return {"frame": index, "base_top": [[t, n, round(p, 5)] for t, n, p in base_top[:3]],
+            "patches": [{"name": r.name, "triggered": r.triggered, "category": r.category,
+                         "confidence": round(r.confidence, 5), "fired": r.fired}
+                        for r in results],
+            "chain": [f"{a} -> {b}" for a, b in chain]}
+
+
 def run(args) -> int:
-    core, plugin = load_plugin_core(args.plugin, args.base)
     source, note = open_source(args.camera, args.video, args.images, args.demo)
     try:
-        if args.json:
-            if note:
-                print(f"patchloop: {note}", file=sys.stderr)
-            for i, frame in enumerate(_frames(source, args.frames)):
-                print(json.dumps(frame_result(i, core.observe(frame), core.spec)), flush=True)
+        if len(args.plugins) > 1 or args.json:
+            companion, plugins = load_companion(args.plugins, args.base)
+            if args.json:
+                if note:
+                    print(f"patchloop: {note}", file=sys.stderr)
+                for i, frame in enumerate(_frames(source, args.frames)):
+                    print(json.dumps(companion_result(i, *companion.run(frame))), flush=True)
+                return 0
+            from loop.faces.companion_app import CompanionApp
+            CompanionApp(companion, plugins, source, note, args.snap_dir).run()
             return 0
+        core, plugin = load_plugin_core(args.plugins[0], args.base)
         from loop.faces.apply_app import ApplyApp  # pygame only when a window is wanted
-        ApplyApp(core, source, plugin, note).run()
+        ApplyApp(core, source, plugin, note, snap_dir=args.snap_dir).run()
+        core.close()
         return 0
     finally:
         source.close()
-        core.close()

@@ -10,8 +10,9 @@ from loop.faces.live_app import LiveApp
 
 
 class ApplyApp(LiveApp):
-    def __init__(self, core, source, plugin, note=None, window=None):
-        super().__init__(core, source, note, window=window)
+    def __init__(self, core, source, plugin, note=None, window=None, snap_dir="snaps"):
+        super().__init__(core, source, note, window=window, snap_dir=snap_dir)
+        self.snap_choice = None  # a category picked with 1-9 for the next snap
         pygame.display.set_caption(f"Patchloop: {plugin.spec.name}")
         self.icon = None
         if plugin.icon is not None:
@@ -23,6 +24,20 @@ class ApplyApp(LiveApp):
     def handle(self, event) -> None:
         # A plugin is used, not trained: clicks and training keys do nothing here.
         if event.type in (pygame.MOUSEBUTTONDOWN, pygame.MOUSEMOTION, pygame.MOUSEBUTTONUP):
+            return
+        if event.type == pygame.KEYDOWN and pygame.K_1 <= event.key <= pygame.K_9:
+            if event.key - pygame.K_1 < self.core.spec.outputs:
+                self.snap_choice = event.key - pygame.K_1
+                self.say(f"next snap: {self.core.spec.categories[self.snap_choice].name}")
+            return
+        if event.type == pygame.KEYDOWN and event.key == pygame.K_c:
+            latest = self.worker.latest()
+            if latest is not None:
+                from loop.store.snap import default_snap_category
+                said = latest[1].category
+                self.snap(self.snap_choice if self.snap_choice is not None
+                          else default_snap_category(self.core.spec, said))
+                self.snap_choice = None
             return
         if event.type == pygame.KEYDOWN and event.key not in (
                 pygame.K_ESCAPE, pygame.K_h, pygame.K_F1, pygame.K_SPACE, pygame.K_x, pygame.K_v):

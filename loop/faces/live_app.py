@@ -31,7 +31,7 @@ def _fitting_window() -> tuple[int, int]:
 
 class LiveApp:
     def __init__(self, core, source, note: str | None = None, window=None,
-                 frame_size=(320, 240), link=None):
+                 frame_size=(320, 240), link=None, snap_dir="snaps"):
         pygame.display.init()  # not pygame.init(): no audio device is needed
         pygame.font.init()
         pygame.display.set_caption("Patchloop: click where the patch is wrong")
@@ -44,6 +44,7 @@ class LiveApp:
         self.labels = link or core
         self.state = ViewState(selected=1 if core.spec.outputs > 1 else 0)
         self.clock = pygame.time.Clock()
+        self.snap_dir = snap_dir
         self.running = True
         self._drag_button = None
         self._last_label_at = None
@@ -135,6 +136,20 @@ class LiveApp:
             return
         self._last_label_at = pos
 
+    def snap(self, category: int) -> None:
+        """The `c` key: the current frame into the snap folder (map_clsloc.txt layout) under
+        `category`, ready for `patchloop train`."""
+        latest = self.worker.latest()
+        if latest is None:
+            return
+        from loop.store.snap import snap_frame
+        c = self.core.spec.categories[category]
+        try:
+            path = snap_frame(self.snap_dir, latest[0], c.tag, c.name)
+            self.say(f"snapped as {c.name}: {path}")
+        except OSError as exc:
+            self.say(f"snap failed: {exc}")
+
     def _export(self) -> None:
         """The `e` key: the patch as it is now, as a plugin beside the session file; written
         by a thread of its own, so the window does not wait on the disk."""
@@ -206,3 +221,5 @@ class LiveApp:
             self.say(f"snapshot {snapshot.tag} taken")
         elif key == pygame.K_e:
             self._export()
+        elif key == pygame.K_c:
+            self.snap(state.selected)

@@ -35,6 +35,7 @@ HELP = [
     ("v", "heat map of the selected category"),
     ("s", "snapshot"),
     ("e", "export"),
+    ("c", "snap the frame into the data folder (selected category)"),
     ("h, F1", "this help"),
     ("Esc", "quit"),
 ]

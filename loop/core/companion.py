@@ -1,0 +1,130 @@
+"""Several patches over one base pass per frame: the companion app's view (seed 000).
+
+A patch runs when one of its trigger tags is among the base's top classes or among the
+categories that patches evaluated before it found; patches run in the order those
+dependencies give, and a cycle is refused with the names in it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from loop.core.patch import PIXELS_INPUT
+from loop.core.patch_model import PatchModel
+from loop.core.verdict import frame_verdict
+from patchloop_kernels.image import FramePreprocess
+from patchloop_kernels.runtime import Tensor
+
+BASE_TOP = 5
+
+
+class TriggerCycleError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class PatchResult:
+    name: str
+    triggered: bool
+    category: str
+    confidence: float
+    fired: bool
+    fired_tag: str | None
+    because: str | None   # the tag that triggered it (a base synset or a patch's category)
+
+
+def evaluation_order(specs: list) -> list[int]:
+    """Indices of `specs` so that every patch comes after the patches whose categories
+    trigger it. A cycle raises TriggerCycleError naming the patches in it."""
+    provides = [{c.tag for c in s.categories[1:]} for s in specs]
+    needs = [[j for j in range(len(specs)) if j != i and set(s.triggers) & provides[j]]
+             for i, s in enumerate(specs)]
+    order, state = [], [0] * len(specs)   # 0 new, 1 on the path, 2 done
+
+    def visit(i, path):
+        if state[i] == 2:
+            return
+        if state[i] == 1:
+            cycle = path[path.index(i):] + [i]
+            raise TriggerCycleError("patches trigger each other in a cycle: "
+                                    + " -> ".join(specs[k].name for k in cycle))
+        state[i] = 1
+        for j in needs[i]:
+            visit(j, path + [j])
+        state[i] = 2
+        order.append(i)
+
+    for i in range(len(specs)):
+        visit(i, [i])
+    return order
+
+
+class Companion:
+    """Runs loaded patches (spec, weights, tap channels) on frames over one base pass."""
+
+    def __init__(self, device, base, patches: list):
+        self.device, self.base = device, base
+        self.queue = device.queue
+        self.specs = [p[0] for p in patches]
+        self.order = evaluation_order(self.specs)
+        self.models = []
+        for spec, weights, channels in patches:
+            feature_size = PIXELS_INPUT if spec.topology == "pixels" else None
+            self.models.append((spec, weights, channels, feature_size))
+        self._plans: dict = {}
+        self.base_runs = 0
+
+    def _plan(self, shape):
+        if shape in self._plans:
+            return self._plans[shape]
+        base_plan = self.base.plan(240, 320, shape)
+        runs = []
+        for spec, weights, channels, _ in self.models:
+            if spec.topology == "head":
+                features, prep = base_plan.taps[spec.tap], None
+                size = features.shape[2:]
+            else:
+                features = Tensor.empty(self.device, (1, 3) + PIXELS_INPUT)
+                prep = FramePreprocess(self.device, shape, features, 127.0, 128.0)
+                size = PIXELS_INPUT
+            model = PatchModel(self.device, spec, channels, size, weights)
+            runs.append((model.inference_plan(features), prep))
+        self._plans[shape] = (base_plan, runs)
+        return self._plans[shape]
+
+    def run(self, frame: np.ndarray):
+        """(base_top, [PatchResult in load order], chain [(from, to)])."""
+        base_plan, runs = self._plan(frame.shape)
+        base_plan.run(frame, self.queue)
+        self.base_runs += 1
+        probs = base_plan.read_probabilities(self.queue)
+        top = np.argsort(probs)[::-1][:BASE_TOP]
+        classes = self.base.classes
+        base_top = [(classes[i].tag, classes[i].name, float(probs[i])) for i in top]
+        present = {tag: f"base:{name}" for tag, name, _ in base_top}
+        results: list = [None] * len(self.specs)
+        chain = []
+        for i in self.order:
+            spec = self.specs[i]
+            inference, prep = runs[i]
+            because = next((t for t in spec.triggers if t in present), None)
+            triggered = not spec.triggers or because is not None
+            if not triggered:
+                results[i] = PatchResult(spec.name, False, spec.categories[0].name, 1.0, False,
+                                         None, None)
+                continue
+            if prep is not None:
+                prep.upload(frame, self.queue)
+                prep.enqueue(self.queue)
+            inference.enqueue(self.queue)
+            category, confidence = frame_verdict(inference.read(self.queue), spec.threshold,
+                                                 spec.pooling)
+            fired = category != 0
+            tag = spec.categories[category].tag if fired else None
+            results[i] = PatchResult(spec.name, True, spec.categories[category].name,
+                                     confidence, fired, tag, because)
+            if because is not None:
+                chain.append((present[because], spec.name))
+            if fired:
+                present.setdefault(tag, f"{spec.name}:{spec.categories[category].name}")
+        return base_top, results, chain
