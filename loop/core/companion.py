@@ -65,21 +65,26 @@ class Companion:
     def __init__(self, device, base, patches: list):
         self.device, self.base = device, base
         self.queue = device.queue
-        self.specs = [p[0] for p in patches]
-        self.order = evaluation_order(self.specs)
-        self.models = []
-        for spec, weights, channels in patches:
-            feature_size = PIXELS_INPUT if spec.topology == "pixels" else None
-            self.models.append((spec, weights, channels, feature_size))
-        self._plans: dict = {}
+        self._base_plans: dict = {}   # frame shape -> base plan, kept when patches change
         self.base_runs = 0
+        self.set_patches(patches)
+
+    def set_patches(self, patches: list) -> None:
+        """Load another set of (spec, weights, tap channels) without restarting the base. A
+        cycle raises TriggerCycleError and leaves the current patches as they were."""
+        specs = [p[0] for p in patches]
+        order = evaluation_order(specs)
+        self.specs, self.order, self.models = specs, order, list(patches)
+        self._plans: dict = {}
 
     def _plan(self, shape):
         if shape in self._plans:
             return self._plans[shape]
-        base_plan = self.base.plan(240, 320, shape)
+        if shape not in self._base_plans:
+            self._base_plans[shape] = self.base.plan(240, 320, shape)
+        base_plan = self._base_plans[shape]
         runs = []
-        for spec, weights, channels, _ in self.models:
+        for spec, weights, channels in self.models:
             if spec.topology == "head":
                 features, prep = base_plan.taps[spec.tap], None
                 size = features.shape[2:]

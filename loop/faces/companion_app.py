@@ -1,11 +1,14 @@
 """The companion window for several patches: the frame, the base's top class, and for each
 patch whether it ran, what it says and its icon when it fires. `c` snaps the frame into the
-data folder under the category the first patch did not say (1-9 picks another)."""
+data folder under the category the first patch did not say (1-9 picks another). `o` opens
+a file chooser in the window to add a plugin, Tab selects a loaded patch and `r` removes it;
+the base keeps running throughout."""
 from __future__ import annotations
 
 import io
 import threading
 import time
+from pathlib import Path
 
 import cv2
 import pygame
@@ -13,6 +16,19 @@ import pygame
 from loop.faces.live_app import _fitting_window
 from loop.faces.live_view import MIN_WINDOW, frame_area
 from loop.store.snap import default_snap_category, snap_frame
+
+
+MAX_CHOICES = 20
+
+
+def plugin_files(folder: Path) -> list[Path]:
+    """The .specialneurons files under a folder (the first MAX_CHOICES, sorted)."""
+    found = []
+    for path in sorted(folder.rglob("*.specialneurons")):
+        found.append(path)
+        if len(found) >= MAX_CHOICES:
+            break
+    return found
 
 
 class CompanionApp:
@@ -27,6 +43,10 @@ class CompanionApp:
         self.icons = [self._icon(p) for p in plugins]
         self.latest = None
         self.message = note or ""
+        self.selected = 0             # the loaded patch `r` removes
+        self.chooser: list | None = None   # plugin files offered by `o`, or None when closed
+        self.choice = 0
+        self._run_lock = threading.Lock()  # patches change between frames, never during one
         self.running = True
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -47,7 +67,8 @@ class CompanionApp:
             if frame is None:
                 time.sleep(0.05)
                 continue
-            result = self.companion.run(frame)
+            with self._run_lock:
+                result = self.companion.run(frame)
             with self._lock:
                 self.latest = (frame, result)
 
@@ -68,8 +89,18 @@ class CompanionApp:
             pygame.display.quit()
 
     def handle(self, event) -> None:
+        if self.chooser is not None and event.type == pygame.KEYDOWN:
+            self._chooser_key(event.key)
+            return
         if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
             self.running = False
+        elif event.type == pygame.KEYDOWN and event.key == pygame.K_o:
+            self.chooser = plugin_files(Path.cwd())
+            self.choice = 0
+        elif event.type == pygame.KEYDOWN and event.key == pygame.K_TAB:
+            self.selected = (self.selected + 1) % max(1, len(self.plugins))
+        elif event.type == pygame.KEYDOWN and event.key == pygame.K_r:
+            self.remove(self.selected)
         elif event.type == pygame.VIDEORESIZE:
             size = (max(MIN_WINDOW[0], event.w), max(MIN_WINDOW[1], event.h))
             self.screen = pygame.display.set_mode(size, pygame.RESIZABLE)
@@ -77,6 +108,56 @@ class CompanionApp:
             self.snap_choice = event.key - pygame.K_1
         elif event.type == pygame.KEYDOWN and event.key == pygame.K_c:
             self.snap()
+
+    def _chooser_key(self, key) -> None:
+        if key == pygame.K_ESCAPE:
+            self.chooser = None
+        elif key == pygame.K_DOWN and self.chooser:
+            self.choice = (self.choice + 1) % len(self.chooser)
+        elif key == pygame.K_UP and self.chooser:
+            self.choice = (self.choice - 1) % len(self.chooser)
+        elif key == pygame.K_RETURN and self.chooser:
+            path = self.chooser[self.choice]
+            self.chooser = None
+            self.add(path)
+
+    def _reload(self, plugins) -> bool:
+        from loop.core.companion import TriggerCycleError
+        try:
+            with self._run_lock:
+                self.companion.set_patches([(p.spec, p.weights, p.tap_channels) for p in plugins])
+        except TriggerCycleError as exc:
+            self.message = str(exc)
+            return False
+        self.plugins = plugins
+        self.icons = [self._icon(p) for p in plugins]
+        with self._lock:
+            self.latest = None
+        return True
+
+    def add(self, path) -> None:
+        from loop.store.plugin import PluginError
+        from loop.store.plugin_read import read_plugin
+        try:
+            plugin = read_plugin(path)
+        except PluginError as exc:
+            self.message = str(exc)
+            return
+        spec = plugin.spec
+        if spec.topology == "head" and spec.base_hash != self.companion.base.hash:
+            self.message = f"{path}: refused: made on another base ({spec.base_name})"
+            return
+        if self._reload(self.plugins + [plugin]):
+            self.message = f"added {spec.name}"
+
+    def remove(self, index: int) -> None:
+        if len(self.plugins) <= 1:
+            self.message = "the last patch stays (Esc quits)"
+            return
+        name = self.plugins[index].spec.name
+        if self._reload(self.plugins[:index] + self.plugins[index + 1:]):
+            self.selected = 0
+            self.message = f"removed {name}"
 
     def snap(self) -> None:
         with self._lock:
@@ -108,9 +189,10 @@ class CompanionApp:
         self.screen.blit(pygame.image.frombuffer(image.tobytes(), rect.size, "RGB"), rect.topleft)
         x, y = rect.right + 12, 10
         lines = [f"base: {base_top[0][1]} {base_top[0][2]:.2f}"]
-        for r in results:
+        for i, r in enumerate(results):
             state = "FIRED" if r.fired else ("ran" if r.triggered else "not triggered")
-            lines.append(f"{r.name}: {state}, {r.category} {r.confidence:.2f}")
+            mark = ">" if i == self.selected else " "
+            lines.append(f"{mark}{r.name}: {state}, {r.category} {r.confidence:.2f}")
         lines += [f"chain: {a} -> {b}" for a, b in chain]
         for line in lines:
             self.screen.blit(self.font.render(line[:44], True, (230, 230, 230)), (x, y))
@@ -123,3 +205,17 @@ class CompanionApp:
         if self.message:
             self.screen.blit(self.font.render(self.message[:90], True, (255, 255, 120)),
                              (10, self.screen.get_height() - 24))
+        if self.chooser is not None:
+            self._draw_chooser()
+
+    def _draw_chooser(self) -> None:
+        box = pygame.Rect(40, 40, self.screen.get_width() - 80, 30 + 22 * max(1, len(self.chooser)))
+        pygame.draw.rect(self.screen, (10, 10, 20), box)
+        pygame.draw.rect(self.screen, (200, 200, 200), box, 1)
+        if not self.chooser:
+            self.screen.blit(self.font.render("no .specialneurons files here (Esc)", True,
+                                              (230, 230, 230)), (box.x + 10, box.y + 10))
+        for i, path in enumerate(self.chooser):
+            colour = (255, 220, 120) if i == self.choice else (230, 230, 230)
+            self.screen.blit(self.font.render(str(path)[-80:], True, colour),
+                             (box.x + 10, box.y + 10 + 22 * i))
