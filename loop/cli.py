@@ -65,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                        help="rand-tilt-shift copies of every training image")
+    train.add_argument("--tilt", type=float, default=10.0, help="augment: max rotation, degrees")
+    train.add_argument("--shift", type=float, default=0.08, help="augment: max shift, of the size")
+    train.add_argument("--colour-shift", type=float, default=20.0,
+                       help="augment: max shift per colour channel (0-255 units)")
+    train.add_argument("--gain", type=float, default=0.15, help="augment: max brightness change")
+    train.add_argument("--flips", action="store_true", help="augment: mirror images too")
     train.add_argument("--held-out", type=float, default=0.1, help="fraction kept for validation")
     train.add_argument("--seed", type=int, default=0, help="fixes the held-out split")
     train.add_argument("--trigger", help="comma-separated base synsets that trigger the patch")

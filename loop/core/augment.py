@@ -3,23 +3,36 @@ turned a little, shifted, its colours shifted, optionally mirrored, with its lab
 along so they still sit on what they labeled."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 from loop.core.labels import LabelDisc, WholeFrameLabel
 
-MAX_TILT_DEGREES = 10.0
-MAX_SHIFT = 0.08          # of the frame's width and height
-MAX_COLOUR_SHIFT = 20.0   # per channel, in 0..255 units
-MAX_GAIN = 0.15           # brightness/contrast, relative
+
+@dataclass(frozen=True)
+class AugmentRanges:
+    """How far a copy may differ (seed 002's ranges: rotation, shifts, channel shift)."""
+
+    tilt_degrees: float = 10.0
+    shift: float = 0.08          # of the frame's width and height
+    colour_shift: float = 20.0   # per channel, in 0..255 units
+    gain: float = 0.15           # brightness/contrast, relative
+
+    def __post_init__(self):
+        if not (0 <= self.tilt_degrees <= 45 and 0 <= self.shift <= 0.5
+                and 0 <= self.colour_shift <= 128 and 0 <= self.gain <= 1):
+            raise ValueError(f"augmentation ranges out of bounds: {self}")
 
 
 def augment(image: np.ndarray, labels: list, rng: np.random.Generator,
-            flips: bool = False) -> tuple[np.ndarray, list]:
+            flips: bool = False, ranges: AugmentRanges = AugmentRanges()
+            ) -> tuple[np.ndarray, list]:
     """(image, labels) transformed by one random tilt, shift, colour shift (and mirror)."""
     h, w = image.shape[:2]
-    angle = rng.uniform(-MAX_TILT_DEGREES, MAX_TILT_DEGREES)
-    shift = rng.uniform(-MAX_SHIFT, MAX_SHIFT, 2) * (w, h)
+    angle = rng.uniform(-ranges.tilt_degrees, ranges.tilt_degrees)
+    shift = rng.uniform(-ranges.shift, ranges.shift, 2) * (w, h)
     matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
     matrix[:, 2] += shift
     mirror = flips and rng.random() < 0.5
@@ -27,8 +40,8 @@ def augment(image: np.ndarray, labels: list, rng: np.random.Generator,
         matrix = np.array([[-1, 0, w - 1], [0, 1, 0]], np.float64) @ np.vstack([matrix, [0, 0, 1]])
     out = cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_REFLECT_101).astype(np.float32)
-    gain = 1.0 + rng.uniform(-MAX_GAIN, MAX_GAIN)
-    out = out * gain + rng.uniform(-MAX_COLOUR_SHIFT, MAX_COLOUR_SHIFT, 3)
+    gain = 1.0 + rng.uniform(-ranges.gain, ranges.gain)
+    out = out * gain + rng.uniform(-ranges.colour_shift, ranges.colour_shift, 3)
     moved = []
     for label in labels:
         if isinstance(label, WholeFrameLabel):

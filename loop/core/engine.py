@@ -17,7 +17,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from loop.core.augment import augment
+from loop.core.augment import AugmentRanges, augment
 from loop.core.labels import LabeledFrame, label_counts
 from loop.core.patch import PIXELS_INPUT, PatchSpec
 from loop.core.patch_model import PatchModel
@@ -92,6 +92,7 @@ class LoopCore:
         self._recent_lock = threading.Lock()
         self.receptive = self._receptive_field()
         self._augment_rng = np.random.default_rng(spec.seed)
+        self.augment_ranges = AugmentRanges()
         self._next_copy_id = -1  # augmented copies count down, never meeting frame ids
         self.trainer.augmenter = self._augment_one
 
@@ -186,7 +187,8 @@ class LoopCore:
             source = wanting[int(self._augment_rng.integers(len(wanting)))]
             image, labels, stamp = source.image, list(source.labels), source.added_at
         flips = self.trainer.settings.flips
-        new_image, new_labels = augment(image, labels, self._augment_rng, flips)
+        new_image, new_labels = augment(image, labels, self._augment_rng, flips,
+                                        self.augment_ranges)
         features = self.features(new_image)
         copy = LabeledFrame(self._next_copy_id, new_image, features, new_labels,
                             added_at=stamp, augmented_from=source.frame_id)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
+from loop.core.augment import AugmentRanges
 from loop.core.engine import LoopCore
 from loop.core.folder_training import FolderTraining
 from loop.core.patch import Category, PatchSpec
@@ -60,6 +61,11 @@ def run(args) -> int:
     print(f"the last layer is reconfigured to the patch's {spec.outputs} categories "
           f"({', '.join(spec.names)}) instead of the base's {len(base.classes)}")
     core = LoopCore(spec, base=base, settings=settings)
+    try:
+        core.augment_ranges = AugmentRanges(args.tilt, args.shift, args.colour_shift, args.gain)
+        core.trainer.update(flips=args.flips)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     train_items, held_items = held_out_split(folder.images, args.held_out, args.seed)
     job = FolderTraining(core, train_items, held_items)
     bar = ProgressBar("features", len(folder.images))
