@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--tap", default="stride16")
     train.add_argument("--name", help="the patch's name (default: the folder's)")
     train.add_argument("--session", help="the session file to write (default: sessions/...)")
+    shown = train.add_mutually_exclusive_group()
+    shown.add_argument("--headless", action="store_true", help="no window, progress bars only")
+    shown.add_argument("--window", action="store_true",
+                       help="the training window even where no display is detected")
 
     evaluate = sub.add_parser("eval", help="precision, recall and confusion on a data folder")
     evaluate.add_argument("patch", help="a session .h5 (its newest snapshot) or a .specialneurons")

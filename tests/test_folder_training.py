@@ -83,3 +83,36 @@ def test_eval_reports_confusion_and_mistakes(device, base_spec, tmp_path, capsys
     assert report["accuracy"] == pytest.approx(np.trace(matrix) / 9, abs=1e-4)
     assert sum(len(m["images"]) for m in report["mistakes"]) == 9 - np.trace(matrix)
     assert cv2.imread(str(picture)) is not None
+
+
+def test_training_window_stop_n_show_saves_snapshots(device, base_spec, tmp_path, monkeypatch):
+    import pygame
+    from loop.base.network import BaseNetwork
+    from loop.core.engine import LoopCore
+    from loop.core.folder_training import FolderTraining
+    from loop.core.patch import Category, PatchSpec
+    from loop.faces.train_window import TrainWindow
+    from loop.store.data_folder import scan_folder
+    from loop.store.plugin_read import read_plugin
+    make_folder(tmp_path / "data", per_category=2)
+    folder = scan_folder(tmp_path / "data")
+    base = BaseNetwork(device, __import__("loop.base.loading", fromlist=["x"]).open_base(
+        str(base_spec.path)))
+    spec = PatchSpec("w", tuple(Category(c.tag, i, c.name) for i, c in enumerate(folder.categories)),
+                     pooling="mean", base_name=base.spec.name, base_hash=base.hash)
+    core = LoopCore(spec, base=base)
+    job = FolderTraining(core, folder.images, [])
+    job.extract(False)
+    window = TrainWindow(core, job, epochs=50, out_dir=tmp_path / "out")
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_SPACE, mod=0))
+    window.run(max_frames=3)
+    assert window.asking and window.shown is not None, "paused on an image, asking"
+    steps = core.trainer.status.steps
+    pygame.display.init()
+    window.screen = pygame.display.set_mode((960, 600))
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_y, mod=0))
+    window.running = True
+    window.run(max_frames=2)
+    assert len(job.snapshots) == 1 and len(window.saved) == 1
+    assert read_plugin(window.saved[0]).spec.name == "w"
+    assert core.trainer.status.steps <= steps + 1, "stop-N-show goes one image at a time"

@@ -29,6 +29,7 @@ class FolderTraining:
         self.categories: dict[int, int] = {}
         self.paths: dict[int, str] = {}
         self.held: list[tuple[np.ndarray, int, str]] = []   # (features, category, path)
+        self.snapshots: list = []   # full snapshots taken along the way (stop-N-show)
 
     def extract(self, augment_copies: bool, progress=None) -> None:
         """Features for every image: the training ones into the core, the held-out ones

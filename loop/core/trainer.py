@@ -62,6 +62,7 @@ class OnlineTrainer:
         # Makes one augmented copy of a labeled frame (set by the core); returns False when
         # there is nothing left to copy.
         self.augmenter = None
+        self.last_batch: list = []  # the frames of the newest step (windows show them)
 
     # -- settings -------------------------------------------------------------------------
     @property
@@ -158,6 +159,7 @@ class OnlineTrainer:
         frames = self._batch(settings)
         if not frames:
             return False
+        self.last_batch = frames
         step = self._train_step(len(frames))
         features = np.stack([f.features for f in frames])
         labels = np.stack([f.label_map for f in frames]).astype(np.int32)

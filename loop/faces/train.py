@@ -4,6 +4,7 @@ and exits cleanly. The result is a session file: replay it, edit it, train it fu
 export it."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -79,6 +80,16 @@ def run(args) -> int:
     path = Path(args.session) if args.session else \
         Path("sessions") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}.h5"
     interrupted = False
+    if _wants_window(args):
+        from loop.faces.train_window import TrainWindow
+        window = TrainWindow(core, job, args.epochs, path.parent)
+        window.run()
+        interrupted = window.running is False
+        _save(path, core, job)
+        print(f"{path}: {len(job.images)} images, held-out accuracy "
+              f"{job.held_out_accuracy():.3f} on {len(job.held)}")
+        core.close()
+        return 0
     try:
         for epoch in range(1, args.epochs + 1):
             steps = job.steps_per_epoch()
@@ -100,12 +111,23 @@ def run(args) -> int:
     return 0
 
 
+def _wants_window(args) -> bool:
+    """The window by default when a display is present; --headless (or none) otherwise."""
+    if args.headless:
+        return False
+    if os.environ.get("SDL_VIDEODRIVER") == "dummy":
+        return bool(args.window)
+    return bool(args.window or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def _save(path: Path, core: LoopCore, job: FolderTraining) -> None:
     from loop.core.labels import WholeFrameLabel
     try:
         store = SessionStore.create(path, core.spec, core.trainer.settings)
         for frame_id, image in job.images.items():
             store.add_label(frame_id, image, WholeFrameLabel(job.categories[frame_id]))
+        for snapshot in job.snapshots:
+            store.save_snapshot(snapshot)
         store.save_snapshot(core.snapshot())
         store.log_loss(list(core.trainer.status.losses))
         store.close()

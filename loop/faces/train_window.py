@@ -1,0 +1,131 @@
+"""The folder-training window: the images being fed, the training loss and the held-out
+accuracy; stop-N-show (space) pauses on the current image with the patch's inference and
+offers to save a full snapshot (into the session) and a patch snapshot (a .specialneurons
+beside it), both tagged with a time-based hash, or to go on to the next image."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pygame
+
+from loop.faces.live_view import PALETTE
+
+WINDOW = (960, 600)
+
+
+class TrainWindow:
+    def __init__(self, core, job, epochs: int, out_dir: Path, window=WINDOW):
+        pygame.display.init()
+        pygame.font.init()
+        pygame.display.set_caption(f"Patchloop: training {core.spec.name}")
+        self.screen = pygame.display.set_mode(window)
+        self.font = pygame.font.Font(None, 22)
+        self.big = pygame.font.Font(None, 30)
+        self.core, self.job, self.epochs, self.out_dir = core, job, epochs, out_dir
+        self.stop_n_show = False
+        self.asking = False          # the stop-N-show question is on screen
+        self.accuracy: list[tuple[int, float]] = []
+        self.message = ""
+        self.running = True
+        self.saved: list[str] = []
+        self.shown = None
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self, max_frames: int | None = None) -> None:
+        steps_per_epoch = self.job.steps_per_epoch()
+        total = steps_per_epoch * self.epochs
+        clock, frames = pygame.time.Clock(), 0
+        while self.running and self.core.trainer.status.steps < total:
+            if max_frames is not None and frames >= max_frames:
+                break
+            clock.tick(60)
+            for event in pygame.event.get():
+                self.handle(event)
+            if not self.asking:
+                self.core.trainer.step()
+                steps = self.core.trainer.status.steps
+                if steps % steps_per_epoch == 0:
+                    self.accuracy.append((steps, self.job.held_out_accuracy()))
+                if self.core.trainer.last_batch:
+                    self.shown = self.core.trainer.last_batch[0]
+                if self.stop_n_show:
+                    self.asking = True
+            self.draw()
+            pygame.display.flip()
+            frames += 1
+        pygame.display.quit()
+
+    def handle(self, event) -> None:
+        if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN
+                                         and event.key == pygame.K_ESCAPE):
+            self.running = False
+        elif event.type == pygame.KEYDOWN and event.key == pygame.K_SPACE:
+            self.stop_n_show = not self.stop_n_show
+            if not self.stop_n_show:
+                self.asking = False
+        elif self.asking and event.type == pygame.KEYDOWN and event.key == pygame.K_y:
+            self.save_snapshots()
+            self.asking = False
+        elif self.asking and event.type == pygame.KEYDOWN and event.key == pygame.K_n:
+            self.asking = False  # next image, same question (while stop-N-show is on)
+
+    def save_snapshots(self) -> None:
+        from loop.faces.export import export_snapshot
+        snapshot = self.core.snapshot()
+        self.job.snapshots.append(snapshot)  # the full snapshot, saved into the session
+        base_spec = self.core.base.spec if self.core.base is not None else None
+        out = self.out_dir / f"{self.core.spec.name}-{snapshot.tag}.specialneurons"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        export_snapshot(self.core.spec, snapshot.weights, out, snapshot.tag, base_spec)
+        self.saved.append(str(out))
+        self.message = f"snapshot {snapshot.tag} saved; patch snapshot {out.name}"
+
+    # -- drawing --------------------------------------------------------------------------
+    def draw(self) -> None:
+        self.screen.fill((25, 25, 30))
+        frame = self.shown
+        if frame is not None:
+            h, w = frame.image.shape[:2]
+            size = (560, int(560 * h / w))
+            image = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
+            self.screen.blit(pygame.image.frombuffer(image.tobytes(), size, "RGB"), (10, 10))
+            truth = self.core.spec.categories[int(frame.label_map.max())].name
+            self.text(f"label: {truth}", (14, size[1] + 16), self.big)
+            if self.asking:
+                verdict = self.core.verdict_for_labeled(frame)
+                said = self.core.spec.categories[verdict.category].name
+                colour = PALETTE[verdict.category % len(PALETTE)]
+                self.text(f"inference: {said} {verdict.confidence:.2f}", (14, size[1] + 46),
+                          self.big, colour)
+                self.text("stop-N-show: save a snapshot? y = yes, n = next image, "
+                          "space = go on training", (14, size[1] + 80))
+        status = self.core.trainer.status
+        x = 590
+        self.text(f"step {status.steps}  loss {status.last_loss:.4f}", (x, 14))
+        self._plot([v for _, v in status.losses], pygame.Rect(x, 40, 350, 150), "training loss",
+                   log=True)
+        self._plot([a for _, a in self.accuracy], pygame.Rect(x, 210, 350, 150),
+                   "held-out accuracy", log=False, fixed=(0.0, 1.0))
+        self.text("space: stop-N-show   Esc: stop (saves)", (x, 380))
+        if self.message:
+            self.text(self.message[:70], (14, self.screen.get_height() - 26), None, (255, 255, 120))
+
+    def text(self, s, pos, font=None, colour=(230, 230, 230)):
+        self.screen.blit((font or self.font).render(s, True, colour), pos)
+
+    def _plot(self, values, rect, title, log, fixed=None):
+        pygame.draw.rect(self.screen, (60, 60, 70), rect, 1)
+        self.text(title, (rect.x + 4, rect.y + 2))
+        values = np.asarray(values[-300:], np.float64)
+        if values.size < 2:
+            return
+        if log:
+            values = np.log10(np.maximum(values, 1e-6))
+        lo, hi = fixed or (values.min(), values.max())
+        hi = max(hi, lo + 1e-3)
+        xs = rect.x + np.linspace(0, rect.width - 1, values.size)
+        ys = rect.bottom - 2 - (values - lo) / (hi - lo) * (rect.height - 20)
+        pygame.draw.lines(self.screen, (120, 200, 255), False, list(zip(xs, ys)), 1)
