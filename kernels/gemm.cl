@@ -149,17 +149,26 @@ __kernel void gemm_forward(
 // B copied into column panels: P(b, p, k, j) = B(k, p*TN + j), zero where p*TN + j >= N,
 // at P[((b*panels + p)*K + k)*TN + j]. Each panel is then one contiguous stream for the
 // GEMM's K loop: large power-of-two row strides otherwise alias in cache and TLB.
-// Work-item (p, k, b).
+// Work-item (k, b) copies one whole row of B into every panel: finer work-items cost PoCL
+// more in scheduling than the copy itself.
 __kernel void pack_panels(__global float *P, __global const float *B, int b_off, int b_sb,
                           int ldb, int K, int N)
 {
-    const int p = get_global_id(0), k = get_global_id(1), b = get_global_id(2);
+    const int k = get_global_id(0), b = get_global_id(1);
     const int panels = (N + TN - 1) / TN;
-    if (p >= panels || k >= K) return;
-    const __global float *src = B + b_off + b * b_sb + k * ldb + p * TN;
-    __global float *dst = P + (((long)b * panels + p) * K + k) * TN;
-    const int valid = min(TN, N - p * TN);
-    for (int j = 0; j < TN; j++) dst[j] = j < valid ? src[j] : 0.0f;
+    if (k >= K) return;
+    const __global float *src = B + b_off + b * b_sb + k * ldb;
+    for (int p = 0; p < panels; p++) {
+        __global float *dst = P + (((long)b * panels + p) * K + k) * TN;
+        const int valid = min(TN, N - p * TN);
+        if (valid == TN) {
+            #pragma unroll
+            for (int v = 0; v < NV; v++)
+                *(__global float8 *)(dst + 8 * v) = *(const __global float8u *)(src + p * TN + 8 * v);
+        } else {
+            for (int j = 0; j < TN; j++) dst[j] = j < valid ? src[p * TN + j] : 0.0f;
+        }
+    }
 }
 
 // The GEMM on packed B (see pack_panels); A, C, bias and residual as in gemm_forward.

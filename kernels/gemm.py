@@ -78,7 +78,7 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
         return plan
     packed = Tensor.empty(device, (batches, panels, k, TILE_N))
     plan.scratch.append(packed)
-    plan.add(Launch.prepare(device, "gemm", "pack_panels", (panels, k, batches), None,
+    plan.add(Launch.prepare(device, "gemm", "pack_panels", (k, batches), None,
                             [packed, b.tensor, b.offset, b.batch_stride, b.row_stride, k, n],
                             defines))
     plan.add(Launch.prepare(device, "gemm", "gemm_packed_forward", grid, local,
