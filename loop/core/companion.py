@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from loop.core.engine import BASE_INPUT
 from loop.core.patch import PIXELS_INPUT
 from loop.core.patch_model import PatchModel
 from loop.core.verdict import frame_verdict
@@ -81,7 +82,7 @@ class Companion:
         if shape in self._plans:
             return self._plans[shape]
         if shape not in self._base_plans:
-            self._base_plans[shape] = self.base.plan(240, 320, shape)
+            self._base_plans[shape] = self.base.plan(*BASE_INPUT, shape)
         base_plan = self._base_plans[shape]
         runs = []
         for spec, weights, channels in self.models:

@@ -170,7 +170,8 @@ class LiveView:
                      f"{'new labels only' if settings.new_only else 'all labels'}",
                      f"brush {state.brush} px   {'FROZEN' if worker.frozen else ''}",
                      f"{status.steps_per_second:.1f} steps/s   {worker.verdicts_per_second:.1f} verdicts/s",
-                     f"verdict {worker.verdict_ms:.0f} ms   loss {status.last_loss:.4f}"):
+                     f"verdict {worker.verdict_ms:.0f} ms   loss "
+                     + ("-" if status.steps == 0 else f"{status.last_loss:.4f}")):
             y += self.text(line, (x, y)) + 2
         if link is not None:
             saved = f"labels on disk: {link.held}" + (f", {link.waiting} waiting" if link.waiting else "")
