@@ -11,6 +11,7 @@ TILE_N = 8 * TILE_VECTORS
 # column panel of B keeps that panel in cache (POCL_NOTES.md: 28-59 vs 100-122 GFLOP/s).
 GROUP_ROWS = 16
 NT_TILE = 4  # gemm_nt_forward's NT_M and NT_N
+GROUP_WORK = 1 << 17  # multiply-adds a work-group should hold (see _group_shape)
 # Packing B costs one pass over it; it pays once this many rows of C reuse each panel.
 PACK_MIN_ROWS = 32
 
@@ -64,7 +65,7 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
     defines = {"TM": TILE_M, "NV": TILE_VECTORS}
     panels = -(-n // TILE_N)
     grid = (panels, -(-m // TILE_M), 1 if reduce_batches else batches)
-    local = (1, min(GROUP_ROWS, grid[1]), 1)
+    local = _group_shape(panels, grid[1], k * (batches if reduce_batches else 1))
     tail = [bias if bias is not None else c.tensor, bias is not None,
             residual if residual is not None else c.tensor, residual_offset, residual is not None,
             m, n, k, batches, reduce_batches, accumulate, activation_code(activation)]
@@ -84,6 +85,19 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
     plan.add(Launch.prepare(device, "gemm", "gemm_packed_forward", grid, local,
                             head + [packed] + tail, defines))
     return plan
+
+
+def _group_shape(panels: int, row_tiles: int, k: int) -> tuple[int, int, int]:
+    """Work-group shape (panels, row tiles, 1). PoCL pays a few microseconds per work-group,
+    so a group should hold about GROUP_WORK multiply-adds: with a short K (the 1x1
+    convolutions of the first stages) it spans many panels; rows stay within GROUP_ROWS so
+    the tiles of a group share their panels of B in cache."""
+    rows = min(row_tiles, 4)
+    items = max(1, GROUP_WORK // (k * TILE_M * TILE_N))
+    cols = max(1, min(panels, items // rows, 64))
+    if cols == 1:
+        rows = min(row_tiles, GROUP_ROWS)
+    return cols, rows, 1
 
 
 def prepare_gemm_nt(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
