@@ -211,10 +211,10 @@ __kernel void col2im_backward(__global float *dx, __global const float *dcol,
 // Zero padding made explicit: xp (planes, H + PT + PB, W + PL + PR) from x (planes, H, W), so
 // the depthwise kernel below needs no bounds checks. Work-item (padded row, plane).
 __kernel void pad_forward(__global float *xp, __global const float *x, int H, int W,
-                          int PT, int PL, int HP, int WP)
+                          int PT, int PL, int HP, int WP, int planes)
 {
     const int r = get_global_id(0), plane = get_global_id(1);
-    if (r >= HP) return;
+    if (r >= HP || plane >= planes) return;
     __global float *dst = xp + ((long)plane * HP + r) * WP;
     const int ih = r - PT;
     if (ih < 0 || ih >= H) {
@@ -251,10 +251,10 @@ inline float8 tap_inputs(const __global float *seg, int kw) {
 
 __kernel void depthwise_forward(
     __global float *y, __global const float *xp, __global const float *w,
-    __global const float *bias, int C, int HP, int WP, int OH, int OW, int act)
+    __global const float *bias, int C, int HP, int WP, int OH, int OW, int act, int planes)
 {
     const int oh = get_global_id(0), plane = get_global_id(1);
-    if (oh >= OH) return;
+    if (oh >= OH || plane >= planes) return;
     const int c = plane % C;
     float wk[DW_K * DW_K];
     #pragma unroll

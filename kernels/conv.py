@@ -74,6 +74,17 @@ class ConvGeometry:
         return self.kernel == 1 and self.stride == 1 and self.pads(1, 1) == (0, 0, 0, 0)
 
 
+# Work a work-group should hold: PoCL pays a few microseconds per group (see gemm.py).
+GROUP_WORK = 1 << 16
+
+
+def _rows_by_planes(rows: int, planes: int, work_per_row: int) -> tuple[int, int]:
+    """A (rows, planes) work-group holding about GROUP_WORK units; kernels guard both ends."""
+    items = max(1, GROUP_WORK // max(1, work_per_row))
+    group_rows = min(rows, items)
+    return group_rows, max(1, min(planes, items // group_rows, 64))
+
+
 def _check(tensor: Tensor, shape, what: str) -> None:
     if tensor.shape != tuple(shape):
         raise ValueError(f"convolution: {what} has shape {tensor.shape}, expected {tuple(shape)}")
@@ -129,12 +140,15 @@ class ConvForward(Plan):
             # floats past its row for columns it never stores.
             padded = Tensor.empty(device, (n * g.c_in * hp * wp + 16 * g.stride + g.kernel,))
             self.scratch.append(padded)
-            self.add(Launch.prepare(device, "conv", "pad_forward", (hp, n * g.c_in), None,
-                                    [padded, x, h, w, top, left, hp, wp]))
+            planes = n * g.c_in
+            self.add(Launch.prepare(device, "conv", "pad_forward", (hp, planes),
+                                    _rows_by_planes(hp, planes, wp),
+                                    [padded, x, h, w, top, left, hp, wp, planes]))
             self.add(Launch.prepare(
-                device, "conv", "depthwise_forward", (oh, n * g.c_out), None,
+                device, "conv", "depthwise_forward", (oh, planes),
+                _rows_by_planes(oh, planes, ow * g.kernel * g.kernel),
                 [y, padded, weight, bias, g.c_out, hp, wp, oh, ow,
-                 activation_code(g.activation)], {"DW_K": g.kernel, "DW_S": g.stride}))
+                 activation_code(g.activation), planes], {"DW_K": g.kernel, "DW_S": g.stride}))
         else:
             self.add(Launch.prepare(
                 device, "conv", "conv_direct_forward", (-(-ow // 8), oh, n * g.c_out), None,
