@@ -8,9 +8,26 @@ import sys
 from loop.errors import UserError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line and exit code 2, like every other error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog.split()[0]} --help)\n")
+
+
+def _window_size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"window size {text!r} is not WxH, e.g. 1280x720")
+    if width < 320 or height < 240:
+        raise argparse.ArgumentTypeError(f"window size {text!r} is below 320x240")
+    return width, height
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="patchloop", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="patchloop", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     sub.add_parser("devices", help="list OpenCL devices and the one that would be used")
 
@@ -46,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     live.add_argument("--frames", type=int, default=300, help="frames to run with --screenshot")
     live.add_argument("--autoclick", action="store_true",
                       help="with --screenshot on the demo: the simulated annotator clicks")
-    live.add_argument("--window", help="window size WxH (default: four fifths of the screen)")
+    live.add_argument("--window", type=_window_size,
+                      help="window size WxH (default: four fifths of the screen)")
     live.add_argument("--session", help="session file: resumed if it exists, else created "
                       "(default: sessions/<name>-<time>.h5)")
 

@@ -37,3 +37,13 @@ def test_bench_train_reports_throughput(capsys, device, base_spec):
     assert main(["bench", "train", "--json", "--base", str(base_spec.path)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["feature_images_per_second"] > 0 and report["training_images_per_second"] > 0
+
+
+def test_bad_arguments_are_one_line_and_exit_2(capsys):
+    import pytest
+    for argv in (["live", "--window", "80x"], ["live", "--bogus"], ["bench", "what"]):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        assert stop.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and err.startswith("patchloop")

@@ -34,8 +34,10 @@ def export_snapshot(spec, dense_weights, out: Path, tag: str, base_spec=None,
 def run(args) -> int:
     try:
         state = read_session(Path(args.session))
-    except (SessionFormatError, OSError) as exc:
-        raise UserError(f"{args.session}: {exc}" if args.session not in str(exc) else str(exc))
+    except OSError as exc:
+        raise UserError(f"{args.session}: {exc.strerror or exc}") from exc
+    except SessionFormatError as exc:
+        raise UserError(str(exc)) from exc
     if not state.snapshots:
         raise UserError(f"{args.session}: holds no snapshot yet (press s in the window, or "
                         "quit it: quitting saves one)")

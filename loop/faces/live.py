@@ -81,8 +81,7 @@ def run(args, max_frames: int | None = None) -> int:
     source, note = open_source(args.camera, args.video, args.images, args.demo)
     core, link, session_note = open_session(args, source)
     from loop.faces.live_app import LiveApp  # pygame only when a window is wanted
-    window = tuple(int(v) for v in args.window.split("x")) if args.window else None
-    app = LiveApp(core, source, note or session_note, window=window, link=link)
+    app = LiveApp(core, source, note or session_note, window=args.window, link=link)
     try:
         app.run(max_frames, args.screenshot, args.autoclick)
     finally:
