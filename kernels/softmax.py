@@ -12,3 +12,12 @@ def prepare_softmax(device: Device, y: Tensor, x: Tensor) -> Launch:
     n, c, h, w = shape
     return Launch.prepare(device, "softmax", "softmax_forward", (h * w, n), None,
                           [y, x, c, h * w])
+
+
+def prepare_score_probabilities(device: Device, y: Tensor, s: Tensor) -> Launch:
+    """y (N, 2, H, W) two-category probabilities from scores s (N, 1, H, W) in [-1, 1]."""
+    n, c, h, w = s.shape
+    if c != 1 or y.shape != (n, 2, h, w):
+        raise ValueError(f"scores {s.shape} give probabilities (N, 2, H, W), not {y.shape}")
+    return Launch.prepare(device, "softmax", "score_probabilities_forward", (h * w, n), None,
+                          [y, s, h * w])

@@ -56,6 +56,9 @@ def _parser() -> argparse.ArgumentParser:
                       "(default: background,object; the demo's own with --demo)")
     live.add_argument("--topology", choices=["head", "pixels"], default="head")
     live.add_argument("--tap", default="stride16", help="base stage the head sits on")
+    live.add_argument("--loss", choices=["cross_entropy", "squared_error"],
+                      default="cross_entropy", help="squared_error: the seed's loss, for "
+                      "two-category pixels patches")
     live.add_argument("--name", default="patch", help="the patch's name")
     live.add_argument("--base", help="base network config (.txt)")
     live.add_argument("--screenshot", help="run headless for --frames frames, save the window "

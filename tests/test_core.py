@@ -140,3 +140,29 @@ def test_trainer_thread_makes_augmented_copies(device, base_network, scene):
     assert core.label_counts().sum() == core.frames[0].labeled_cells, "copies are not counted"
     core.label(verdict.frame_id, LabelDisc(200, 150, 12, 0))
     assert not any(f.augmented_from is not None for f in core.frames), "stale copies dropped"
+
+
+def test_squared_error_pixels_patch_learns_and_exports_exactly(device, scene, tmp_path):
+    from loop.faces.apply import load_plugin_core
+    from loop.faces.export import export_snapshot
+    spec = PatchSpec("seed", categories_from_names(["background", "ball"]), topology="pixels",
+                     loss="squared_error")
+    core = LoopCore(spec, settings=TrainerSettings(learning_rate=0.01))
+    assert core.model.layers[-1].c_out == 1, "one score per pixel, as in seed 001"
+    frame, x, y = ball_frame(scene)
+    verdict = core.observe(frame.image)
+    assert verdict.probabilities.shape == (2, 120, 160)
+    core.label(verdict.frame_id, LabelDisc(x, y, 8, 1))
+    core.label(verdict.frame_id, LabelDisc(20, 20, 12, 0))
+    core.label(verdict.frame_id, LabelDisc(300, 220, 12, 0))
+    for _ in range(60):
+        core.trainer.step()
+    after = core.observe(frame.image)
+    assert after.category_at(x, y) == 1 and after.category_at(20, 20) == 0
+    snap = core.snapshot()
+    path = export_snapshot(spec, snap.weights, tmp_path / "seed.specialneurons", snap.tag)
+    applied, _ = load_plugin_core(str(path))
+    assert np.array_equal(applied.observe(frame.image).probabilities, after.probabilities)
+    with pytest.raises(ValueError, match="two-category pixels"):
+        PatchSpec("bad", categories_from_names(["a", "b", "c"]), topology="pixels",
+                  loss="squared_error")

@@ -207,3 +207,19 @@ def test_onnx_export_agrees_with_apply(head_export, base_spec, tmp_path):
         assert (probs[0].argmax(0) == verdict.cell_categories).mean() > 0.99
         assert base_probs[0].argmax() == next(
             c.index for c in base_spec.classes if c.tag == verdict.base_top[0][0])
+
+
+def test_squared_error_plugin_in_onnx_agrees(device, tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    import cv2
+    from loop.faces.export import write_onnx
+    spec = PatchSpec("seed", categories_from_names(["background", "ball"]), topology="pixels",
+                     loss="squared_error")
+    core = LoopCore(spec)
+    snap = core.snapshot()
+    path = export_snapshot(spec, snap.weights, tmp_path / "s.specialneurons", snap.tag)
+    session = ort.InferenceSession(str(write_onnx(path, None)), providers=["CPUExecutionProvider"])
+    applied, _ = load_plugin_core(str(path))
+    frame = np.ascontiguousarray(cv2.resize(DemoScene().frame(0).image, (160, 120)))
+    (probs,) = session.run(["probabilities"], {"frame": frame[None]})
+    assert np.abs(probs[0] - applied.observe(frame).probabilities).max() < 1e-4

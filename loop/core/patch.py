@@ -14,6 +14,9 @@ TOPOLOGIES = ("head", "pixels")
 # How cells become the frame's verdict: "detect" (live patches: the best non-background cell
 # over the threshold) or "mean" (folder-trained classifiers: the mean over all cells).
 POOLINGS = ("detect", "mean")
+# The training loss: the class-weighted masked cross-entropy, or the seed's masked squared
+# error on one output in [-1, 1] (two-category pixels patches only, as in seed 001).
+LOSSES = ("cross_entropy", "squared_error")
 TAPS = ("stride2", "stride4", "stride8", "stride16", "stride32")
 PIXELS_INPUT = (120, 160)  # (height, width): the seed's 160x120 for responsiveness
 
@@ -47,6 +50,7 @@ class PatchSpec:
     base_name: str = ""
     base_hash: str = ""
     pooling: str = "detect"
+    loss: str = "cross_entropy"
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
@@ -64,6 +68,10 @@ class PatchSpec:
             raise ValueError(f"tap {self.tap!r} is not one of {', '.join(TAPS)}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss {self.loss!r} is not one of {', '.join(LOSSES)}")
+        if self.loss == "squared_error" and (self.topology != "pixels" or len(self.categories) != 2):
+            raise ValueError("the squared-error loss is for two-category pixels patches")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold {self.threshold} must lie between 0 and 1")
         for tag in self.triggers:

@@ -14,12 +14,12 @@ import numpy as np
 import pyopencl as cl
 
 from loop.core.patch import PatchSpec
-from loop.core.patch_net import (PatchForward, head_layers, initial_parameters,
-                                 parameter_layout, pixels_layers)
+from loop.core.patch_net import (PatchForward, initial_parameters, parameter_layout,
+                                 patch_layers)
 from loop.core.train_step import TrainStep
 from patchloop_kernels.flat import FlatTensors
 from patchloop_kernels.runtime import Device, Tensor
-from patchloop_kernels.softmax import prepare_softmax
+from patchloop_kernels.softmax import prepare_score_probabilities, prepare_softmax
 
 
 def _copy(queue, dst: FlatTensors, src: FlatTensors) -> None:
@@ -32,8 +32,7 @@ class PatchModel:
         self.device = device
         self.spec = spec
         self.feature_shape = (input_channels,) + tuple(feature_size)
-        self.layers = (head_layers(input_channels, spec.outputs) if spec.topology == "head"
-                       else pixels_layers(spec.outputs))
+        self.layers = patch_layers(spec, input_channels)
         self.layout = parameter_layout(device, self.layers)
         flat = self.layout.pack(initial or initial_parameters(self.layers, spec.seed))
         self.training = FlatTensors(device, self.layout, flat)
@@ -49,7 +48,7 @@ class PatchModel:
     # -- trainer side ---------------------------------------------------------------------
     def make_train_step(self, batch: int) -> TrainStep:
         return TrainStep(self.device, self.layers, self.training, self.grads, self.velocity,
-                         batch, self.feature_shape)
+                         batch, self.feature_shape, self.spec.loss)
 
     def publish(self, queue) -> None:
         """After a finite step: the training weights become the published and last good."""
@@ -109,8 +108,13 @@ class PatchInference:
 
     def __init__(self, model: PatchModel, features: Tensor):
         self.forward = PatchForward(model.device, model.layers, model.inference, features)
-        self.probabilities = Tensor.empty(model.device, self.forward.logits.shape)
-        self.softmax = prepare_softmax(model.device, self.probabilities, self.forward.logits)
+        n, _, h, w = self.forward.logits.shape
+        self.probabilities = Tensor.empty(model.device, (n, model.spec.outputs, h, w))
+        if model.spec.loss == "squared_error":
+            self.softmax = prepare_score_probabilities(model.device, self.probabilities,
+                                                       self.forward.logits)
+        else:
+            self.softmax = prepare_softmax(model.device, self.probabilities, self.forward.logits)
         self._host = np.empty(self.probabilities.shape, np.float32)
 
     def enqueue(self, queue) -> None:

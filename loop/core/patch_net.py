@@ -32,6 +32,15 @@ def pixels_layers(outputs: int, hidden: int = PIXELS_HIDDEN) -> list[ConvGeometr
             for i in range(PIXELS_DEPTH)]
 
 
+def patch_layers(spec, input_channels: int) -> list[ConvGeometry]:
+    """The layers of a patch: its topology, one output per category (one score in [-1, 1]
+    for the squared-error loss)."""
+    outputs = 1 if spec.loss == "squared_error" else spec.outputs
+    if spec.topology == "head":
+        return head_layers(input_channels, outputs)
+    return pixels_layers(outputs)
+
+
 def parameter_layout(device: Device, layers: list[ConvGeometry]) -> FlatLayout:
     shapes = {}
     for i, g in enumerate(layers):
@@ -43,6 +52,7 @@ def parameter_layout(device: Device, layers: list[ConvGeometry]) -> FlatLayout:
 # The untaught patch leans to the background (category 0): p(background) ~ 0.9 everywhere,
 # so a new patch reports nothing until the user has taught it something.
 BACKGROUND_PRIOR = 2.0
+BACKGROUND_SCORE = 0.8
 
 
 def split_dense(layers: list[ConvGeometry], dense: np.ndarray) -> dict[str, np.ndarray]:
@@ -72,7 +82,10 @@ def initial_parameters(layers: list[ConvGeometry], seed: int) -> dict[str, np.nd
         params[f"w{i}"] = (rng.standard_normal(g.weight_shape) * gain).astype(np.float32)
         params[f"b{i}"] = np.zeros(g.c_out, np.float32)
     last = len(layers) - 1
-    params[f"b{last}"][0] = BACKGROUND_PRIOR + np.log(max(1, layers[-1].c_out - 1))
+    if layers[-1].c_out == 1:  # one score in [-1, 1] (squared error): lean to -1, background
+        params[f"b{last}"][0] = -BACKGROUND_SCORE
+    else:
+        params[f"b{last}"][0] = BACKGROUND_PRIOR + np.log(max(1, layers[-1].c_out - 1))
     return params
 
 

@@ -7,22 +7,30 @@ import numpy as np
 
 from loop.core.patch_net import PatchBackward, PatchForward
 from patchloop_kernels.flat import FlatTensors
-from patchloop_kernels.loss import WeightedCrossEntropy
+from patchloop_kernels.loss import MaskedSquaredError, WeightedCrossEntropy
 from patchloop_kernels.optim import NonfiniteCount, SgdStep
 from patchloop_kernels.runtime import Device, Tensor
 
 
 class TrainStep:
     def __init__(self, device: Device, layers, params: FlatTensors, grads: FlatTensors,
-                 velocity: FlatTensors, batch: int, feature_shape: tuple[int, int, int]):
+                 velocity: FlatTensors, batch: int, feature_shape: tuple[int, int, int],
+                 loss: str = "cross_entropy"):
         self.batch = batch
         self.features = Tensor.empty(device, (batch,) + tuple(feature_shape))
         self.forward = PatchForward(device, layers, params, self.features)
         n, k, h, w = self.forward.logits.shape
-        self.labels = Tensor.empty(device, (n, h, w), np.int32)
-        self.class_weights = Tensor.empty(device, (k,))
-        self.loss = WeightedCrossEntropy(device, self.forward.logits, self.labels,
-                                         self.class_weights)
+        self.squared_error = loss == "squared_error"
+        if self.squared_error:
+            # The seed's targets: +1 for the category, -1 for background, 0 unlabeled.
+            self.labels = Tensor.empty(device, (n, h, w))
+            self.class_weights = Tensor.empty(device, (2,))
+            self.loss = MaskedSquaredError(device, self.forward.logits, self.labels)
+        else:
+            self.labels = Tensor.empty(device, (n, h, w), np.int32)
+            self.class_weights = Tensor.empty(device, (k,))
+            self.loss = WeightedCrossEntropy(device, self.forward.logits, self.labels,
+                                             self.class_weights)
         self.backward = PatchBackward(device, layers, params, grads, self.forward,
                                       self.loss.dlogits)
         self.sgd = SgdStep(device, params.flat, grads.flat, velocity.flat)
@@ -35,6 +43,8 @@ class TrainStep:
             learning_rate: float, momentum: float, weight_decay: float) -> tuple[float, bool]:
         """Returns (loss, finite). On a non-finite result the caller restores good weights."""
         self.features.write(features, queue, wait=False)
+        if self.squared_error:
+            labels = np.where(labels < 0, 0.0, np.where(labels > 0, 1.0, -1.0)).astype(np.float32)
         self.labels.write(labels, queue, wait=False)
         self.class_weights.write(class_weights, queue, wait=False)
         self.forward.enqueue(queue)

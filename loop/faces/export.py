@@ -10,7 +10,7 @@ from loop.base.loading import open_base
 from loop.base.network import tap_channels, weights_hash
 from loop.core.engine import BASE_INPUT
 from loop.core.patch import PIXELS_INPUT, TAG_PATTERN
-from loop.core.patch_net import head_layers, pixels_layers, split_dense
+from loop.core.patch_net import patch_layers, split_dense
 from loop.errors import UserError
 from loop.store.plugin import PluginError, write_plugin
 from loop.store.records import SessionFormatError
@@ -22,10 +22,10 @@ def export_snapshot(spec, dense_weights, out: Path, tag: str, base_spec=None,
     """Writes the plugin; `base_spec` is needed for head patches (the tap's channels)."""
     if spec.topology == "head":
         channels, input_hw = tap_channels(base_spec, spec.tap), BASE_INPUT
-        layers = head_layers(channels, spec.outputs)
         norm = (base_spec.norm_offset, base_spec.norm_scale)
     else:
-        channels, input_hw, layers, norm = 3, PIXELS_INPUT, pixels_layers(spec.outputs), (127.0, 128.0)
+        channels, input_hw, norm = 3, PIXELS_INPUT, (127.0, 128.0)
+    layers = patch_layers(spec, channels)
     weights = split_dense(layers, dense_weights)
     write_plugin(out, spec, channels, input_hw, weights, tag, time.time(), dtype, icon, norm)
     return out

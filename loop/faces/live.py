@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from loop.base.loading import open_base
@@ -35,14 +36,13 @@ def build_core(args, source, spec: PatchSpec | None = None) -> LoopCore:
         names = ["background", "object"]
     try:
         spec = PatchSpec(args.name, categories_from_names(names), topology=args.topology,
-                         tap=args.tap)
+                         tap=args.tap, loss=args.loss)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     device = Device.default()
     base = BaseNetwork(device, open_base(args.base)) if args.topology == "head" else None
     if base is not None:
-        spec = PatchSpec(spec.name, spec.categories, topology=spec.topology, tap=spec.tap,
-                         base_name=base.spec.name, base_hash=base.hash)
+        spec = replace(spec, base_name=base.spec.name, base_hash=base.hash)
     return LoopCore(spec, base=base, device=device)
 
 

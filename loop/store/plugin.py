@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from loop.core.patch import Category, PatchSpec
-from loop.core.patch_net import head_layers, pixels_layers
+from loop.core.patch_net import patch_layers
 
 MAGIC = b"SPECIALNEURONS\x00\x01"
 VERSION = 1
@@ -61,8 +61,8 @@ def _layer_dict(g) -> dict:
             "activation": g.activation}
 
 
-def expected_layers(topology: str, channels: int, outputs: int):
-    return head_layers(channels, outputs) if topology == "head" else pixels_layers(outputs)
+def expected_layers(spec: PatchSpec, channels: int):
+    return patch_layers(spec, channels)
 
 
 def _encode(name: str, array: np.ndarray, dtype: str):
@@ -85,7 +85,7 @@ def write_plugin(path, spec: PatchSpec, tap_channels: int, input_hw, weights: di
         raise PluginError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     if icon is not None and (not icon.startswith(PNG_MAGIC) or len(icon) > MAX_ICON):
         raise PluginError(f"the icon must be a PNG of at most {MAX_ICON >> 10} KiB")
-    layers = expected_layers(spec.topology, tap_channels, spec.outputs)
+    layers = expected_layers(spec, tap_channels)
     blobs, tensors, at = [], [], 0
     for i in range(len(layers)):
         for name in (f"w{i}", f"b{i}"):
@@ -107,7 +107,7 @@ def write_plugin(path, spec: PatchSpec, tap_channels: int, input_hw, weights: di
         "base": {"name": spec.base_name, "hash": spec.base_hash} if spec.topology == "head" else None,
         "input": {"height": int(input_hw[0]), "width": int(input_hw[1]), "order": "rgb",
                   "norm_offset": base_norm[0], "norm_scale": base_norm[1], "resize": "bilinear"},
-        "threshold": spec.threshold, "pooling": spec.pooling, "dtype": dtype,
+        "threshold": spec.threshold, "pooling": spec.pooling, "loss": spec.loss, "dtype": dtype,
         "layers": [_layer_dict(g) for g in layers], "tensors": tensors, "icon": icon_entry}
     head = json.dumps(manifest, indent=1).encode()
     with open(path, "wb") as f:

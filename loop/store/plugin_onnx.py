@@ -39,11 +39,21 @@ def plugin_to_onnx(plugin: Plugin, base_spec=None):
         source = base_spec.taps[spec.tap]
     else:
         source = "input"
-    for i, g in enumerate(expected_layers(spec.topology, plugin.tap_channels, spec.outputs)):
+    for i, g in enumerate(expected_layers(spec, plugin.tap_channels)):
         pads = [g.padding] * 4 if g.padding != "same" else list(g.pads(1, 1))
         source = parts.conv(f"patch{i}", source, plugin.weights[f"w{i}"],
                             plugin.weights[f"b{i}"], g, pads, g.activation)
-    parts.nodes.append(helper.make_node("Softmax", [source], ["probabilities"], axis=1))
+    if spec.loss == "squared_error":
+        # One score in [-1, 1]: p = clip((s + 1) / 2, 0, 1), probabilities [1 - p, p].
+        parts.nodes += [
+            helper.make_node("Add", [source, parts.const("score.one", np.array(1.0))], ["score.up"]),
+            helper.make_node("Div", ["score.up", parts.const("score.two", np.array(2.0))], ["score.half"]),
+            helper.make_node("Clip", ["score.half", parts.const("score.lo", np.array(0.0)),
+                                      parts.const("score.hi", np.array(1.0))], ["score.p"]),
+            helper.make_node("Sub", ["score.one", "score.p"], ["score.q"]),
+            helper.make_node("Concat", ["score.q", "score.p"], ["probabilities"], axis=1)]
+    else:
+        parts.nodes.append(helper.make_node("Softmax", [source], ["probabilities"], axis=1))
     outputs.insert(0, helper.make_tensor_value_info("probabilities", TensorProto.FLOAT,
                                                     [1, spec.outputs, "cells_h", "cells_w"]))
     graph = helper.make_graph(

@@ -96,7 +96,8 @@ def _spec(manifest: dict):
         spec = PatchSpec(str(_get(manifest, "name", str)), cats, tuple(triggers), topology, tap,
                          float(threshold), 0, str(manifest.get("description", "")),
                          base["name"] if base else "", base["hash"] if base else "",
-                         str(manifest.get("pooling", "detect")))
+                         str(manifest.get("pooling", "detect")),
+                         str(manifest.get("loss", "cross_entropy")))
     except (TypeError, ValueError) as exc:
         raise PluginError(f"the patch definition is not valid ({exc})") from None
     layers = _get(manifest, "layers", list)
@@ -104,7 +105,7 @@ def _spec(manifest: dict):
     channels = layers[0].get("in")
     _need(isinstance(channels, int) and 1 <= channels <= MAX_TAP_CHANNELS,
           "the first layer's input channels are out of bounds")
-    expected = [_layer_dict(g) for g in expected_layers(topology, channels, spec.outputs)]
+    expected = [_layer_dict(g) for g in expected_layers(spec, channels)]
     _need(layers == expected, f"the layers do not match the {topology} topology")
     return spec, channels, (height, width)
 
@@ -121,7 +122,7 @@ def _blob(entry: dict, blobs: bytes, what: str) -> bytes:
 def _tensors(manifest: dict, spec: PatchSpec, channels: int, blobs: bytes) -> dict:
     dtype = _get(manifest, "dtype", str)
     _need(dtype in DTYPES, f"dtype {dtype!r} is unknown")
-    layers = expected_layers(spec.topology, channels, spec.outputs)
+    layers = expected_layers(spec, channels)
     wanted = {}
     for i, g in enumerate(layers):
         w_dtype = dtype

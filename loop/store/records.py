@@ -112,7 +112,8 @@ def spec_to_json(spec: PatchSpec) -> dict:
     return {"name": spec.name, "categories": [[c.tag, c.index, c.name] for c in spec.categories],
             "triggers": list(spec.triggers), "topology": spec.topology, "tap": spec.tap,
             "threshold": spec.threshold, "seed": spec.seed, "description": spec.description,
-            "base_name": spec.base_name, "base_hash": spec.base_hash, "pooling": spec.pooling}
+            "base_name": spec.base_name, "base_hash": spec.base_hash, "pooling": spec.pooling,
+            "loss": spec.loss}
 
 
 def spec_from_json(data: dict) -> PatchSpec:
@@ -122,7 +123,7 @@ def spec_from_json(data: dict) -> PatchSpec:
                          tuple(str(t) for t in data["triggers"]), str(data["topology"]),
                          str(data["tap"]), float(data["threshold"]), int(data["seed"]),
                          str(data["description"]), str(data["base_name"]), str(data["base_hash"]),
-                         str(data.get("pooling", "detect")))
+                         str(data.get("pooling", "detect")), str(data.get("loss", "cross_entropy")))
     except (KeyError, TypeError, ValueError) as exc:
         raise SessionFormatError(f"patch definition is not valid ({exc})") from exc
 
