@@ -120,8 +120,9 @@ def run(args) -> int:
     scene = DemoScene(seed=args.seed)
     spec = PatchSpec("demo", categories_from_names([n for _, n in scene.categories]),
                      seed=args.seed, base_name=base.spec.name, base_hash=base.hash)
-    core = LoopCore(spec, base=base, settings=TrainerSettings())
+    core = LoopCore(spec, base=base, settings=TrainerSettings(batch_size=args.batch))
     report = {"device": device.describe(), "frame": "240x320", "patch": "head on stride16",
+              "trainer_batch": args.batch,
               "loop": run_loop(core, scene, args.clicks, args.seconds)}
     report["training_speed_batch16"] = train_steps_per_second(core, batch=16)
     if args.plot:
