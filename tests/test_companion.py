@@ -2,7 +2,6 @@
 frames that `patchloop train --check` accepts."""
 import time
 
-import numpy as np
 import pytest
 
 from loop.cli import main

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 
 from loop.faces.live_app import LiveApp
 from loop.faces.live_view import PALETTE

@@ -4,7 +4,6 @@ offers to save a full snapshot (into the session) and a patch snapshot (a .speci
 beside it), both tagged with a time-based hash, or to go on to the next image."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loop.core.patch import Category, PatchSpec
+from loop.core.patch import PatchSpec
 from loop.core.patch_net import patch_layers
 
 MAGIC = b"SPECIALNEURONS\x00\x01"
