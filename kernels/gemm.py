@@ -7,6 +7,7 @@ from .runtime import Device, Launch, Plan, Tensor
 
 TILE_M, TILE_VECTORS = 8, 2
 TILE_N = 8 * TILE_VECTORS
+LONG_K, LONG_K_VECTORS = 256, 3
 # Work-items of one group run as a loop in one PoCL thread; a group of 16 row tiles over one
 # column panel of B keeps that panel in cache (POCL_NOTES.md: 28-59 vs 100-122 GFLOP/s).
 GROUP_ROWS = 16
@@ -60,12 +61,14 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
     _check_fits(c, 1 if reduce_batches else batches, m, n, "C")
     if bias is not None and bias.size < m:
         raise ValueError(f"gemm: bias has {bias.size} elements, needs {m}")
+    vectors = tile_vectors(k * (batches if reduce_batches else 1), n)
+    tile_n = 8 * vectors
     if pack_b is None:
-        pack_b = n >= TILE_N and m >= PACK_MIN_ROWS
-    defines = {"TM": TILE_M, "NV": TILE_VECTORS}
-    panels = -(-n // TILE_N)
+        pack_b = n >= tile_n and m >= PACK_MIN_ROWS
+    defines = {"TM": TILE_M, "NV": vectors}
+    panels = -(-n // tile_n)
     grid = (panels, -(-m // TILE_M), 1 if reduce_batches else batches)
-    local = _group_shape(panels, grid[1], k * (batches if reduce_batches else 1))
+    local = _group_shape(panels, grid[1], k * (batches if reduce_batches else 1), tile_n)
     tail = [bias if bias is not None else c.tensor, bias is not None,
             residual if residual is not None else c.tensor, residual_offset, residual is not None,
             m, n, k, batches, reduce_batches, accumulate, activation_code(activation)]
@@ -77,7 +80,7 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
                                 head + [b.tensor, b.offset, b.batch_stride, b.row_stride] + tail,
                                 defines))
         return plan
-    packed = Tensor.empty(device, (batches, panels, k, TILE_N))
+    packed = Tensor.empty(device, (batches, panels, k, tile_n))
     plan.scratch.append(packed)
     plan.add(Launch.prepare(device, "gemm", "pack_panels", (k, batches), None,
                             [packed, b.tensor, b.offset, b.batch_stride, b.row_stride, k, n],
@@ -87,13 +90,19 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
     return plan
 
 
-def _group_shape(panels: int, row_tiles: int, k: int) -> tuple[int, int, int]:
+def tile_vectors(k: int, n: int) -> int:
+    """float8 vectors per tile row: 8x24 tiles do more work per load and win on long K
+    loops; 8x16 wins on the short ones (and on narrow matrices, where 24 wastes columns)."""
+    return LONG_K_VECTORS if k >= LONG_K and n >= 64 else TILE_VECTORS
+
+
+def _group_shape(panels: int, row_tiles: int, k: int, tile_n: int = TILE_N) -> tuple[int, int, int]:
     """Work-group shape (panels, row tiles, 1). PoCL pays a few microseconds per work-group,
     so a group should hold about GROUP_WORK multiply-adds: with a short K (the 1x1
     convolutions of the first stages) it spans many panels; rows stay within GROUP_ROWS so
     the tiles of a group share their panels of B in cache."""
     rows = min(row_tiles, 4)
-    items = max(1, GROUP_WORK // (k * TILE_M * TILE_N))
+    items = max(1, GROUP_WORK // (k * TILE_M * tile_n))
     cols = max(1, min(panels, items // rows, 64))
     if cols == 1:
         rows = min(row_tiles, GROUP_ROWS)

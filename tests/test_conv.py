@@ -125,7 +125,8 @@ def test_conv_backward_finite_differences(device, g):
 
 
 @pytest.mark.parametrize("m,n,k", [(1, 1, 1), (7, 5, 3), (33, 17, 9), (64, 300, 112),
-                                   (1000, 1, 1280), (17, 31, 1), (9, 16, 40)])
+                                   (1000, 1, 1280), (17, 31, 1), (9, 16, 40), (37, 97, 300),
+                                   (40, 200, 513)])
 def test_gemm_matches_numpy(device, m, n, k):
     rng = np.random.default_rng(m * 1000 + n)
     a = rng.standard_normal((m, k)).astype(np.float32)
