@@ -270,3 +270,19 @@ def test_e_exports_beside_the_session(device, base_spec, tmp_path):
         assert read_plugin(exported[0]).spec.categories == core.spec.categories
     finally:
         app.close()
+
+
+def test_c_snaps_the_frame_into_a_data_folder(device, base_spec, tmp_path):
+    args = _parser().parse_args(["live", "--demo", "--base", str(base_spec.path)])
+    source = DemoSource(seed=2)
+    app = LiveApp(live.build_core(args, source), source, snap_dir=tmp_path / "snaps")
+    app.worker.start()
+    try:
+        assert pump_until(app, lambda: app.worker.latest() is not None)
+        post(pygame.KEYDOWN, key=pygame.K_3, mod=0)
+        post(pygame.KEYDOWN, key=pygame.K_c, mod=0)
+        assert pump_until(app, lambda: "snapped as box" in app.state.message)
+        assert len(list((tmp_path / "snaps" / "box").glob("n2_*.png"))) == 1
+        assert (tmp_path / "snaps" / "map_clsloc.txt").read_text() == "n2 0 box\n"
+    finally:
+        app.close()

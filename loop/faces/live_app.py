@@ -138,17 +138,23 @@ class LiveApp:
 
     def snap(self, category: int) -> None:
         """The `c` key: the current frame into the snap folder (map_clsloc.txt layout) under
-        `category`, ready for `patchloop train`."""
+        `category`, ready for `patchloop train`; written by a thread, not the window's."""
         latest = self.worker.latest()
         if latest is None:
             return
         from loop.store.snap import snap_frame
         c = self.core.spec.categories[category]
-        try:
-            path = snap_frame(self.snap_dir, latest[0], c.tag, c.name)
-            self.say(f"snapped as {c.name}: {path}")
-        except OSError as exc:
-            self.say(f"snap failed: {exc}")
+        frame = latest[0]
+
+        def write():
+            try:
+                self.say(f"snapped as {c.name}: {snap_frame(self.snap_dir, frame, c.tag, c.name)}")
+            except OSError as exc:
+                self.say(f"snap failed: {exc}")
+
+        import threading
+        self.say("snapping...")
+        threading.Thread(target=write, name="patchloop-snap", daemon=True).start()
 
     def _export(self) -> None:
         """The `e` key: the patch as it is now, as a plugin beside the session file; written
