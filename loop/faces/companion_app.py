@@ -170,11 +170,16 @@ class CompanionApp:
         category = self.snap_choice if self.snap_choice is not None and \
             self.snap_choice < spec.outputs else default_snap_category(spec, said)
         c = spec.categories[category]
-        try:
-            self.message = f"snapped as {c.name}: {snap_frame(self.snap_dir, frame, c.tag, c.name)}"
-        except OSError as exc:
-            self.message = f"snap failed: {exc}"
         self.snap_choice = None
+
+        def write():  # off the window's thread: the disk may be slow
+            try:
+                self.message = f"snapped as {c.name}: {snap_frame(self.snap_dir, frame, c.tag, c.name)}"
+            except OSError as exc:
+                self.message = f"snap failed: {exc}"
+
+        self.message = "snapping..."
+        threading.Thread(target=write, name="patchloop-snap", daemon=True).start()
 
     def draw(self) -> None:
         self.screen.fill((25, 25, 30))
