@@ -166,3 +166,24 @@ def test_squared_error_pixels_patch_learns_and_exports_exactly(device, scene, tm
     with pytest.raises(ValueError, match="two-category pixels"):
         PatchSpec("bad", categories_from_names(["a", "b", "c"]), topology="pixels",
                   loss="squared_error")
+
+
+def test_pacer_gives_verdicts_their_turn():
+    import threading
+    import time
+    from loop.core.trainer import Pacer
+    pacer = Pacer(verdicts_per_step=2)
+    start = time.monotonic()
+    pacer.wait_turn()  # no verdicts flowing: no wait
+    assert time.monotonic() - start < 0.05
+    pacer.verdict_done()  # a live stream has started
+    released = threading.Event()
+
+    def trainer():
+        pacer.wait_turn()
+        released.set()
+
+    threading.Thread(target=trainer, daemon=True).start()
+    assert not released.wait(0.05), "one verdict is not enough for a step"
+    pacer.verdict_done()
+    assert released.wait(1.0), "the second verdict lets the step go"

@@ -101,7 +101,9 @@ class LoopCore:
         """Run the base and the patch on one uint8 RGB frame; remember it for labeling."""
         frame = _check_frame(frame)
         with self.device_turn:
-            return self._observe(frame, frame_id)
+            verdict = self._observe(frame, frame_id)
+        self.trainer.pacer.verdict_done()
+        return verdict
 
     def _observe(self, frame: np.ndarray, frame_id: int | None) -> Verdict:
         pipeline = self._pipeline(frame.shape)

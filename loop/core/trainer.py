@@ -23,6 +23,7 @@ LOSS_LOG_LENGTH = 2000
 DIVERGED_LOSS = 50.0
 IDLE_WAIT = 0.05  # seconds the thread sleeps when there is nothing to train on
 AUGMENT_EVERY = 4  # training steps between two rand-tilt-shift copies
+BURST_STEPS = 3    # steps right after a new label that do not wait for verdicts
 
 
 @dataclass
@@ -32,6 +33,34 @@ class TrainerStatus:
     steps_per_second: float = 0.0
     losses: list = field(default_factory=list)    # (step, loss), the newest LOSS_LOG_LENGTH
     messages: list = field(default_factory=list)  # what the trainer wants the user to know
+
+
+class Pacer:
+    """Keeps verdicts flowing while training: when verdicts are coming (the live window),
+    the trainer takes one step per `verdicts_per_step` verdicts, so a step never holds the
+    device for two frames in a row; when none are coming it trains flat out."""
+
+    FLOWING = 0.25  # seconds: verdicts closer together than this count as a live stream
+
+    def __init__(self, verdicts_per_step: int = 2):
+        self.verdicts_per_step = verdicts_per_step
+        self._done = 0
+        self._last = 0.0
+        self._at_last_step = 0
+        self._changed = threading.Condition()
+
+    def verdict_done(self) -> None:
+        with self._changed:
+            self._done += 1
+            self._last = time.monotonic()
+            self._changed.notify_all()
+
+    def wait_turn(self) -> None:
+        with self._changed:
+            while (time.monotonic() - self._last < self.FLOWING
+                   and self._done - self._at_last_step < self.verdicts_per_step):
+                self._changed.wait(self.FLOWING)
+            self._at_last_step = self._done
 
 
 class OnlineTrainer:
@@ -51,6 +80,8 @@ class OnlineTrainer:
         # Held while a step runs on the device; the verdicts hold it too, so the two take
         # turns instead of splitting the cores and both running slow.
         self.device_turn = device_turn or threading.Lock()
+        self.pacer = Pacer()
+        self._burst = 0  # steps left that skip the pacer: a new label is trained on at once
         self._steps: dict[int, TrainStep] = {}
         self._fresh: list[int] = []  # frame ids with labels not yet trained on, newest last
         self._new_only_since = 0.0
@@ -93,6 +124,7 @@ class OnlineTrainer:
             if frame_id in self._fresh:
                 self._fresh.remove(frame_id)
             self._fresh.append(frame_id)
+            self._burst = BURST_STEPS
         self._wake.set()
 
     # -- thread ---------------------------------------------------------------------------
@@ -164,6 +196,10 @@ class OnlineTrainer:
         features = np.stack([f.features for f in frames])
         labels = np.stack([f.label_map for f in frames]).astype(np.int32)
         class_weights = self._class_weights(settings)
+        if self._burst > 0:
+            self._burst -= 1
+        else:
+            self.pacer.wait_turn()
         with self.device_turn:
             start = time.perf_counter()
             loss, finite = step.run(self.queue, features, labels, class_weights,
