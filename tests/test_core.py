@@ -173,6 +173,7 @@ def test_pacer_gives_verdicts_their_turn():
     import time
     from loop.core.trainer import Pacer
     pacer = Pacer(verdicts_per_step=2)
+    pacer.FLOWING = 5.0  # a slow CI machine must not end the stream between the two verdicts
     start = time.monotonic()
     pacer.wait_turn()  # no verdicts flowing: no wait
     assert time.monotonic() - start < 0.05
