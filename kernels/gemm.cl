@@ -221,21 +221,6 @@ __kernel void gemm_packed_forward(
     }
 }
 
-// out(c, r) = in(r, c) for each batch: makes a k-contiguous operand n-contiguous.
-// in(r, c) at in[in_off + b*rows*cols + r*cols + c]; one work-item per 8x8 block.
-__kernel void transpose_forward(__global float *out, int out_off,
-                                __global const float *in, int in_off,
-                                int rows, int cols)
-{
-    const int c0 = get_global_id(0) * 8, r0 = get_global_id(1) * 8, b = get_global_id(2);
-    if (c0 >= cols || r0 >= rows) return;
-    const __global float *src = in + in_off + b * rows * cols;
-    __global float *dst = out + out_off + b * rows * cols;
-    for (int c = c0; c < min(c0 + 8, cols); c++)
-        for (int r = r0; r < min(r0 + 8, rows); r++)
-            dst[c * rows + r] = src[r * cols + c];
-}
-
 // C(m,n) = sum over batches and k of A[b](m,k) * B[b](n,k): both operands contiguous along k
 // (weight gradients: dz times the layer's input, summed over positions and samples).
 //   A(m,k) at A[a_off + b*a_sb + m*lda + k], B(n,k) at B[b_off + b*b_sb + n*ldb + k]

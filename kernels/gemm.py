@@ -127,16 +127,6 @@ def prepare_gemm_nt(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
                           {"TM": TILE_M, "NV": TILE_VECTORS})
 
 
-def prepare_transpose(device: Device, out: Tensor, inp: Tensor, rows: int, cols: int,
-                      batches: int = 1, out_offset: int = 0, in_offset: int = 0) -> Launch:
-    """out[b] (cols x rows) = in[b] (rows x cols)^T."""
-    if in_offset + batches * rows * cols > inp.size or out_offset + batches * rows * cols > out.size:
-        raise ValueError(f"transpose: {batches}x{rows}x{cols} does not fit its tensors")
-    grid = (-(-cols // 8), -(-rows // 8), batches)
-    return Launch.prepare(device, "gemm", "transpose_forward", grid, None,
-                          [out, out_offset, inp, in_offset, rows, cols])
-
-
 def matmul(device: Device, a_np, b_np, queue=None):
     """C = A @ B for two host matrices, on the device: a convenience for tests and benchmarks."""
     import numpy as np

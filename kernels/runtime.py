@@ -70,10 +70,6 @@ class Device:
                 cls._default = Device()
             return cls._default
 
-    @property
-    def is_cpu(self) -> bool:
-        return bool(self.device.type & cl.device_type.CPU)
-
     def describe(self) -> str:
         return f"{self.device.name.strip()} ({self.device.platform.name.strip()})"
 
@@ -144,18 +140,6 @@ class Tensor:
     def read_into(self, out: np.ndarray, queue=None) -> np.ndarray:
         cl.enqueue_copy(queue or self.device.queue, out, self.buffer, is_blocking=True)
         return out
-
-    def copy_from(self, other: "Tensor", queue=None) -> None:
-        if other.nbytes != self.nbytes:
-            raise ValueError(f"cannot copy {other.shape} into {self.shape}")
-        cl.enqueue_copy(queue or self.device.queue, self.buffer, other.buffer)
-
-    def reshaped(self, shape) -> "Tensor":
-        """The same buffer under another shape of the same size."""
-        shape = tuple(shape)
-        if int(np.prod(shape)) != self.size:
-            raise ValueError(f"cannot view shape {self.shape} as {shape}")
-        return Tensor(self.device, shape, self.dtype, self.buffer)
 
 
 def _as_kernel_arg(value):

@@ -7,7 +7,7 @@ right click teaches and the frame's verdict when nothing else is found.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 TAG_PATTERN = re.compile(r"^n\d+$")
 TOPOLOGIES = ("head", "pixels")
@@ -51,7 +51,6 @@ class PatchSpec:
     base_hash: str = ""
     pooling: str = "detect"
     loss: str = "cross_entropy"
-    extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
         if len(self.categories) < 2:
