@@ -47,3 +47,13 @@ def test_bad_arguments_are_one_line_and_exit_2(capsys):
         assert stop.value.code == 2
         err = capsys.readouterr().err.strip()
         assert "\n" not in err and err.startswith("patchloop")
+
+
+def test_bench_loop_runs_the_window_arrangement(capsys, device, base_spec):
+    assert main(["bench", "loop", "--json", "--clicks", "3", "--seconds", "30",
+                 "--base", str(base_spec.path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    loop = report["loop"]
+    assert loop["clicks"] == 3 and loop["frames"] > 0 and loop["verdicts_per_second"] > 0
+    assert 0 <= loop["final_balanced_accuracy"] <= 1
+    assert report["training_speed_batch16"]["patchloop_steps_per_second"] > 0

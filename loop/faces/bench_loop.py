@@ -22,12 +22,15 @@ from loop.demo.annotator import SimulatedAnnotator
 from loop.demo.metrics import balanced_accuracy, cell_truth, upsample_cells
 from loop.demo.scene import DemoScene
 from loop.faces.bench_train_speed import train_steps_per_second
+from loop.faces.sources import DemoSource
+from loop.faces.verdict_worker import VerdictWorker
 from patchloop_kernels.runtime import Device
 
 CLICK_INTERVAL = 0.4   # seconds between the simulated user's clicks
 FLIP_TIMEOUT = 3.0     # a click whose cell has not flipped by then counts as not flipped
 HELD_OUT = 24
 EVALUATE_EVERY = 2     # clicks
+POLL_SECONDS = 0.01    # how often the simulated user looks at the window
 
 
 class _Evaluator:
@@ -49,26 +52,28 @@ def _cell_of(core: LoopCore, x, y, frame_hw, grid_hw):
 
 
 def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: float) -> dict:
+    """The window's arrangement without the window: verdicts in the VerdictWorker thread on a
+    real-time demo source, training in the trainer thread, and the simulated user here,
+    looking at the newest verdict and clicking."""
     annotator = SimulatedAnnotator()
     evaluator = _Evaluator(core, scene)
     curve = [(0, evaluator.accuracy())]
     latencies, unflipped = [], 0
-    pending = None  # (frame_id, cell, category, t0, features)
-    clicks, frames, last_click = 0, 0, -1e9
-    verdict_times = []
+    pending = None  # (cell, category, t0, features)
+    clicks, last_click = 0, -1e9
+    worker = VerdictWorker(core, DemoSource(seed=scene.seed))
+    worker.start()
     core.start()
     start = time.perf_counter()
-    index = 0
     while clicks < max_clicks and time.perf_counter() - start < max_seconds:
-        frame = scene.frame(index)
-        index += 1
-        t = time.perf_counter()
-        verdict = core.observe(frame.image)
-        verdict_times.append(time.perf_counter() - t)
-        frames += 1
+        time.sleep(POLL_SECONDS)
+        latest = worker.latest_with_truth()
+        if latest is None:
+            continue
+        frame, verdict, truth = latest
         now = time.perf_counter()
         if pending is not None:
-            frame_id, cell, category, t0, feats = pending
+            cell, category, t0, feats = pending
             probs = core.verdict_on_features(feats)
             if int(probs[:, cell[0], cell[1]].argmax()) == category:
                 latencies.append(time.perf_counter() - t0)
@@ -76,23 +81,27 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
             elif now - t0 > FLIP_TIMEOUT:
                 unflipped += 1
                 pending = None
-        if pending is None and now - last_click >= CLICK_INTERVAL:
-            predicted = upsample_cells(verdict.cell_categories, *frame.truth.shape)
-            click = annotator.click(frame.truth, predicted)
-            if click is not None:
+        if pending is None and now - last_click >= CLICK_INTERVAL and truth is not None:
+            predicted = upsample_cells(verdict.cell_categories, *truth.shape)
+            click = annotator.click(truth, predicted)
+            if click is None:
+                continue
+            try:
                 core.label(verdict.frame_id, LabelDisc(click.x, click.y, click.radius,
                                                        click.category))
-                clicks += 1
-                last_click = time.perf_counter()
-                grid = verdict.probabilities.shape[1:]
-                cell = _cell_of(core, click.x, click.y, frame.truth.shape, grid)
-                pending = (verdict.frame_id, cell, click.category, last_click,
-                           core.features_of(verdict.frame_id))
-                if clicks % EVALUATE_EVERY == 0:
-                    curve.append((clicks, evaluator.accuracy()))
+            except KeyError:  # that frame left the core's window of held frames
+                continue
+            clicks += 1
+            last_click = time.perf_counter()
+            cell = _cell_of(core, click.x, click.y, truth.shape, verdict.probabilities.shape[1:])
+            pending = (cell, click.category, last_click, core.features_of(verdict.frame_id))
+            if clicks % EVALUATE_EVERY == 0:
+                curve.append((clicks, evaluator.accuracy()))
     elapsed = time.perf_counter() - start
     status = core.trainer.status
+    worker.stop()
     core.close()
+    frames, verdict_times = worker.verdicts, worker.verdict_times
     curve.append((clicks, evaluator.accuracy()))
 
     def clicks_to(goal):

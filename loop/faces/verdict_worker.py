@@ -19,6 +19,9 @@ class VerdictWorker:
         self.source = source
         self._lock = threading.Lock()
         self._latest = None          # (frame, verdict)
+        self._latest_truth = None    # the source's ground truth for that frame, if it has one
+        self.verdicts = 0            # verdicts made since start
+        self.verdict_times: list[float] = []  # seconds each of the newest verdicts took
         self.frozen = False          # stop-N-show: keep the current frame and its verdict
         self.source_lost = False
         self.error: str | None = None
@@ -42,12 +45,18 @@ class VerdictWorker:
         with self._lock:
             return self._latest
 
+    def latest_with_truth(self):
+        """(frame, verdict, truth) of the newest verdict; truth is None without one."""
+        with self._lock:
+            return None if self._latest is None else self._latest + (self._latest_truth,)
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             if self.frozen:
                 time.sleep(RETRY_SECONDS)
                 continue
             frame = self.source.read()
+            truth = getattr(self.source, "last_truth", lambda: None)()
             if frame is None:
                 self.source_lost = True
                 time.sleep(RETRY_SECONDS)
@@ -60,17 +69,20 @@ class VerdictWorker:
                 self.error = f"verdict failed: {exc}"
                 time.sleep(RETRY_SECONDS)
                 continue
-            self.verdict_ms = (time.perf_counter() - start) * 1e3
+            seconds = time.perf_counter() - start
+            self.verdict_ms = seconds * 1e3
+            self.verdict_times = self.verdict_times[-999:] + [seconds]
             with self._lock:
                 self._latest = (frame, verdict)
-            self._score(verdict)
+                self._latest_truth = truth
+                self.verdicts += 1
+            self._score(verdict, truth)
             now = time.monotonic()
             self._times = [t for t in self._times if now - t < 2.0] + [now]
             if len(self._times) > 1:
                 self.verdicts_per_second = (len(self._times) - 1) / (self._times[-1] - self._times[0])
 
-    def _score(self, verdict) -> None:
-        truth = getattr(self.source, "last_truth", lambda: None)()
+    def _score(self, verdict, truth) -> None:
         if truth is None:
             return
         grid = verdict.probabilities.shape[1:]
