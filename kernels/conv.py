@@ -105,18 +105,48 @@ def _im2col(device, g, x, col, n, h, w) -> Launch:
                            top, left])
 
 
+class PaddedMap:
+    """A depthwise convolution's input with its zero padding made explicit, plus slack after
+    the last row (the last output block may read up to 8*stride+K floats past its row, for
+    columns it never stores)."""
+
+    @staticmethod
+    def layout(g: ConvGeometry, h: int, w: int) -> tuple[int, int, int, int]:
+        top, left, bottom, right = g.pads(h, w)
+        return top, left, h + top + bottom, w + left + right
+
+    @staticmethod
+    def tensor(device: Device, g: ConvGeometry, n: int, h: int, w: int, zeroed: bool = False):
+        _, _, hp, wp = PaddedMap.layout(g, h, w)
+        size = n * g.c_in * hp * wp + 16 * g.stride + g.kernel
+        if zeroed:  # a producer will write only the inside: the border must start at zero
+            import numpy as np
+            return Tensor.from_numpy(device, np.zeros(size, np.float32))
+        return Tensor.empty(device, (size,))
+
+
 class ConvForward(Plan):
     """y = act(conv(x, weight) + bias) [+ residual], with x (N, C_in, H, W)."""
 
     def __init__(self, device: Device, g: ConvGeometry, x: Tensor, weight: Tensor, bias: Tensor,
-                 y: Tensor, residual: Tensor | None = None):
-        n, c, h, w = x.shape
+                 y: Tensor, residual: Tensor | None = None, *,
+                 x_padded: tuple[int, int, int, int] | None = None,
+                 y_padded: tuple[int, int, int, int] | None = None):
+        """x_padded (N, C, H, W): x is a depthwise convolution's input already padded (see
+        PaddedMap). y_padded (top, left, padded height, padded width): y is such a padded
+        map and a dense convolution writes into its inside."""
+        n, c, h, w = x_padded or x.shape
         if c != g.c_in:
             raise ValueError(f"convolution expects {g.c_in} input channels, got {c}")
         oh, ow = g.output_size(h, w)
         _check(weight, g.weight_shape, "weight")
         _check(bias, (g.c_out,), "bias")
-        _check(y, (n, g.c_out, oh, ow), "output")
+        if y_padded is None:
+            _check(y, (n, g.c_out, oh, ow), "output")
+        elif not g.uses_gemm or residual is not None or y.size < n * g.c_out * y_padded[2] * y_padded[3]:
+            raise ValueError("convolution: only a dense one without residual writes a padded map")
+        if x_padded is not None and not (g.is_depthwise and residual is None):
+            raise ValueError("convolution: only a depthwise one reads a padded map")
         if residual is not None:
             _check(residual, y.shape, "residual")
         super().__init__()
@@ -128,22 +158,28 @@ class ConvForward(Plan):
             else:
                 self.col = operand = Tensor.empty(device, (n, rows, oh * ow))
                 self.add(_im2col(device, g, x, self.col, n, h, w))
+            if y_padded is None:
+                c_view, c_padding = MatrixView(y, 0, g.c_out * oh * ow, oh * ow), None
+            else:
+                top, left, hp, wp = y_padded
+                c_view = MatrixView(y, 0, g.c_out * hp * wp, hp * wp)
+                c_padding = (ow, wp, top, left)
             self.add(prepare_gemm(
-                device, MatrixView(y, 0, g.c_out * oh * ow, oh * ow),
+                device, c_view,
                 MatrixView(weight, 0, 0, rows), MatrixView(operand, 0, rows * oh * ow, oh * ow),
                 g.c_out, oh * ow, rows, n, bias=bias, residual=residual,
-                activation=g.activation))
+                activation=g.activation, c_padding=c_padding))
         elif g.is_depthwise and residual is None:
-            top, left, bottom, right = g.pads(h, w)
-            hp, wp = h + top + bottom, w + left + right
-            # Slack after the last row: the last output block may read up to 8*stride+K
-            # floats past its row for columns it never stores.
-            padded = Tensor.empty(device, (n * g.c_in * hp * wp + 16 * g.stride + g.kernel,))
-            self.scratch.append(padded)
+            top, left, hp, wp = PaddedMap.layout(g, h, w)
             planes = n * g.c_in
-            self.add(Launch.prepare(device, "conv", "pad_forward", (hp, planes),
-                                    _rows_by_planes(hp, planes, wp),
-                                    [padded, x, h, w, top, left, hp, wp, planes]))
+            if x_padded is not None:
+                padded = x
+            else:
+                padded = PaddedMap.tensor(device, g, n, h, w)
+                self.scratch.append(padded)
+                self.add(Launch.prepare(device, "conv", "pad_forward", (hp, planes),
+                                        _rows_by_planes(hp, planes, wp),
+                                        [padded, x, h, w, top, left, hp, wp, planes]))
             self.add(Launch.prepare(
                 device, "conv", "depthwise_forward", (oh, planes),
                 _rows_by_planes(oh, planes, ow * g.kernel * g.kernel),

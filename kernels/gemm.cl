@@ -75,7 +75,8 @@ __kernel void gemm_forward(
     __global const float *B, int b_off, int b_sb, int ldb,
     __global const float *bias, int has_bias,
     __global const float *R, int r_off, int has_residual,
-    int M, int N, int K, int batches, int reduce_batches, int beta, int act)
+    int M, int N, int K, int batches, int reduce_batches, int beta, int act,
+    int c_ow, int c_wp, int c_pt, int c_pl)
 {
     const int tile_n = get_global_id(0), tile_m = get_global_id(1), b = get_global_id(2);
     int m0 = tile_m * TM, n0 = tile_n * TN;
@@ -171,7 +172,8 @@ __kernel void pack_panels(__global float *P, __global const float *B, int b_off,
     }
 }
 
-// The GEMM on packed B (see pack_panels); A, C, bias and residual as in gemm_forward.
+// The GEMM on packed B (see pack_panels); A, C, bias and residual as in gemm_forward, except
+// that C may be a padded map (c_ow > 0, see the epilogue); gemm_forward ignores those four.
 // Work-item (panel, row tile, batch).
 __kernel void gemm_packed_forward(
     __global float *C, int c_off, int c_sb, int ldc,
@@ -179,7 +181,8 @@ __kernel void gemm_packed_forward(
     __global const float *P,
     __global const float *bias, int has_bias,
     __global const float *R, int r_off, int has_residual,
-    int M, int N, int K, int batches, int reduce_batches, int beta, int act)
+    int M, int N, int K, int batches, int reduce_batches, int beta, int act,
+    int c_ow, int c_wp, int c_pt, int c_pl)
 {
     const int panel = get_global_id(0), tile_m = get_global_id(1), b = get_global_id(2);
     const int panels = (N + TN - 1) / TN;
@@ -207,16 +210,24 @@ __kernel void gemm_packed_forward(
         if (m >= M) break;
         const float bias_m = has_bias ? bias[m] : 0.0f;
         for (int v = 0; v < NV; v++) {
-            if (n0 + 8 * v + 8 <= N) {
-                store_c8(C, R, c_base, r_base, m * ldc + n0 + 8 * v, acc[i][v], bias_m,
-                         beta, act, has_residual);
+            const int n = n0 + 8 * v;
+            // Padded output (c_ow > 0): column n is pixel (n / c_ow, n % c_ow) of a map
+            // stored with c_pt rows and c_pl columns of zeros around it, c_wp wide.
+            const bool whole = n + 8 <= N && (c_ow == 0 || n % c_ow + 8 <= c_ow);
+            if (whole) {
+                const int at = c_ow ? m * ldc + (n / c_ow + c_pt) * c_wp + n % c_ow + c_pl
+                                    : m * ldc + n;
+                store_c8(C, R, c_base, r_base, at, acc[i][v], bias_m, beta, act, has_residual);
                 continue;
             }
             float lanes[8];
             *(float8u *)lanes = acc[i][v];
-            for (int j = 0; j < 8 && n0 + 8 * v + j < N; j++)
-                store_c(C, R, c_base, r_base, m * ldc + n0 + 8 * v + j, lanes[j], bias_m,
-                        beta, act, has_residual);
+            for (int j = 0; j < 8 && n + j < N; j++) {
+                const int nn = n + j;
+                const int at = c_ow ? m * ldc + (nn / c_ow + c_pt) * c_wp + nn % c_ow + c_pl
+                                    : m * ldc + nn;
+                store_c(C, R, c_base, r_base, at, lanes[j], bias_m, beta, act, has_residual);
+            }
         }
     }
 }

@@ -49,22 +49,29 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
                  m: int, n: int, k: int, batches: int = 1, *, reduce_batches: bool = False,
                  bias: Tensor | None = None, residual: Tensor | None = None,
                  residual_offset: int = 0, accumulate: bool = False,
-                 activation: str = "none", pack_b: bool | None = None) -> Plan:
+                 activation: str = "none", pack_b: bool | None = None,
+                 c_padding: tuple[int, int, int, int] | None = None) -> Plan:
     """C = act(accumulate*C + A@B + bias) + residual, for `batches` matrices (or their sum).
 
     pack_b: copy B into contiguous column panels first (see pack_panels in gemm.cl). By
-    default B is packed when it is at least one panel wide and enough row tiles reuse it."""
+    default B is packed when it is at least one panel wide and enough row tiles reuse it.
+    c_padding: (width, padded width, top, left): C's rows are maps of that width stored
+    inside zero borders (a depthwise convolution's padded input); C.row_stride is a padded
+    map's size. Its border is the caller's to zero, once."""
     if b.col_stride != 1 or c.col_stride != 1:
         raise ValueError("gemm: B and C must be contiguous along their columns")
     _check_fits(a, batches, m, k, "A")
     _check_fits(b, batches, k, n, "B")
-    _check_fits(c, 1 if reduce_batches else batches, m, n, "C")
+    if c_padding is None:
+        _check_fits(c, 1 if reduce_batches else batches, m, n, "C")
+    elif residual is not None or reduce_batches or n < 8 * tile_vectors(k, n):
+        raise ValueError("gemm: a padded C takes no residual, no batch sum, and a wide B")
     if bias is not None and bias.size < m:
         raise ValueError(f"gemm: bias has {bias.size} elements, needs {m}")
     vectors = tile_vectors(k * (batches if reduce_batches else 1), n)
     tile_n = 8 * vectors
     if pack_b is None:
-        pack_b = n >= tile_n and m >= PACK_MIN_ROWS
+        pack_b = (n >= tile_n and m >= PACK_MIN_ROWS) or c_padding is not None
     defines = {"TM": TILE_M, "NV": vectors}
     panels = -(-n // tile_n)
     grid = (panels, -(-m // TILE_M), 1 if reduce_batches else batches)
@@ -72,6 +79,7 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
     tail = [bias if bias is not None else c.tensor, bias is not None,
             residual if residual is not None else c.tensor, residual_offset, residual is not None,
             m, n, k, batches, reduce_batches, accumulate, activation_code(activation)]
+    tail += list(c_padding) if c_padding is not None else [0, 0, 0, 0]
     head = [c.tensor, c.offset, c.batch_stride, c.row_stride,
             a.tensor, a.offset, a.batch_stride, a.row_stride, a.col_stride]
     plan = Plan()

@@ -149,3 +149,25 @@ def test_bad_shapes_are_refused(device):
                     Tensor.empty(device, (4,)), Tensor.empty(device, (1, 4, 5, 5)))
     with pytest.raises(ValueError, match="groups"):
         ConvGeometry(3, 4, 3, groups=2)
+
+
+@pytest.mark.parametrize("h,w", [(9, 13), (16, 24), (7, 5)])
+def test_dense_conv_writes_a_depthwise_input_in_place(device, h, w):
+    """expand (1x1) -> depthwise, the expand writing straight into the padded map the
+    depthwise reads, gives what the two give apart."""
+    from patchloop_kernels.conv import PaddedMap
+    rng = np.random.default_rng(h * w)
+    expand = ConvGeometry(5, 12, 1, activation="relu6")
+    dw = ConvGeometry(12, 12, 5, 2, "same", groups=12, activation="relu6")
+    x, w1, b1 = _random_case(rng, 1, h, w, expand)
+    _, w2, b2 = _random_case(rng, 1, h, w, dw)
+    tx, tw1, tb1, tw2, tb2 = (Tensor.from_numpy(device, a) for a in (x, w1, b1, w2, b2))
+    oh, ow = dw.output_size(h, w)
+    padded = PaddedMap.tensor(device, dw, 1, h, w, zeroed=True)
+    y = _nan_tensor(device, (1, 12, oh, ow))
+    ConvForward(device, expand, tx, tw1, tb1, padded,
+                y_padded=PaddedMap.layout(dw, h, w)).enqueue(device.queue)
+    ConvForward(device, dw, padded, tw2, tb2, y, x_padded=(1, 12, h, w)).enqueue(device.queue)
+    mid, _ = conv_forward(x, w1, b1, expand)
+    expected, _ = conv_forward(mid.astype(np.float32), w2, b2, dw)
+    assert_close(y.numpy(), expected, atol=1e-4, rtol=1e-4)

@@ -11,7 +11,7 @@ import hashlib
 import numpy as np
 
 from loop.base.config import AddLayer, BaseSpec, ConvLayer, FcLayer, PoolLayer
-from patchloop_kernels.conv import ConvForward, ConvGeometry
+from patchloop_kernels.conv import ConvForward, ConvGeometry, PaddedMap
 from patchloop_kernels.gemm import MatrixView, prepare_gemm
 from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.pool import prepare_global_avg_pool
@@ -63,6 +63,18 @@ def tap_channels(spec: BaseSpec, tap: str) -> int:
     return layer.cout
 
 
+def _sole_readers(spec: BaseSpec) -> dict:
+    """layer name -> the depthwise conv that is its only reader, where there is one."""
+    readers: dict[str, list] = {}
+    for layer in spec.layers:
+        for source in getattr(layer, "inputs", None) or [getattr(layer, "input", None)]:
+            readers.setdefault(source, []).append(layer)
+    taps = set(spec.taps.values())
+    return {name: found[0] for name, found in readers.items()
+            if len(found) == 1 and name not in taps and isinstance(found[0], ConvLayer)
+            and geometry(found[0]).is_depthwise}
+
+
 def _fused_residuals(spec: BaseSpec) -> dict[str, AddLayer]:
     """conv name -> the add that follows it: the add is folded into the conv's epilogue."""
     consumers: dict[str, int] = {}
@@ -98,6 +110,10 @@ class BaseForward(Plan):
         self.outputs: dict[str, Tensor] = {"input": self.input}
         self.layer_kinds: list[tuple[str, Plan]] = []
         fused = _fused_residuals(spec)
+        # A dense conv whose only reader is a depthwise conv writes straight into that one's
+        # padded input: no separate padding pass. name -> (N, C, H, W) of the map inside.
+        self.padded: dict[str, tuple[int, int, int, int]] = {}
+        self._sole_reader = _sole_readers(spec)
         for layer in spec.layers:
             if isinstance(layer, AddLayer):
                 continue  # produced by the conv it was fused into
@@ -122,12 +138,21 @@ class BaseForward(Plan):
         if isinstance(layer, ConvLayer):
             x = self.outputs[layer.input]
             g = geometry(layer)
-            oh, ow = g.output_size(*x.shape[2:])
-            out = Tensor.empty(device, (1, g.c_out, oh, ow))
+            x_shape = self.padded.get(layer.input)
+            oh, ow = g.output_size(*(x_shape or x.shape)[2:])
             add = fused.get(layer.name)
             residual = self.outputs[add.inputs[1]] if add else None
             w, b = network.params[layer.name]
-            plan = ConvForward(device, g, x, w, b, out, residual)
+            reader = self._sole_reader.get(layer.name)
+            if reader is not None and g.uses_gemm and add is None and ow >= 8:
+                dw = geometry(reader)
+                out = PaddedMap.tensor(device, dw, 1, oh, ow, zeroed=True)
+                plan = ConvForward(device, g, x, w, b, out, x_padded=x_shape,
+                                   y_padded=PaddedMap.layout(dw, oh, ow))
+                self.padded[layer.name] = (1, g.c_out, oh, ow)
+            else:
+                out = Tensor.empty(device, (1, g.c_out, oh, ow))
+                plan = ConvForward(device, g, x, w, b, out, residual, x_padded=x_shape)
             self.outputs[add.name if add else layer.name] = out
             return plan
         if isinstance(layer, PoolLayer):
