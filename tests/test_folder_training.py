@@ -116,3 +116,20 @@ def test_training_window_stop_n_show_saves_snapshots(device, base_spec, tmp_path
     assert len(job.snapshots) == 1 and len(window.saved) == 1
     assert read_plugin(window.saved[0]).spec.name == "w"
     assert core.trainer.status.steps <= steps + 1, "stop-N-show goes one image at a time"
+
+
+def test_trigger_only_categories_are_declared_in_the_map(device, base_spec, tmp_path, capsys):
+    root = tmp_path / "data"
+    make_folder(root, per_category=3)
+    with open(root / "map_clsloc.txt", "a") as f:
+        f.write("n02123159 7 tiger_cat trigger\nn02124075 8 egyptian_cat trigger\n")
+    assert main(["train", str(root), "--check"]) == 0
+    assert "9 images in 3 categories" in capsys.readouterr().out
+    session = tmp_path / "t.h5"
+    assert main(["train", str(root), "--epochs", "1", "--no-augment", "--session", str(session),
+                 "--base", str(base_spec.path)]) == 0
+    spec = SessionStore.open(session).state.spec
+    assert spec.triggers == ("n02123159", "n02124075") and spec.outputs == 3
+    cv2.imwrite(str(root / "n02123159_stray.png"), np.zeros((20, 20, 3), np.uint8))
+    assert main(["train", str(root), "--check"]) == 2
+    assert "trigger-only category, which takes no images" in capsys.readouterr().err

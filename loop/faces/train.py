@@ -32,6 +32,7 @@ def check_folder(data_dir: str):
 
 def _spec(args, folder, base) -> PatchSpec:
     triggers = tuple(t.strip() for t in (args.trigger or "").split(",") if t.strip())
+    triggers += tuple(c.tag for c in folder.triggers if c.tag not in triggers)
     categories = tuple(Category(c.tag, i, c.name) for i, c in enumerate(folder.categories))
     try:
         return PatchSpec(args.name or Path(args.data_dir).resolve().name or "patch", categories,

@@ -1,6 +1,8 @@
 """A training-data folder the Neural Patches way: `map_clsloc.txt` at the root (one category
 a line: tag `n<integer>`, index, space-less name; the file's order sets the output neurons),
-images anywhere below it named `<tag>_<anything>.<ext>`. Every problem is collected, with
+images anywhere below it named `<tag>_<anything>.<ext>`. A line may end with the word
+`trigger`: a trigger-only category (a base synset on which the patch runs; it has no images
+and is never an output, as the seed's super-category patches). Every problem is collected, with
 its file and line, before any training starts."""
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ class FolderCategory:
     index: int      # as written in the map
     name: str
     line: int
+    trigger: bool = False  # trigger-only: never an output, has no images
 
 
 @dataclass
@@ -28,6 +31,7 @@ class DataFolder:
     categories: list = field(default_factory=list)     # FolderCategory, in file order
     images: list = field(default_factory=list)         # (path, position in categories)
     problems: list = field(default_factory=list)       # "file:line: what is wrong"
+    triggers: list = field(default_factory=list)       # FolderCategory, trigger-only
 
     def counts(self) -> list[int]:
         counts = [0] * len(self.categories)
@@ -51,10 +55,12 @@ def _read_map(root: Path, folder: DataFolder) -> None:
             continue
         where = f"{path}:{number}"
         parts = line.split()
-        if len(parts) != 3:
-            folder.problems.append(f"{where}: expected 'tag index name', found {len(parts)} fields")
+        trigger = len(parts) == 4 and parts[3] == "trigger"
+        if len(parts) != 3 and not trigger:
+            folder.problems.append(f"{where}: expected 'tag index name' (and optionally "
+                                   f"'trigger'), found {' '.join(parts)!r}")
             continue
-        tag, index, name = parts
+        tag, index, name = parts[:3]
         if not TAG.match(tag):
             folder.problems.append(f"{where}: tag {tag!r} is not 'n' followed by an integer")
             continue
@@ -68,7 +74,10 @@ def _read_map(root: Path, folder: DataFolder) -> None:
             folder.problems.append(f"{where}: index {index} repeats line {indices[int(index)]}")
             continue
         tags[tag], indices[int(index)] = number, number
-        folder.categories.append(FolderCategory(tag, int(index), name, number))
+        if trigger:
+            folder.triggers.append(FolderCategory(tag, int(index), name, number, True))
+        else:
+            folder.categories.append(FolderCategory(tag, int(index), name, number))
 
 
 def scan_folder(root) -> DataFolder:
@@ -79,11 +88,15 @@ def scan_folder(root) -> DataFolder:
         return folder
     _read_map(root, folder)
     position = {c.tag: i for i, c in enumerate(folder.categories)}
+    trigger_tags = {c.tag for c in folder.triggers}
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
         tag = path.name.split("_", 1)[0]
         if "_" not in path.name or not TAG.match(tag):
             folder.problems.append(f"{path}: the name does not start with a tag and '_' "
                                    "(e.g. n01_photo.jpg)")
+        elif tag in trigger_tags:
+            folder.problems.append(f"{path}: tag {tag} is a trigger-only category, which "
+                                   "takes no images")
         elif tag not in position:
             folder.problems.append(f"{path}: tag {tag} is not in map_clsloc.txt")
         else:

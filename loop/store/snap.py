@@ -18,7 +18,8 @@ def snap_frame(folder, image: np.ndarray, tag: str, name: str) -> Path:
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)
     map_path = root / "map_clsloc.txt"
-    known = scan_folder(root).categories if map_path.is_file() else []
+    scanned = scan_folder(root) if map_path.is_file() else None
+    known = scanned.categories + scanned.triggers if scanned else []
     if not any(c.tag == tag for c in known):
         index = max((c.index for c in known), default=-1) + 1
         prefix = "" if not map_path.is_file() or map_path.read_bytes().endswith(b"\n") \
