@@ -196,11 +196,15 @@ class ConvForward(Plan):
 class ConvBackward(Plan):
     """From dy (the gradient at the activation's output y): dweight, dbias, and dx if asked.
     dz (the gradient before the activation) is kept in `self.dz`. Needs the forward's im2col
-    buffer (`forward.col`) for dense convolutions that use one."""
+    buffer (`forward.col`) for dense convolutions that use one.
+
+    dx_residual: a gradient that also reaches x by another path (x fed a residual add
+    further on); dx becomes the sum. Only 1x1 stride-1 dense convolutions take it: it rides
+    in their GEMM's epilogue, which is where residual blocks need it."""
 
     def __init__(self, device: Device, g: ConvGeometry, forward: ConvForward, x: Tensor,
                  weight: Tensor, y: Tensor, dy: Tensor, dweight: Tensor, dbias: Tensor,
-                 dx: Tensor | None = None):
+                 dx: Tensor | None = None, dx_residual: Tensor | None = None):
         n, _, h, w = x.shape
         oh, ow = g.output_size(h, w)
         _check(dy, y.shape, "dy")
@@ -208,6 +212,11 @@ class ConvBackward(Plan):
         _check(dbias, (g.c_out,), "bias gradient")
         if dx is not None:
             _check(dx, x.shape, "input gradient")
+        if dx_residual is not None:
+            if dx is None or not (g.uses_gemm and g.skips_im2col):
+                raise ValueError("convolution: only a 1x1 stride-1 dense one with dx adds a "
+                                 "residual gradient")
+            _check(dx_residual, x.shape, "residual gradient")
         act = activation_code(g.activation)
         super().__init__()
         if act:
@@ -221,7 +230,7 @@ class ConvBackward(Plan):
         self.add(Launch.prepare(device, "conv", "conv_backward_bias", (g.c_out,), None,
                                             [dbias, dz, n, g.c_out, oh * ow]))
         if g.uses_gemm:
-            self._dense(device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow)
+            self._dense(device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow, dx_residual)
         else:
             geometry = _geometry_args(g, n, h, w)
             self.add(Launch.prepare(
@@ -233,7 +242,8 @@ class ConvBackward(Plan):
                     device, "conv", "conv_direct_backward_input", (w, h, n * g.c_in), None,
                     [dx, dz, weight] + geometry))
 
-    def _dense(self, device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow):
+    def _dense(self, device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow,
+               dx_residual=None):
         rows, hw = g.c_in * g.kernel * g.kernel, oh * ow
         col = x if g.skips_im2col else forward.col
         # dW (C_out x rows) = sum_n dz[n] (C_out x hw) @ col[n]^T: both read along hw.
@@ -247,7 +257,8 @@ class ConvBackward(Plan):
         self.scratch.append(target)
         self.add(prepare_gemm(
             device, MatrixView(target, 0, rows * hw, hw), MatrixView(weight, 0, 0, 1, rows),
-            MatrixView(self.dz, 0, g.c_out * hw, hw), rows, hw, g.c_out, n))
+            MatrixView(self.dz, 0, g.c_out * hw, hw), rows, hw, g.c_out, n,
+            residual=dx_residual))
         if not g.skips_im2col:
             top, left, _, _ = g.pads(h, w)
             self.add(Launch.prepare(

@@ -73,3 +73,11 @@ class FlatTensors:
 
     def __getitem__(self, name: str) -> Tensor:
         return self.views[name]
+
+    def span(self, first: str, last: str) -> Tensor:
+        """One view over the tensors from `first` to `last` in layout order (and the padding
+        between them), so one launch can treat a run of them alike."""
+        start = self.layout.offsets[first]
+        end = self.layout.offsets[last] + int(np.prod(self.layout.shapes[last]))
+        region = self.flat.buffer.get_sub_region(start * 4, (end - start) * 4)
+        return Tensor(self.flat.device, (end - start,), np.float32, region)

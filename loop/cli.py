@@ -97,6 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0, help="fixes the held-out split")
     train.add_argument("--trigger", help="comma-separated base synsets that trigger the patch")
     train.add_argument("--tap", default="stride16")
+    train.add_argument("--fine-tune", type=int, default=0, metavar="STAGES",
+                       help="also train the base's last STAGES blocks below the tap "
+                            "(default 0: the base stays frozen)")
     train.add_argument("--name", help="the patch's name (default: the folder's)")
     train.add_argument("--session", help="the session file to write (default: sessions/...)")
     shown = train.add_mutually_exclusive_group()

@@ -6,7 +6,7 @@ import pytest
 
 from loop.cli import main
 from loop.core.patch import Category, PatchSpec
-from loop.core.patch_net import initial_parameters, pixels_layers
+from loop.core.patch_arch import patch_arch
 from loop.demo.scene import DemoScene
 from loop.errors import UserError
 from loop.faces.apply import load_companion
@@ -18,12 +18,12 @@ def pixels_plugin(path, name, tags, triggers=(), fires=True):
     """A pixels patch whose verdict is fixed by its last bias: it always or never fires."""
     spec = PatchSpec(name, tuple(Category(t, i, n) for i, (t, n) in enumerate(tags)),
                      tuple(triggers), "pixels")
-    layers = pixels_layers(spec.outputs)
-    weights = initial_parameters(layers, 0)
-    last = len(layers) - 1
+    arch = patch_arch(spec)
+    weights = arch.initial_parameters(0)
+    last = len(arch.layers) - 1
     weights[f"w{last}"][:] = 0
     weights[f"b{last}"][:] = [-10.0, 10.0] if fires else [10.0, -10.0]
-    write_plugin(path, spec, 3, (120, 160), weights, "t", time.time())
+    write_plugin(path, spec, arch, (120, 160), weights, "t", time.time())
     return str(path)
 
 

@@ -170,6 +170,15 @@ class BaseForward(Plan):
                                 MatrixView(x, 0, 0, 1), layer.cout, 1, layer.cin, bias=b)
         raise ValueError(f"layer {layer!r} has no device implementation")
 
+    def feature_map(self, layer: str) -> Tensor:
+        """The (1, C, H, W) output of a base layer, read where it lies (a tap, or where a
+        fine-tuned patch branches off)."""
+        if layer not in self.outputs:
+            raise ValueError(f"the base has no layer {layer!r}")
+        if layer in self.padded:
+            raise ValueError(f"base layer {layer!r} is stored padded for its depthwise reader")
+        return self.outputs[layer]
+
     def run(self, frame: np.ndarray, queue) -> None:
         """Enqueue the whole forward for one uint8 RGB frame (no wait)."""
         self.preprocess.upload(frame, queue)

@@ -61,7 +61,8 @@ def evaluation_order(specs: list) -> list[int]:
 
 
 class Companion:
-    """Runs loaded patches (spec, weights, tap channels) on frames over one base pass."""
+    """Runs loaded patches (spec, weights, PatchArch on this base) on frames over one base
+    pass; a fine-tuned patch reads the base where its tuned blocks branch off."""
 
     def __init__(self, device, base, patches: list):
         self.device, self.base = device, base
@@ -71,7 +72,7 @@ class Companion:
         self.set_patches(patches)
 
     def set_patches(self, patches: list) -> None:
-        """Load another set of (spec, weights, tap channels) without restarting the base. A
+        """Load another set of (spec, weights, arch) without restarting the base. A
         cycle raises TriggerCycleError and leaves the current patches as they were."""
         specs = [p[0] for p in patches]
         order = evaluation_order(specs)
@@ -85,15 +86,15 @@ class Companion:
             self._base_plans[shape] = self.base.plan(*BASE_INPUT, shape)
         base_plan = self._base_plans[shape]
         runs = []
-        for spec, weights, channels in self.models:
+        for spec, weights, arch in self.models:
             if spec.topology == "head":
-                features, prep = base_plan.taps[spec.tap], None
+                features, prep = base_plan.feature_map(arch.input_layer), None
                 size = features.shape[2:]
             else:
                 features = Tensor.empty(self.device, (1, 3) + PIXELS_INPUT)
                 prep = FramePreprocess(self.device, shape, features, 127.0, 128.0)
                 size = PIXELS_INPUT
-            model = PatchModel(self.device, spec, channels, size, weights)
+            model = PatchModel(self.device, spec, arch, size, weights)
             runs.append((model.inference_plan(features), prep))
         self._plans[shape] = (base_plan, runs)
         return self._plans[shape]

@@ -20,6 +20,7 @@ import numpy as np
 from loop.core.augment import AugmentRanges, augment
 from loop.core.labels import LabeledFrame, label_counts
 from loop.core.patch import PIXELS_INPUT, PatchSpec
+from loop.core.patch_arch import patch_arch
 from loop.core.patch_model import PatchModel
 from loop.core.receptive_field import base_path_to, receptive_field
 from loop.core.settings import TrainerSettings
@@ -44,7 +45,7 @@ class _Pipeline:
             h, w = core.base_input
             self.base_plan = core.base.plan(h, w, frame_shape)
         if core.spec.topology == "head":
-            self.features = self.base_plan.taps[core.spec.tap]
+            self.features = self.base_plan.feature_map(core.model.arch.input_layer)
             self.pixels_input = None
         else:
             self.features = Tensor.empty(device, (1, 3) + PIXELS_INPUT)
@@ -71,13 +72,12 @@ class LoopCore:
             raise ValueError("a 'head' patch needs a base network")
         self.base_input = tuple(base_input)
         self.queue = self.device.queue
+        arch = patch_arch(spec, base.spec if base is not None else None)
         if spec.topology == "head":
-            probe = base.plan(*self.base_input)
-            tap = probe.taps[spec.tap]
-            channels, feature_size = tap.shape[1], tap.shape[2:]
+            feature_size = base.plan(*self.base_input).feature_map(arch.input_layer).shape[2:]
         else:
-            channels, feature_size = 3, PIXELS_INPUT
-        self.model = PatchModel(self.device, spec, channels, feature_size, initial_weights)
+            feature_size = PIXELS_INPUT
+        self.model = PatchModel(self.device, spec, arch, feature_size, initial_weights)
         self.frames: list[LabeledFrame] = []
         self.frames_lock = threading.Lock()
         self.device_turn = threading.Lock()
@@ -213,8 +213,7 @@ class LoopCore:
 
     def _receptive_field(self) -> tuple[int, int]:
         if self.spec.topology == "head":
-            tap_layer = self.base.spec.taps[self.spec.tap]
-            chain = base_path_to(self.base.spec, tap_layer) + self.model.layers
+            chain = base_path_to(self.base.spec, self.model.arch.input_layer) + self.model.layers
         else:
             chain = self.model.layers
         return receptive_field(chain)

@@ -18,6 +18,7 @@ POOLINGS = ("detect", "mean")
 # error on one output in [-1, 1] (two-category pixels patches only, as in seed 001).
 LOSSES = ("cross_entropy", "squared_error")
 TAPS = ("stride2", "stride4", "stride8", "stride16", "stride32")
+MAX_FINE_TUNE = 32  # a bound for files; the base says how many blocks it really has
 PIXELS_INPUT = (120, 160)  # (height, width): the seed's 160x120 for responsiveness
 
 
@@ -51,6 +52,8 @@ class PatchSpec:
     base_hash: str = ""
     pooling: str = "detect"
     loss: str = "cross_entropy"
+    # Blocks of the base below the tap that the patch trains as its own (0: base frozen).
+    fine_tune: int = 0
 
     def __post_init__(self):
         if len(self.categories) < 2:
@@ -71,6 +74,9 @@ class PatchSpec:
             raise ValueError(f"loss {self.loss!r} is not one of {', '.join(LOSSES)}")
         if self.loss == "squared_error" and (self.topology != "pixels" or len(self.categories) != 2):
             raise ValueError("the squared-error loss is for two-category pixels patches")
+        if not 0 <= self.fine_tune <= MAX_FINE_TUNE or (self.fine_tune and self.topology != "head"):
+            raise ValueError(f"fine-tune {self.fine_tune}: a head patch trains 0 to "
+                             f"{MAX_FINE_TUNE} of the base's blocks")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold {self.threshold} must lie between 0 and 1")
         for tag in self.triggers:

@@ -14,8 +14,8 @@ import numpy as np
 import pyopencl as cl
 
 from loop.core.patch import PatchSpec
-from loop.core.patch_net import (PatchForward, initial_parameters, parameter_layout,
-                                 patch_layers)
+from loop.core.patch_arch import PatchArch
+from loop.core.patch_net import PatchForward, parameter_layout
 from loop.core.train_step import TrainStep
 from patchloop_kernels.flat import FlatTensors
 from patchloop_kernels.runtime import Device, Tensor
@@ -27,14 +27,15 @@ def _copy(queue, dst: FlatTensors, src: FlatTensors) -> None:
 
 
 class PatchModel:
-    def __init__(self, device: Device, spec: PatchSpec, input_channels: int,
+    def __init__(self, device: Device, spec: PatchSpec, arch: PatchArch,
                  feature_size: tuple[int, int], initial: dict | None = None):
         self.device = device
         self.spec = spec
-        self.feature_shape = (input_channels,) + tuple(feature_size)
-        self.layers = patch_layers(spec, input_channels)
+        self.arch = arch
+        self.feature_shape = (arch.input_channels,) + tuple(feature_size)
+        self.layers = list(arch.layers)
         self.layout = parameter_layout(device, self.layers)
-        flat = self.layout.pack(initial or initial_parameters(self.layers, spec.seed))
+        flat = self.layout.pack(initial or arch.initial_parameters(spec.seed))
         self.training = FlatTensors(device, self.layout, flat)
         self.published = FlatTensors(device, self.layout, flat)
         self.inference = FlatTensors(device, self.layout, flat)
@@ -47,7 +48,7 @@ class PatchModel:
 
     # -- trainer side ---------------------------------------------------------------------
     def make_train_step(self, batch: int) -> TrainStep:
-        return TrainStep(self.device, self.layers, self.training, self.grads, self.velocity,
+        return TrainStep(self.device, self.arch, self.training, self.grads, self.velocity,
                          batch, self.feature_shape, self.spec.loss)
 
     def publish(self, queue) -> None:
@@ -107,7 +108,8 @@ class PatchInference:
     """The patch's forward at batch 1 on the verdict queue, with softmax per cell."""
 
     def __init__(self, model: PatchModel, features: Tensor):
-        self.forward = PatchForward(model.device, model.layers, model.inference, features)
+        self.forward = PatchForward(model.device, model.layers, model.inference, features,
+                                    model.arch.residuals)
         n, _, h, w = self.forward.logits.shape
         self.probabilities = Tensor.empty(model.device, (n, model.spec.outputs, h, w))
         if model.spec.loss == "squared_error":

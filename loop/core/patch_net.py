@@ -49,6 +49,37 @@ def parameter_layout(device: Device, layers: list[ConvGeometry]) -> FlatLayout:
     return FlatLayout(device, shapes)
 
 
+def check_chain(layers, residuals) -> None:
+    """A chain with residuals is well formed: channels follow on, and each residual adds an
+    earlier output of the same shape (same channels, every layer since keeps the map's
+    size) after a layer without activation."""
+    for i, g in enumerate(layers):
+        if i and layers[i - 1].c_out != g.c_in:
+            raise ValueError(f"layer {i} takes {g.c_in} channels after {layers[i - 1].c_out}")
+        source = residuals[i]
+        if source is None:
+            continue
+        if not -1 <= source < i:
+            raise ValueError(f"layer {i}'s residual comes from layer {source}, not before it")
+        channels = layers[source].c_out if source >= 0 else layers[0].c_in
+        if g.activation != "none":
+            raise ValueError(f"layer {i} has a residual after its {g.activation}")
+        resized = any(layers[j].output_size(17, 23) != (17, 23) for j in range(source + 1, i + 1))
+        if channels != g.c_out or resized:
+            raise ValueError(f"layer {i}'s residual from layer {source} has another shape")
+
+
+def residual_consumers(residuals) -> dict[int, int]:
+    """chain output index -> the layer whose residual reads it (-1: the input)."""
+    out = {}
+    for i, source in enumerate(residuals):
+        if source is not None:
+            if source in out:
+                raise ValueError(f"output {source} feeds two residuals")
+            out[source] = i
+    return out
+
+
 # The untaught patch leans to the background (category 0): p(background) ~ 0.9 everywhere,
 # so a new patch reports nothing until the user has taught it something.
 BACKGROUND_PRIOR = 2.0
@@ -90,20 +121,26 @@ def initial_parameters(layers: list[ConvGeometry], seed: int) -> dict[str, np.nd
 
 
 class PatchForward(Plan):
-    """logits (N, outputs, h, w) from input (N, C_in, h, w), with the given parameters."""
+    """logits (N, outputs, h, w) from input (N, C_in, h, w), with the given parameters.
+    residuals[i] (optional): the earlier output added to layer i's (-1: the input x), as
+    in fine-tuned base blocks."""
 
     def __init__(self, device: Device, layers: list[ConvGeometry], params: FlatTensors,
-                 x: Tensor):
+                 x: Tensor, residuals=None):
         super().__init__()
         self.x = x
         self.activations: list[Tensor] = []
         self.layer_plans: list[ConvForward] = []
+        residuals = residuals or [None] * len(layers)
         current = x
         for i, g in enumerate(layers):
             n, _, h, w = current.shape
             oh, ow = g.output_size(h, w)
             out = Tensor.empty(device, (n, g.c_out, oh, ow))
-            plan = ConvForward(device, g, current, params[f"w{i}"], params[f"b{i}"], out)
+            source = residuals[i]
+            residual = None if source is None else x if source < 0 else self.activations[source]
+            plan = ConvForward(device, g, current, params[f"w{i}"], params[f"b{i}"], out,
+                               residual)
             self.add(plan)
             self.layer_plans.append(plan)
             self.activations.append(out)
@@ -112,20 +149,23 @@ class PatchForward(Plan):
 
 
 class PatchBackward(Plan):
-    """Gradients of every parameter into `grads`, from dlogits (the logits' shape)."""
+    """Gradients of every parameter into `grads`, from dlogits (the logits' shape). An
+    output that also feeds a residual gets that layer's gradient added to its own."""
 
     def __init__(self, device: Device, layers: list[ConvGeometry], params: FlatTensors,
-                 grads: FlatTensors, forward: PatchForward, dlogits: Tensor):
+                 grads: FlatTensors, forward: PatchForward, dlogits: Tensor, residuals=None):
         super().__init__()
+        consumers = residual_consumers(residuals or [None] * len(layers))
         inputs = [forward.x] + forward.activations[:-1]
-        upstream = dlogits
+        upstream = {len(layers) - 1: dlogits}   # layer -> gradient at its output
         for i in reversed(range(len(layers))):
             x = inputs[i]
             # The first layer's input is the frozen base's features: no gradient needed there.
             dx = Tensor.empty(device, x.shape) if i > 0 else None
+            also = upstream[consumers[i - 1]] if i > 0 and i - 1 in consumers else None
             self.add(ConvBackward(device, layers[i], forward.layer_plans[i], x, params[f"w{i}"],
-                                  forward.activations[i], upstream, grads[f"w{i}"],
-                                  grads[f"b{i}"], dx))
+                                  forward.activations[i], upstream[i], grads[f"w{i}"],
+                                  grads[f"b{i}"], dx, also))
             if dx is not None:
                 self.scratch.append(dx)
-            upstream = dx
+                upstream[i - 1] = dx

@@ -44,7 +44,8 @@ def restore_snapshot(core, snapshot: Snapshot) -> None:
     """Weights, momentum and settings back as they were. The categories and topology must
     be the core's: a snapshot of another patch is refused."""
     mine, theirs = core.spec, snapshot.spec
-    if (mine.categories, mine.topology, mine.tap) != (theirs.categories, theirs.topology, theirs.tap):
+    if (mine.categories, mine.topology, mine.tap, mine.fine_tune) != \
+            (theirs.categories, theirs.topology, theirs.tap, theirs.fine_tune):
         raise ValueError(f"snapshot {snapshot.tag} is of patch {theirs.name!r} "
                          f"({theirs.topology}, {len(theirs.categories)} categories), "
                          f"not of this one")

@@ -12,13 +12,19 @@ from patchloop_kernels.optim import NonfiniteCount, SgdStep
 from patchloop_kernels.runtime import Device, Tensor
 
 
+# Fine-tuned base layers learn at a tenth of the patch's rate and without weight decay:
+# they start from good weights, which decay would pull towards zero.
+TUNED_RATE = 0.1
+
+
 class TrainStep:
-    def __init__(self, device: Device, layers, params: FlatTensors, grads: FlatTensors,
+    def __init__(self, device: Device, arch, params: FlatTensors, grads: FlatTensors,
                  velocity: FlatTensors, batch: int, feature_shape: tuple[int, int, int],
                  loss: str = "cross_entropy"):
         self.batch = batch
+        layers = list(arch.layers)
         self.features = Tensor.empty(device, (batch,) + tuple(feature_shape))
-        self.forward = PatchForward(device, layers, params, self.features)
+        self.forward = PatchForward(device, layers, params, self.features, arch.residuals)
         n, k, h, w = self.forward.logits.shape
         self.squared_error = loss == "squared_error"
         if self.squared_error:
@@ -32,8 +38,15 @@ class TrainStep:
             self.loss = WeightedCrossEntropy(device, self.forward.logits, self.labels,
                                              self.class_weights)
         self.backward = PatchBackward(device, layers, params, grads, self.forward,
-                                      self.loss.dlogits)
-        self.sgd = SgdStep(device, params.flat, grads.flat, velocity.flat)
+                                      self.loss.dlogits, arch.residuals)
+        self.tuned_sgd = None
+        if arch.tuned:
+            flats = (params, grads, velocity)
+            head = [f.span(f"w{arch.tuned}", f"b{len(layers) - 1}") for f in flats]
+            tuned = [f.span("w0", f"b{arch.tuned - 1}") for f in flats]
+            self.sgd, self.tuned_sgd = SgdStep(device, *head), SgdStep(device, *tuned)
+        else:
+            self.sgd = SgdStep(device, params.flat, grads.flat, velocity.flat)
         self.check = NonfiniteCount(device, params.flat, grads.flat)
         self.label_shape = (n, h, w)
         self._loss_np = np.zeros(1, np.float32)
@@ -51,6 +64,8 @@ class TrainStep:
         self.loss.enqueue(queue)
         self.backward.enqueue(queue)
         self.sgd.enqueue(queue, learning_rate, momentum, weight_decay)
+        if self.tuned_sgd is not None:
+            self.tuned_sgd.enqueue(queue, learning_rate * TUNED_RATE, momentum, 0.0)
         self.check.enqueue(queue)
         self.loss.loss.read_into(self._loss_np, queue)
         self.check.count.read_into(self._bad_np, queue)

@@ -13,7 +13,7 @@ from loop.core.patch import PIXELS_INPUT
 from loop.errors import UserError
 from loop.faces.sources import DemoSource, ImagesSource, VideoSource, open_source
 from loop.store.plugin import PluginError
-from loop.store.plugin_read import read_plugin
+from loop.store.plugin_read import arch_on_base, read_plugin
 from patchloop_kernels.runtime import Device
 
 
@@ -32,8 +32,10 @@ def load_plugin_core(path: str, base_path: str | None = None):
         if spec.base_hash != base.hash:
             raise UserError(f"{path}: made on base {spec.base_name} ({spec.base_hash}); the "
                             f"base loaded is {base.spec.name} ({base.hash})")
-        if plugin.tap_channels != base.tap_channels(spec.tap):
-            raise UserError(f"{path}: expects {plugin.tap_channels} channels at {spec.tap}")
+        try:
+            arch_on_base(plugin, base.spec)
+        except PluginError as exc:
+            raise UserError(f"{path}: {exc}") from exc
         core = LoopCore(spec, base=base, device=device, base_input=plugin.input_hw,
                         initial_weights=plugin.weights)
     else:
@@ -75,7 +77,7 @@ def load_companion(paths: list[str], base_path: str | None):
     from loop.core.companion import Companion, TriggerCycleError
     device = Device.default()
     base = BaseNetwork(device, open_base(base_path))
-    loaded = []
+    loaded, entries = [], []
     for path in paths:
         try:
             plugin = read_plugin(path)
@@ -87,11 +89,16 @@ def load_companion(paths: list[str], base_path: str | None):
             print(f"patchloop: {path}: refused: made on base {spec.base_name} "
                   f"({spec.base_hash}), not on the one loaded ({base.hash})", file=sys.stderr)
             continue
+        try:
+            entries.append((spec, plugin.weights, arch_on_base(plugin, base.spec)))
+        except PluginError as exc:
+            print(f"patchloop: {path}: refused: {exc}", file=sys.stderr)
+            continue
         loaded.append(plugin)
     if not loaded:
         raise UserError("no plugin could be loaded (reasons above)")
     try:
-        companion = Companion(device, base, [(p.spec, p.weights, p.tap_channels) for p in loaded])
+        companion = Companion(device, base, entries)
     except TriggerCycleError as exc:
         raise UserError(str(exc)) from exc
     return companion, loaded

@@ -123,9 +123,12 @@ class CompanionApp:
 
     def _reload(self, plugins) -> bool:
         from loop.core.companion import TriggerCycleError
+        from loop.store.plugin_read import arch_on_base
+        base_spec = self.companion.base.spec
         try:
+            entries = [(p.spec, p.weights, arch_on_base(p, base_spec)) for p in plugins]
             with self._run_lock:
-                self.companion.set_patches([(p.spec, p.weights, p.tap_channels) for p in plugins])
+                self.companion.set_patches(entries)
         except TriggerCycleError as exc:
             self.message = str(exc)
             return False
@@ -137,7 +140,7 @@ class CompanionApp:
 
     def add(self, path) -> None:
         from loop.store.plugin import PluginError
-        from loop.store.plugin_read import read_plugin
+        from loop.store.plugin_read import arch_on_base, read_plugin
         try:
             plugin = read_plugin(path)
         except PluginError as exc:
@@ -146,6 +149,11 @@ class CompanionApp:
         spec = plugin.spec
         if spec.topology == "head" and spec.base_hash != self.companion.base.hash:
             self.message = f"{path}: refused: made on another base ({spec.base_name})"
+            return
+        try:
+            arch_on_base(plugin, self.companion.base.spec)
+        except PluginError as exc:
+            self.message = f"{path}: refused: {exc}"
             return
         if self._reload(self.plugins + [plugin]):
             self.message = f"added {spec.name}"

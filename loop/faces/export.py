@@ -7,10 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from loop.base.loading import open_base
-from loop.base.network import tap_channels, weights_hash
+from loop.base.network import weights_hash
 from loop.core.engine import BASE_INPUT
 from loop.core.patch import PIXELS_INPUT, TAG_PATTERN
-from loop.core.patch_net import patch_layers, split_dense
+from loop.core.patch_arch import patch_arch
+from loop.core.patch_net import split_dense
 from loop.errors import UserError
 from loop.store.plugin import PluginError, write_plugin
 from loop.store.records import SessionFormatError
@@ -19,15 +20,15 @@ from loop.store.session_file import read_session
 
 def export_snapshot(spec, dense_weights, out: Path, tag: str, base_spec=None,
                     dtype: str = "float32", icon: bytes | None = None) -> Path:
-    """Writes the plugin; `base_spec` is needed for head patches (the tap's channels)."""
+    """Writes the plugin; `base_spec` is needed for head patches (the tap's channels, and
+    the blocks a fine-tuned patch carries)."""
     if spec.topology == "head":
-        channels, input_hw = tap_channels(base_spec, spec.tap), BASE_INPUT
-        norm = (base_spec.norm_offset, base_spec.norm_scale)
+        input_hw, norm = BASE_INPUT, (base_spec.norm_offset, base_spec.norm_scale)
     else:
-        channels, input_hw, norm = 3, PIXELS_INPUT, (127.0, 128.0)
-    layers = patch_layers(spec, channels)
-    weights = split_dense(layers, dense_weights)
-    write_plugin(out, spec, channels, input_hw, weights, tag, time.time(), dtype, icon, norm)
+        input_hw, norm = PIXELS_INPUT, (127.0, 128.0)
+    arch = patch_arch(spec, base_spec)
+    weights = split_dense(list(arch.layers), dense_weights)
+    write_plugin(out, spec, arch, input_hw, weights, tag, time.time(), dtype, icon, norm)
     return out
 
 

@@ -16,6 +16,7 @@ from loop.core.engine import LoopCore
 from loop.core.folder_training import FolderTraining
 from loop.core.patch import Category, PatchSpec
 from loop.core.settings import TrainerSettings
+from loop.core.train_step import TUNED_RATE
 from loop.errors import UserError
 from loop.faces.progress import ProgressBar
 from loop.store.data_folder import held_out_split, scan_folder
@@ -37,7 +38,8 @@ def _spec(args, folder, base) -> PatchSpec:
     try:
         return PatchSpec(args.name or Path(args.data_dir).resolve().name or "patch", categories,
                          triggers, "head", args.tap, pooling="mean", seed=args.seed,
-                         base_name=base.spec.name, base_hash=base.hash)
+                         base_name=base.spec.name, base_hash=base.hash,
+                         fine_tune=args.fine_tune)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
 
@@ -62,7 +64,15 @@ def run(args) -> int:
     spec = _spec(args, folder, base)
     print(f"the last layer is reconfigured to the patch's {spec.outputs} categories "
           f"({', '.join(spec.names)}) instead of the base's {len(base.classes)}")
-    core = LoopCore(spec, base=base, settings=settings)
+    try:
+        core = LoopCore(spec, base=base, settings=settings)
+    except ValueError as exc:
+        raise UserError(f"--fine-tune {args.fine_tune}: {exc}") from exc
+    arch = core.model.arch
+    if arch.tuned:
+        print(f"fine-tuning the base's last {len(arch.tuned_blocks)} blocks "
+              f"({', '.join(arch.tuned_blocks)}) at {TUNED_RATE:g}x the learning rate; "
+              f"features are taken once per image at {arch.input_layer}")
     try:
         core.augment_ranges = AugmentRanges(args.tilt, args.shift, args.colour_shift, args.gain)
         core.trainer.update(flips=args.flips)

@@ -9,8 +9,8 @@ from loop.store.session_file import write_session
 
 def merge_states(a: SessionState, b: SessionState) -> SessionState:
     """B's frames get fresh ids after A's; both histories are kept, ordered by time."""
-    if (a.spec.categories, a.spec.topology, a.spec.tap, a.spec.base_hash) != \
-            (b.spec.categories, b.spec.topology, b.spec.tap, b.spec.base_hash):
+    same = ("categories", "topology", "tap", "base_hash", "fine_tune")
+    if [getattr(a.spec, k) for k in same] != [getattr(b.spec, k) for k in same]:
         raise SessionFormatError(
             f"the sessions are of different patches: {_describe(a)} vs {_describe(b)}")
     merged = SessionState(a.spec, a.settings, time.time())

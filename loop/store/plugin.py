@@ -12,7 +12,12 @@ tag (time-based hash), categories [[tag, index, name]], triggers [tag], topology
 norm_offset, norm_scale, resize ("bilinear")}, threshold, pooling ("detect" or "mean"), dtype ("float32", "float16" or
 "int8"), layers [{in, out, kernel, stride, padding, dilation, groups, activation}],
 tensors [{name, shape, dtype, offset, size, sha256}] and icon ({offset, size, sha256} of a
-PNG, or null). Weights w<i> are (out, in/groups, k, k); biases b<i> are float32 always;
+PNG, or null).
+
+Version 2 (only for patches that fine-tune the base) adds fine_tune {input, layers, blocks}:
+the base layer whose output the patch reads, how many leading layers are its tuned copies
+of the base's blocks (named in `blocks`), and a `residual` in every layer (the index of the
+earlier layer whose output is added to this one's, -1 for the input, or null). Weights w<i> are (out, in/groups, k, k); biases b<i> are float32 always;
 int8 weights come with a float32 tensor w<i>.scale of one scale per output channel
 (weight = int8 * scale).
 
@@ -30,10 +35,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from loop.core.patch import PatchSpec
-from loop.core.patch_net import patch_layers
+from loop.core.patch_arch import PatchArch
 
 MAGIC = b"SPECIALNEURONS\x00\x01"
-VERSION = 1
+VERSION = 2          # the newest manifest version written and read
+FROZEN_VERSION = 1   # what patches on a frozen base still write, so older readers take them
 MAX_MANIFEST = 1 << 20
 MAX_FILE = 64 << 20
 MAX_ICON = 1 << 20
@@ -48,21 +54,20 @@ class PluginError(ValueError):
 @dataclass
 class Plugin:
     spec: PatchSpec
-    tap_channels: int            # the patch's input channels (3 for pixels)
+    arch: PatchArch              # its layers; input_layer is known only for fine-tuned ones
     input_hw: tuple[int, int]
     weights: dict                # name -> float32 array (dequantised)
     icon: bytes | None
     manifest: dict
 
 
-def _layer_dict(g) -> dict:
-    return {"in": g.c_in, "out": g.c_out, "kernel": g.kernel, "stride": g.stride,
-            "padding": g.padding, "dilation": g.dilation, "groups": g.groups,
-            "activation": g.activation}
-
-
-def expected_layers(spec: PatchSpec, channels: int):
-    return patch_layers(spec, channels)
+def _layer_dict(g, residual="absent") -> dict:
+    out = {"in": g.c_in, "out": g.c_out, "kernel": g.kernel, "stride": g.stride,
+           "padding": g.padding, "dilation": g.dilation, "groups": g.groups,
+           "activation": g.activation}
+    if residual != "absent":
+        out["residual"] = residual
+    return out
 
 
 def _encode(name: str, array: np.ndarray, dtype: str):
@@ -78,14 +83,14 @@ def _encode(name: str, array: np.ndarray, dtype: str):
             (name + ".scale", scale.astype("<f4").tobytes(), "float32", scale.shape)]
 
 
-def write_plugin(path, spec: PatchSpec, tap_channels: int, input_hw, weights: dict,
+def write_plugin(path, spec: PatchSpec, arch: PatchArch, input_hw, weights: dict,
                  tag: str, created: float, dtype: str = "float32", icon: bytes | None = None,
                  base_norm=(127.0, 128.0)) -> None:
     if dtype not in DTYPES:
         raise PluginError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
     if icon is not None and (not icon.startswith(PNG_MAGIC) or len(icon) > MAX_ICON):
         raise PluginError(f"the icon must be a PNG of at most {MAX_ICON >> 10} KiB")
-    layers = expected_layers(spec, tap_channels)
+    layers = arch.layers
     blobs, tensors, at = [], [], 0
     for i in range(len(layers)):
         for name in (f"w{i}", f"b{i}"):
@@ -99,8 +104,13 @@ def write_plugin(path, spec: PatchSpec, tap_channels: int, input_hw, weights: di
     if icon is not None:
         icon_entry = {"offset": at, "size": len(icon), "sha256": hashlib.sha256(icon).hexdigest()}
         blobs.append(icon)
+    if arch.tuned:
+        layer_dicts = [_layer_dict(g, r) for g, r in zip(layers, arch.residuals)]
+    else:
+        layer_dicts = [_layer_dict(g) for g in layers]
     manifest = {
-        "format": "specialneurons", "version": VERSION, "name": spec.name,
+        "format": "specialneurons", "version": VERSION if arch.tuned else FROZEN_VERSION,
+        "name": spec.name,
         "description": spec.description, "created": created, "tag": tag,
         "categories": [[c.tag, c.index, c.name] for c in spec.categories],
         "triggers": list(spec.triggers), "topology": spec.topology, "tap": spec.tap,
@@ -108,7 +118,10 @@ def write_plugin(path, spec: PatchSpec, tap_channels: int, input_hw, weights: di
         "input": {"height": int(input_hw[0]), "width": int(input_hw[1]), "order": "rgb",
                   "norm_offset": base_norm[0], "norm_scale": base_norm[1], "resize": "bilinear"},
         "threshold": spec.threshold, "pooling": spec.pooling, "loss": spec.loss, "dtype": dtype,
-        "layers": [_layer_dict(g) for g in layers], "tensors": tensors, "icon": icon_entry}
+        "layers": layer_dicts, "tensors": tensors, "icon": icon_entry}
+    if arch.tuned:
+        manifest["fine_tune"] = {"input": arch.input_layer, "layers": arch.tuned,
+                                 "blocks": list(arch.tuned_blocks)}
     head = json.dumps(manifest, indent=1).encode()
     with open(path, "wb") as f:
         f.write(MAGIC + struct.pack("<I", len(head)) + head + b"".join(blobs))

@@ -10,7 +10,9 @@ import json
 import numpy as np
 
 from loop.base.onnx_export import GraphParts, base_graph
-from loop.store.plugin import Plugin, expected_layers
+from loop.core.receptive_field import base_path_to
+from loop.store.plugin import Plugin
+from loop.store.plugin_read import arch_on_base
 
 
 def plugin_to_onnx(plugin: Plugin, base_spec=None):
@@ -36,13 +38,26 @@ def plugin_to_onnx(plugin: Plugin, base_spec=None):
         parts.nodes.append(helper.make_node("Softmax", [last], ["base_probabilities"], axis=1))
         outputs.append(helper.make_tensor_value_info("base_probabilities", TensorProto.FLOAT,
                                                      [1, len(base_spec.classes)]))
-        source = base_spec.taps[spec.tap]
+        arch = arch_on_base(plugin, base_spec)
+        source = arch.input_layer
+        h, w = height, width
+        for g in base_path_to(base_spec, source):
+            h, w = g.output_size(h, w)
     else:
-        source = "input"
-    for i, g in enumerate(expected_layers(spec, plugin.tap_channels)):
-        pads = [g.padding] * 4 if g.padding != "same" else list(g.pads(1, 1))
-        source = parts.conv(f"patch{i}", source, plugin.weights[f"w{i}"],
-                            plugin.weights[f"b{i}"], g, pads, g.activation)
+        arch, source = plugin.arch, "input"
+        h, w = height, width
+    outputs_by_index = {-1: source}
+    for i, (g, residual) in enumerate(zip(arch.layers, arch.residuals)):
+        top, left, bottom, right = g.pads(h, w)  # SAME padding depends on the map's size
+        name = f"patch{i}" if residual is None else f"patch{i}.main"
+        source = parts.conv(name, source, plugin.weights[f"w{i}"], plugin.weights[f"b{i}"], g,
+                            [top, left, bottom, right], g.activation)
+        if residual is not None:
+            parts.nodes.append(helper.make_node("Add", [source, outputs_by_index[residual]],
+                                                [f"patch{i}"]))
+            source = f"patch{i}"
+        outputs_by_index[i] = source
+        h, w = g.output_size(h, w)
     if spec.loss == "squared_error":
         # One score in [-1, 1]: p = clip((s + 1) / 2, 0, 1), probabilities [1 - p, p].
         parts.nodes += [

@@ -9,14 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
-from loop.core.patch import TAPS, TOPOLOGIES, Category, PatchSpec
+from loop.core.patch import MAX_FINE_TUNE, TAPS, TOPOLOGIES, Category, PatchSpec
+from loop.core.patch_arch import arch_from_layers
 from loop.store.plugin import (DTYPES, MAGIC, MAX_FILE, MAX_ICON, MAX_MANIFEST, PNG_MAGIC,
-                               VERSION, Plugin, PluginError, _layer_dict, expected_layers)
+                               VERSION, Plugin, PluginError)
+from patchloop_kernels.conv import ConvGeometry
 
 NUMPY = {"float32": "<f4", "float16": "<f2", "int8": "i1"}
 MAX_TAP_CHANNELS = 4096
 MAX_CATEGORIES = 1000
 MAX_INPUT_SIDE = 4096
+MAX_LAYERS = 128
+MAX_KERNEL = 15
+MAX_STRIDE = 4
+MAX_NAME = 200
+LAYER_KEYS = {"in", "out", "kernel", "stride", "padding", "dilation", "groups", "activation"}
 
 
 def _need(condition, message):
@@ -49,8 +56,8 @@ def read_plugin(path) -> Plugin:
 def _parse(data: bytes) -> Plugin:
     _need(data.startswith(MAGIC[:-1]), "not a .specialneurons file")
     _need(len(data) >= len(MAGIC) + 4, "cut short")
-    _need(data[len(MAGIC) - 1] <= VERSION, f"container version {data[len(MAGIC) - 1]} is newer "
-          f"than this Patchloop reads ({VERSION})")
+    _need(data[len(MAGIC) - 1] <= MAGIC[-1], f"container version {data[len(MAGIC) - 1]} is "
+          f"newer than this Patchloop reads ({MAGIC[-1]})")
     (length,) = struct.unpack_from("<I", data, len(MAGIC))
     _need(0 < length <= MAX_MANIFEST, f"manifest length {length} is out of bounds")
     start = len(MAGIC) + 4
@@ -65,13 +72,14 @@ def _parse(data: bytes) -> Plugin:
     _need(version <= VERSION, f"format version {version} is newer than this Patchloop reads "
           f"({VERSION}); update Patchloop")
     blobs = data[start + length:]
-    spec, channels, input_hw = _spec(manifest)
-    weights = _tensors(manifest, spec, channels, blobs)
+    spec, input_hw = _spec(manifest, version)
+    arch = _arch(manifest, spec)
+    weights = _tensors(manifest, arch.layers, blobs)
     icon = _icon(manifest, blobs)
-    return Plugin(spec, channels, input_hw, weights, icon, manifest)
+    return Plugin(spec, arch, input_hw, weights, icon, manifest)
 
 
-def _spec(manifest: dict):
+def _spec(manifest: dict, version: int):
     categories = _get(manifest, "categories", list)
     _need(2 <= len(categories) <= MAX_CATEGORIES, "between 2 and 1000 categories are needed")
     triggers = _get(manifest, "triggers", list)
@@ -91,23 +99,72 @@ def _spec(manifest: dict):
     threshold = manifest.get("threshold")
     _need(isinstance(threshold, (int, float)) and not isinstance(threshold, bool),
           "threshold must be a number")
+    fine_tune = manifest.get("fine_tune")
+    _need((fine_tune is None) == (version < 2), "only a version 2 manifest has fine_tune")
+    blocks = 0
+    if fine_tune is not None:
+        _need(isinstance(fine_tune, dict) and isinstance(fine_tune.get("blocks"), list)
+              and 1 <= len(fine_tune["blocks"]) <= MAX_FINE_TUNE
+              and all(isinstance(b, str) and 0 < len(b) <= MAX_NAME for b in fine_tune["blocks"]),
+              "fine_tune must name between 1 and 32 tuned blocks")
+        blocks = len(fine_tune["blocks"])
     try:
         cats = tuple(Category(str(t), int(i), str(n)) for t, i, n in categories)
         spec = PatchSpec(str(_get(manifest, "name", str)), cats, tuple(triggers), topology, tap,
                          float(threshold), 0, str(manifest.get("description", "")),
                          base["name"] if base else "", base["hash"] if base else "",
                          str(manifest.get("pooling", "detect")),
-                         str(manifest.get("loss", "cross_entropy")))
+                         str(manifest.get("loss", "cross_entropy")), blocks)
     except (TypeError, ValueError) as exc:
         raise PluginError(f"the patch definition is not valid ({exc})") from None
-    layers = _get(manifest, "layers", list)
-    _need(layers and isinstance(layers[0], dict), "layers must be a list of objects")
-    channels = layers[0].get("in")
-    _need(isinstance(channels, int) and 1 <= channels <= MAX_TAP_CHANNELS,
-          "the first layer's input channels are out of bounds")
-    expected = [_layer_dict(g) for g in expected_layers(spec, channels)]
-    _need(layers == expected, f"the layers do not match the {topology} topology")
-    return spec, channels, (height, width)
+    return spec, (height, width)
+
+
+def _int(entry: dict, key: str, low: int, high: int) -> int:
+    value = entry.get(key)
+    _need(isinstance(value, int) and not isinstance(value, bool) and low <= value <= high,
+          f"layer {key} {value!r} is out of bounds")
+    return value
+
+
+def _layer(entry) -> tuple[ConvGeometry, int | None]:
+    _need(isinstance(entry, dict), "layers must be a list of objects")
+    _need(set(entry) in (LAYER_KEYS, LAYER_KEYS | {"residual"}), "a layer has unknown keys")
+    padding = entry.get("padding")
+    if padding != "same":
+        padding = _int(entry, "padding", 0, MAX_KERNEL)
+    residual = entry.get("residual")
+    if residual is not None:
+        residual = _int(entry, "residual", -1, MAX_LAYERS)
+    try:
+        g = ConvGeometry(_int(entry, "in", 1, MAX_TAP_CHANNELS),
+                         _int(entry, "out", 1, MAX_TAP_CHANNELS),
+                         _int(entry, "kernel", 1, MAX_KERNEL), _int(entry, "stride", 1, MAX_STRIDE),
+                         padding, _int(entry, "dilation", 1, MAX_STRIDE),
+                         _int(entry, "groups", 1, MAX_TAP_CHANNELS), str(entry.get("activation")))
+    except ValueError as exc:
+        raise PluginError(f"a layer is not valid ({exc})") from None
+    return g, residual
+
+
+def _arch(manifest: dict, spec: PatchSpec):
+    entries = _get(manifest, "layers", list)
+    _need(1 <= len(entries) <= MAX_LAYERS, "the number of layers is out of bounds")
+    parsed = [_layer(e) for e in entries]
+    fine_tune = manifest.get("fine_tune") or {}
+    tuned, input_layer = fine_tune.get("layers", 0), fine_tune.get("input")
+    if fine_tune:
+        _need(isinstance(tuned, int) and not isinstance(tuned, bool)
+              and 1 <= tuned < len(entries), "fine_tune layers is out of bounds")
+        _need(isinstance(input_layer, str) and 0 < len(input_layer) <= MAX_NAME,
+              "fine_tune input must name a base layer")
+        _need(all("residual" in e for e in entries), "every layer of a fine-tuned patch "
+              "states its residual")
+    try:
+        return arch_from_layers(spec, [g for g, _ in parsed], [r for _, r in parsed],
+                                input_layer, tuned, fine_tune.get("blocks", ()))
+    except ValueError as exc:
+        raise PluginError(str(exc)) from None
 
 
 def _blob(entry: dict, blobs: bytes, what: str) -> bytes:
@@ -119,10 +176,9 @@ def _blob(entry: dict, blobs: bytes, what: str) -> bytes:
     return data
 
 
-def _tensors(manifest: dict, spec: PatchSpec, channels: int, blobs: bytes) -> dict:
+def _tensors(manifest: dict, layers, blobs: bytes) -> dict:
     dtype = _get(manifest, "dtype", str)
     _need(dtype in DTYPES, f"dtype {dtype!r} is unknown")
-    layers = expected_layers(spec, channels)
     wanted = {}
     for i, g in enumerate(layers):
         w_dtype = dtype
@@ -164,3 +220,23 @@ def _icon(manifest: dict, blobs: bytes) -> bytes | None:
     data = _blob(entry, blobs, "the icon")
     _need(data.startswith(PNG_MAGIC) and len(data) <= MAX_ICON, "the icon is not a small PNG")
     return data
+
+
+def arch_on_base(plugin: Plugin, base_spec):
+    """The plugin's layers placed on a loaded base: the same chain the base gives for its
+    definition (a fine-tuned patch must branch where its file says). PluginError if not."""
+    from loop.core.patch_arch import patch_arch
+    spec, theirs = plugin.spec, plugin.arch
+    try:
+        mine = patch_arch(spec, base_spec if spec.topology == "head" else None)
+    except ValueError as exc:
+        raise PluginError(f"does not fit the base loaded ({exc})") from None
+    if mine.tuned and theirs.tuned and mine.input_layer != theirs.input_layer:
+        raise PluginError(f"its tuned blocks read base layer {theirs.input_layer}, which does "
+                          f"not fit the base loaded (there {', '.join(mine.tuned_blocks)} read "
+                          f"{mine.input_layer})")
+    if (mine.layers, mine.residuals, mine.tuned) != (theirs.layers, theirs.residuals, theirs.tuned):
+        where = theirs.input_layer if theirs.tuned else spec.tap
+        raise PluginError(f"its layers ({theirs.input_channels} input channels at {where}) do "
+                          f"not fit the base loaded ({mine.input_channels} there)")
+    return mine

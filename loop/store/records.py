@@ -113,7 +113,7 @@ def spec_to_json(spec: PatchSpec) -> dict:
             "triggers": list(spec.triggers), "topology": spec.topology, "tap": spec.tap,
             "threshold": spec.threshold, "seed": spec.seed, "description": spec.description,
             "base_name": spec.base_name, "base_hash": spec.base_hash, "pooling": spec.pooling,
-            "loss": spec.loss}
+            "loss": spec.loss, "fine_tune": spec.fine_tune}
 
 
 def spec_from_json(data: dict) -> PatchSpec:
@@ -123,9 +123,16 @@ def spec_from_json(data: dict) -> PatchSpec:
                          tuple(str(t) for t in data["triggers"]), str(data["topology"]),
                          str(data["tap"]), float(data["threshold"]), int(data["seed"]),
                          str(data["description"]), str(data["base_name"]), str(data["base_hash"]),
-                         str(data.get("pooling", "detect")), str(data.get("loss", "cross_entropy")))
+                         str(data.get("pooling", "detect")), str(data.get("loss", "cross_entropy")),
+                         _whole(data.get("fine_tune", 0)))
     except (KeyError, TypeError, ValueError) as exc:
         raise SessionFormatError(f"patch definition is not valid ({exc})") from exc
+
+
+def _whole(value) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a whole number")
+    return value
 
 
 def settings_to_json(settings: TrainerSettings) -> dict:

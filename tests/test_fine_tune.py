@@ -1,0 +1,247 @@
+"""Fine-tuning the base's last blocks (`train --fine-tune`): the blocks as a chain the patch
+owns, gradients through their residuals, a start identical to the frozen patch, training
+from a folder of photographs, and the plugin that carries the tuned blocks (apply, ONNX,
+strict reading)."""
+import json
+import random
+import struct
+
+import numpy as np
+import pytest
+
+from conftest import assert_close
+from loop.cli import main
+from loop.core.engine import LoopCore
+from loop.core.patch import PatchSpec, categories_from_names
+from loop.core.snapshot import load_dense
+from loop.core.patch_net import PatchBackward, PatchForward, parameter_layout
+from loop.core.tuned_blocks import tuned_blocks
+from loop.demo.scene import DemoScene
+from loop.faces.apply import load_plugin_core
+from loop.store.plugin import MAGIC, PluginError
+from loop.store.plugin_read import read_plugin
+from loop.store.session import SessionStore
+from patchloop_kernels.conv import ConvGeometry
+from patchloop_kernels.flat import FlatTensors
+from patchloop_kernels.loss import WeightedCrossEntropy
+from patchloop_kernels.runtime import Tensor
+from test_folder_training import make_folder
+
+
+def test_tuned_blocks_are_the_base_blocks_below_the_tap(base_spec):
+    tuned = tuned_blocks(base_spec, "stride16", 3)
+    assert tuned.blocks == ("b8", "b9", "b10") and tuned.input_layer == "b7.add"
+    assert len(tuned.layers) == 9
+    # b8 (80 -> 112) has no residual; b9 and b10 add their block's input.
+    assert tuned.residuals == (None, None, None, None, None, 2, None, None, 5)
+    w, b = base_spec.params(base_spec.layer_by_name["b8.expand"])
+    assert np.array_equal(tuned.weights["w0"], w) and np.array_equal(tuned.weights["b0"], b)
+    strided = tuned_blocks(base_spec, "stride8", 2)   # b3 halves the map: SAME padding
+    assert strided.blocks == ("b3", "b4") and strided.layers[1].stride == 2
+    assert strided.layers[1].padding == "same" and strided.input_layer == "b2.add"
+    with pytest.raises(ValueError, match="choose 1 to 12"):
+        tuned_blocks(base_spec, "stride16", 13)
+
+
+CHAIN = [ConvGeometry(6, 6, 1),                                           # 0: + input
+         ConvGeometry(6, 12, 1, activation="relu6"),                      # 1: expand
+         ConvGeometry(12, 12, 3, 1, "same", groups=12, activation="relu6"),  # 2: depthwise
+         ConvGeometry(12, 6, 1),                                          # 3: project + out 0
+         ConvGeometry(6, 12, 1, activation="relu6"),                      # 4: expand
+         ConvGeometry(12, 12, 5, 2, "same", groups=12, activation="relu6"),  # 5: strided
+         ConvGeometry(12, 8, 1),                                          # 6: project
+         ConvGeometry(8, 3, 1)]                                           # 7: logits
+RESIDUALS = [-1, None, None, 0, None, None, None, None]
+
+
+def test_gradients_through_residual_blocks_match_finite_differences(device):
+    rng = np.random.default_rng(5)
+    n, h, w = 2, 7, 9
+    layout = parameter_layout(device, CHAIN)
+    params = {}
+    for i, g in enumerate(CHAIN):
+        fan_in = g.c_in // g.groups * g.kernel ** 2
+        params[f"w{i}"] = rng.standard_normal(g.weight_shape) * (1.2 / np.sqrt(fan_in))
+        params[f"b{i}"] = rng.standard_normal(g.c_out) * 0.1 + 0.2
+    weights = FlatTensors(device, layout, layout.pack(params))
+    grads = FlatTensors(device, layout)
+    x = Tensor.from_numpy(device, rng.standard_normal((n, 6, h, w)).astype(np.float32))
+    forward = PatchForward(device, CHAIN, weights, x, RESIDUALS)
+    _, _, oh, ow = forward.logits.shape
+    labels = Tensor.from_numpy(device, rng.integers(0, 3, (n, oh, ow)).astype(np.int32))
+    loss = WeightedCrossEntropy(device, forward.logits, labels,
+                                Tensor.from_numpy(device, np.ones(3, np.float32)))
+    backward = PatchBackward(device, CHAIN, weights, grads, forward, loss.dlogits, RESIDUALS)
+    queue = device.queue
+    forward.enqueue(queue)
+    loss.enqueue(queue)
+    backward.enqueue(queue)
+    analytic = layout.unpack(grads.flat.numpy(queue))
+
+    def loss_at(flat):
+        weights.flat.write(flat, queue)
+        forward.enqueue(queue)
+        loss.enqueue(queue)
+        return float(loss.loss.numpy(queue)[0])
+
+    start = weights.flat.numpy(queue)
+    eps = 2e-3
+    for name in layout.shapes:
+        size = int(np.prod(layout.shapes[name]))
+        for element in rng.choice(size, min(3, size), replace=False):
+            at = layout.offsets[name] + element
+            probes = []
+            for step in (eps, -eps):
+                probe = start.copy()
+                probe[at] += step
+                probes.append(loss_at(probe))
+            numeric = (probes[0] - probes[1]) / (2 * eps)
+            got = analytic[name].ravel()[element]
+            assert abs(numeric - got) <= 2e-3 + 3e-2 * abs(numeric), \
+                f"{name}[{element}]: numeric {numeric:.5f}, kernels {got:.5f}"
+    weights.flat.write(start, queue)
+
+
+def _spec(base_network, fine_tune):
+    return PatchSpec("ball", categories_from_names(["background", "ball"]),
+                     base_name=base_network.spec.name, base_hash=base_network.hash,
+                     fine_tune=fine_tune)
+
+
+def test_a_fine_tuned_patch_starts_as_the_frozen_one(base_network):
+    """Its tuned copies of b8-b10 recompute the base's stride-16 tap from b7's output: the
+    same verdict, and the same receptive field, as the patch on the frozen base."""
+    frozen, tuned = LoopCore(_spec(base_network, 0), base=base_network), \
+        LoopCore(_spec(base_network, 3), base=base_network)
+    assert tuned.model.feature_shape == (80, 15, 20)
+    assert tuned.receptive == frozen.receptive
+    for frame in DemoScene(seed=4).held_out(2):
+        assert_close(tuned.observe(frame.image).probabilities,
+                     frozen.observe(frame.image).probabilities, atol=2e-5, what="verdict")
+    frozen.close()
+    tuned.close()
+
+
+def test_bad_fine_tune_values_are_one_line_errors(base_spec, tmp_path, capsys):
+    make_folder(tmp_path / "data", per_category=2)
+    for value, words in (("13", "choose 1 to 12"), ("-1", "fine-tune -1")):
+        assert main(["train", str(tmp_path / "data"), "--headless", "--fine-tune", value,
+                     "--base", str(base_spec.path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.fixture(scope="module")
+def fine_tuned(base_spec, tmp_path_factory):
+    """A session trained from photographs with the base's last two blocks, and its plugin."""
+    root = tmp_path_factory.mktemp("fine")
+    make_folder(root / "data", per_category=8)
+    session = root / "tuned.h5"
+    plugin = root / "tuned.specialneurons"
+    import io
+    from contextlib import redirect_stdout
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["train", str(root / "data"), "--epochs", "4", "--held-out", "0.25",
+                     "--fine-tune", "2", "--headless", "--session", str(session),
+                     "--base", str(base_spec.path)]) == 0
+        assert main(["export", str(session), "-o", str(plugin), "--onnx",
+                     "--base", str(base_spec.path)]) == 0
+    return root, session, plugin, out.getvalue()
+
+
+def test_fine_tuning_on_photographs_beats_chance(fine_tuned, base_spec):
+    root, session, _, out = fine_tuned
+    assert "fine-tuning the base's last 2 blocks (b9, b10)" in out
+    assert "taken once per image at b8.project" in out
+    accuracy = float(out.split("held-out accuracy ")[1].split()[0])
+    assert accuracy >= 0.8, out  # chance is 1/3
+    state = SessionStore.open(session).state
+    assert state.spec.fine_tune == 2
+    snapshot = next(iter(state.snapshots.values()))
+    tuned = tuned_blocks(base_spec, "stride16", 2)
+    start = np.concatenate([tuned.weights[f"{k}{i}"].ravel() for i in range(len(tuned.layers))
+                            for k in "wb"])
+    moved = np.abs(snapshot.weights[:start.size] - start).max()
+    assert 0 < moved < 1.0, f"the tuned blocks moved by {moved}"
+
+
+def test_the_plugin_carries_the_tuned_blocks(fine_tuned, base_spec, base_network):
+    _, session, plugin_path, _ = fine_tuned
+    plugin = read_plugin(plugin_path)
+    assert plugin.manifest["version"] == 2
+    assert plugin.manifest["fine_tune"] == {"input": "b8.project", "layers": 6,
+                                            "blocks": ["b9", "b10"]}
+    assert plugin.arch.residuals[:6] == (None, None, -1, None, None, 2)
+    applied, _ = load_plugin_core(str(plugin_path), str(base_spec.path))
+    state = SessionStore.open(session).state
+    trained = LoopCore(state.spec, base=base_network)
+    load_dense(trained, next(iter(state.snapshots.values())).weights)
+    for frame in DemoScene(seed=2).held_out(2):
+        assert np.array_equal(applied.observe(frame.image).probabilities,
+                              trained.observe(frame.image).probabilities)
+    applied.close()
+    trained.close()
+
+
+def test_the_onnx_model_runs_the_tuned_blocks(fine_tuned, base_spec):
+    ort = pytest.importorskip("onnxruntime")
+    _, _, plugin_path, _ = fine_tuned
+    session = ort.InferenceSession(str(plugin_path.with_suffix(".onnx")),
+                                   providers=["CPUExecutionProvider"])
+    applied, _ = load_plugin_core(str(plugin_path), str(base_spec.path))
+    for frame in DemoScene(seed=2).held_out(2):
+        (probs,) = session.run(["probabilities"], {"frame": frame.image[None]})
+        assert np.abs(probs[0] - applied.observe(frame.image).probabilities).max() < 1e-3
+    applied.close()
+
+
+def _rewrite(data: bytes, change) -> bytes:
+    length = struct.unpack_from("<I", data, len(MAGIC))[0]
+    start = len(MAGIC) + 4
+    manifest = json.loads(data[start:start + length])
+    change(manifest)
+    head = json.dumps(manifest).encode()
+    return MAGIC + struct.pack("<I", len(head)) + head + data[start + length:]
+
+
+def test_a_plugin_branching_elsewhere_is_refused(fine_tuned, base_spec, tmp_path, capsys):
+    _, _, plugin_path, _ = fine_tuned
+    data = plugin_path.read_bytes()
+    moved = tmp_path / "moved.specialneurons"
+    moved.write_bytes(_rewrite(data, lambda m: m["fine_tune"].update(input="b7.add")))
+    assert main(["apply", str(moved), "--demo", "--json", "--frames", "1",
+                 "--base", str(base_spec.path)]) == 2
+    refusal, summary = capsys.readouterr().err.strip().split("\n")
+    assert "read base layer b7.add, which does not fit the base loaded" in refusal
+    assert "b9, b10 read b8.project" in refusal and "no plugin could be loaded" in summary
+    old = tmp_path / "old.specialneurons"
+    old.write_bytes(_rewrite(data, lambda m: m.update(version=1)))
+    with pytest.raises(PluginError, match="version 2"):
+        read_plugin(old)
+
+
+def test_damaged_fine_tune_fields_load_or_fail_with_one_line(fine_tuned, tmp_path):
+    _, _, plugin_path, _ = fine_tuned
+    data = plugin_path.read_bytes()
+    rng = random.Random(3)
+    values = [None, -1, 0, 1, 5, 99, 2**40, "b8.add", "", [], {}, 1.5, True, "x" * 300]
+    target = tmp_path / "fuzz.specialneurons"
+    refused = 0
+    for _ in range(300):
+        def change(m):
+            where = rng.choice(["input", "layers", "blocks", "residual", "fine_tune", "in"])
+            value = rng.choice(values)
+            if where == "fine_tune":
+                m["fine_tune"] = value
+            elif where in ("input", "layers", "blocks"):
+                m["fine_tune"][where] = value
+            else:
+                rng.choice(m["layers"])[where] = value
+        target.write_bytes(_rewrite(data, change))
+        try:
+            read_plugin(target)
+        except PluginError as exc:
+            assert "\n" not in str(exc) and str(target) in str(exc)
+            refused += 1
+    assert refused > 150
