@@ -258,7 +258,13 @@ __kernel void depthwise_forward(
     const int c = plane % C;
     float wk[DW_K * DW_K];
     #pragma unroll
+#ifdef DW_FLIP
+    // The input gradient of a stride-1 depthwise convolution: the same correlation with the
+    // kernel turned half a turn, over dz padded by K - 1 - pad (see ConvBackward).
+    for (int i = 0; i < DW_K * DW_K; i++) wk[i] = w[c * DW_K * DW_K + DW_K * DW_K - 1 - i];
+#else
     for (int i = 0; i < DW_K * DW_K; i++) wk[i] = w[c * DW_K * DW_K + i];
+#endif
     const float b = bias[c];
     const __global float *x0 = xp + ((long)plane * HP + oh * DW_S) * WP;
     __global float *yr = y + ((long)plane * OH + oh) * OW;
@@ -283,5 +289,46 @@ __kernel void depthwise_forward(
             *(float8u *)out = v;
             for (int j = 0; ow0 + j < OW; j++) yr[ow0 + j] = out[j];
         }
+    }
+}
+
+// dw (C, K, K) of a depthwise convolution: dw[c, kh, kw] = sum over n, oh, ow of
+// dz[n, c, oh, ow] * xp[n, c, oh*S + kh, ow*S + kw], with xp the padded input (pad_forward;
+// its slack must be zero: the last block reads past the row for lanes whose dz is 0).
+// Work-item (kh, c) keeps one float8 sum per kw while it runs over the batch and the map.
+__kernel void depthwise_backward_weight(
+    __global float *dw, __global const float *dz, __global const float *xp,
+    int N, int C, int HP, int WP, int OH, int OW)
+{
+    const int kh = get_global_id(0), c = get_global_id(1);
+    if (kh >= DW_K || c >= C) return;
+    float8 acc[DW_K];
+    #pragma unroll
+    for (int kw = 0; kw < DW_K; kw++) acc[kw] = (float8)(0.0f);
+    for (int n = 0; n < N; n++) {
+        const long plane = (long)n * C + c;
+        for (int oh = 0; oh < OH; oh++) {
+            const __global float *x0 = xp + (plane * HP + oh * DW_S + kh) * WP;
+            const __global float *dzr = dz + (plane * OH + oh) * OW;
+            for (int ow0 = 0; ow0 < OW; ow0 += 8) {
+                float8 g;
+                if (ow0 + 8 <= OW) {
+                    g = *(const __global float8u *)(dzr + ow0);
+                } else {
+                    float part[8];
+                    for (int j = 0; j < 8; j++) part[j] = ow0 + j < OW ? dzr[ow0 + j] : 0.0f;
+                    g = *(float8u *)part;
+                }
+                const __global float *seg = x0 + ow0 * DW_S;
+                #pragma unroll
+                for (int kw = 0; kw < DW_K; kw++) acc[kw] += g * tap_inputs(seg, kw);
+            }
+        }
+    }
+    #pragma unroll
+    for (int kw = 0; kw < DW_K; kw++) {
+        const float8 a = acc[kw];
+        const float4 h = a.lo + a.hi;
+        dw[(c * DW_K + kh) * DW_K + kw] = (h.x + h.y) + (h.z + h.w);
     }
 }

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .gemm import MatrixView, activation_code, prepare_gemm, prepare_gemm_nt
 from .runtime import Device, Launch, Plan, Tensor
 
@@ -120,9 +122,15 @@ class PaddedMap:
         _, _, hp, wp = PaddedMap.layout(g, h, w)
         size = n * g.c_in * hp * wp + 16 * g.stride + g.kernel
         if zeroed:  # a producer will write only the inside: the border must start at zero
-            import numpy as np
             return Tensor.from_numpy(device, np.zeros(size, np.float32))
         return Tensor.empty(device, (size,))
+
+
+def _pad(device, g: ConvGeometry, padded: Tensor, x: Tensor, planes: int, h: int, w: int):
+    top, left, hp, wp = PaddedMap.layout(g, h, w)
+    return Launch.prepare(device, "conv", "pad_forward", (hp, planes),
+                          _rows_by_planes(hp, planes, wp),
+                          [padded, x, h, w, top, left, hp, wp, planes])
 
 
 class ConvForward(Plan):
@@ -151,6 +159,7 @@ class ConvForward(Plan):
             _check(residual, y.shape, "residual")
         super().__init__()
         self.col: Tensor | None = None
+        self.padded: Tensor | None = None  # a depthwise one's padded input, for its backward
         if g.uses_gemm:
             rows = g.c_in * g.kernel * g.kernel
             if g.skips_im2col:
@@ -175,11 +184,10 @@ class ConvForward(Plan):
             if x_padded is not None:
                 padded = x
             else:
-                padded = PaddedMap.tensor(device, g, n, h, w)
+                # Zeroed once: the slack past the map stays zero, as the backward needs.
+                self.padded = padded = PaddedMap.tensor(device, g, n, h, w, zeroed=True)
                 self.scratch.append(padded)
-                self.add(Launch.prepare(device, "conv", "pad_forward", (hp, planes),
-                                        _rows_by_planes(hp, planes, wp),
-                                        [padded, x, h, w, top, left, hp, wp, planes]))
+                self.add(_pad(device, g, padded, x, planes, h, w))
             self.add(Launch.prepare(
                 device, "conv", "depthwise_forward", (oh, planes),
                 _rows_by_planes(oh, planes, ow * g.kernel * g.kernel),
@@ -231,6 +239,8 @@ class ConvBackward(Plan):
                                             [dbias, dz, n, g.c_out, oh * ow]))
         if g.uses_gemm:
             self._dense(device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow, dx_residual)
+        elif g.is_depthwise:
+            self._depthwise(device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow)
         else:
             geometry = _geometry_args(g, n, h, w)
             self.add(Launch.prepare(
@@ -241,6 +251,41 @@ class ConvBackward(Plan):
                 self.add(Launch.prepare(
                     device, "conv", "conv_direct_backward_input", (w, h, n * g.c_in), None,
                     [dx, dz, weight] + geometry))
+
+    def _depthwise(self, device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow):
+        """Depthwise backward in the forward's register-blocked shape (the direct kernels
+        are 3-8x slower on the shapes fine-tuning meets)."""
+        planes, build = n * g.c_in, {"DW_K": g.kernel, "DW_S": g.stride}
+        _, _, hp, wp = PaddedMap.layout(g, h, w)
+        padded = forward.padded
+        if padded is None:  # the forward fused a residual and ran the direct kernel
+            padded = PaddedMap.tensor(device, g, n, h, w, zeroed=True)
+            self.scratch.append(padded)
+            self.add(_pad(device, g, padded, x, planes, h, w))
+        self.add(Launch.prepare(device, "conv", "depthwise_backward_weight", (g.kernel, g.c_in),
+                                (g.kernel, min(g.c_in, 16)), [dweight, self.dz, padded, n, g.c_in, hp, wp,
+                                                oh, ow], build))
+        if dx is None:
+            return
+        top, left, bottom, right = g.pads(h, w)
+        flipped = g.kernel - 1 - top
+        if g.stride != 1 or (top, left) != (bottom, right) or top != left or flipped < 0:
+            self.add(Launch.prepare(device, "conv", "conv_direct_backward_input",
+                                    (w, h, n * g.c_in), None,
+                                    [dx, self.dz, weight] + _geometry_args(g, n, h, w)))
+            return
+        # dx = dz, padded by K - 1 - pad, correlated with the kernel turned half a turn.
+        turned = ConvGeometry(g.c_in, g.c_in, g.kernel, 1, flipped, groups=g.c_in)
+        dz_padded = PaddedMap.tensor(device, turned, n, oh, ow)
+        zero_bias = Tensor.from_numpy(device, np.zeros(g.c_in, np.float32))
+        self.scratch += [dz_padded, zero_bias]
+        self.add(_pad(device, turned, dz_padded, self.dz, planes, oh, ow))
+        _, _, hp2, wp2 = PaddedMap.layout(turned, oh, ow)
+        self.add(Launch.prepare(
+            device, "conv", "depthwise_forward", (h, planes),
+            _rows_by_planes(h, planes, w * g.kernel * g.kernel),
+            [dx, dz_padded, weight, zero_bias, g.c_in, hp2, wp2, h, w, 0, planes],
+            {"DW_K": g.kernel, "DW_S": 1, "DW_FLIP": 1}))
 
     def _dense(self, device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow,
                dx_residual=None):

@@ -26,6 +26,9 @@ CASES = [
     (1, 4, 3, ConvGeometry(2, 2, 5, 2, "same", 1, 2, "none")),
     (1, 12, 16, ConvGeometry(3, 4, 3, 2, "same", 1, 1, "relu6")),
     (4, 5, 7, ConvGeometry(33, 17, 1, 1, 0, 1, 1, "none")),
+    (3, 15, 20, ConvGeometry(9, 9, 5, 1, "same", 1, 9, "relu6")),   # fine-tuning's shape
+    (2, 11, 13, ConvGeometry(4, 4, 3, 1, 0, 1, 4, "none")),        # depthwise, no padding
+    (1, 9, 23, ConvGeometry(3, 3, 5, 2, "same", 1, 3, "relu6")),
 ]
 
 
@@ -75,6 +78,8 @@ def test_conv_matches_reference(device, n, h, w, g):
 
 @pytest.mark.parametrize("g", [ConvGeometry(3, 4, 3, 2, "same", 1, 1, "none"),
                                ConvGeometry(4, 4, 3, 1, 2, 2, 4, "none"),
+                               ConvGeometry(4, 4, 5, 1, "same", 1, 4, "relu6"),   # depthwise
+                               ConvGeometry(3, 3, 3, 2, "same", 1, 3, "none"),
                                ConvGeometry(2, 3, 3, 1, 1, 1, 1, "relu")])
 def test_conv_backward_finite_differences(device, g):
     """d(sum(r * y))/dparam by central differences of the OpenCL forward, in float64 sums."""
