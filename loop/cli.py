@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--seed", type=int, default=0, help="loop: demo scene and patch seed")
     bench.add_argument("--plot", help="loop: write the accuracy curve to this PNG")
     bench.add_argument("--batch", type=int, default=16, help="loop: the trainer's batch size")
+    bench.add_argument("--fine-tune", type=int, default=3, metavar="STAGES",
+                       help="train: blocks fine-tuned in the run beside the frozen one (0: none)")
 
     base = sub.add_parser("base", help="manage the base network")
     base.add_argument("action", choices=["convert"], help="convert the shipped weights")

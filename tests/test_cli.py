@@ -34,9 +34,15 @@ def test_bad_base_path_is_one_line_and_exit_2(capsys, tmp_path):
 
 
 def test_bench_train_reports_throughput(capsys, device, base_spec):
-    assert main(["bench", "train", "--json", "--base", str(base_spec.path)]) == 0
+    assert main(["bench", "train", "--json", "--fine-tune", "1",
+                 "--base", str(base_spec.path)]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["feature_images_per_second"] > 0 and report["training_images_per_second"] > 0
+    tuned = report["fine_tuned"]
+    assert tuned["fine_tune_blocks"] == ["b10"] and tuned["training_steps_per_second"] > 0
+    assert tuned["trained_parameters"] > report["trained_parameters"]
+    for r in (report, tuned):
+        assert 0 <= r["held_out_accuracy"] <= 1
 
 
 def test_bad_arguments_are_one_line_and_exit_2(capsys):

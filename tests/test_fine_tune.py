@@ -122,6 +122,23 @@ def test_a_fine_tuned_patch_starts_as_the_frozen_one(base_network):
     tuned.close()
 
 
+def test_tuned_blocks_that_stride_label_the_verdict_grid(base_network):
+    """Six blocks reach back past b5, which halves the map: features come at stride 8, the
+    labels and verdicts stay on the stride-16 grid."""
+    from loop.core.labels import WholeFrameLabel
+    core = LoopCore(_spec(base_network, 6), base=base_network)
+    assert core.model.arch.input_layer == "b4.add"
+    assert core.model.feature_shape == (40, 30, 40) and core.model.cells == (15, 20)
+    frame = DemoScene(seed=4).frame(3)
+    verdict = core.observe(frame.image)
+    assert verdict.probabilities.shape == (2, 15, 20)
+    core.label(verdict.frame_id, WholeFrameLabel(1))
+    before = core.trainer.status.steps
+    core.trainer.step()
+    assert core.trainer.status.steps == before + 1 and np.isfinite(core.trainer.status.last_loss)
+    core.close()
+
+
 def test_bad_fine_tune_values_are_one_line_errors(base_spec, tmp_path, capsys):
     make_folder(tmp_path / "data", per_category=2)
     for value, words in (("13", "choose 1 to 12"), ("-1", "fine-tune -1")):
@@ -129,6 +146,8 @@ def test_bad_fine_tune_values_are_one_line_errors(base_spec, tmp_path, capsys):
                      "--base", str(base_spec.path)]) == 2
         err = capsys.readouterr().err.strip()
         assert words in err and "\n" not in err and "Traceback" not in err
+    assert main(["bench", "train", "--fine-tune", "99", "--base", str(base_spec.path)]) == 2
+    assert "choose 0 to 12" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +201,16 @@ def test_the_plugin_carries_the_tuned_blocks(fine_tuned, base_spec, base_network
                               trained.observe(frame.image).probabilities)
     applied.close()
     trained.close()
+
+
+def test_info_tells_what_is_fine_tuned(fine_tuned, base_spec, capsys):
+    _, session, plugin_path, _ = fine_tuned
+    assert main(["info", str(session)]) == 0
+    assert "fine-tuning 2 base blocks" in capsys.readouterr().out
+    assert main(["info", str(plugin_path), "--base", str(base_spec.path)]) == 0
+    out = capsys.readouterr().out
+    assert "tuned copies of the base's b9, b10 (reading b8.project)" in out
+    assert "base efficientnet-lite0: installed" in out
 
 
 def test_the_onnx_model_runs_the_tuned_blocks(fine_tuned, base_spec):

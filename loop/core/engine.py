@@ -193,7 +193,8 @@ class LoopCore:
                                         self.augment_ranges)
         features = self.features(new_image)
         copy = LabeledFrame(self._next_copy_id, new_image, features, new_labels,
-                            added_at=stamp, augmented_from=source.frame_id)
+                            added_at=stamp, augmented_from=source.frame_id,
+                            cells=self.model.cells)
         copy.relabel()
         self._next_copy_id -= 1
         with self.frames_lock:
@@ -239,7 +240,7 @@ class LoopCore:
                 if held is None:
                     raise KeyError(f"frame {frame_id} is no longer held; label a newer frame")
                 image, features = held
-                frame = LabeledFrame(frame_id, image, features)
+                frame = LabeledFrame(frame_id, image, features, cells=self.model.cells)
                 self.frames.append(frame)
             self._history.append((frame_id, len(frame.labels)))
             self._drop_copies(frame_id)
@@ -257,7 +258,8 @@ class LoopCore:
             if frame_id not in by_frame:
                 image = _check_frame(images[frame_id])
                 by_frame[frame_id] = LabeledFrame(frame_id, image, self.features(image),
-                                                  excluded=frame_id in excluded)
+                                                  excluded=frame_id in excluded,
+                                                  cells=self.model.cells)
             frame = by_frame[frame_id]
             self._history.append((frame_id, len(frame.labels)))
             frame.labels.append(label)

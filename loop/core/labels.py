@@ -72,9 +72,11 @@ class LabeledFrame:
     added_at: float = 0.0                # time of the newest label (orders "new" labels first)
     excluded: bool = False               # deleted from training (kept in history)
     augmented_from: int | None = None    # the frame this is a rand-tilt-shift copy of
+    cells: tuple | None = None           # the verdict's grid (h, w); None: the features'
+                                         # (they differ when tuned base blocks stride)
 
     def relabel(self) -> None:
-        h, w = self.features.shape[1:]
+        h, w = self.cells or self.features.shape[1:]
         fh, fw = self.image.shape[:2]
         self.label_map = rasterize(self.labels, h, w, fh, fw)
 

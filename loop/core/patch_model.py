@@ -33,6 +33,10 @@ class PatchModel:
         self.spec = spec
         self.arch = arch
         self.feature_shape = (arch.input_channels,) + tuple(feature_size)
+        cells = tuple(feature_size)
+        for g in arch.layers:
+            cells = g.output_size(*cells)
+        self.cells = cells  # (h, w) of the verdict's grid
         self.layers = list(arch.layers)
         self.layout = parameter_layout(device, self.layers)
         flat = self.layout.pack(initial or arch.initial_parameters(spec.seed))

@@ -39,7 +39,7 @@ def describe_plugin(path: Path, base_path: str | None) -> dict:
             "threshold": m["threshold"], "dtype": m["dtype"],
             "tensors": [{"name": t["name"], "shape": t["shape"], "dtype": t["dtype"],
                          "bytes": t["size"]} for t in m["tensors"]],
-            "icon": plugin.icon is not None}
+            "icon": plugin.icon is not None, "fine_tune": m.get("fine_tune")}
     if m["base"] is not None:
         installed = weights_hash(open_base(base_path))
         info["base_installed_matches"] = installed == m["base"]["hash"]
@@ -63,6 +63,10 @@ def run(args) -> int:
             print(f"{path}: plugin {info['name']!r} ({info['topology']} on {info['tap']}, "
                   f"{info['dtype']}), categories: {names}; triggers: "
                   f"{', '.join(info['triggers']) or 'always'}; icon: {info['icon']}")
+            if info["fine_tune"]:
+                tuned = info["fine_tune"]
+                print(f"  carries its own tuned copies of the base's "
+                      f"{', '.join(tuned['blocks'])} (reading {tuned['input']})")
             for t in info["tensors"]:
                 print(f"  {t['name']}: {t['shape']} {t['dtype']} ({t['bytes']} bytes)")
             if "base_installed_matches" in info:
@@ -77,8 +81,9 @@ def run(args) -> int:
         print(json.dumps(info, indent=2))
         return 0
     patch = info["patch"]
+    tuned = f", fine-tuning {patch['fine_tune']} base blocks" if patch["fine_tune"] else ""
     print(f"{path}: session of patch {patch['name']!r} ({patch['topology']}, "
-          f"{len(patch['categories'])} categories, base {patch['base_name'] or 'none'})")
+          f"{len(patch['categories'])} categories, base {patch['base_name'] or 'none'}{tuned})")
     print(f"  {info['frames']} frames, {info['labels']} labels "
           f"({info['labels_in_history']} in the edit history): {info['labels_by_category']}")
     print(f"  snapshots: {', '.join(info['snapshots']) or 'none'}")
