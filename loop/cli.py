@@ -59,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
                       "(default: background,object; the demo's own with --demo)")
     live.add_argument("--topology", choices=["head", "pixels"], default="head")
     live.add_argument("--tap", default="stride16", help="base stage the head sits on")
+    live.add_argument("--fine-tune", type=int, default=0, metavar="STAGES",
+                      help="also train the base's last STAGES blocks below the tap (slower steps)")
     live.add_argument("--loss", choices=["cross_entropy", "squared_error"],
                       default="cross_entropy", help="squared_error: the seed's loss, for "
                       "two-category pixels patches")

@@ -213,6 +213,14 @@ def test_info_tells_what_is_fine_tuned(fine_tuned, base_spec, capsys):
     assert "base efficientnet-lite0: installed" in out
 
 
+def test_eval_reads_the_fine_tuned_plugin(fine_tuned, base_spec, capsys):
+    root, _, plugin_path, _ = fine_tuned
+    assert main(["eval", str(plugin_path), str(root / "data"), "--json",
+                 "--base", str(base_spec.path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert np.array(report["confusion"]).sum() == 24 and report["accuracy"] > 0.5
+
+
 def test_the_onnx_model_runs_the_tuned_blocks(fine_tuned, base_spec):
     ort = pytest.importorskip("onnxruntime")
     _, _, plugin_path, _ = fine_tuned

@@ -252,6 +252,22 @@ def test_screenshot_run_saves_the_window(device, base_spec, tmp_path, monkeypatc
     assert list((tmp_path / "sessions").glob("*.h5")), "the run was recorded as a session"
 
 
+def test_live_fine_tuning_records_and_trains(device, base_spec, tmp_path, monkeypatch):
+    from loop.cli import main
+    from loop.store.session import SessionStore
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "tuned.h5"
+    code = main(["live", "--demo", "--fine-tune", "1", "--screenshot", str(tmp_path / "s.png"),
+                 "--frames", "30", "--autoclick", "--session", str(path),
+                 "--base", str(base_spec.path)])
+    assert code == 0
+    state = SessionStore.open(path).state
+    assert state.spec.fine_tune == 1 and state.labels, "clicks were recorded"
+    assert state.loss_log, "the trainer took steps"
+    assert main(["live", "--demo", "--fine-tune", "40", "--screenshot", str(tmp_path / "t.png"),
+                 "--frames", "1", "--base", str(base_spec.path)]) == 2
+
+
 def test_e_exports_beside_the_session(device, base_spec, tmp_path):
     path = tmp_path / "session.h5"
     args = _parser().parse_args(["live", "--demo", "--base", str(base_spec.path),
