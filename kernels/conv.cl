@@ -128,27 +128,44 @@ __kernel void conv_direct_backward_weight(
     dw[(co * cin_g + c) * K * K + khw] = acc;
 }
 
-// db[co] = sum over n, h, w of dz[n, co, h, w]. One work-item per channel.
+// db[co] = sum over n, h, w of dz[n, co, h, w]. One work-item per channel, summing each
+// plane's row in float8 (PoCL does not vectorize the scalar loop).
 __kernel void conv_backward_bias(__global float *db, __global const float *dz,
                                  int N, int C, int HW)
 {
     const int co = get_global_id(0);
     if (co >= C) return;
+    const int hw8 = HW & ~7;
+    float8 acc8 = (float8)(0.0f);
     float acc = 0.0f;
     for (int n = 0; n < N; n++) {
         const __global float *p = dz + ((long)n * C + co) * HW;
-        for (int i = 0; i < HW; i++) acc += p[i];
+        for (int i = 0; i < hw8; i += 8) acc8 += *(const __global float8u *)(p + i);
+        for (int i = hw8; i < HW; i++) acc += p[i];
     }
-    db[co] = acc;
+    const float4 h = acc8.lo + acc8.hi;
+    db[co] = acc + (h.x + h.y) + (h.z + h.w);
 }
 
 // dz = dy * act'(z), read off the activation's output y (ReLU: y > 0; ReLU6: 0 < y < 6).
-// Work-item i handles 8 consecutive elements of the flat tensor of `count` elements.
+// Work-item i handles ACT_SPAN consecutive elements of the flat tensor of `count`, in float8
+// with the comparisons' lane masks (no branches, no built-in calls).
+#define ACT_SPAN 64
 __kernel void activation_backward(__global float *dz, __global const float *dy,
                                   __global const float *y, int count, int act)
 {
-    const int i0 = get_global_id(0) * 8;
-    for (int i = i0; i < min(i0 + 8, count); i++) {
+    const int i0 = get_global_id(0) * ACT_SPAN;
+    if (i0 + ACT_SPAN <= count) {
+        for (int i = i0; i < i0 + ACT_SPAN; i += 8) {
+            const float8 v = *(const __global float8u *)(y + i);
+            int8 pass = act == 0 ? (int8)(-1) : v > 0.0f;
+            if (act == 2) pass &= v < 6.0f;
+            const int8 g = as_int8(*(const __global float8u *)(dy + i));
+            *(__global float8u *)(dz + i) = as_float8(g & pass);
+        }
+        return;
+    }
+    for (int i = i0; i < count; i++) {
         const float v = y[i];
         const bool pass = act == 0 || (v > 0.0f && (act == 1 || v < 6.0f));
         dz[i] = pass ? dy[i] : 0.0f;

@@ -76,6 +76,7 @@ class ConvGeometry:
         return self.kernel == 1 and self.stride == 1 and self.pads(1, 1) == (0, 0, 0, 0)
 
 
+ACT_SPAN = 64  # elements per work-item of activation_backward (conv.cl)
 # Work a work-group should hold: PoCL pays a few microseconds per group (see gemm.py).
 GROUP_WORK = 1 << 16
 
@@ -230,7 +231,7 @@ class ConvBackward(Plan):
         if act:
             self.dz = Tensor.empty(device, y.shape)
             self.add(Launch.prepare(
-                device, "conv", "activation_backward", (-(-dy.size // 8),), None,
+                device, "conv", "activation_backward", (-(-dy.size // ACT_SPAN),), None,
                 [self.dz, dy, y, dy.size, act]))
         else:
             self.dz = dy

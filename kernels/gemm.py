@@ -11,7 +11,7 @@ LONG_K, LONG_K_VECTORS = 256, 3
 # Work-items of one group run as a loop in one PoCL thread; a group of 16 row tiles over one
 # column panel of B keeps that panel in cache (POCL_NOTES.md: 28-59 vs 100-122 GFLOP/s).
 GROUP_ROWS = 16
-NT_TILE = 4  # gemm_nt_forward's NT_M and NT_N
+NT_ROWS, NT_COLS = 2, 4  # gemm_nt_forward's NT_M and NT_N
 GROUP_WORK = 1 << 17  # multiply-adds a work-group should hold (see _group_shape)
 # Packing B costs one pass over it; it pays once this many rows of C reuse each panel.
 PACK_MIN_ROWS = 32
@@ -126,7 +126,7 @@ def prepare_gemm_nt(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
     _check_fits(a, batches, m, k, "A")
     _check_fits(b, batches, n, k, "B")
     _check_fits(c, 1, m, n, "C")
-    grid = (-(-n // NT_TILE), -(-m // NT_TILE))
+    grid = (-(-n // NT_COLS), -(-m // NT_ROWS))
     return Launch.prepare(device, "gemm", "gemm_nt_forward", grid, (1, min(GROUP_ROWS, grid[1])),
                           [c.tensor, c.offset, c.row_stride,
                            a.tensor, a.offset, a.batch_stride, a.row_stride,

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from patchloop_kernels.conv import ConvBackward, ConvForward, ConvGeometry
-from patchloop_kernels.gemm import matmul
+from patchloop_kernels.gemm import MatrixView, matmul, prepare_gemm_nt
 from patchloop_kernels.runtime import Tensor
 from reference.conv_ref import conv_backward, conv_forward
 from conftest import assert_close
@@ -137,6 +137,23 @@ def test_gemm_matches_numpy(device, m, n, k):
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((k, n)).astype(np.float32)
     assert_close(matmul(device, a, b), a.astype(np.float64) @ b, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("m,n,k,batches", [(1, 1, 1, 1), (3, 5, 7, 2), (9, 13, 17, 3),
+                                           (64, 576, 300, 2), (33, 7, 8, 1), (2, 4, 16, 5)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_gemm_nt_matches_numpy(device, m, n, k, batches, accumulate):
+    """C = [C +] sum over batches of A[b] @ B[b]^T: the weight gradients' product."""
+    rng = np.random.default_rng(m * 7 + n * 3 + k)
+    a = rng.standard_normal((batches, m, k)).astype(np.float32)
+    b = rng.standard_normal((batches, n, k)).astype(np.float32)
+    c0 = rng.standard_normal((m, n)).astype(np.float32)
+    ta, tb = Tensor.from_numpy(device, a), Tensor.from_numpy(device, b)
+    tc = Tensor.from_numpy(device, c0 if accumulate else np.full((m, n), np.nan, np.float32))
+    prepare_gemm_nt(device, MatrixView(tc, 0, 0, n), MatrixView(ta, 0, m * k, k),
+                    MatrixView(tb, 0, n * k, k), m, n, k, batches, accumulate).enqueue(device.queue)
+    expected = np.einsum("bmk,bnk->mn", a.astype(np.float64), b) + (c0 if accumulate else 0)
+    assert_close(tc.numpy(), expected, atol=1e-4, rtol=1e-4, what="gemm_nt")
 
 
 def test_same_padding_matches_tensorflow_rule():
