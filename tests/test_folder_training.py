@@ -118,6 +118,48 @@ def test_training_window_stop_n_show_saves_snapshots(device, base_spec, tmp_path
     assert core.trainer.status.steps <= steps + 1, "stop-N-show goes one image at a time"
 
 
+def _window_job(device, base_spec, tmp_path):
+    from loop.base.loading import open_base
+    from loop.base.network import BaseNetwork
+    from loop.core.engine import LoopCore
+    from loop.core.folder_training import FolderTraining
+    from loop.core.patch import Category, PatchSpec
+    from loop.store.data_folder import scan_folder
+    make_folder(tmp_path / "data", per_category=2)
+    folder = scan_folder(tmp_path / "data")
+    base = BaseNetwork(device, open_base(str(base_spec.path)))
+    spec = PatchSpec("w", tuple(Category(c.tag, i, c.name) for i, c in enumerate(folder.categories)),
+                     pooling="mean", base_name=base.spec.name, base_hash=base.hash)
+    core = LoopCore(spec, base=base)
+    job = FolderTraining(core, folder.images, [])
+    job.extract(False)
+    return core, job
+
+
+def test_the_about_dialog_comes_before_training(device, base_spec, tmp_path):
+    """The seed's About dialog: nothing trains until Yes; No cancels."""
+    import pygame
+    from loop.faces.train_window import ABOUT_PANEL, ABOUT_RECT, NO_BUTTON, TrainWindow
+    core, job = _window_job(device, base_spec, tmp_path)
+    about = ["the last layer is reconfigured to the patch's 3 categories"]
+    window = TrainWindow(core, job, epochs=50, out_dir=tmp_path / "out", about=about)
+    window.run(max_frames=3)
+    assert core.trainer.status.steps == 0, "training waits for the dialog"
+    assert tuple(window.screen.get_at((ABOUT_RECT.x + 8, ABOUT_RECT.bottom - 8)))[:3] == ABOUT_PANEL
+    pygame.display.init()
+    window.screen = pygame.display.set_mode((960, 600))
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_y, mod=0))
+    window.run(max_frames=3)
+    assert core.trainer.status.steps >= 2 and not window.cancelled
+    assert tuple(window.screen.get_at((ABOUT_RECT.x + 8, ABOUT_RECT.bottom - 8)))[:3] != ABOUT_PANEL
+
+    declined = TrainWindow(core, job, epochs=50, out_dir=tmp_path / "out", about=about)
+    steps = core.trainer.status.steps
+    pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=1, pos=NO_BUTTON.center))
+    declined.run(max_frames=5)
+    assert declined.cancelled and core.trainer.status.steps == steps
+
+
 def test_trigger_only_categories_are_declared_in_the_map(device, base_spec, tmp_path, capsys):
     root = tmp_path / "data"
     make_folder(root, per_category=3)

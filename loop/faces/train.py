@@ -62,17 +62,13 @@ def run(args) -> int:
         raise UserError(str(exc)) from exc
     base = BaseNetwork(Device.default(), open_base(args.base))
     spec = _spec(args, folder, base)
-    print(f"the last layer is reconfigured to the patch's {spec.outputs} categories "
-          f"({', '.join(spec.names)}) instead of the base's {len(base.classes)}")
     try:
         core = LoopCore(spec, base=base, settings=settings)
     except ValueError as exc:
         raise UserError(f"--fine-tune {args.fine_tune}: {exc}") from exc
-    arch = core.model.arch
-    if arch.tuned:
-        print(f"fine-tuning the base's last {len(arch.tuned_blocks)} blocks "
-              f"({', '.join(arch.tuned_blocks)}) at {TUNED_RATE:g}x the learning rate; "
-              f"features are taken once per image at {arch.input_layer}")
+    about = _about(spec, base, core.model.arch)
+    for line in about:
+        print(line)
     try:
         core.augment_ranges = AugmentRanges(args.tilt, args.shift, args.colour_shift, args.gain)
         core.trainer.update(flips=args.flips)
@@ -93,9 +89,12 @@ def run(args) -> int:
     interrupted = False
     if _wants_window(args):
         from loop.faces.train_window import TrainWindow
-        window = TrainWindow(core, job, args.epochs, path.parent)
+        window = TrainWindow(core, job, args.epochs, path.parent, about=about)
         window.run()
-        interrupted = window.running is False
+        if window.cancelled:
+            core.close()
+            print("cancelled at the About dialog: nothing trained, no session written")
+            return 0
         _save(path, core, job)
         print(f"{path}: {len(job.images)} images, held-out accuracy "
               f"{job.held_out_accuracy():.3f} on {len(job.held)}")
@@ -120,6 +119,17 @@ def run(args) -> int:
           + (" (stopped early)" if interrupted else ""))
     core.close()
     return 0
+
+
+def _about(spec, base, arch) -> list[str]:
+    """What the seed's About dialog tells before training (the terminal prints it too)."""
+    lines = [f"the last layer is reconfigured to the patch's {spec.outputs} categories "
+             f"({', '.join(spec.names)}) instead of the base's {len(base.classes)}"]
+    if arch.tuned:
+        lines.append(f"fine-tuning the base's last {len(arch.tuned_blocks)} blocks "
+                     f"({', '.join(arch.tuned_blocks)}) at {TUNED_RATE:g}x the learning rate; "
+                     f"features are taken once per image at {arch.input_layer}")
+    return lines
 
 
 def _wants_window(args) -> bool:

@@ -1,5 +1,6 @@
-"""The folder-training window: the images being fed, the training loss and the held-out
-accuracy; stop-N-show (space) pauses on the current image with the patch's inference and
+"""The folder-training window: first the seed's "About" dialog (the last layer is
+reconfigured to the patch's categories; Yes starts training), then the images being fed,
+the training loss and the held-out accuracy; stop-N-show (space) pauses on the current image with the patch's inference and
 offers to save a full snapshot (into the session) and a patch snapshot (a .specialneurons
 beside it), both tagged with a time-based hash, or to go on to the next image."""
 from __future__ import annotations
@@ -13,10 +14,15 @@ import pygame
 from loop.faces.live_view import PALETTE
 
 WINDOW = (960, 600)
+ABOUT_PANEL = (44, 52, 74)
+ABOUT_RECT = pygame.Rect(130, 150, 700, 260)
+YES_BUTTON = pygame.Rect(ABOUT_RECT.right - 250, ABOUT_RECT.bottom - 60, 110, 40)
+NO_BUTTON = pygame.Rect(ABOUT_RECT.right - 130, ABOUT_RECT.bottom - 60, 110, 40)
 
 
 class TrainWindow:
-    def __init__(self, core, job, epochs: int, out_dir: Path, window=WINDOW):
+    def __init__(self, core, job, epochs: int, out_dir: Path, window=WINDOW,
+                 about: list[str] | None = None):
         pygame.display.init()
         pygame.font.init()
         pygame.display.set_caption(f"Patchloop: training {core.spec.name}")
@@ -31,6 +37,8 @@ class TrainWindow:
         self.running = True
         self.saved: list[str] = []
         self.shown = None
+        self.about = list(about or [])   # shown until the user says Yes (or No: cancelled)
+        self.cancelled = False
 
     # -- the loop -------------------------------------------------------------------------
     def run(self, max_frames: int | None = None) -> None:
@@ -39,11 +47,11 @@ class TrainWindow:
         clock, frames = pygame.time.Clock(), 0
         while self.running and self.core.trainer.status.steps < total:
             if max_frames is not None and frames >= max_frames:
-                break
+                return  # the caller (a test) drives the window further
             clock.tick(60)
             for event in pygame.event.get():
                 self.handle(event)
-            if not self.asking:
+            if not self.asking and not self.about:
                 self.core.trainer.step()
                 steps = self.core.trainer.status.steps
                 if steps % steps_per_epoch == 0:
@@ -58,6 +66,9 @@ class TrainWindow:
         pygame.display.quit()
 
     def handle(self, event) -> None:
+        if self.about:
+            self._about_event(event)
+            return
         if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN
                                          and event.key == pygame.K_ESCAPE):
             self.running = False
@@ -70,6 +81,18 @@ class TrainWindow:
             self.asking = False
         elif self.asking and event.type == pygame.KEYDOWN and event.key == pygame.K_n:
             self.asking = False  # next image, same question (while stop-N-show is on)
+
+    def _about_event(self, event) -> None:
+        """Yes (y, Enter, the button) starts training; No (n, Esc, the button, closing the
+        window) cancels before anything is trained."""
+        yes_keys, no_keys = (pygame.K_y, pygame.K_RETURN, pygame.K_KP_ENTER), (pygame.K_n, pygame.K_ESCAPE)
+        clicked = event.type == pygame.MOUSEBUTTONDOWN and event.button == 1
+        if (event.type == pygame.KEYDOWN and event.key in yes_keys) or \
+                (clicked and YES_BUTTON.collidepoint(event.pos)):
+            self.about = []
+        elif event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key in no_keys) \
+                or (clicked and NO_BUTTON.collidepoint(event.pos)):
+            self.cancelled, self.running = True, False
 
     def save_snapshots(self) -> None:
         from loop.faces.export import export_snapshot
@@ -103,14 +126,32 @@ class TrainWindow:
                           "space = go on training", (14, size[1] + 80))
         status = self.core.trainer.status
         x = 590
-        self.text(f"step {status.steps}  loss {status.last_loss:.4f}", (x, 14))
+        loss = f"{status.last_loss:.4f}" if status.steps else "none yet"
+        self.text(f"step {status.steps}  loss {loss}", (x, 14))
         self._plot([v for _, v in status.losses], pygame.Rect(x, 40, 350, 150), "training loss",
                    log=True)
         self._plot([a for _, a in self.accuracy], pygame.Rect(x, 210, 350, 150),
                    "held-out accuracy", log=False, fixed=(0.0, 1.0))
         self.text("space: stop-N-show   Esc: stop (saves)", (x, 380))
+        if self.about:
+            self._draw_about()
         if self.message:
             self.text(self.message[:70], (14, self.screen.get_height() - 26), None, (255, 255, 120))
+
+    def _draw_about(self) -> None:
+        pygame.draw.rect(self.screen, ABOUT_PANEL, ABOUT_RECT)
+        pygame.draw.rect(self.screen, (150, 160, 200), ABOUT_RECT, 2)
+        self.text("About", (ABOUT_RECT.x + 20, ABOUT_RECT.y + 16), self.big)
+        y = ABOUT_RECT.y + 56
+        for line in self.about:
+            for part in _wrap(line, 80):
+                self.text(part, (ABOUT_RECT.x + 20, y))
+                y += 22
+        self.text("Start training with the last layer reconfigured?",
+                  (ABOUT_RECT.x + 20, YES_BUTTON.y + 10))
+        for rect, label in ((YES_BUTTON, "Yes (y)"), (NO_BUTTON, "No (n)")):
+            pygame.draw.rect(self.screen, (70, 90, 130), rect)
+            self.text(label, (rect.x + 22, rect.y + 11))
 
     def text(self, s, pos, font=None, colour=(230, 230, 230)):
         self.screen.blit((font or self.font).render(s, True, colour), pos)
@@ -128,3 +169,14 @@ class TrainWindow:
         xs = rect.x + np.linspace(0, rect.width - 1, values.size)
         ys = rect.bottom - 2 - (values - lo) / (hi - lo) * (rect.height - 20)
         pygame.draw.lines(self.screen, (120, 200, 255), False, list(zip(xs, ys)), 1)
+
+
+def _wrap(line: str, width: int) -> list[str]:
+    words, out, current = line.split(), [], ""
+    for word in words:
+        if current and len(current) + 1 + len(word) > width:
+            out.append(current)
+            current = word
+        else:
+            current = f"{current} {word}".strip()
+    return out + ([current] if current else [])
