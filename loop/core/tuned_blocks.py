@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from loop.base.config import AddLayer, BaseSpec, ConvLayer
 from loop.base.network import geometry
 from patchloop_kernels.conv import ConvGeometry
@@ -93,7 +91,3 @@ def tuned_blocks(spec: BaseSpec, tap: str, count: int) -> TunedBlocks:
 def _last_name(where: dict) -> str:
     """The base name of the chain's newest output."""
     return max(where, key=where.get)
-
-
-def initial_tuned(tuned: TunedBlocks) -> dict[str, np.ndarray]:
-    return {name: array.copy() for name, array in tuned.weights.items()}
