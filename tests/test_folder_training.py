@@ -52,6 +52,27 @@ def test_broken_folder_lists_every_problem(tmp_path, capsys):
     assert main(["train", str(root)]) == 2  # training refuses a broken folder
 
 
+def test_unreadable_images_are_listed_and_skipped(device, base_spec, tmp_path, capsys):
+    root = tmp_path / "data"
+    make_folder(root, per_category=3)
+    (root / "cat" / "n101_broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (root / "coffee" / "n102_empty.png").write_bytes(b"")
+    assert main(["train", str(root), "--check"]) == 0, "unreadable images are not fatal"
+    captured = capsys.readouterr()
+    assert "2 unreadable (skipped when training)" in captured.out
+    assert "n101_broken.jpg: not an image OpenCV can read" in captured.err
+    assert "n102_empty.png: not an image OpenCV can read" in captured.err
+    session = tmp_path / "s.h5"
+    assert main(["train", str(root), "--epochs", "1", "--no-augment", "--headless",
+                 "--session", str(session), "--base", str(base_spec.path)]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 2 unreadable images" in captured.err
+    trained = int(captured.out.split(f"{session}: ")[1].split()[0])
+    held = int(captured.out.split(" on ")[-1].split(";")[0])
+    assert trained + held == 9, "every readable image is used, the broken ones are not"
+    assert len(SessionStore.open(session).state.frames) == trained
+
+
 def test_training_on_photographs_beats_chance(device, base_spec, tmp_path, capsys):
     make_folder(tmp_path / "data", per_category=8)
     session = tmp_path / "trained.h5"

@@ -13,7 +13,7 @@ from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.augment import AugmentRanges
 from loop.core.engine import LoopCore
-from loop.core.folder_training import FolderTraining
+from loop.core.folder_training import FolderTraining, load_image
 from loop.core.patch import Category, PatchSpec
 from loop.core.settings import TrainerSettings
 from loop.core.train_step import TUNED_RATE
@@ -29,6 +29,20 @@ def check_folder(data_dir: str):
     for problem in folder.problems:
         print(f"patchloop: {problem}", file=sys.stderr)
     return folder
+
+
+def _unreadable(images: list) -> list[str]:
+    """Images OpenCV cannot decode, each reported: not fatal, training skips them."""
+    bar = ProgressBar("reading", len(images))
+    found = []
+    for done, (path, _) in enumerate(images, 1):
+        if load_image(path) is None:
+            found.append(str(path))
+            print(f"\rpatchloop: {path}: not an image OpenCV can read (skipped when "
+                  "training)", file=sys.stderr)
+        bar.update(done)
+    bar.done()
+    return found
 
 
 def _spec(args, folder, base) -> PatchSpec:
@@ -48,9 +62,11 @@ def run(args) -> int:
     folder = check_folder(args.data_dir)
     counts = folder.counts()
     if args.check:
+        unreadable = _unreadable(folder.images)
         summary = ", ".join(f"{c.name} {n}" for c, n in zip(folder.categories, counts))
         print(f"{args.data_dir}: {len(folder.images)} images in {len(folder.categories)} "
-              f"categories ({summary}); {len(folder.problems)} problems")
+              f"categories ({summary}); {len(folder.problems)} problems; "
+              f"{len(unreadable)} unreadable (skipped when training)")
         return 2 if folder.problems else 0
     if folder.problems:
         raise UserError(f"{args.data_dir}: {len(folder.problems)} problems (listed above); "
