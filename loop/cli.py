@@ -84,11 +84,11 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("data_dir", help="folder with map_clsloc.txt at its root")
     train.add_argument("--check", action="store_true", help="report the folder's problems, stop")
     train.add_argument("--base", help="base network config (.txt)")
-    train.add_argument("--batch", type=int, default=16)
-    train.add_argument("--lr", type=float, default=0.005)
-    train.add_argument("--momentum", type=float, default=0.9)
-    train.add_argument("--decay", type=float, default=1e-4)
-    train.add_argument("--epochs", type=int, default=10)
+    train.add_argument("--batch", type=int, default=16, help="images per step (default 16)")
+    train.add_argument("--lr", type=float, default=0.005, help="learning rate (default 0.005)")
+    train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    train.add_argument("--decay", type=float, default=1e-4, help="weight decay (default 1e-4)")
+    train.add_argument("--epochs", type=int, default=10, help="passes over the images (default 10)")
     train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                        help="rand-tilt-shift copies of every training image")
     train.add_argument("--tilt", type=float, default=10.0, help="augment: max rotation, degrees")
@@ -100,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--held-out", type=float, default=0.1, help="fraction kept for validation")
     train.add_argument("--seed", type=int, default=0, help="fixes the held-out split")
     train.add_argument("--trigger", help="comma-separated base synsets that trigger the patch")
-    train.add_argument("--tap", default="stride16")
+    train.add_argument("--tap", default="stride16",
+                       help="base stage the patch reads (stride2..stride32, default stride16)")
     train.add_argument("--fine-tune", type=int, default=0, metavar="STAGES",
                        help="also train the base's last STAGES blocks below the tap "
                             "(default 0: the base stays frozen)")

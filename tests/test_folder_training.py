@@ -52,6 +52,23 @@ def test_broken_folder_lists_every_problem(tmp_path, capsys):
     assert main(["train", str(root)]) == 2  # training refuses a broken folder
 
 
+def test_bad_training_values_are_one_line_errors_before_any_work(base_spec, tmp_path, capsys):
+    make_folder(tmp_path / "data", per_category=2)
+    (tmp_path / "taken.h5").write_bytes(b"a session someone has")
+    for argv, words in ((["--held-out", "1.5"], "--held-out 1.5"),
+                        (["--epochs", "0"], "--epochs 0"),
+                        (["--session", str(tmp_path / "taken.h5")], "exists already"),
+                        (["--session", str(tmp_path / "file" / "s.h5")], "cannot write"),
+                        (["--tilt", "-5"], "tilt -5 degrees is outside [0, 45]")):
+        if "file" in argv[-1]:
+            (tmp_path / "file").write_text("a file where the folder should be")
+        assert main(["train", str(tmp_path / "data"), "--headless", "--base",
+                     str(base_spec.path)] + argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and words in err[0], (argv, err)
+    assert (tmp_path / "taken.h5").read_bytes() == b"a session someone has"
+
+
 def test_unreadable_images_are_listed_and_skipped(device, base_spec, tmp_path, capsys):
     root = tmp_path / "data"
     make_folder(root, per_category=3)

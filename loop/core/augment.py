@@ -21,9 +21,12 @@ class AugmentRanges:
     gain: float = 0.15           # brightness/contrast, relative
 
     def __post_init__(self):
-        if not (0 <= self.tilt_degrees <= 45 and 0 <= self.shift <= 0.5
-                and 0 <= self.colour_shift <= 128 and 0 <= self.gain <= 1):
-            raise ValueError(f"augmentation ranges out of bounds: {self}")
+        for name, value, high, unit in (("tilt", self.tilt_degrees, 45, " degrees"),
+                                        ("shift", self.shift, 0.5, " of the size"),
+                                        ("colour shift", self.colour_shift, 128, ""),
+                                        ("gain", self.gain, 1, "")):
+            if not 0 <= value <= high:
+                raise ValueError(f"augment: {name} {value:g}{unit} is outside [0, {high}]")
 
 
 def augment(image: np.ndarray, labels: list, rng: np.random.Generator,

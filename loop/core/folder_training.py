@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from loop.core.engine import BASE_INPUT, LoopCore
+from loop.core.engine import AUGMENTED_COPIES, BASE_INPUT, LoopCore
 from loop.core.labels import WholeFrameLabel
 
 
@@ -33,8 +33,10 @@ class FolderTraining:
 
     def extract(self, augment_copies: bool, progress=None) -> None:
         """Features for every image: the training ones into the core, the held-out ones
-        kept aside. `progress(done, total)` is called as it goes."""
-        total, done = len(self.train_items) + len(self.held_items), 0
+        kept aside, then the rand-tilt-shift copies. `progress(done, total)` is called as it
+        goes, counting base passes (copies included)."""
+        copies = AUGMENTED_COPIES * len(self.train_items) if augment_copies else 0
+        total, done = len(self.train_items) + len(self.held_items) + copies, 0
         labels = []
         for frame_id, (path, category) in enumerate(self.train_items, 1):
             image = load_image(path)
@@ -59,7 +61,9 @@ class FolderTraining:
                 progress(done, total)
         if augment_copies:
             while self.core._augment_one():
-                pass
+                done += 1
+                if progress:
+                    progress(min(done, total), total)
 
     def steps_per_epoch(self) -> int:
         batch = self.core.trainer.settings.batch_size

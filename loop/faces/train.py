@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.augment import AugmentRanges
-from loop.core.engine import LoopCore
+from loop.core.engine import AUGMENTED_COPIES, LoopCore
 from loop.core.folder_training import FolderTraining, load_image
 from loop.core.patch import Category, PatchSpec
 from loop.core.settings import TrainerSettings
@@ -20,6 +21,7 @@ from loop.core.train_step import TUNED_RATE
 from loop.errors import UserError
 from loop.faces.progress import ProgressBar
 from loop.store.data_folder import held_out_split, scan_folder
+from loop.store.records import SessionFormatError
 from loop.store.session import SessionStore
 from patchloop_kernels.runtime import Device
 
@@ -58,7 +60,32 @@ def _spec(args, folder, base) -> PatchSpec:
         raise UserError(str(exc)) from exc
 
 
+def _check_args(args) -> Path:
+    """Values checked before any work; returns the session path to write (new, never over
+    an existing session: that one would be lost)."""
+    if not 0 <= args.held_out <= 0.9:
+        raise UserError(f"--held-out {args.held_out:g}: the fraction kept for validation must "
+                        "lie between 0 and 0.9")
+    if args.epochs < 1:
+        raise UserError(f"--epochs {args.epochs}: at least one pass over the images is needed")
+    path = Path(args.session) if args.session else \
+        Path("sessions") / f"{args.name or Path(args.data_dir).resolve().name or 'patch'}-" \
+                           f"{time.strftime('%Y%m%d-%H%M%S')}.h5"
+    if path.exists():
+        raise UserError(f"{path}: exists already; choose another --session (train it further "
+                        "with patchloop live --session or replay)")
+    try:  # find an unwritable folder now, not after the training it would lose
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".patchloop-probe-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{path.parent}: cannot write the session there ({exc.strerror})") \
+            from exc
+    return path
+
+
 def run(args) -> int:
+    path = None if args.check else _check_args(args)
     folder = check_folder(args.data_dir)
     counts = folder.counts()
     if args.check:
@@ -92,7 +119,9 @@ def run(args) -> int:
         raise UserError(str(exc)) from exc
     train_items, held_items = held_out_split(folder.images, args.held_out, args.seed)
     job = FolderTraining(core, train_items, held_items)
-    bar = ProgressBar("features", len(folder.images))
+    copies = AUGMENTED_COPIES if args.augment else 0
+    bar = ProgressBar("features" + (f" (+{copies} tilt-shift copies each)" if copies else ""),
+                      len(folder.images) + copies * len(train_items))
     job.extract(args.augment, lambda done, total: bar.update(done))
     feature_rate = bar.done()
     if job.unreadable:
@@ -100,8 +129,6 @@ def run(args) -> int:
               file=sys.stderr)
     if not job.images:
         raise UserError(f"{args.data_dir}: no readable training images")
-    path = Path(args.session) if args.session else \
-        Path("sessions") / f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}.h5"
     interrupted = False
     if _wants_window(args):
         from loop.faces.train_window import TrainWindow
@@ -132,6 +159,7 @@ def run(args) -> int:
     _save(path, core, job)
     print(f"{path}: {len(job.images)} images, held-out accuracy {job.held_out_accuracy():.3f} "
           f"on {len(job.held)}; features {feature_rate:.1f} images/s"
+          + (" (tilt-shift copies counted)" if args.augment else "")
           + (" (stopped early)" if interrupted else ""))
     core.close()
     return 0
@@ -170,3 +198,5 @@ def _save(path: Path, core: LoopCore, job: FolderTraining) -> None:
         store.close()
     except OSError as exc:
         raise UserError(f"{path}: cannot save the session ({exc.strerror})") from exc
+    except SessionFormatError as exc:
+        raise UserError(str(exc)) from exc

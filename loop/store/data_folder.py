@@ -121,7 +121,8 @@ def held_out_split(images: list, fraction: float, seed: int) -> tuple[list, list
     for category in sorted(by_category):
         items = sorted(by_category[category], key=lambda item: str(item[0]))
         rng.shuffle(items)
-        n_held = 0 if len(items) < 2 else min(len(items) - 1, max(1, round(len(items) * fraction)))
+        n_held = 0 if len(items) < 2 or fraction <= 0 else \
+            min(len(items) - 1, max(1, round(len(items) * fraction)))
         held += items[:n_held]
         train += items[n_held:]
     return train, held
