@@ -76,6 +76,31 @@ def test_conv_matches_reference(device, n, h, w, g):
     assert_close(tdb.numpy(), db_ref, atol=1e-3, rtol=1e-4, what="dbias")
 
 
+@pytest.mark.parametrize("g", [ConvGeometry(5, 5, 3, 1, "same", 1, 5, "none"),
+                               ConvGeometry(4, 4, 5, 2, "same", 1, 4, "none")])
+def test_depthwise_backward_after_a_residual_forward(device, g):
+    """With a residual the forward runs the direct kernel and keeps no padded input: the
+    backward pads x itself."""
+    rng = np.random.default_rng(3)
+    n, h, w = 2, 9, 13
+    x, weight, bias = _random_case(rng, n, h, w, g)
+    oh, ow = g.output_size(h, w)
+    residual = rng.standard_normal((n, g.c_out, oh, ow)).astype(np.float32)
+    tx, tw, tb, tr = (Tensor.from_numpy(device, a) for a in (x, weight, bias, residual))
+    ty = _nan_tensor(device, (n, g.c_out, oh, ow))
+    forward = ConvForward(device, g, tx, tw, tb, ty, residual=tr)
+    forward.enqueue(device.queue)
+    assert forward.padded is None
+    dy = rng.standard_normal(ty.shape).astype(np.float32)
+    tdw, tdb, tdx = (_nan_tensor(device, s) for s in (weight.shape, bias.shape, x.shape))
+    ConvBackward(device, g, forward, tx, tw, ty, Tensor.from_numpy(device, dy), tdw, tdb,
+                 tdx).enqueue(device.queue)
+    dx_ref, dw_ref, db_ref = conv_backward(x, weight, conv_forward(x, weight, bias, g)[0], dy, g)
+    assert_close(tdx.numpy(), dx_ref, atol=1e-3, rtol=1e-4, what="dx")
+    assert_close(tdw.numpy(), dw_ref, atol=1e-3, rtol=1e-4, what="dweight")
+    assert_close(tdb.numpy(), db_ref, atol=1e-3, rtol=1e-4, what="dbias")
+
+
 @pytest.mark.parametrize("g", [ConvGeometry(3, 4, 3, 2, "same", 1, 1, "none"),
                                ConvGeometry(4, 4, 3, 1, 2, 2, 4, "none"),
                                ConvGeometry(4, 4, 5, 1, "same", 1, 4, "relu6"),   # depthwise

@@ -43,6 +43,33 @@ def test_tuned_blocks_are_the_base_blocks_below_the_tap(base_spec):
         tuned_blocks(base_spec, "stride16", 13)
 
 
+def test_every_count_at_every_tap_branches_where_the_base_can_be_read(base_network):
+    """Each choice the error messages offer works: the chain is well formed and its input
+    is a plain map of the base's forward (not one stored padded for a depthwise reader)."""
+    from loop.core.patch_arch import patch_arch
+    from loop.core.tuned_blocks import blocks_below
+    plan = base_network.plan(240, 320)
+    spec = base_network.spec
+    for tap in spec.taps:
+        for count in range(1, len(blocks_below(spec, tap)) + 1):
+            patch = PatchSpec("p", categories_from_names(["a", "b"]), tap=tap, fine_tune=count)
+            arch = patch_arch(patch, spec)
+            features = plan.feature_map(arch.input_layer)
+            assert features.shape[1] == arch.input_channels, (tap, count)
+
+
+def test_fine_tuning_through_the_first_block_trains(base_network):
+    """Eleven blocks at stride16 reach b0, which reads the stem's output."""
+    from loop.core.labels import WholeFrameLabel
+    core = LoopCore(_spec(base_network, 11), base=base_network)
+    assert core.model.arch.input_layer == "stem"
+    verdict = core.observe(DemoScene(seed=1).frame(0).image)
+    core.label(verdict.frame_id, WholeFrameLabel(1))
+    core.trainer.step()
+    assert np.isfinite(core.trainer.status.last_loss)
+    core.close()
+
+
 CHAIN = [ConvGeometry(6, 6, 1),                                           # 0: + input
          ConvGeometry(6, 12, 1, activation="relu6"),                      # 1: expand
          ConvGeometry(12, 12, 3, 1, "same", groups=12, activation="relu6"),  # 2: depthwise
@@ -100,6 +127,33 @@ def test_gradients_through_residual_blocks_match_finite_differences(device):
             assert abs(numeric - got) <= 2e-3 + 3e-2 * abs(numeric), \
                 f"{name}[{element}]: numeric {numeric:.5f}, kernels {got:.5f}"
     weights.flat.write(start, queue)
+
+
+def test_tuned_layers_learn_slower_and_without_decay(device):
+    """One SGD step from zero momentum: the head moves by lr * (g + decay * w), the tuned
+    base layers by TUNED_RATE * lr * g."""
+    from loop.core.patch_arch import PatchArch
+    from loop.core.train_step import TUNED_RATE, TrainStep
+    rng = np.random.default_rng(8)
+    arch = PatchArch(tuple(CHAIN), tuple(RESIDUALS), None, tuned=4)
+    layout = parameter_layout(device, CHAIN)
+    start = layout.pack({name: rng.standard_normal(shape) * 0.3
+                         for name, shape in layout.shapes.items()})
+    params, grads = FlatTensors(device, layout, start), FlatTensors(device, layout)
+    velocity = FlatTensors(device, layout)
+    step = TrainStep(device, arch, params, grads, velocity, 2, (6, 7, 9))
+    features = rng.standard_normal((2, 6, 7, 9)).astype(np.float32)
+    labels = rng.integers(0, 3, step.label_shape).astype(np.int32)
+    lr, decay = 0.1, 0.5
+    _, finite = step.run(device.queue, features, labels, np.ones(3, np.float32), lr, 0.9, decay)
+    assert finite
+    before, after = layout.unpack(start), layout.unpack(params.flat.numpy())
+    gradient = layout.unpack(grads.flat.numpy())
+    for name in layout.shapes:
+        tuned = int(name[1:]) < 4
+        expected = before[name] - (lr * TUNED_RATE * gradient[name] if tuned
+                                   else lr * (gradient[name] + decay * before[name]))
+        assert_close(after[name], expected, atol=1e-6, rtol=1e-5, what=name)
 
 
 def _spec(base_network, fine_tune):
@@ -177,6 +231,9 @@ def test_fine_tuning_on_photographs_beats_chance(fine_tuned, base_spec):
     assert accuracy >= 0.8, out  # chance is 1/3
     state = SessionStore.open(session).state
     assert state.spec.fine_tune == 2
+    import h5py
+    with h5py.File(session, "r") as f:
+        assert f.attrs["version"] == 2, "older readers must refuse a fine-tuned session"
     snapshot = next(iter(state.snapshots.values()))
     tuned = tuned_blocks(base_spec, "stride16", 2)
     start = np.concatenate([tuned.weights[f"{k}{i}"].ravel() for i in range(len(tuned.layers))
@@ -221,6 +278,26 @@ def test_eval_reads_the_fine_tuned_plugin(fine_tuned, base_spec, capsys):
     assert np.array(report["confusion"]).sum() == 24 and report["accuracy"] > 0.5
 
 
+def test_strided_tuned_blocks_agree_in_onnx(base_network, base_spec, tmp_path):
+    """Six blocks include b5's stride-2 depthwise conv with SAME padding (the odd pixel at
+    the bottom/right): the plugin's ONNX model pads it as the kernels do."""
+    ort = pytest.importorskip("onnxruntime")
+    from loop.faces.export import export_snapshot, write_onnx
+    core = LoopCore(_spec(base_network, 6), base=base_network)
+    snap = core.snapshot()
+    core.close()
+    path = export_snapshot(core.spec, snap.weights, tmp_path / "six.specialneurons", snap.tag,
+                           base_spec)
+    session = ort.InferenceSession(str(write_onnx(path, base_spec)),
+                                   providers=["CPUExecutionProvider"])
+    applied, plugin = load_plugin_core(str(path), str(base_spec.path))
+    assert plugin.manifest["fine_tune"]["input"] == "b4.add"
+    frame = DemoScene(seed=5).frame(9).image
+    (probs,) = session.run(["probabilities"], {"frame": frame[None]})
+    assert np.abs(probs[0] - applied.observe(frame).probabilities).max() < 1e-3
+    applied.close()
+
+
 def test_the_onnx_model_runs_the_tuned_blocks(fine_tuned, base_spec):
     ort = pytest.importorskip("onnxruntime")
     _, _, plugin_path, _ = fine_tuned
@@ -242,6 +319,11 @@ def _rewrite(data: bytes, change) -> bytes:
     return MAGIC + struct.pack("<I", len(head)) + head + data[start + length:]
 
 
+def load_companion_plugin(path, base_spec):
+    from loop.store.plugin_read import arch_on_base
+    return arch_on_base(read_plugin(path), base_spec)
+
+
 def test_a_plugin_branching_elsewhere_is_refused(fine_tuned, base_spec, tmp_path, capsys):
     _, _, plugin_path, _ = fine_tuned
     data = plugin_path.read_bytes()
@@ -252,6 +334,15 @@ def test_a_plugin_branching_elsewhere_is_refused(fine_tuned, base_spec, tmp_path
     refusal, summary = capsys.readouterr().err.strip().split("\n")
     assert "read base layer b7.add, which does not fit the base loaded" in refusal
     assert "b9, b10 read b8.project" in refusal and "no plugin could be loaded" in summary
+    forged = tmp_path / "forged.specialneurons"
+    forged.write_bytes(_rewrite(data, lambda m: m["fine_tune"].update(
+        input="b8.project\npatchloop: all is well")))
+    with pytest.raises(PluginError, match="must name a base layer"):
+        read_plugin(forged)
+    renamed = tmp_path / "renamed.specialneurons"
+    renamed.write_bytes(_rewrite(data, lambda m: m["fine_tune"].update(blocks=["b9", "b11"])))
+    with pytest.raises(PluginError, match="do not fit the base"):
+        load_companion_plugin(renamed, base_spec)
     old = tmp_path / "old.specialneurons"
     old.write_bytes(_rewrite(data, lambda m: m.update(version=1)))
     with pytest.raises(PluginError, match="version 2"):

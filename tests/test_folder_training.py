@@ -198,6 +198,33 @@ def test_the_about_dialog_comes_before_training(device, base_spec, tmp_path):
     assert declined.cancelled and core.trainer.status.steps == steps
 
 
+def test_the_about_dialog_and_feature_progress_come_before_extraction(device, base_spec,
+                                                                      tmp_path):
+    """As `train` runs it with a window: About first (No cancels before any feature is
+    computed), then the features' progress, which Esc cancels."""
+    import pygame
+    from loop.core.folder_training import ExtractionCancelled, FolderTraining
+    from loop.faces.train_window import TrainWindow
+    core, _ = _window_job(device, base_spec, tmp_path)
+    job = FolderTraining(core, [], [])
+    about = ["the last layer is reconfigured to the patch's 3 categories"]
+    window = TrainWindow(core, job, epochs=1, out_dir=tmp_path / "out", about=about)
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_n, mod=0))
+    assert window.ask_about(max_frames=10) is False and window.cancelled
+    window = TrainWindow(core, job, epochs=1, out_dir=tmp_path / "out", about=about)
+    assert window.ask_about(max_frames=2) is False and not window.cancelled, "still open"
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_RETURN, mod=0))
+    assert window.ask_about(max_frames=10) is True
+    window.show_progress(5, 10)
+    assert tuple(window.screen.get_at((50, 100)))[:3] == (120, 200, 255), "the bar is drawn"
+    assert tuple(window.screen.get_at((window.screen.get_width() - 50, 100)))[:3] != \
+        (120, 200, 255), "half of it"
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, mod=0))
+    with pytest.raises(ExtractionCancelled):
+        window.show_progress(6, 10)
+    pygame.display.quit()
+
+
 def test_trigger_only_categories_are_declared_in_the_map(device, base_spec, tmp_path, capsys):
     root = tmp_path / "data"
     make_folder(root, per_category=3)

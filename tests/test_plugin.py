@@ -173,6 +173,35 @@ def test_fuzzed_files_load_or_fail_with_one_line(device, tmp_path):
     assert refused > 1500 and loaded + refused == 2000
 
 
+def _manifest_rewrite(data: bytes, change=None, text=None) -> bytes:
+    length = struct.unpack_from("<I", data, len(MAGIC))[0]
+    start = len(MAGIC) + 4
+    manifest = json.loads(data[start:start + length])
+    if change:
+        change(manifest)
+    head = json.dumps(manifest)
+    head = (text(head) if text else head).encode()
+    return MAGIC + struct.pack("<I", len(head)) + head + data[start + length:]
+
+
+@pytest.mark.parametrize("change,text", [
+    (lambda m: m["categories"][1].__setitem__(1, 1e999), None),          # Infinity
+    (lambda m: m.update(threshold=0.5), lambda s: s.replace('"threshold": 0.5',
+                                                           '"threshold": 1' + "0" * 400)),
+    (None, lambda s: s.replace('"triggers": []', '"triggers": [' + "7" * 5000 + "]")),
+    (lambda m: m.update(base={"x": 1}), None),                           # pixels, odd base
+    (lambda m: m.update(version=-1), None),
+    (lambda m: m["input"].pop("norm_offset"), None),
+], ids=["infinite-index", "huge-threshold", "5000-digits", "base-without-name",
+        "negative-version", "no-norm"])
+def test_odd_manifests_are_one_line_plugin_errors(device, tmp_path, change, text):
+    path = tmp_path / "odd.specialneurons"
+    path.write_bytes(_manifest_rewrite(_pixels_plugin(device, tmp_path), change, text))
+    with pytest.raises(PluginError) as caught:
+        read_plugin(path)
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
 def test_newer_format_version_is_a_clear_error(device, tmp_path):
     data = bytearray(_pixels_plugin(device, tmp_path))
     data[len(MAGIC) - 1] = 9

@@ -63,8 +63,14 @@ def tap_channels(spec: BaseSpec, tap: str) -> int:
     return layer.cout
 
 
+def block_of(layer_name: str) -> str:
+    """The base block a layer belongs to: the prefix of its name (`b9.expand` -> `b9`)."""
+    return layer_name.split(".", 1)[0]
+
+
 def _sole_readers(spec: BaseSpec) -> dict:
-    """layer name -> the depthwise conv that is its only reader, where there is one."""
+    """layer name -> the depthwise conv that is its only reader, where there is one in the
+    same block. A block's output stays a plain map: taps and fine-tuned patches read it."""
     readers: dict[str, list] = {}
     for layer in spec.layers:
         for source in getattr(layer, "inputs", None) or [getattr(layer, "input", None)]:
@@ -72,7 +78,7 @@ def _sole_readers(spec: BaseSpec) -> dict:
     taps = set(spec.taps.values())
     return {name: found[0] for name, found in readers.items()
             if len(found) == 1 and name not in taps and isinstance(found[0], ConvLayer)
-            and geometry(found[0]).is_depthwise}
+            and geometry(found[0]).is_depthwise and block_of(found[0].name) == block_of(name)}
 
 
 def _fused_residuals(spec: BaseSpec) -> dict[str, AddLayer]:

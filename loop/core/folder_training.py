@@ -20,6 +20,10 @@ def load_image(path, size=BASE_INPUT) -> np.ndarray | None:
                                            interpolation=cv2.INTER_AREA)[:, :, ::-1])
 
 
+class ExtractionCancelled(Exception):
+    """Raised by a progress callback to stop feature extraction (the user cancelled)."""
+
+
 class FolderTraining:
     def __init__(self, core: LoopCore, train_items: list, held_items: list):
         self.core = core

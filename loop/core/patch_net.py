@@ -67,6 +67,11 @@ def check_chain(layers, residuals) -> None:
         resized = any(layers[j].output_size(17, 23) != (17, 23) for j in range(source + 1, i + 1))
         if channels != g.c_out or resized:
             raise ValueError(f"layer {i}'s residual from layer {source} has another shape")
+        reader = layers[source + 1]
+        if source >= 0 and not (reader.uses_gemm and reader.skips_im2col):
+            # Its gradient joins the reader's input gradient in that GEMM's epilogue.
+            raise ValueError(f"layer {i}'s residual from layer {source} needs layer "
+                             f"{source + 1} to be a 1x1 convolution")
 
 
 def residual_consumers(residuals) -> dict[int, int]:

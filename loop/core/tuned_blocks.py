@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from loop.base.config import AddLayer, BaseSpec, ConvLayer
-from loop.base.network import geometry
+from loop.base.network import block_of, geometry
 from patchloop_kernels.conv import ConvGeometry
 
 
@@ -24,10 +24,6 @@ class TunedBlocks:
     residuals: tuple[int | None, ...]       # per layer: the chain output added to its own
                                             # (-1: the chain's input), or None
     weights: dict = field(compare=False, repr=False)  # w<i>, b<i>: the base's, to start from
-
-
-def block_of(layer_name: str) -> str:
-    return layer_name.split(".", 1)[0]
 
 
 def blocks_below(spec: BaseSpec, tap: str) -> list[str]:

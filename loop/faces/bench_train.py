@@ -88,7 +88,7 @@ def _measure(base, root: Path, fine_tune: int) -> dict:
               "training_images_per_second": round(STEPS * batch / train_s, 2),
               "training_steps_per_second": round(STEPS / train_s, 2),
               "held_out_accuracy": round(job.held_out_accuracy(), 4),
-              "trained_parameters": core.model.layout.dense_size}
+              "trained_parameters": core.model.layout.dense_size, "batch": batch}
     core.close()
     return result
 
@@ -107,7 +107,7 @@ def run(args) -> int:
         frozen = _measure(base, root, 0)
         tuned = _measure(base, root, args.fine_tune) if args.fine_tune else None
     report = {"device": device.describe(), "images": IMAGES, "held_out_images": IMAGES,
-              "frame": "240x320", "batch": 16, "steps": STEPS, **frozen}
+              "frame": "240x320", "steps": STEPS, **frozen}
     if tuned is not None:
         report["fine_tuned"] = tuned
     if args.json:
@@ -117,6 +117,6 @@ def run(args) -> int:
         if r is not None:
             print(f"{name}: feature extraction {r['feature_images_per_second']} images/s; "
                   f"training {r['training_images_per_second']} images/s "
-                  f"({r['training_steps_per_second']} steps/s at batch 16); held-out "
+                  f"({r['training_steps_per_second']} steps/s at batch {r['batch']}); held-out "
                   f"accuracy after {STEPS} steps {r['held_out_accuracy']:.3f}")
     return 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from loop.errors import UserError
 from loop.store.records import SessionFormatError, spec_to_json
-from loop.store.session_file import VERSION, read_session
+from loop.store.session_file import format_version, read_session
 
 
 def describe_session(path: Path) -> dict:
@@ -21,7 +21,7 @@ def describe_session(path: Path) -> dict:
     return {"file": str(path), "kind": "session", "patch": spec_to_json(state.spec),
             "frames": len(state.frames), "labels": len(active),
             "labels_in_history": len(state.labels), "labels_by_category": counts,
-            "undone_by_category": erased, "format_version": VERSION,
+            "undone_by_category": erased, "format_version": format_version(state.spec),
             "excluded_frames": len(state.excluded),
             "snapshots": sorted(state.snapshots), "loss_points": len(state.loss_log)}
 

@@ -14,7 +14,7 @@ from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.augment import AugmentRanges
 from loop.core.engine import AUGMENTED_COPIES, LoopCore
-from loop.core.folder_training import FolderTraining, load_image
+from loop.core.folder_training import ExtractionCancelled, FolderTraining, load_image
 from loop.core.patch import Category, PatchSpec
 from loop.core.settings import TrainerSettings
 from loop.core.train_step import TUNED_RATE
@@ -87,20 +87,53 @@ def _check_args(args) -> Path:
 def run(args) -> int:
     path = None if args.check else _check_args(args)
     folder = check_folder(args.data_dir)
-    counts = folder.counts()
     if args.check:
-        unreadable = _unreadable(folder.images)
-        summary = ", ".join(f"{c.name} {n}" for c, n in zip(folder.categories, counts))
-        print(f"{args.data_dir}: {len(folder.images)} images in {len(folder.categories)} "
-              f"categories ({summary}); {len(folder.problems)} problems; "
-              f"{len(unreadable)} unreadable (skipped when training)")
-        return 2 if folder.problems else 0
+        return _report_check(args, folder)
     if folder.problems:
         raise UserError(f"{args.data_dir}: {len(folder.problems)} problems (listed above); "
                         "fix them, or see them again with --check")
+    core, about = _make_core(args, folder)
+    train_items, held_items = held_out_split(folder.images, args.held_out, args.seed)
+    job = FolderTraining(core, train_items, held_items)
+    window = None
+    if _wants_window(args):  # the About dialog comes before the features are computed
+        from loop.faces.train_window import TrainWindow
+        window = TrainWindow(core, job, args.epochs, path.parent, about=about)
+        if not window.ask_about():
+            return _cancelled(core)
+    try:
+        feature_rate = _extract(args, job, window)
+    except ExtractionCancelled:
+        return _cancelled(core)
+    if window is not None:
+        window.run()
+        interrupted = False
+    else:
+        interrupted = _train_headless(args, core, job)
+    _save(path, core, job)
+    print(f"{path}: {len(job.images)} images, held-out accuracy {job.held_out_accuracy():.3f} "
+          f"on {len(job.held)}; features {feature_rate:.1f} images/s"
+          + (" (tilt-shift copies counted)" if args.augment else "")
+          + (" (stopped early)" if interrupted else ""))
+    core.close()
+    return 0
+
+
+def _report_check(args, folder) -> int:
+    unreadable = _unreadable(folder.images)
+    summary = ", ".join(f"{c.name} {n}" for c, n in zip(folder.categories, folder.counts()))
+    print(f"{args.data_dir}: {len(folder.images)} images in {len(folder.categories)} "
+          f"categories ({summary}); {len(folder.problems)} problems; "
+          f"{len(unreadable)} unreadable (skipped when training)")
+    return 2 if folder.problems else 0
+
+
+def _make_core(args, folder) -> tuple[LoopCore, list[str]]:
+    """The core with the patch the folder defines, and the About lines (printed here)."""
     try:
         settings = TrainerSettings(learning_rate=args.lr, momentum=args.momentum,
                                    weight_decay=args.decay, batch_size=args.batch)
+        ranges = AugmentRanges(args.tilt, args.shift, args.colour_shift, args.gain)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     base = BaseNetwork(Device.default(), open_base(args.base))
@@ -108,60 +141,59 @@ def run(args) -> int:
     try:
         core = LoopCore(spec, base=base, settings=settings)
     except ValueError as exc:
-        raise UserError(f"--fine-tune {args.fine_tune}: {exc}") from exc
+        raise UserError(f"--fine-tune {args.fine_tune}: {exc}" if args.fine_tune else str(exc)) \
+            from exc
+    core.augment_ranges = ranges
+    core.trainer.update(flips=args.flips)
     about = _about(spec, base, core.model.arch)
     for line in about:
         print(line)
-    try:
-        core.augment_ranges = AugmentRanges(args.tilt, args.shift, args.colour_shift, args.gain)
-        core.trainer.update(flips=args.flips)
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
-    train_items, held_items = held_out_split(folder.images, args.held_out, args.seed)
-    job = FolderTraining(core, train_items, held_items)
+    return core, about
+
+
+def _extract(args, job: FolderTraining, window) -> float:
+    """Features for every image (and tilt-shift copy), with progress in the terminal and
+    the window; returns images per second. The window's Esc raises ExtractionCancelled."""
     copies = AUGMENTED_COPIES if args.augment else 0
     bar = ProgressBar("features" + (f" (+{copies} tilt-shift copies each)" if copies else ""),
-                      len(folder.images) + copies * len(train_items))
-    job.extract(args.augment, lambda done, total: bar.update(done))
-    feature_rate = bar.done()
+                      len(job.train_items) + len(job.held_items)
+                      + copies * len(job.train_items))
+
+    def progress(done, total):
+        bar.update(done)
+        if window is not None:
+            window.show_progress(done, total)
+    job.extract(args.augment, progress)
+    rate = bar.done()
     if job.unreadable:
         print(f"skipped {len(job.unreadable)} unreadable images (first: {job.unreadable[0]})",
               file=sys.stderr)
     if not job.images:
         raise UserError(f"{args.data_dir}: no readable training images")
-    interrupted = False
-    if _wants_window(args):
-        from loop.faces.train_window import TrainWindow
-        window = TrainWindow(core, job, args.epochs, path.parent, about=about)
-        window.run()
-        if window.cancelled:
-            core.close()
-            print("cancelled at the About dialog: nothing trained, no session written")
-            return 0
-        _save(path, core, job)
-        print(f"{path}: {len(job.images)} images, held-out accuracy "
-              f"{job.held_out_accuracy():.3f} on {len(job.held)}")
-        core.close()
-        return 0
+    return rate
+
+
+def _train_headless(args, core: LoopCore, job: FolderTraining) -> bool:
+    """Epochs with progress bars; Ctrl+C stops early. Returns whether it was interrupted."""
+    batch = core.trainer.settings.batch_size
     try:
         for epoch in range(1, args.epochs + 1):
             steps = job.steps_per_epoch()
-            bar = ProgressBar(f"epoch {epoch}/{args.epochs}", steps * settings.batch_size)
+            bar = ProgressBar(f"epoch {epoch}/{args.epochs}", steps * batch)
             for step in range(steps):
                 core.trainer.step()
-                bar.update((step + 1) * settings.batch_size,
-                           f"loss {core.trainer.status.last_loss:.4f}")
+                bar.update((step + 1) * batch, f"loss {core.trainer.status.last_loss:.4f}")
             bar.done(f"loss {core.trainer.status.last_loss:.4f} train acc "
                      f"{job.train_accuracy():.3f} held-out acc {job.held_out_accuracy():.3f}")
     except KeyboardInterrupt:
-        interrupted = True
         print("\ninterrupted: saving a snapshot", file=sys.stderr)
-    _save(path, core, job)
-    print(f"{path}: {len(job.images)} images, held-out accuracy {job.held_out_accuracy():.3f} "
-          f"on {len(job.held)}; features {feature_rate:.1f} images/s"
-          + (" (tilt-shift copies counted)" if args.augment else "")
-          + (" (stopped early)" if interrupted else ""))
+        return True
+    return False
+
+
+def _cancelled(core) -> int:
     core.close()
+    print("cancelled before training: nothing trained, no session written")
     return 0
 
 

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 import pygame
 
+from loop.core.folder_training import ExtractionCancelled
 from loop.faces.live_view import PALETTE
 
 WINDOW = (960, 600)
@@ -39,6 +40,39 @@ class TrainWindow:
         self.shown = None
         self.about = list(about or [])   # shown until the user says Yes (or No: cancelled)
         self.cancelled = False
+
+    # -- before training ------------------------------------------------------------------
+    def ask_about(self, max_frames: int | None = None) -> bool:
+        """The About dialog alone, before features are computed; True when the user says
+        Yes. (With max_frames, False also when it is still open after that many frames.)"""
+        clock, frames = pygame.time.Clock(), 0
+        while self.about and not self.cancelled:
+            if max_frames is not None and frames >= max_frames:
+                return False
+            clock.tick(30)
+            for event in pygame.event.get():
+                self.handle(event)
+            self.draw()
+            pygame.display.flip()
+            frames += 1
+        return not self.cancelled
+
+    def show_progress(self, done: int, total: int) -> None:
+        """Feature extraction's progress; closing the window (or Esc) cancels it."""
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN
+                                             and event.key == pygame.K_ESCAPE):
+                self.cancelled, self.running = True, False
+                raise ExtractionCancelled
+        self.screen.fill((25, 25, 30))
+        self.text(f"computing features: {done} of {total} base passes", (40, 40), self.big)
+        bar = pygame.Rect(40, 90, self.screen.get_width() - 80, 24)
+        pygame.draw.rect(self.screen, (60, 60, 70), bar, 1)
+        filled = bar.inflate(-4, -4)
+        filled.width = int(filled.width * min(1.0, done / max(1, total)))
+        pygame.draw.rect(self.screen, (120, 200, 255), filled)
+        self.text("Esc: cancel", (40, 130))
+        pygame.display.flip()
 
     # -- the loop -------------------------------------------------------------------------
     def run(self, max_frames: int | None = None) -> None:

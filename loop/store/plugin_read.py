@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import struct
 from pathlib import Path
 
@@ -22,7 +23,7 @@ MAX_INPUT_SIDE = 4096
 MAX_LAYERS = 128
 MAX_KERNEL = 15
 MAX_STRIDE = 4
-MAX_NAME = 200
+LAYER_NAME = re.compile(r"^[A-Za-z0-9_.]{1,200}$")
 LAYER_KEYS = {"in", "out", "kernel", "stride", "padding", "dilation", "groups", "activation"}
 
 
@@ -49,6 +50,9 @@ def read_plugin(path) -> Plugin:
         return _parse(data)
     except PluginError as exc:
         raise PluginError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, ValueError, OverflowError, IndexError, RecursionError) as exc:
+        # A backstop: every check above should have caught a malformed file first.
+        raise PluginError(f"{path}: malformed ({exc.__class__.__name__})") from None
     except OSError as exc:
         raise PluginError(f"{path}: cannot be read ({exc.strerror})") from None
 
@@ -64,13 +68,14 @@ def _parse(data: bytes) -> Plugin:
     _need(start + length <= len(data), "the manifest is cut short")
     try:
         manifest = json.loads(data[start:start + length].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, or a number too long
         raise PluginError(f"the manifest is not valid JSON ({exc.__class__.__name__})") from None
     _need(isinstance(manifest, dict), "the manifest is not an object")
     _need(manifest.get("format") == "specialneurons", "the manifest is not a specialneurons one")
     version = _get(manifest, "version", int)
     _need(version <= VERSION, f"format version {version} is newer than this Patchloop reads "
           f"({VERSION}); update Patchloop")
+    _need(version >= 1, f"format version {version} is unknown")
     blobs = data[start + length:]
     spec, input_hw = _spec(manifest, version)
     arch = _arch(manifest, spec)
@@ -88,24 +93,31 @@ def _spec(manifest: dict, version: int):
     topology, tap = _get(manifest, "topology", str), _get(manifest, "tap", str)
     _need(topology in TOPOLOGIES and tap in TAPS, f"topology {topology!r} / tap {tap!r} unknown")
     base = manifest.get("base")
-    if topology == "head":
-        _need(isinstance(base, dict) and isinstance(base.get("name"), str)
-              and isinstance(base.get("hash"), str), "a head patch must name its base")
+    _need(base is not None or topology != "head", "a head patch must name its base")
+    _need(base is None or (isinstance(base, dict) and isinstance(base.get("name"), str)
+                           and isinstance(base.get("hash"), str)),
+          "base must be {name, hash} or null")
     inp = _get(manifest, "input", dict)
     height, width = inp.get("height"), inp.get("width")
     _need(isinstance(height, int) and isinstance(width, int)
           and 16 <= height <= MAX_INPUT_SIDE and 16 <= width <= MAX_INPUT_SIDE,
           "input height/width out of bounds")
+    offset, scale = inp.get("norm_offset"), inp.get("norm_scale")
+    _need(all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (offset, scale))
+          and 0 <= offset <= 255 and 0 < scale <= 1e4, "input norm_offset/norm_scale invalid")
+    _need(inp.get("order") == "rgb" and inp.get("resize") == "bilinear",
+          "input order must be rgb and resize bilinear")
     threshold = manifest.get("threshold")
     _need(isinstance(threshold, (int, float)) and not isinstance(threshold, bool),
           "threshold must be a number")
     fine_tune = manifest.get("fine_tune")
-    _need((fine_tune is None) == (version < 2), "only a version 2 manifest has fine_tune")
+    _need((fine_tune is None) == (version < 2), "a version 2 manifest has fine_tune, version 1 "
+          "has none")
     blocks = 0
     if fine_tune is not None:
         _need(isinstance(fine_tune, dict) and isinstance(fine_tune.get("blocks"), list)
               and 1 <= len(fine_tune["blocks"]) <= MAX_FINE_TUNE
-              and all(isinstance(b, str) and 0 < len(b) <= MAX_NAME for b in fine_tune["blocks"]),
+              and all(_is_layer_name(b) for b in fine_tune["blocks"]),
               "fine_tune must name between 1 and 32 tuned blocks")
         blocks = len(fine_tune["blocks"])
     try:
@@ -115,9 +127,15 @@ def _spec(manifest: dict, version: int):
                          base["name"] if base else "", base["hash"] if base else "",
                          str(manifest.get("pooling", "detect")),
                          str(manifest.get("loss", "cross_entropy")), blocks)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise PluginError(f"the patch definition is not valid ({exc})") from None
     return spec, (height, width)
+
+
+def _is_layer_name(value) -> bool:
+    """A base layer or block name: letters, digits, '_' and '.', nothing a message could
+    be forged with."""
+    return isinstance(value, str) and LAYER_NAME.match(value) is not None
 
 
 def _int(entry: dict, key: str, low: int, high: int) -> int:
@@ -156,8 +174,7 @@ def _arch(manifest: dict, spec: PatchSpec):
     if fine_tune:
         _need(isinstance(tuned, int) and not isinstance(tuned, bool)
               and 1 <= tuned < len(entries), "fine_tune layers is out of bounds")
-        _need(isinstance(input_layer, str) and 0 < len(input_layer) <= MAX_NAME,
-              "fine_tune input must name a base layer")
+        _need(_is_layer_name(input_layer), "fine_tune input must name a base layer")
         _need(all("residual" in e for e in entries), "every layer of a fine-tuned patch "
               "states its residual")
     try:
@@ -235,7 +252,8 @@ def arch_on_base(plugin: Plugin, base_spec):
         raise PluginError(f"its tuned blocks read base layer {theirs.input_layer}, which does "
                           f"not fit the base loaded (there {', '.join(mine.tuned_blocks)} read "
                           f"{mine.input_layer})")
-    if (mine.layers, mine.residuals, mine.tuned) != (theirs.layers, theirs.residuals, theirs.tuned):
+    if (mine.layers, mine.residuals, mine.tuned, mine.tuned_blocks) != \
+            (theirs.layers, theirs.residuals, theirs.tuned, theirs.tuned_blocks):
         where = theirs.input_layer if theirs.tuned else spec.tap
         raise PluginError(f"its layers ({theirs.input_channels} input channels at {where}) do "
                           f"not fit the base loaded ({mine.input_channels} there)")

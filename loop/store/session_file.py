@@ -33,7 +33,8 @@ from loop.store.records import (LabelRecord, SessionFormatError, SessionState, S
                                 spec_from_json, spec_to_json)
 
 FORMAT = "patchloop-session"
-VERSION = 1
+VERSION = 2          # the newest format read; 2 adds the patch's `fine_tune`
+FROZEN_VERSION = 1   # what sessions of patches on a frozen base still write, for older readers
 MAX_FILE_BYTES = 8 << 30
 MAX_LABELS = 10_000_000
 LABEL_DTYPE = np.dtype([("frame", "<i8"), ("kind", "u1"), ("x", "<f4"), ("y", "<f4"),
@@ -42,13 +43,18 @@ LABEL_DTYPE = np.dtype([("frame", "<i8"), ("kind", "u1"), ("x", "<f4"), ("y", "<
 KINDS = ("disc", "whole")
 
 
+def format_version(spec) -> int:
+    """The version a session of this patch is written in."""
+    return VERSION if spec.fine_tune else FROZEN_VERSION
+
+
 def write_session(state: SessionState, path: Path) -> None:
     """Writes the whole state to `path` atomically (temporary file, fsync, rename)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".writing")
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
-        f.attrs["version"] = VERSION
+        f.attrs["version"] = format_version(state.spec)
         f.attrs["created"] = state.created
         f.attrs["journal_seq"] = state.last_seq
         f.attrs["patch"] = json.dumps(spec_to_json(state.spec))
@@ -102,7 +108,10 @@ def _read(f: h5py.File, path: Path) -> SessionState:
                                  f"Patchloop reads ({VERSION}); update Patchloop")
     if version < 1:
         raise SessionFormatError(f"{path}: session format version {version} is unknown")
-    state = SessionState(spec_from_json(json.loads(f.attrs["patch"])),
+    spec = spec_from_json(json.loads(f.attrs["patch"]))
+    if spec.fine_tune and version < 2:
+        raise SessionFormatError(f"{path}: a version {version} session cannot fine-tune the base")
+    state = SessionState(spec,
                          settings_from_json(json.loads(f.attrs["settings"])),
                          float(f.attrs["created"]))
     state.last_seq = int(f.attrs["journal_seq"])
