@@ -41,6 +41,23 @@ def test_taps_are_the_stage_outputs(device, base_spec, base_network):
         assert np.abs(tap - ref).max() <= 1e-3 * max(1.0, np.abs(ref).max()), name
 
 
+@pytest.mark.parametrize("stop_at", ["b10.add", "b8.project", "stem", "input"])
+def test_a_forward_can_stop_where_a_patch_reads(device, base_network, stop_at):
+    """Features for a patch need only the layers up to its input: the same values, fewer
+    layers, and no classes."""
+    frame = _photo(240, 320)
+    full = base_network.plan(240, 320, frame.shape)
+    part = base_network.plan(240, 320, frame.shape, stop_at=stop_at)
+    full.run(frame, device.queue)
+    part.run(frame, device.queue)
+    assert np.array_equal(part.feature_map(stop_at).numpy(), full.feature_map(stop_at).numpy())
+    assert len(part.launches) < len(full.launches) and not part.complete
+    with pytest.raises(ValueError, match="before the classes"):
+        part.read_probabilities(device.queue)
+    with pytest.raises(ValueError, match="no layer"):
+        base_network.plan(240, 320, stop_at="b99.add")
+
+
 def test_frame_resized_on_device(device, base_spec, base_network):
     """A 480x640 frame is resized on the device to the plan's 240x320 input."""
     frame = _photo(480, 640)

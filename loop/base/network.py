@@ -51,8 +51,11 @@ class BaseNetwork:
     def tap_channels(self, tap: str) -> int:
         return tap_channels(self.spec, tap)
 
-    def plan(self, height: int, width: int, frame_shape=None, queue=None) -> "BaseForward":
-        return BaseForward(self, height, width, frame_shape or (height, width, 3))
+    def plan(self, height: int, width: int, frame_shape=None, stop_at: str | None = None
+             ) -> "BaseForward":
+        """A forward for frames of this size; with stop_at, only up to that layer's output
+        (features for a patch, without the classes)."""
+        return BaseForward(self, height, width, frame_shape or (height, width, 3), stop_at)
 
 
 def tap_channels(spec: BaseSpec, tap: str) -> int:
@@ -100,9 +103,11 @@ def _fused_residuals(spec: BaseSpec) -> dict[str, AddLayer]:
 
 
 class BaseForward(Plan):
-    """One forward of the base for frames of a fixed size, batch 1."""
+    """One forward of the base for frames of a fixed size, batch 1 (or its first layers, up
+    to `stop_at`: then it has no classes)."""
 
-    def __init__(self, network: BaseNetwork, height: int, width: int, frame_shape):
+    def __init__(self, network: BaseNetwork, height: int, width: int, frame_shape,
+                 stop_at: str | None = None):
         super().__init__()
         if height < MIN_SIDE or width < MIN_SIDE:
             raise ValueError(f"input {width}x{height} is below the base's minimum of "
@@ -120,13 +125,21 @@ class BaseForward(Plan):
         # padded input: no separate padding pass. name -> (N, C, H, W) of the map inside.
         self.padded: dict[str, tuple[int, int, int, int]] = {}
         self._sole_reader = _sole_readers(spec)
+        if stop_at is not None and stop_at not in spec.layer_by_name and stop_at != "input":
+            raise ValueError(f"the base has no layer {stop_at!r}")
         for layer in spec.layers:
+            if stop_at in self.outputs:
+                break
             if isinstance(layer, AddLayer):
                 continue  # produced by the conv it was fused into
             plan = self._layer(device, network, layer, fused)
             self.add(plan)
             self.layer_kinds.append((self._kind(layer), plan))
-        self.taps = {name: self.outputs[layer] for name, layer in spec.taps.items()}
+        self.taps = {name: self.outputs[layer] for name, layer in spec.taps.items()
+                     if layer in self.outputs}
+        self.complete = stop_at is None
+        if not self.complete:
+            return
         self.logits = self.outputs[spec.layers[-1].name]
         self.probabilities = Tensor.empty(device, self.logits.shape)
         self.add(prepare_softmax(device, self.probabilities, self.logits))
@@ -191,4 +204,6 @@ class BaseForward(Plan):
         self.enqueue(queue)
 
     def read_probabilities(self, queue) -> np.ndarray:
+        if not self.complete:
+            raise ValueError("this forward stops before the classes")
         return self.probabilities.read_into(self.probabilities_np.reshape(self.probabilities.shape), queue).ravel()

@@ -36,21 +36,25 @@ BASE_INPUT = (240, 320)  # (height, width) the base sees: frames are resized to 
 
 
 class _Pipeline:
-    """The verdict path for one frame shape: base (when needed), patch, readbacks."""
+    """The verdict path for one frame shape: base (when needed), patch, readbacks. A
+    features-only pipeline runs the base just up to where the patch reads it, and no patch:
+    labeled frames, their tilt-shift copies and folder images need nothing more."""
 
-    def __init__(self, core: "LoopCore", frame_shape):
+    def __init__(self, core: "LoopCore", frame_shape, features_only: bool = False):
         device = core.device
         self.base_plan = None
-        if core.base is not None:
+        head = core.spec.topology == "head"
+        if core.base is not None and (head or not features_only):
             h, w = core.base_input
-            self.base_plan = core.base.plan(h, w, frame_shape)
-        if core.spec.topology == "head":
+            stop = core.model.arch.input_layer if features_only else None
+            self.base_plan = core.base.plan(h, w, frame_shape, stop)
+        if head:
             self.features = self.base_plan.feature_map(core.model.arch.input_layer)
             self.pixels_input = None
         else:
             self.features = Tensor.empty(device, (1, 3) + PIXELS_INPUT)
             self.pixels_input = FramePreprocess(device, frame_shape, self.features, 127.0, 128.0)
-        self.patch = core.model.inference_plan(self.features)
+        self.patch = None if features_only else core.model.inference_plan(self.features)
         self.features_np = np.empty(self.features.shape, np.float32)
 
     def run(self, frame: np.ndarray, queue, run_base: bool) -> None:
@@ -74,7 +78,8 @@ class LoopCore:
         self.queue = self.device.queue
         arch = patch_arch(spec, base.spec if base is not None else None)
         if spec.topology == "head":
-            feature_size = base.plan(*self.base_input).feature_map(arch.input_layer).shape[2:]
+            probe = base.plan(*self.base_input, stop_at=arch.input_layer)
+            feature_size = probe.feature_map(arch.input_layer).shape[2:]
         else:
             feature_size = PIXELS_INPUT
         self.model = PatchModel(self.device, spec, arch, feature_size, initial_weights)
@@ -169,7 +174,7 @@ class LoopCore:
         """The patch input (C, h, w) for a frame, without running the patch."""
         frame = _check_frame(frame)
         with self.device_turn:
-            pipeline = self._pipeline(frame.shape)
+            pipeline = self._pipeline(frame.shape, features_only=True)
             pipeline.run(frame, self.queue, True)
             return pipeline.features.read_into(pipeline.features_np, self.queue)[0].copy()
 
@@ -207,10 +212,11 @@ class LoopCore:
         """Caller holds frames_lock: the original's labels changed, its copies are stale."""
         self.frames[:] = [f for f in self.frames if f.augmented_from != frame_id]
 
-    def _pipeline(self, shape) -> _Pipeline:
-        if shape not in self._pipelines:
-            self._pipelines[shape] = _Pipeline(self, shape)
-        return self._pipelines[shape]
+    def _pipeline(self, shape, features_only: bool = False) -> _Pipeline:
+        key = (shape, features_only)
+        if key not in self._pipelines:
+            self._pipelines[key] = _Pipeline(self, shape, features_only)
+        return self._pipelines[key]
 
     def _receptive_field(self) -> tuple[int, int]:
         if self.spec.topology == "head":
