@@ -263,9 +263,10 @@ class ConvBackward(Plan):
             padded = PaddedMap.tensor(device, g, n, h, w, zeroed=True)
             self.scratch.append(padded)
             self.add(_pad(device, g, padded, x, planes, h, w))
-        self.add(Launch.prepare(device, "conv", "depthwise_backward_weight", (g.kernel, g.c_in),
-                                (g.kernel, min(g.c_in, 16)), [dweight, self.dz, padded, n, g.c_in, hp, wp,
-                                                oh, ow], build))
+        self.add(Launch.prepare(
+            device, "conv", "depthwise_backward_weight", (g.kernel, g.c_in),
+            (g.kernel, min(g.c_in, 16)), [dweight, self.dz, padded, n, g.c_in, hp, wp, oh, ow],
+            build))
         if dx is None:
             return
         top, left, bottom, right = g.pads(h, w)
