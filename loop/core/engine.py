@@ -22,7 +22,7 @@ from loop.core.labels import LabeledFrame, label_counts
 from loop.core.patch import PIXELS_INPUT, PatchSpec
 from loop.core.patch_arch import patch_arch
 from loop.core.patch_model import PatchModel
-from loop.core.receptive_field import base_path_to, receptive_field
+from loop.core.receptive_field import base_path_to, map_size, receptive_field
 from loop.core.settings import TrainerSettings
 from loop.core.trainer import OnlineTrainer
 from loop.core.verdict import Verdict, frame_verdict
@@ -78,8 +78,7 @@ class LoopCore:
         self.queue = self.device.queue
         arch = patch_arch(spec, base.spec if base is not None else None)
         if spec.topology == "head":
-            probe = base.plan(*self.base_input, stop_at=arch.input_layer)
-            feature_size = probe.feature_map(arch.input_layer).shape[2:]
+            feature_size = map_size(base.spec, arch.input_layer, *self.base_input)
         else:
             feature_size = PIXELS_INPUT
         self.model = PatchModel(self.device, spec, arch, feature_size, initial_weights)

@@ -70,9 +70,7 @@ def arch_from_layers(spec: PatchSpec, layers, residuals, input_layer, tuned: int
     if any(r is not None for r in residuals[tuned:]):
         raise ValueError("only fine-tuned base layers take residuals")
     channels = layers[tuned - 1].c_out if tuned else layers[0].c_in
-    expected = tuple(patch_layers(spec, channels)) if spec.topology == "head" else \
-        tuple(patch_layers(spec, 3))
-    if layers[tuned:] != expected:
+    if layers[tuned:] != tuple(patch_layers(spec, channels)):
         raise ValueError(f"the layers do not match the {spec.topology} topology")
     if (spec.fine_tune > 0) != (tuned > 0) or (tuned and spec.topology != "head"):
         raise ValueError("fine-tuned layers and the patch definition disagree")

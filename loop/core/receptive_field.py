@@ -13,6 +13,13 @@ def receptive_field(convs: list[ConvGeometry]) -> tuple[int, int]:
     return size, jump
 
 
+def map_size(spec, layer_name: str, height: int, width: int) -> tuple[int, int]:
+    """(h, w) of a base layer's output for an input of height x width."""
+    for g in base_path_to(spec, layer_name):
+        height, width = g.output_size(height, width)
+    return height, width
+
+
 def base_path_to(spec, layer_name: str) -> list[ConvGeometry]:
     """The convolutions on the main path from the base's input to `layer_name`, in order
     (residual branches add no extent beyond the main path's)."""

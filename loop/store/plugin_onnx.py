@@ -10,7 +10,7 @@ import json
 import numpy as np
 
 from loop.base.onnx_export import GraphParts, base_graph
-from loop.core.receptive_field import base_path_to
+from loop.core.receptive_field import map_size
 from loop.store.plugin import Plugin
 from loop.store.plugin_read import arch_on_base
 
@@ -40,9 +40,7 @@ def plugin_to_onnx(plugin: Plugin, base_spec=None):
                                                      [1, len(base_spec.classes)]))
         arch = arch_on_base(plugin, base_spec)
         source = arch.input_layer
-        h, w = height, width
-        for g in base_path_to(base_spec, source):
-            h, w = g.output_size(h, w)
+        h, w = map_size(base_spec, source, height, width)
     else:
         arch, source = plugin.arch, "input"
         h, w = height, width
