@@ -71,17 +71,21 @@ def test_undo_removes_the_newest_label(device, base_network, scene):
     assert not core.undo()
 
 
-def test_divergence_restores_good_weights_and_halves_the_rate(device, base_network, scene):
+def test_a_nonfinite_step_is_undone_and_the_next_runs_slower(device, base_network, scene):
     core = make_core(base_network, learning_rate=0.01)
     verdict = core.observe(scene.frame(0).image)
     core.label(verdict.frame_id, LabelDisc(50, 50, 20, 1))
+    core.label(verdict.frame_id, LabelDisc(250, 200, 20, 0))
     for _ in range(3):
         core.trainer.step()
     good = core.model.state(core.queue)["weights"]
     core.frames[0].features[:, 0, 0] = np.nan  # a poisoned batch
     core.trainer.step()
-    assert core.trainer.settings.learning_rate == pytest.approx(0.005)
-    assert "diverged" in core.trainer.status.messages[-1]
+    status = core.trainer.status
+    assert core.trainer.settings.learning_rate == pytest.approx(0.01), "the user's setting stays"
+    assert status.restores == 1 and status.rate_changes == 1
+    assert core.trainer.backoff.factor == 0.5
+    assert any("stopped being finite" in n and "your setting: 0.01" in n for n in status.notices)
     restored = core.model.state(core.queue)["weights"]
     assert np.isfinite(restored).all() and np.array_equal(restored, good)
 
@@ -91,6 +95,7 @@ def test_snapshot_round_trip_gives_identical_verdicts(device, base_network, scen
     frame, x, y = ball_frame(scene)
     verdict = core.observe(frame.image)
     core.label(verdict.frame_id, LabelDisc(x, y, 10, 1))
+    core.label(verdict.frame_id, LabelDisc(15, 15, 12, 0))
     for _ in range(10):
         core.trainer.step()
     snap = core.snapshot()

@@ -60,12 +60,13 @@ def test_every_count_at_every_tap_branches_where_the_base_can_be_read(base_netwo
 
 def test_fine_tuning_through_the_first_block_trains(base_network):
     """Eleven blocks at stride16 reach b0, which reads the stem's output."""
-    from loop.core.labels import WholeFrameLabel
+    from loop.core.labels import LabelDisc, WholeFrameLabel
     core = LoopCore(_spec(base_network, 11), base=base_network)
     assert core.model.arch.input_layer == "stem"
     verdict = core.observe(DemoScene(seed=1).frame(0).image)
     core.label(verdict.frame_id, WholeFrameLabel(1))
-    core.trainer.step()
+    core.label(verdict.frame_id, LabelDisc(20, 20, 12, 0))  # training needs two categories
+    assert core.trainer.step()
     assert np.isfinite(core.trainer.status.last_loss)
     core.close()
 
@@ -130,10 +131,10 @@ def test_gradients_through_residual_blocks_match_finite_differences(device):
 
 
 def test_tuned_layers_learn_slower_and_without_decay(device):
-    """One SGD step from zero momentum: the head moves by lr * (g + decay * w), the tuned
-    base layers by TUNED_RATE * lr * g."""
+    """One SGD step from zero momentum: the head moves by lr * (c g + decay * w), the tuned
+    base layers by TUNED_RATE * lr * c g, with c the gradient-norm clip's factor."""
     from loop.core.patch_arch import PatchArch
-    from loop.core.train_step import TUNED_RATE, TrainStep
+    from loop.core.train_step import MAX_GRAD_NORM, TUNED_RATE, TrainStep
     rng = np.random.default_rng(8)
     arch = PatchArch(tuple(CHAIN), tuple(RESIDUALS), None, tuned=4)
     layout = parameter_layout(device, CHAIN)
@@ -145,10 +146,11 @@ def test_tuned_layers_learn_slower_and_without_decay(device):
     features = rng.standard_normal((2, 6, 7, 9)).astype(np.float32)
     labels = rng.integers(0, 3, step.label_shape).astype(np.int32)
     lr, decay = 0.1, 0.5
-    _, finite = step.run(device.queue, features, labels, np.ones(3, np.float32), lr, 0.9, decay)
-    assert finite
+    result = step.run(device.queue, features, labels, np.ones(3, np.float32), lr, 0.9, decay)
+    assert result.finite
     before, after = layout.unpack(start), layout.unpack(params.flat.numpy())
-    gradient = layout.unpack(grads.flat.numpy())
+    factor = min(1.0, MAX_GRAD_NORM / np.linalg.norm(grads.flat.numpy().astype(np.float64)))
+    gradient = {name: g * factor for name, g in layout.unpack(grads.flat.numpy()).items()}
     for name in layout.shapes:
         tuned = int(name[1:]) < 4
         expected = before[name] - (lr * TUNED_RATE * gradient[name] if tuned
@@ -179,7 +181,7 @@ def test_a_fine_tuned_patch_starts_as_the_frozen_one(base_network):
 def test_tuned_blocks_that_stride_label_the_verdict_grid(base_network):
     """Six blocks reach back past b5, which halves the map: features come at stride 8, the
     labels and verdicts stay on the stride-16 grid."""
-    from loop.core.labels import WholeFrameLabel
+    from loop.core.labels import LabelDisc, WholeFrameLabel
     core = LoopCore(_spec(base_network, 6), base=base_network)
     assert core.model.arch.input_layer == "b4.add"
     assert core.model.feature_shape == (40, 30, 40) and core.model.cells == (15, 20)
@@ -187,6 +189,7 @@ def test_tuned_blocks_that_stride_label_the_verdict_grid(base_network):
     verdict = core.observe(frame.image)
     assert verdict.probabilities.shape == (2, 15, 20)
     core.label(verdict.frame_id, WholeFrameLabel(1))
+    core.label(verdict.frame_id, LabelDisc(20, 20, 12, 0))  # training needs two categories
     before = core.trainer.status.steps
     core.trainer.step()
     assert core.trainer.status.steps == before + 1 and np.isfinite(core.trainer.status.last_loss)

@@ -6,7 +6,7 @@ import pytest
 from conftest import assert_close
 from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.loss import MaskedSquaredError, WeightedCrossEntropy
-from patchloop_kernels.optim import NonfiniteCount, SgdStep
+from patchloop_kernels.optim import GradientClip, NonfiniteCount, SgdStep
 from patchloop_kernels.pool import prepare_global_avg_pool, prepare_global_avg_pool_backward
 from patchloop_kernels.runtime import Tensor
 from patchloop_kernels.softmax import prepare_softmax
@@ -153,6 +153,38 @@ def test_sgd_steps(device, size):
         w, v = small_ref.sgd_step(w.astype(np.float64), v, g, lr, momentum, decay)
     assert_close(tw.numpy(), w, atol=1e-5, rtol=1e-5, what="weights")
     assert_close(tv.numpy(), v, atol=1e-5, rtol=1e-5, what="velocity")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_gradient_clip_scales_the_sgd_step(device, seed):
+    """Random lengths (around the first pass's chunk too) and norms on both sides of the
+    limit: the factor and the norm match numpy, and SGD applies the factor to g only."""
+    rng = np.random.default_rng(seed)
+    size = int(rng.choice([1, 1023, 1024, 1025, int(rng.integers(2, 70000))]))
+    g = (rng.standard_normal(size) * rng.choice([1e-3, 1.0, 30.0])).astype(np.float32)
+    w = rng.standard_normal(size).astype(np.float32)
+    v = rng.standard_normal(size).astype(np.float32)
+    max_norm = float(rng.uniform(0.1, 20.0))
+    tw, tg, tv = (Tensor.from_numpy(device, a) for a in (w, g, v))
+    clip = GradientClip(device, tg, max_norm)
+    step = SgdStep(device, tw, tg, tv, clip.factor)
+    clip.enqueue(device.queue)
+    step.enqueue(device.queue, 0.05, 0.9, 1e-3)
+    factor, norm = small_ref.clip_factor(g, max_norm)
+    assert_close(clip.factor.numpy(), [factor, norm], atol=1e-6, rtol=1e-5, what="factor, norm")
+    w_ref, v_ref = small_ref.sgd_step(w.astype(np.float64), v.astype(np.float64), g, 0.05, 0.9,
+                                      1e-3, factor)
+    assert_close(tw.numpy(), w_ref, atol=1e-5, rtol=1e-5, what="weights")
+    assert_close(tv.numpy(), v_ref, atol=1e-5, rtol=1e-5, what="velocity")
+
+
+def test_gradient_clip_leaves_a_nonfinite_gradient_to_the_check(device):
+    g = np.ones(3000, np.float32)
+    g[2999] = np.nan
+    clip = GradientClip(device, Tensor.from_numpy(device, g), 1.0)
+    clip.enqueue(device.queue)
+    factor, norm = clip.factor.numpy()
+    assert factor == 1.0 and np.isnan(norm)
 
 
 @pytest.mark.parametrize("size", [1, 255, 256, 257, 5000])

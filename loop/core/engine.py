@@ -307,6 +307,12 @@ class LoopCore:
         restore_snapshot(self, snapshot)
 
     # -- training -------------------------------------------------------------------------
+    def change_settings(self, settings: TrainerSettings) -> TrainerSettings:
+        """The user's new trainer settings (hotkeys, fields); they take effect at the next
+        step and are never changed behind the user's back."""
+        self.trainer.apply(settings)
+        return settings
+
     def start(self) -> None:
         self.trainer.start()
 

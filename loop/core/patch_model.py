@@ -66,9 +66,23 @@ class PatchModel:
     def restore_last_good(self, queue) -> None:
         with self._lock:
             _copy(queue, self.training, self.last_good)
-            cl.enqueue_fill_buffer(queue, self.velocity.flat.buffer, np.float32(0), 0,
-                                   self.velocity.flat.nbytes)
+            self._zero_velocity(queue)
             queue.finish()
+
+    def clear_momentum(self, queue) -> None:
+        with self._lock:
+            self._zero_velocity(queue)
+            queue.finish()
+
+    def start_afresh(self, seed: int, queue) -> None:
+        """New initial weights (another seed), published at once; the trainer's way out of a
+        patch that no longer learns."""
+        weights = self.layout.pack(self.arch.initial_parameters(seed))
+        self.load_state({"weights": weights}, queue)
+
+    def _zero_velocity(self, queue) -> None:
+        cl.enqueue_fill_buffer(queue, self.velocity.flat.buffer, np.float32(0), 0,
+                               self.velocity.flat.nbytes)
 
     # -- verdict side ---------------------------------------------------------------------
     def inference_plan(self, features: Tensor) -> "PatchInference":

@@ -1,6 +1,9 @@
 """One training step of a patch on the device, for a fixed batch shape: upload the batch,
-forward, class-weighted masked loss, backward, SGD with momentum and decay, NaN/Inf check.
-Everything is enqueued on the trainer's own queue and waited for once."""
+forward, class-weighted masked loss, backward, gradient-norm clip, SGD with momentum and
+decay, NaN/Inf check. Everything is enqueued on the trainer's own queue and waited for once.
+
+The clip bounds how far one hard batch (new or contradicting labels) can move the weights,
+so such a batch is trained on, not refused."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,13 +11,29 @@ import numpy as np
 from loop.core.patch_net import PatchBackward, PatchForward
 from patchloop_kernels.flat import FlatTensors
 from patchloop_kernels.loss import MaskedSquaredError, WeightedCrossEntropy
-from patchloop_kernels.optim import NonfiniteCount, SgdStep
+from patchloop_kernels.optim import GradientClip, NonfiniteCount, SgdStep
 from patchloop_kernels.runtime import Device, Tensor
 
 
 # Fine-tuned base layers learn at a tenth of the patch's rate and without weight decay:
 # they start from good weights, which decay would pull towards zero.
 TUNED_RATE = 0.1
+# The largest gradient norm a step applies as is. Measured on the demo scene (20 alternating
+# clicks, 10 steps each): median 0.4, 90th percentile 7, the first steps of a new patch 35-56.
+# The cross-entropy's gradient per cell is bounded whatever the loss, so a hard batch's norm
+# is of that order too: the clip trims the largest steps without slowing settled training.
+MAX_GRAD_NORM = 20.0
+
+
+class StepResult:
+    """What one step measured: the batch's loss before the step, the gradient norm before
+    clipping, and whether every weight and gradient stayed finite."""
+
+    def __init__(self, loss: float, grad_norm: float, finite: bool):
+        self.loss, self.grad_norm, self.finite = loss, grad_norm, finite
+
+    def __repr__(self) -> str:
+        return f"StepResult(loss={self.loss}, grad_norm={self.grad_norm}, finite={self.finite})"
 
 
 class TrainStep:
@@ -39,22 +58,26 @@ class TrainStep:
                                              self.class_weights)
         self.backward = PatchBackward(device, layers, params, grads, self.forward,
                                       self.loss.dlogits, arch.residuals)
+        self.clip = GradientClip(device, grads.flat, MAX_GRAD_NORM)
+        factor = self.clip.factor
         self.tuned_sgd = None
         if arch.tuned:
             flats = (params, grads, velocity)
             head = [f.span(f"w{arch.tuned}", f"b{len(layers) - 1}") for f in flats]
             tuned = [f.span("w0", f"b{arch.tuned - 1}") for f in flats]
-            self.sgd, self.tuned_sgd = SgdStep(device, *head), SgdStep(device, *tuned)
+            self.sgd = SgdStep(device, *head, factor)
+            self.tuned_sgd = SgdStep(device, *tuned, factor)
         else:
-            self.sgd = SgdStep(device, params.flat, grads.flat, velocity.flat)
+            self.sgd = SgdStep(device, params.flat, grads.flat, velocity.flat, factor)
         self.check = NonfiniteCount(device, params.flat, grads.flat)
         self.label_shape = (n, h, w)
         self._loss_np = np.zeros(1, np.float32)
         self._bad_np = np.zeros(1, np.int32)
+        self._factor_np = np.zeros(2, np.float32)
 
     def run(self, queue, features: np.ndarray, labels: np.ndarray, class_weights: np.ndarray,
-            learning_rate: float, momentum: float, weight_decay: float) -> tuple[float, bool]:
-        """Returns (loss, finite). On a non-finite result the caller restores good weights."""
+            learning_rate: float, momentum: float, weight_decay: float) -> StepResult:
+        """One step. On a non-finite result the caller restores good weights."""
         self.features.write(features, queue, wait=False)
         if self.squared_error:
             labels = np.where(labels < 0, 0.0, np.where(labels > 0, 1.0, -1.0)).astype(np.float32)
@@ -63,10 +86,21 @@ class TrainStep:
         self.forward.enqueue(queue)
         self.loss.enqueue(queue)
         self.backward.enqueue(queue)
+        self.clip.enqueue(queue)
         self.sgd.enqueue(queue, learning_rate, momentum, weight_decay)
         if self.tuned_sgd is not None:
             self.tuned_sgd.enqueue(queue, learning_rate * TUNED_RATE, momentum, 0.0)
         self.check.enqueue(queue)
         self.loss.loss.read_into(self._loss_np, queue)
+        self.clip.factor.read_into(self._factor_np, queue)
         self.check.count.read_into(self._bad_np, queue)
-        return float(self._loss_np[0]), int(self._bad_np[0]) == 0
+        return StepResult(float(self._loss_np[0]), float(self._factor_np[1]),
+                          int(self._bad_np[0]) == 0)
+
+    def loss_now(self, queue) -> float:
+        """The loss of the batch the last `run` trained on, under the weights as they are now
+        (after that step): the check that a step did not make its own batch much worse."""
+        self.forward.enqueue(queue)
+        self.loss.enqueue(queue)
+        self.loss.loss.read_into(self._loss_np, queue)
+        return float(self._loss_np[0])

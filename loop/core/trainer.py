@@ -1,66 +1,45 @@
 """The online trainer: a thread of its own, with its own OpenCL queue, that keeps training
 the patch on the labeled frames and publishes consistent weights for the verdicts.
 
-Minibatches put frames with new labels first, then past frames at random. A non-finite
-loss, weight or gradient restores the last good weights and halves the learning rate.
+Minibatches put frames with new labels first, then past frames at random.
+
+A step is kept unless it diverged: the loss, a weight or a gradient stopped being finite, or
+the step made its own batch's loss much worse. A large loss alone (new or contradicting
+labels) is trained on, not refused: the gradient-norm clip inside the step bounds how far it
+moves the weights. A diverged step is undone and the next attempt runs at a lower rate on
+another batch, climbing back to the user's own rate as steps succeed (RateBackoff). A long
+stretch with no progress makes the trainer recover by itself (ProgressWatch). Until two
+categories have labels it does not train: one category's labels alone would teach the patch
+that everything is that category, with certainty.
 """
 from __future__ import annotations
 
 import random
+import statistics
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from collections import deque
+from dataclasses import replace
 
 import numpy as np
 
 from loop.core.labels import LabeledFrame, balanced_class_weights, label_counts
+from loop.core.pacer import Pacer
+from loop.core.progress_watch import PATIENCE, ProgressWatch
+from loop.core.rate_backoff import RateBackoff
 from loop.core.settings import TrainerSettings
-from loop.core.train_step import TrainStep
+from loop.core.train_step import StepResult, TrainStep
+from loop.core.trainer_status import TrainerStatus
 
-LOSS_LOG_LENGTH = 2000
-# A weighted mean cross-entropy this high means probabilities of e^-50 on labeled cells:
-# the step has blown up even if every number is still finite.
-DIVERGED_LOSS = 50.0
 IDLE_WAIT = 0.05  # seconds the thread sleeps when there is nothing to train on
 AUGMENT_EVERY = 4  # training steps between two rand-tilt-shift copies
 BURST_STEPS = 3    # steps right after a new label that do not wait for verdicts
-
-
-@dataclass
-class TrainerStatus:
-    steps: int = 0
-    last_loss: float = float("nan")
-    steps_per_second: float = 0.0
-    losses: list = field(default_factory=list)    # (step, loss), the newest LOSS_LOG_LENGTH
-    messages: list = field(default_factory=list)  # what the trainer wants the user to know
-
-
-class Pacer:
-    """Keeps verdicts flowing while training: when verdicts are coming (the live window),
-    the trainer takes one step per `verdicts_per_step` verdicts, so a step never holds the
-    device for two frames in a row; when none are coming it trains flat out."""
-
-    FLOWING = 0.25  # seconds: verdicts closer together than this count as a live stream
-
-    def __init__(self, verdicts_per_step: int = 2):
-        self.verdicts_per_step = verdicts_per_step
-        self._done = 0
-        self._last = 0.0
-        self._at_last_step = 0
-        self._changed = threading.Condition()
-
-    def verdict_done(self) -> None:
-        with self._changed:
-            self._done += 1
-            self._last = time.monotonic()
-            self._changed.notify_all()
-
-    def wait_turn(self) -> None:
-        with self._changed:
-            while (time.monotonic() - self._last < self.FLOWING
-                   and self._done - self._at_last_step < self.verdicts_per_step):
-                self._changed.wait(self.FLOWING)
-            self._at_last_step = self._done
+# A step whose loss is this far above the recent median is checked again after it ran: did
+# it make its own batch worse? (Most steps are not suspect, so most pay nothing extra.)
+SUSPECT_FACTOR, SUSPECT_FLOOR = 2.0, 1.0
+# "Much worse": the batch's loss after the step above this factor of the loss before it.
+DIVERGED_RISE, DIVERGED_MARGIN = 1.5, 0.1
+RECENT_LOSSES = 20
 
 
 class OnlineTrainer:
@@ -76,6 +55,10 @@ class OnlineTrainer:
         self._settings = settings or TrainerSettings()
         self._settings_lock = threading.Lock()
         self.status = TrainerStatus()
+        self.backoff = RateBackoff()
+        self.watch = ProgressWatch(model.spec.outputs)
+        self._stuck_in_a_row = 0
+        self._recent_losses: deque = deque(maxlen=RECENT_LOSSES)
         self.queue = model.device.new_queue()
         # Held while a step runs on the device; the verdicts hold it too, so the two take
         # turns instead of splitting the cores and both running slow.
@@ -89,7 +72,6 @@ class OnlineTrainer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._step_times: list[float] = []
         # Makes one augmented copy of a labeled frame (set by the core); returns False when
         # there is nothing left to copy.
         self.augmenter = None
@@ -154,27 +136,26 @@ class OnlineTrainer:
                 self._wake.clear()
 
     # -- one step -------------------------------------------------------------------------
-    def _batch(self, settings: TrainerSettings) -> list[LabeledFrame]:
+    def _batch(self, settings: TrainerSettings) -> tuple[list[LabeledFrame], np.ndarray]:
+        """The next minibatch and the labeled cells per category among the usable frames."""
         with self.frames_lock:
             usable = [f for f in self.frames if not f.excluded and f.labeled_cells > 0]
             if settings.new_only:
                 usable = [f for f in usable if f.added_at >= self._new_only_since]
-            if not usable:
-                return []
+            counts = label_counts(usable, self.model.spec.outputs)
+            if not usable or (counts > 0).sum() < 2:
+                return [], counts
             by_id = {f.frame_id: f for f in usable}
             size = min(settings.batch_size, len(usable))
             chosen = [by_id[i] for i in reversed(self._fresh) if i in by_id][:size]
             self._fresh = [i for i in self._fresh if i not in {f.frame_id for f in chosen}]
             rest = [f for f in usable if f not in chosen]
             chosen += self._rng.sample(rest, min(size - len(chosen), len(rest)))
-            return chosen
+            return chosen, counts
 
-    def _class_weights(self, settings: TrainerSettings) -> np.ndarray:
-        k = self.model.spec.outputs
+    def _class_weights(self, settings: TrainerSettings, counts: np.ndarray) -> np.ndarray:
         if not settings.balance_classes:
-            return np.ones(k, np.float32)
-        with self.frames_lock:
-            counts = label_counts(self.frames, k)
+            return np.ones(len(counts), np.float32)
         weights = balanced_class_weights(counts)
         return np.where(weights > 0, weights, 1.0).astype(np.float32)
 
@@ -186,45 +167,103 @@ class OnlineTrainer:
     def step(self) -> bool:
         """One training step if there is anything to train; False when idle."""
         settings = self.settings
-        if not settings.training:
-            return False
-        frames = self._batch(settings)
+        frames, counts = self._batch(settings) if settings.training else ([], None)
+        self._say_what_is_missing(counts, settings)
+        self.status.training_now = bool(frames)
         if not frames:
             return False
         self.last_batch = frames
         step = self._train_step(len(frames))
         features = np.stack([f.features for f in frames])
         labels = np.stack([f.label_map for f in frames]).astype(np.int32)
-        class_weights = self._class_weights(settings)
+        class_weights = self._class_weights(settings, counts)
         if self._burst > 0:
             self._burst -= 1
         else:
             self.pacer.wait_turn()
+        rate = settings.learning_rate * self.backoff.factor
         with self.device_turn:
-            start = time.perf_counter()
-            loss, finite = step.run(self.queue, features, labels, class_weights,
-                                    settings.learning_rate, settings.momentum,
-                                    settings.weight_decay)
-        if finite and np.isfinite(loss) and loss < DIVERGED_LOSS:
-            self.model.publish(self.queue)
-            self._record(loss, time.perf_counter() - start)
-        else:
-            self.model.restore_last_good(self.queue)
-            halved = self.update(learning_rate=max(1e-6, settings.learning_rate / 2))
-            self.status.messages.append(
-                f"training diverged (loss {loss}); restored the last good weights and halved "
-                f"the learning rate to {halved.learning_rate:.2g}")
+            result = step.run(self.queue, features, labels, class_weights, rate,
+                              settings.momentum, settings.weight_decay)
+            after = step.loss_now(self.queue) if result.finite and self._suspect(result.loss) \
+                else None
+        reason = _divergence(result, None if self.backoff.must_keep else after)
+        if reason is not None:
+            self._undo_step(reason, settings)
+            return True
+        self.model.publish(self.queue)
+        self.status.learning_rate, self.status.grad_norm = rate, result.grad_norm
+        self.status.record(result.loss)
+        self._recent_losses.append(result.loss)
+        if self.backoff.succeeded():
+            self.status.rate_changes += 1
+        self._show_rate(settings)
+        self._watch_progress(result.loss, settings)
         return True
 
-    def _record(self, loss: float, seconds: float) -> None:
-        status = self.status
-        status.steps += 1
-        status.last_loss = loss
-        status.losses.append((status.steps, loss))
-        del status.losses[:-LOSS_LOG_LENGTH]
-        now = time.monotonic()
-        self._step_times.append(now)
-        self._step_times = [t for t in self._step_times if now - t <= 2.0]
-        if len(self._step_times) > 1:
-            span = self._step_times[-1] - self._step_times[0]
-            status.steps_per_second = (len(self._step_times) - 1) / span if span > 0 else 0.0
+    def _suspect(self, loss: float) -> bool:
+        if not np.isfinite(loss):
+            return False
+        typical = statistics.median(self._recent_losses) if self._recent_losses else 0.0
+        return loss > max(SUSPECT_FLOOR, SUSPECT_FACTOR * typical)
+
+    def _undo_step(self, reason: str, settings: TrainerSettings) -> None:
+        self.model.restore_last_good(self.queue)
+        self.status.restores += 1
+        if self.backoff.diverged(reason):
+            self.status.rate_changes += 1
+        self._show_rate(settings)
+
+    def _show_rate(self, settings: TrainerSettings) -> None:
+        if not self.backoff.active:
+            self.status.notice("rate", None)
+            return
+        self.status.notice(
+            "rate", f"learning rate cut to {settings.learning_rate * self.backoff.factor:.2g} "
+                    f"(your setting: {settings.learning_rate:.2g}) because "
+                    f"{self.backoff.reason}; it climbs back as steps succeed")
+
+    def _watch_progress(self, loss: float, settings: TrainerSettings) -> None:
+        if not self.watch.observe(loss):
+            if self.watch.since_best == 0:
+                self._stuck_in_a_row = 0
+                self.status.notice("recovered", None)
+            return
+        self.status.recoveries += 1
+        self._stuck_in_a_row += 1
+        with self.device_turn:
+            if self._stuck_in_a_row == 1:
+                self.model.clear_momentum(self.queue)
+                if self.backoff.reset():
+                    self.status.rate_changes += 1
+                text = (f"no progress in {PATIENCE} steps: momentum cleared, learning rate "
+                        f"back at your {settings.learning_rate:.2g}")
+            else:
+                self.model.start_afresh(self.model.spec.seed + self.status.recoveries,
+                                        self.queue)
+                text = (f"still no progress after {PATIENCE} more steps: the patch starts "
+                        "again from fresh weights (your labels are all kept)")
+        self._show_rate(settings)
+        self.status.notice("recovered", text)
+
+    def _say_what_is_missing(self, counts, settings: TrainerSettings) -> None:
+        """The notice that training waits for a second category, while that is so."""
+        present = [] if counts is None else np.flatnonzero(counts)
+        if len(present) != 1:
+            self.status.notice("categories", None)
+            return
+        name = self.model.spec.categories[int(present[0])].name
+        since = " since 'new labels only' was switched on" if settings.new_only else ""
+        self.status.notice("categories", f"training waits for a second category: only "
+                                         f"'{name}' has labels{since}; label another one")
+
+
+def _divergence(result: StepResult, loss_after: float | None) -> str | None:
+    """Why a step must be undone, or None to keep it."""
+    if not result.finite or not np.isfinite(result.loss):
+        return "a weight or gradient stopped being finite"
+    if loss_after is not None and not np.isfinite(loss_after):
+        return "the step made the loss non-finite"
+    if loss_after is not None and loss_after > DIVERGED_RISE * result.loss + DIVERGED_MARGIN:
+        return f"a step raised its batch's loss from {result.loss:.3g} to {loss_after:.3g}"
+    return None

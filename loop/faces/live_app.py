@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402  (after the banner is silenced)
@@ -192,20 +193,20 @@ class LiveApp:
         elif pygame.K_1 <= key <= pygame.K_9 and key - pygame.K_1 < core.spec.outputs:
             state.selected = key - pygame.K_1
         elif key == pygame.K_UP:
-            trainer.apply(trainer.settings.faster())
+            self.labels.change_settings(trainer.settings.faster())
         elif key == pygame.K_DOWN:
-            trainer.apply(trainer.settings.slower())
+            self.labels.change_settings(trainer.settings.slower())
         elif key == pygame.K_RIGHT:
-            trainer.apply(trainer.settings.more_decay())
+            self.labels.change_settings(trainer.settings.more_decay())
         elif key == pygame.K_LEFT:
-            trainer.apply(trainer.settings.less_decay())
+            self.labels.change_settings(trainer.settings.less_decay())
         elif key == pygame.K_t:
             on = not trainer.settings.training
-            trainer.update(training=on)
+            self.labels.change_settings(replace(trainer.settings, training=on))
             self.say(f"training {'on' if on else 'off'}")
         elif key == pygame.K_n:
             new_only = not trainer.settings.new_only
-            trainer.update(new_only=new_only)
+            self.labels.change_settings(replace(trainer.settings, new_only=new_only))
             self.say("training on new labels only" if new_only else "training on all labels")
         elif key == pygame.K_u or (key == pygame.K_z and ctrl):
             self.say("undone" if self.labels.undo() else "nothing to undo")

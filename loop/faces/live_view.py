@@ -164,14 +164,16 @@ class LiveView:
             y += self.text(f"{marker} {c.index + 1} {c.name}: {counts[c.index]} cells",
                            (x + 16, y)) + 2
         y += 8
-        for line in (f"learning rate {settings.learning_rate:.3g}   momentum {settings.momentum:.2f}",
+        rate = f"learning rate {settings.learning_rate:.3g}"
+        if core.trainer.backoff.active:
+            rate += f" (now {settings.learning_rate * core.trainer.backoff.factor:.2g})"
+        for line in (f"{rate}   momentum {settings.momentum:.2f}",
                      f"weight decay {settings.weight_decay:.2g}   batch {settings.batch_size}",
                      f"training {'on' if settings.training else 'off'}, "
                      f"{'new labels only' if settings.new_only else 'all labels'}",
                      f"brush {state.brush} px   {'FROZEN' if worker.frozen else ''}",
                      f"{status.steps_per_second:.1f} steps/s   {worker.verdicts_per_second:.1f} verdicts/s",
-                     f"verdict {worker.verdict_ms:.0f} ms   loss "
-                     + ("-" if status.steps == 0 else f"{status.last_loss:.4f}")):
+                     f"verdict {worker.verdict_ms:.0f} ms   loss {_loss_text(status)}"):
             y += self.text(line, (x, y)) + 2
         if link is not None:
             saved = f"labels on disk: {link.held}" + (f", {link.waiting} waiting" if link.waiting else "")
@@ -184,10 +186,16 @@ class LiveView:
             self._plot(accuracy, pygame.Rect(x, y + 110, PANEL_WIDTH - 30, 70),
                        f"accuracy vs ground truth {recent:.2f}", log=False, fixed=(0.0, 1.0))
             y += 80
-        messages = status.messages[-2:] + ([worker.error] if worker.error else []) + \
+        messages = status.notices + ([worker.error] if worker.error else []) + \
             ([link.error] if link is not None and link.error else [])
-        for i, m in enumerate(messages):
-            self.text(m[:60], (x, y + 110 + 18 * i), (255, 160, 120))
+        y += 110
+        bottom = self.screen.get_height() - 30
+        for message in messages:
+            for line in wrap_to_width(message, self.font, PANEL_WIDTH - 24):
+                if y > bottom - 18:
+                    break
+                y += self.text(line, (x, y), (255, 160, 120))
+            y += 4
         self.text("h: help", (x, self.screen.get_height() - 22), DIM)
 
     def _plot(self, points, rect: pygame.Rect, title: str, log: bool, fixed=None) -> None:
@@ -212,3 +220,32 @@ class LiveView:
         for i, (key, what) in enumerate(HELP):
             self.text(key, (box.x + 14, box.y + 12 + 20 * i), (255, 220, 120))
             self.text(what, (box.x + 200, box.y + 12 + 20 * i))
+
+
+def _loss_text(status) -> str:
+    """The newest step's loss, marked when nothing is training now (it is then history)."""
+    if status.steps == 0:
+        return "-"
+    loss = f"{status.last_loss:.3g}"
+    return loss if status.steps_per_second > 0 else f"{loss} (not training)"
+
+
+def wrap_to_width(text: str, font, width: int) -> list[str]:
+    """Lines of whole words that each render no wider than `width` pixels; a word wider than
+    that on its own (a long path) is broken across lines, never cut off."""
+    lines, line = [], ""
+    for word in text.split():
+        candidate = f"{line} {word}" if line else word
+        if font.size(candidate)[0] <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        while font.size(word)[0] > width and len(word) > 1:
+            cut = next(n for n in range(len(word) - 1, 0, -1) if font.size(word[:n])[0] <= width)
+            lines.append(word[:cut])
+            word = word[cut:]
+        line = word
+    if line:
+        lines.append(line)
+    return lines

@@ -40,6 +40,13 @@ class SessionLink:
     def exclude(self, frame_id: int, excluded: bool) -> None:
         self._submit(lambda: self.store.set_excluded(frame_id, excluded), counts=False)
 
+    def change_settings(self, settings):
+        """The user's new trainer settings, at once for the trainer and kept in the session,
+        so that a resumed session trains as it was left."""
+        self.core.change_settings(settings)
+        self._submit(lambda: self.store.save_settings(settings), counts=False)
+        return settings
+
     def snapshot(self):
         snapshot = self.core.snapshot()
         self._submit(lambda: self.store.save_snapshot(snapshot), counts=False)

@@ -43,9 +43,15 @@ def masked_squared_error(pred, targets):
     return float((d * d * m).sum() / total), (2 * d * m / total).reshape(pred.shape)
 
 
-def sgd_step(w, v, g, lr, momentum, decay):
-    v = momentum * v + g + decay * w
+def sgd_step(w, v, g, lr, momentum, decay, scale=1.0):
+    v = momentum * v + scale * g + decay * w
     return w - lr * v, v
+
+
+def clip_factor(g, max_norm):
+    """(factor, norm): the factor that brings the gradient's L2 norm down to max_norm."""
+    norm = float(np.sqrt(np.sum(np.asarray(g, np.float64) ** 2)))
+    return (max_norm / norm if np.isfinite(norm) and norm > max_norm else 1.0), norm
 
 
 def bilinear_resize(image, height, width):
