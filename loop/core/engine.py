@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 
@@ -160,6 +161,23 @@ class LoopCore:
                        self.receptive_frame(frame.image.shape[:2]), self.model.version,
                        frame.image.shape[:2])
 
+    @property
+    def weights_version(self) -> int:
+        """Which published weights are newest (bumped by every kept training step)."""
+        return self.model.version
+
+    def verdict_again(self, verdict: Verdict) -> Verdict:
+        """The same frame's verdict under the newest weights, from its kept features (no
+        base pass): a frozen frame (stop-N-show) shows what training does to it. The old
+        verdict comes back when the frame is no longer held. Verdict thread only."""
+        features = self.features_of(verdict.frame_id)
+        if features is None or not verdict.triggered:
+            return verdict
+        probabilities = self.verdict_on_features(features)
+        category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)
+        return replace(verdict, probabilities=probabilities, category=category,
+                       confidence=confidence, weights_version=self.model.version)
+
     def features_of(self, frame_id: int) -> np.ndarray | None:
         """The patch input kept for an observed or labeled frame."""
         with self._recent_lock:
@@ -289,6 +307,12 @@ class LoopCore:
             if not frame.labels:
                 self.frames.remove(frame)
         return True
+
+    def labels_of(self, frame_id: int) -> list:
+        """The labels made on a frame, oldest first (a copy; empty when it has none)."""
+        with self.frames_lock:
+            frame = next((f for f in self.frames if f.frame_id == frame_id), None)
+            return [] if frame is None else list(frame.labels)
 
     def label_counts(self) -> np.ndarray:
         """Labeled cells per category over the user's frames (copies not counted)."""

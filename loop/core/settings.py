@@ -5,6 +5,8 @@ from dataclasses import dataclass, replace
 
 LR_STEP = 1.5           # one Up/Down press multiplies or divides the learning rate by this
 DECAY_STEP = 2.0        # one Left/Right press for weight decay
+MOMENTUM_STEP = 0.05    # one press of , or . for momentum
+MAX_MOMENTUM = 0.99
 MIN_LR, MAX_LR = 1e-6, 1.0
 MIN_DECAY, MAX_DECAY = 1e-7, 1e-1
 
@@ -43,3 +45,15 @@ class TrainerSettings:
     def less_decay(self) -> "TrainerSettings":
         decay = self.weight_decay / DECAY_STEP
         return replace(self, weight_decay=0.0 if decay < MIN_DECAY else decay)
+
+    def bigger_batch(self) -> "TrainerSettings":
+        return replace(self, batch_size=min(256, self.batch_size * 2))
+
+    def smaller_batch(self) -> "TrainerSettings":
+        return replace(self, batch_size=max(1, self.batch_size // 2))
+
+    def more_momentum(self) -> "TrainerSettings":
+        return replace(self, momentum=round(min(MAX_MOMENTUM, self.momentum + MOMENTUM_STEP), 4))
+
+    def less_momentum(self) -> "TrainerSettings":
+        return replace(self, momentum=round(max(0.0, self.momentum - MOMENTUM_STEP), 4))

@@ -14,6 +14,7 @@ import pygame  # noqa: E402  (after the banner is silenced)
 
 from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
 from loop.faces.live_view import MIN_WINDOW, LiveView, ViewState
+from loop.faces.overlays import VIEWS
 from loop.faces.verdict_worker import VerdictWorker
 
 FPS = 60
@@ -81,9 +82,13 @@ class LiveApp:
         for event in pygame.event.get():
             self.handle(event)
         self.view.draw(self.state, self.core, self.worker, self.worker.latest(), time.monotonic(),
-                       self.link)
+                       self.link, self.footer())
         pygame.display.flip()
         self.frames_drawn += 1
+
+    def footer(self) -> str:
+        """A line under the frame (the replay window's frame counter); none here."""
+        return ""
 
     def close(self) -> None:
         self.worker.stop()
@@ -221,7 +226,23 @@ class LiveApp:
         elif key == pygame.K_x:
             state.show_verdict = not state.show_verdict
         elif key == pygame.K_v:
-            state.heat_map = not state.heat_map
+            state.view = (state.view + 1) % len(VIEWS)
+            self.say(f"view: {VIEWS[state.view]}")
+        elif key == pygame.K_m:
+            state.smooth = not state.smooth
+            self.say("smooth verdict" if state.smooth else "blocky cells")
+        elif key == pygame.K_l:
+            state.show_labels = not state.show_labels
+        elif key in (pygame.K_RIGHTBRACKET, pygame.K_LEFTBRACKET):
+            more = key == pygame.K_RIGHTBRACKET
+            settings = trainer.settings.bigger_batch() if more else trainer.settings.smaller_batch()
+            self.labels.change_settings(settings)
+            self.say(f"batch {settings.batch_size}")
+        elif key in (pygame.K_PERIOD, pygame.K_COMMA):
+            more = key == pygame.K_PERIOD
+            settings = trainer.settings.more_momentum() if more else trainer.settings.less_momentum()
+            self.labels.change_settings(settings)
+            self.say(f"momentum {settings.momentum:.2f}")
         elif key == pygame.K_s:
             snapshot = self.labels.snapshot()
             state.snapshots.append(snapshot)

@@ -1,6 +1,7 @@
-"""Drawing the live window from state: the frame with the verdict overlaid, the brush and
-receptive field at the mouse, the side panel, the loss plot, the help page. Drawing only
-reads state."""
+"""Drawing the live window from state: the frame with the verdict (or a heat map, or the
+uncertainty) laid over it and the user's labels on it, the most uncertain region marked,
+the brush and receptive field at the mouse, the side panel, the loss plot, the help page.
+Drawing only reads state."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,9 +10,9 @@ import cv2
 import numpy as np
 import pygame
 
-# The seed's colours: background blue, the (first) positive category red; then a palette.
-PALETTE = [(40, 80, 255), (255, 40, 40), (40, 220, 60), (255, 200, 0), (200, 60, 255),
-           (0, 220, 220), (255, 120, 0), (140, 90, 40), (255, 255, 255)]
+from loop.faces.overlays import (PALETTE, VIEWS, heat_image, label_map_at, legend_colours,
+                                 most_uncertain_cell, verdict_image, with_labels)
+
 PANEL_WIDTH = 300
 STATUS_STRIP = 28   # under the frame: the replay window's frame counter
 MIN_WINDOW = (800, 600)
@@ -27,12 +28,16 @@ HELP = [
     ("b", "the whole frame is background"),
     ("Up / Down", "learning rate"),
     ("Left / Right", "weight decay (regularization)"),
+    ("[ / ]", "batch size /2 / x2"),
+    (", / .", "momentum -0.05 / +0.05"),
     ("t", "training on / off"),
     ("n", "train on new labels only / all labels"),
     ("u, Ctrl+Z", "undo the last label"),
     ("space", "freeze the frame (stop-N-show)"),
-    ("x", "hold the verdict overlay on / off"),
-    ("v", "heat map of the selected category"),
+    ("x", "verdict overlay on / off"),
+    ("v", "view: verdict / heat map of the selected category / uncertainty"),
+    ("m", "smooth / blocky cells"),
+    ("l", "your labels on / off"),
     ("s", "snapshot"),
     ("e", "export"),
     ("c", "snap the frame into the data folder (selected category)"),
@@ -46,31 +51,14 @@ class ViewState:
     selected: int = 1
     brush: int = 16              # radius in frame pixels
     show_help: bool = False
-    heat_map: bool = False
+    view: int = 0                # index into VIEWS
+    smooth: bool = True          # bilinear between cell centres, else the cells' blocks
+    show_labels: bool = True
     show_verdict: bool = True
     mouse: tuple[int, int] | None = None
     message: str = ""
     message_until: float = 0.0
     snapshots: list = field(default_factory=list)
-
-
-def category_colours(k: int) -> np.ndarray:
-    return np.array([PALETTE[i % len(PALETTE)] for i in range(k)], np.float32)
-
-
-def overlay(frame: np.ndarray, probabilities: np.ndarray, size, heat_category=None) -> np.ndarray:
-    """The frame in gray with the verdict's colours over it, at `size` (w, h)."""
-    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    gray = cv2.resize(gray, size, interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    if heat_category is not None:
-        heat = (probabilities[heat_category] * 255).astype(np.uint8)
-        heat = cv2.resize(heat, size, interpolation=cv2.INTER_LINEAR)
-        colour = cv2.applyColorMap(heat, cv2.COLORMAP_JET)[:, :, ::-1].astype(np.float32)
-    else:
-        mix = np.tensordot(probabilities.transpose(1, 2, 0),
-                           category_colours(probabilities.shape[0]), axes=1)
-        colour = cv2.resize(mix, size, interpolation=cv2.INTER_NEAREST)
-    return np.clip(0.55 * gray[:, :, None] + 0.45 * colour, 0, 255).astype(np.uint8)
 
 
 def frame_area(window: tuple[int, int], frame_hw: tuple[int, int]) -> pygame.Rect:
@@ -99,32 +87,76 @@ class LiveView:
         self.screen.blit(surface, pos)
         return surface.get_height()
 
-    def draw(self, state: ViewState, core, worker, latest, now: float, link=None) -> None:
+    def draw(self, state: ViewState, core, worker, latest, now: float, link=None,
+             footer: str = "") -> None:
         self.screen.fill((25, 25, 30))
         if latest is not None:
             self.frame_rect = frame_area(self.screen.get_size(), latest[0].shape[:2])
         size = self.frame_rect.size
         if latest is not None:
             frame, verdict = latest
-            if state.show_verdict:
-                heat = state.selected if state.heat_map else None
-                image = overlay(frame, verdict.probabilities, size, heat)
-            else:
-                image = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+            image = self._picture(state, frame, verdict, size)
+            if state.show_labels:
+                labels = core.labels_of(verdict.frame_id)
+                image = with_labels(image, label_map_at(labels, frame.shape[:2], size),
+                                    core.spec.outputs)
             self.screen.blit(pygame.image.frombuffer(image.tobytes(), size, "RGB"),
                              self.frame_rect.topleft)
+            if state.show_verdict:
+                self._legend(state, core, verdict)
             self._brush(state, verdict)
+        if worker.frozen:
+            self.text("FROZEN: space goes on", (self.frame_rect.right - 190,
+                                                 self.frame_rect.bottom - 26), (120, 220, 255))
         if worker.source_lost or latest is None:
             note = "camera lost: waiting for frames; every label is kept" if worker.source_lost \
                 else "waiting for the first frame..."
             self.text(note, (self.frame_rect.x + 10, self.frame_rect.bottom - 30), (255, 200, 80),
                       self.big)
+        if footer:
+            self.text(footer, (10, self.screen.get_height() - 22))
         self._panel(state, core, worker, latest, link)
         if state.message and now < state.message_until:
             self.text(state.message, (self.frame_rect.x + 10, self.frame_rect.y + 8),
                       (255, 255, 120), self.big)
         if state.show_help:
             self._help()
+
+    def _picture(self, state: ViewState, frame, verdict, size) -> np.ndarray:
+        if not state.show_verdict:
+            return cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+        view = VIEWS[state.view]
+        if view == "heat map":
+            return heat_image(frame, verdict.probabilities[state.selected], size, state.smooth)
+        if view == "uncertainty":
+            return heat_image(frame, verdict.uncertainty, size, state.smooth, cv2.COLORMAP_INFERNO)
+        return verdict_image(frame, verdict.probabilities, size, state.smooth)
+
+    def _legend(self, state: ViewState, core, verdict) -> None:
+        """What the colours mean (a scale for the heat map and the uncertainty), and a ring
+        on the most uncertain region: where a click helps most."""
+        rect = self.frame_rect
+        view = VIEWS[state.view]
+        if view != "verdict":
+            name = core.spec.categories[state.selected].name
+            title = f"P({name})" if view == "heat map" else "uncertainty"
+            colour_map = cv2.COLORMAP_JET if view == "heat map" else cv2.COLORMAP_INFERNO
+            bar = pygame.Rect(rect.right - 34, rect.y + 34, 14, min(160, rect.height - 80))
+            colours = legend_colours(bar.height, colour_map)
+            for i, colour in enumerate(colours[::-1]):
+                pygame.draw.line(self.screen, [int(c) for c in colour],
+                                 (bar.x, bar.y + i), (bar.right - 1, bar.y + i))
+            pygame.draw.rect(self.screen, (240, 240, 240), bar, 1)
+            self.text(title, (rect.right - 10 - self.font.size(title)[0], rect.y + 12))
+            self.text("1", (bar.x - 12, bar.y - 4))
+            self.text("0", (bar.x - 12, bar.bottom - 10))
+        row, column = most_uncertain_cell(verdict.uncertainty)
+        h, w = verdict.uncertainty.shape
+        centre = (int(rect.x + (column + 0.5) * rect.width / w),
+                  int(rect.y + (row + 0.5) * rect.height / h))
+        radius = max(8, int(1.5 * rect.width / w))
+        pygame.draw.circle(self.screen, (255, 230, 60), centre, radius, 2)
+        self.text("?", (centre[0] - 4, centre[1] - 7), (255, 230, 60), self.big)
 
     def frame_scale(self, verdict) -> float:
         return self.frame_rect.width / verdict.frame_shape[1]
@@ -138,10 +170,12 @@ class LiveView:
         rf_h, rf_w = verdict.receptive_field
         rect = pygame.Rect(0, 0, int(rf_w * scale), int(rf_h * scale))
         rect.center = state.mouse
-        # A receptive field wider than the frame is cut at the frame's edges.
-        self.screen.set_clip(self.frame_rect)
-        pygame.draw.rect(self.screen, (240, 240, 240), rect, 1)
-        self.screen.set_clip(None)
+        # A receptive field larger than the frame is drawn as the part of it inside the
+        # frame, a whole box, with its full size written beside the brush.
+        box = rect.clip(self.frame_rect)
+        pygame.draw.rect(self.screen, (240, 240, 240), box.inflate(-2, -2), 1)
+        self.text(f"receptive field {rf_w}x{rf_h} px",
+                  (box.x + 6, min(box.bottom, self.frame_rect.bottom) - 20), (240, 240, 240))
 
     def _panel(self, state, core, worker, latest, link) -> None:
         x = self.frame_rect.right + 12

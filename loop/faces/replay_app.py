@@ -9,7 +9,6 @@ import time
 
 
 from loop.faces.live_app import LiveApp
-from loop.faces.live_view import PALETTE
 
 VERDICT_SECONDS = 1.0   # how long the verdict shows after stepping to a frame
 FILTERS = ("all frames", "disagreeing frames, worst first", "frames of the selected category")
@@ -102,23 +101,13 @@ class ReplayApp(LiveApp):
                 and self.core.model.version != self.current_verdict.weights_version:
             self._show()
         super().step()
-        self._draw_labels()
 
-    def _draw_labels(self) -> None:
-        import pygame
+    def footer(self) -> str:
         frame = self.current()
         if frame is None:
-            return
-        scale = self.view.frame_rect.width / frame.image.shape[1]
-        for label in frame.labels:
-            if hasattr(label, "x"):
-                colour = PALETTE[label.category % len(PALETTE)] if label.category >= 0 else (0, 0, 0)
-                pygame.draw.circle(self.screen, colour, (int(label.x * scale), int(label.y * scale)),
-                                   max(1, int(label.radius * scale)), 1)
-        text = f"frame {self.index + 1}/{len(self.order)} (id {frame.frame_id})" + \
+            return ""
+        return f"frame {self.index + 1}/{len(self.order)} (id {frame.frame_id})" + \
             ("  LEFT OUT of training" if frame.excluded else "")
-        self.view.text(text, (10, self.screen.get_height() - 22))
-        pygame.display.flip()
 
     def handle(self, event) -> None:
         import pygame

@@ -53,6 +53,7 @@ class VerdictWorker:
     def _loop(self) -> None:
         while not self._stop.is_set():
             if self.frozen:
+                self._refresh_frozen()
                 time.sleep(RETRY_SECONDS)
                 continue
             frame = self.source.read()
@@ -73,6 +74,8 @@ class VerdictWorker:
             self.verdict_ms = seconds * 1e3
             self.verdict_times = self.verdict_times[-999:] + [seconds]
             with self._lock:
+                if self.frozen:  # frozen while this frame was on the device: keep what
+                    continue     # the user saw when freezing
                 self._latest = (frame, verdict)
                 self._latest_truth = truth
                 self.verdicts += 1
@@ -81,6 +84,21 @@ class VerdictWorker:
             self._times = [t for t in self._times if now - t < 2.0] + [now]
             if len(self._times) > 1:
                 self.verdicts_per_second = (len(self._times) - 1) / (self._times[-1] - self._times[0])
+
+    def _refresh_frozen(self) -> None:
+        """Stop-N-show: the held frame's verdict follows the weights as training goes on,
+        so a click on a still frame is seen to take effect."""
+        latest = self.latest()
+        if latest is None or latest[1].weights_version == self.core.weights_version:
+            return
+        try:
+            verdict = self.core.verdict_again(latest[1])
+        except Exception as exc:  # shown in the window; the loop and the labels go on
+            self.error = f"verdict failed: {exc}"
+            return
+        with self._lock:
+            if self.frozen and self._latest is latest:
+                self._latest = (latest[0], verdict)
 
     def _score(self, verdict, truth) -> None:
         if truth is None:
