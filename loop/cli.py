@@ -3,9 +3,11 @@ one line on stderr and exit code 2."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from loop.errors import UserError
+from loop.store.safe_files import shown
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,6 +27,16 @@ def _window_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _output_file(text: str) -> str:
+    """A file to write: its folder must exist, checked before the minutes of work it ends."""
+    folder = os.path.dirname(text) or "."
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"{text!r}: there is no folder {folder!r} to write into")
+    if not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(f"{text!r}: the folder {folder!r} is not writable")
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="patchloop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -38,9 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--repeats", type=int, default=20, help="timed calls per case")
     bench.add_argument("--base", help="base network config (.txt); default: EfficientNet-Lite0")
     bench.add_argument("--clicks", type=int, default=40, help="loop: clicks of the simulated user")
-    bench.add_argument("--seconds", type=float, default=120.0, help="loop: time limit")
+    bench.add_argument("--seconds", type=float, default=120.0,
+                       help="loop: time limit (the real-time run; not with --policy)")
+    bench.add_argument("--policy", metavar="NAME|all",
+                       help="loop: simulated labeling policies, step by step instead of in real "
+                       "time: alternating, streaks, burst, slow, undo, noisy, background_first, "
+                       "whole_frame, frozen, or all")
     bench.add_argument("--seed", type=int, default=0, help="loop: demo scene and patch seed")
-    bench.add_argument("--plot", help="loop: write the accuracy curve to this PNG")
+    bench.add_argument("--plot", type=_output_file,
+                       help="loop: write the accuracy curve to this PNG")
     bench.add_argument("--batch", type=int, default=16, help="loop: the trainer's batch size")
     bench.add_argument("--fine-tune", type=int, default=3, metavar="STAGES",
                        help="train: blocks fine-tuned in the run beside the frozen one (0: none)")
@@ -66,8 +84,8 @@ def _parser() -> argparse.ArgumentParser:
                       "two-category pixels patches")
     live.add_argument("--name", default="patch", help="the patch's name")
     live.add_argument("--base", help="base network config (.txt)")
-    live.add_argument("--screenshot", help="run headless for --frames frames, save the window "
-                      "to this PNG, and stop")
+    live.add_argument("--screenshot", type=_output_file, help="run headless for --frames "
+                      "frames, save the window to this PNG, and stop")
     live.add_argument("--frames", type=int, default=300, help="frames to run with --screenshot")
     live.add_argument("--autoclick", action="store_true",
                       help="with --screenshot on the demo: the simulated annotator clicks")
@@ -116,7 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("patch", help="a session .h5 (its newest snapshot) or a .specialneurons")
     evaluate.add_argument("data_dir", help="folder with map_clsloc.txt at its root")
     evaluate.add_argument("--json", action="store_true")
-    evaluate.add_argument("--plot", help="write the confusion matrix as a PNG")
+    evaluate.add_argument("--plot", type=_output_file,
+                          help="write the confusion matrix as a PNG")
     evaluate.add_argument("--base", help="base network config (.txt)")
 
     export = sub.add_parser("export", help="a session's patch as a .specialneurons plugin")
@@ -130,6 +149,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--base", help="base network config (.txt)")
     export.add_argument("--onnx", action="store_true",
                         help="also write NAME.onnx: the patch with its base and preprocessing")
+    export.add_argument("--force", action="store_true",
+                        help="replace existing output files (never the session itself)")
 
     apply_ = sub.add_parser("apply", help="run .specialneurons plugins (the companion view)")
     apply_.add_argument("plugins", nargs="+", help="NAME.specialneurons (several: one base pass)")
@@ -179,6 +200,9 @@ def _dispatch(args) -> int:
     if args.command == "bench" and args.what == "train":
         from loop.faces import bench_train
         return bench_train.run(args)
+    if args.command == "bench" and args.what == "loop" and args.policy:
+        from loop.faces import bench_policies
+        return bench_policies.run(args)
     if args.command == "bench" and args.what == "loop":
         from loop.faces import bench_loop
         return bench_loop.run(args)
@@ -222,13 +246,33 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from patchloop_kernels.runtime import NoOpenCLError
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        sys.stdout.flush()  # here, not at exit: a closed pipe must be met inside this try
+        return code
     except (UserError, NoOpenCLError) as exc:
         print(f"patchloop: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return _reader_gone()
+    except OSError as exc:  # an output that cannot be written: a full disk, a folder gone
+        where = f"{shown(str(exc.filename))}: " if exc.filename else ""
+        print(f"patchloop: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("patchloop: interrupted", file=sys.stderr)
         return 130
+
+
+def _reader_gone() -> int:
+    """What a command does when the pipe it prints into closes (`patchloop info F | head`):
+    stop quietly, as a program killed by SIGPIPE would, with its exit code (128 + 13)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())  # the unflushed rest goes nowhere at exit
+    except (OSError, ValueError):
+        pass  # a stdout without a descriptor: nothing is left to flush into a pipe
+    os.close(devnull)
+    return 141
 
 
 if __name__ == "__main__":

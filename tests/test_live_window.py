@@ -258,7 +258,7 @@ def test_live_fine_tuning_records_and_trains(device, base_spec, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "tuned.h5"
     code = main(["live", "--demo", "--fine-tune", "1", "--screenshot", str(tmp_path / "s.png"),
-                 "--frames", "30", "--autoclick", "--session", str(path),
+                 "--frames", "60", "--autoclick", "--session", str(path),
                  "--base", str(base_spec.path)])
     assert code == 0
     state = SessionStore.open(path).state
@@ -302,3 +302,40 @@ def test_c_snaps_the_frame_into_a_data_folder(device, base_spec, tmp_path):
         assert (tmp_path / "snaps" / "map_clsloc.txt").read_text() == "n2 0 box\n"
     finally:
         app.close()
+
+
+def _notice_pixels(app) -> int:
+    """Pixels of the panel drawn in the notice colour."""
+    panel = pygame.surfarray.array3d(app.screen)[app.view.frame_rect.right:]
+    return int(((panel[..., 0] == 255) & (panel[..., 1] == 160) & (panel[..., 2] == 120)).sum())
+
+
+def test_a_first_click_waits_for_a_second_category_and_recovers_at_once(app):
+    """The sequence that once locked the trainer for good: a ball click, seconds of waiting,
+    then a background click. The panel says what training waits for; after the background
+    click the verdict follows both labels within 2 seconds."""
+    assert pump_until(app, lambda: app.worker.latest() is not None)
+    post(pygame.KEYDOWN, key=pygame.K_SPACE, mod=0)
+    app.step()
+    frame, verdict = app.worker.latest()
+    post(pygame.MOUSEBUTTONDOWN, button=1, pos=at(app, 160, 120))
+    post(pygame.MOUSEBUTTONUP, button=1, pos=at(app, 160, 120))
+    pump_until(app, lambda: False, seconds=1.5)
+    status = app.core.trainer.status
+    assert status.steps == 0 and any("second category" in n for n in status.notices)
+    assert _notice_pixels(app) > 50, "the panel shows the notice"
+
+    post(pygame.MOUSEBUTTONDOWN, button=3, pos=at(app, 20, 20))
+    post(pygame.MOUSEBUTTONUP, button=3, pos=at(app, 20, 20))
+    clicked = time.monotonic()
+
+    def follows_both():
+        probs = app.core.verdict_on_features(app.core.features_of(verdict.frame_id))
+        return int(probs[:, 7, 10].argmax()) == 1 and int(probs[:, 1, 1].argmax()) == 0
+
+    assert pump_until(app, follows_both, seconds=10), "the verdict did not follow the clicks"
+    took = time.monotonic() - clicked
+    assert took < 2.0, f"recovered {took:.2f} s after the background click"
+    app.step()
+    assert not status.notices and _notice_pixels(app) == 0, "the notice is withdrawn"
+    assert app.core.trainer.settings.learning_rate == 0.005

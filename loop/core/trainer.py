@@ -126,14 +126,25 @@ class OnlineTrainer:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            trained = self.step()
-            copied = False
-            if self.augmenter is not None and self.settings.augment and (
-                    not trained or self.status.steps % AUGMENT_EVERY == 0):
-                copied = self.augmenter()
-            if not trained and not copied:
+            if not self.turn():
                 self._wake.wait(IDLE_WAIT)
                 self._wake.clear()
+
+    def turn(self) -> bool:
+        """One turn of the trainer's thread, callable on any thread when it is not running (a
+        step-by-step simulation): a step, and a rand-tilt-shift copy every AUGMENT_EVERY
+        steps or when there was nothing to train. False when it had nothing to do."""
+        trained = self.step()
+        copied = False
+        if self.augmenter is not None and self.settings.augment and (
+                not trained or self.status.steps % AUGMENT_EVERY == 0):
+            copied = self.augmenter()
+        return trained or copied
+
+    def pace_with_verdicts(self, on: bool) -> None:
+        """Whether a step waits for verdicts to have their turn on the device (the live
+        window: on). Off where nothing else shares the device (simulations, benchmarks)."""
+        self.pacer = Pacer() if on else Pacer(verdicts_per_step=0)
 
     # -- one step -------------------------------------------------------------------------
     def _batch(self, settings: TrainerSettings) -> tuple[list[LabeledFrame], np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pygame
 
 from loop.demo.annotator import SimulatedAnnotator
@@ -30,7 +31,9 @@ class AutoClicker:
         frame, verdict = latest
         if truth is None or truth.shape != frame.shape[:2]:
             return
-        click = self.annotator.click(truth, upsample_cells(verdict.cell_categories, *truth.shape))
+        labeled = tuple(int(c) for c in np.flatnonzero(self.app.core.label_counts()))
+        click = self.annotator.click(truth, upsample_cells(verdict.cell_categories, *truth.shape),
+                                     labeled)
         if click is None:
             return
         rect = self.app.view.frame_rect

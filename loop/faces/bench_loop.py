@@ -4,7 +4,8 @@ time, as in the window: verdicts on the main thread, training beside it.
 Reports held-out balanced accuracy against clicks, clicks to 90% and 95%, click-to-flip
 latency (from a click until the patch's verdict at the clicked cell, on the clicked frame,
 shows the clicked category), verdicts per second while training, and training steps per
-second at batch 16 (beside PyTorch's for the same head, when torch is importable)."""
+second at batch 16 (beside PyTorch's for the same head, when torch is importable).
+With --policy, simulated labeling policies run step by step instead (bench_policies.py)."""
 from __future__ import annotations
 
 import json
@@ -19,7 +20,8 @@ from loop.core.labels import LabelDisc
 from loop.core.patch import PatchSpec, categories_from_names
 from loop.core.settings import TrainerSettings
 from loop.demo.annotator import SimulatedAnnotator
-from loop.demo.metrics import balanced_accuracy, cell_truth, upsample_cells
+from loop.demo.held_out import HeldOutSet
+from loop.demo.metrics import upsample_cells
 from loop.demo.scene import DemoScene
 from loop.faces.bench_train_speed import train_steps_per_second
 from loop.faces.sources import DemoSource
@@ -28,22 +30,15 @@ from patchloop_kernels.runtime import Device
 
 CLICK_INTERVAL = 0.4   # seconds between the simulated user's clicks
 FLIP_TIMEOUT = 3.0     # a click whose cell has not flipped by then counts as not flipped
-HELD_OUT = 24
 EVALUATE_EVERY = 2     # clicks
 POLL_SECONDS = 0.01    # how often the simulated user looks at the window
 
 
-class _Evaluator:
-    def __init__(self, core: LoopCore, scene: DemoScene):
-        self.core = core
-        frames = scene.held_out(HELD_OUT)
-        self.features = [core.features(f.image) for f in frames]
-        grid = self.features[0].shape[1:]
-        self.truths = [cell_truth(f.truth, *grid) for f in frames]
-
-    def accuracy(self) -> float:
-        predictions = [self.core.verdict_on_features(f).argmax(axis=0) for f in self.features]
-        return balanced_accuracy(self.truths, predictions, self.core.spec.outputs)
+def demo_core(base: BaseNetwork, scene: DemoScene, seed: int, batch: int) -> LoopCore:
+    """A fresh core with an untrained patch for the demo scene's categories."""
+    spec = PatchSpec("demo", categories_from_names([n for _, n in scene.categories]),
+                     seed=seed, base_name=base.spec.name, base_hash=base.hash)
+    return LoopCore(spec, base=base, settings=TrainerSettings(batch_size=batch))
 
 
 def _cell_of(core: LoopCore, x, y, frame_hw, grid_hw):
@@ -56,8 +51,8 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     real-time demo source, training in the trainer thread, and the simulated user here,
     looking at the newest verdict and clicking."""
     annotator = SimulatedAnnotator()
-    evaluator = _Evaluator(core, scene)
-    curve = [(0, evaluator.accuracy())]
+    held_out = HeldOutSet(core, scene)
+    curve = [(0, held_out.accuracy(core))]
     latencies, unflipped = [], 0
     pending = None  # (cell, category, t0, features)
     clicks, last_click = 0, -1e9
@@ -83,7 +78,8 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
                 pending = None
         if pending is None and now - last_click >= CLICK_INTERVAL and truth is not None:
             predicted = upsample_cells(verdict.cell_categories, *truth.shape)
-            click = annotator.click(truth, predicted)
+            labeled = tuple(int(c) for c in np.flatnonzero(core.label_counts()))
+            click = annotator.click(truth, predicted, labeled)
             if click is None:
                 continue
             try:
@@ -96,13 +92,13 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
             cell = _cell_of(core, click.x, click.y, truth.shape, verdict.probabilities.shape[1:])
             pending = (cell, click.category, last_click, core.features_of(verdict.frame_id))
             if clicks % EVALUATE_EVERY == 0:
-                curve.append((clicks, evaluator.accuracy()))
+                curve.append((clicks, held_out.accuracy(core)))
     elapsed = time.perf_counter() - start
     status = core.trainer.status
     worker.stop()
     core.close()
     frames, verdict_times = worker.verdicts, worker.verdict_times
-    curve.append((clicks, evaluator.accuracy()))
+    curve.append((clicks, held_out.accuracy(core)))
 
     def clicks_to(goal):
         return next((c for c, a in curve if a >= goal), None)
@@ -127,9 +123,7 @@ def run(args) -> int:
     device = Device.default()
     base = BaseNetwork(device, open_base(args.base))
     scene = DemoScene(seed=args.seed)
-    spec = PatchSpec("demo", categories_from_names([n for _, n in scene.categories]),
-                     seed=args.seed, base_name=base.spec.name, base_hash=base.hash)
-    core = LoopCore(spec, base=base, settings=TrainerSettings(batch_size=args.batch))
+    core = demo_core(base, scene, args.seed, args.batch)
     report = {"device": device.describe(), "frame": "240x320", "patch": "head on stride16",
               "trainer_batch": args.batch,
               "loop": run_loop(core, scene, args.clicks, args.seconds)}

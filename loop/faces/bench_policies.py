@@ -1,0 +1,96 @@
+"""`patchloop bench loop --policy NAME|all`: simulated labeling policies (the ways real
+people click: streaks of one category, bursts, slow clicks, mistakes undone or left in, ...)
+drive a fresh patch each, step by step, on the demo video (loop/demo/policy_run.py).
+
+Reports per policy: held-out balanced accuracy against clicks, clicks to 90% and 95%, the
+trainer's steps, divergence restores, automatic learning-rate changes and recoveries, the
+learning rate at the end, whether the run got stuck (and why), and its wall time."""
+from __future__ import annotations
+
+import json
+
+from loop.base.loading import open_base
+from loop.base.network import BaseNetwork
+from loop.demo.held_out import HELD_OUT, HeldOutSet
+from loop.demo.policies import POLICIES
+from loop.demo.policy_run import PolicyRun, run_policy
+from loop.demo.scene import DemoScene
+from loop.errors import UserError
+from loop.faces.bench_loop import demo_core
+from loop.faces.progress import ProgressBar
+from patchloop_kernels.runtime import Device
+
+
+def policy_names(choice: str) -> list[str]:
+    if choice == "all":
+        return list(POLICIES)
+    if choice not in POLICIES:
+        raise UserError(f"policy {choice!r} is not one of: {', '.join(POLICIES)}, all")
+    return [choice]
+
+
+def run(args) -> int:
+    names = policy_names(args.policy)
+    device = Device.default()
+    base = BaseNetwork(device, open_base(args.base))
+    scene = DemoScene(seed=args.seed)
+    held_out = None
+    results = {}
+    progress = ProgressBar("policies", len(names))
+    for done, name in enumerate(names):
+        progress.update(done, name)
+        core = demo_core(base, scene, args.seed, args.batch)
+        held_out = held_out or HeldOutSet(core, scene)  # the base is shared: so are features
+        results[name] = policy_report(run_policy(core, scene, POLICIES[name](seed=args.seed),
+                                                 args.clicks, held_out=held_out))
+        core.close()
+    progress.done()
+    report = {"device": device.describe(), "frame": "240x320", "patch": "head on stride16",
+              "trainer_batch": args.batch, "seed": args.seed, "clicks": args.clicks,
+              "policies": results}
+    print(json.dumps(report, indent=2) if args.json else _table(report))
+    return 0
+
+
+def policy_report(run: PolicyRun) -> dict:
+    return {
+        "clicks": run.clicks,
+        "clicks_to_90": run.clicks_to(0.90), "clicks_to_95": run.clicks_to(0.95),
+        "final_balanced_accuracy": round(run.final_accuracy, 4),
+        "accuracy_by_clicks": [[c, round(a, 4)] for c, a in run.accuracy_by_clicks],
+        "training_steps": run.steps,
+        "divergence_restores": run.restores,
+        "learning_rate_changes": run.rate_changes,
+        "stuck_recoveries": run.recoveries,
+        "final_learning_rate": run.learning_rate,
+        "wrong_labels_kept": sum(not m.move.truthful and not m.move.take_back
+                                 for m in run.labels),
+        "stuck": bool(run.stuck), "stuck_reasons": run.stuck,
+        "seconds": round(run.seconds, 2),
+    }
+
+
+COLUMNS = (("policy", 17), ("clicks", 6), ("accuracy", 8), ("to 90%", 6), ("to 95%", 6),
+           ("steps", 6), ("restores", 8), ("lr changes", 10), ("recoveries", 10),
+           ("final lr", 8), ("stuck", 5), ("seconds", 7))
+
+
+def _table(report) -> str:
+    def row(values):
+        return "  ".join(f"{str(v):>{w}}" if i else f"{str(v):<{w}}"
+                         for i, (v, (_, w)) in enumerate(zip(values, COLUMNS)))
+
+    lines = [f"device: {report['device']}; seed {report['seed']}, {report['clicks']} clicks "
+             f"per policy, trainer batch {report['trainer_batch']}; accuracy: balanced, on "
+             f"{HELD_OUT} held-out frames, after the last click",
+             row(name for name, _ in COLUMNS)]
+    for name, r in report["policies"].items():
+        lines.append(row([name, r["clicks"], f"{r['final_balanced_accuracy']:.3f}",
+                          r["clicks_to_90"] or "-", r["clicks_to_95"] or "-",
+                          r["training_steps"], r["divergence_restores"],
+                          r["learning_rate_changes"], r["stuck_recoveries"],
+                          f"{r['final_learning_rate']:.2g}", "yes" if r["stuck"] else "no",
+                          f"{r['seconds']:.1f}"]))
+    lines += [f"{name} is stuck: {'; '.join(r['stuck_reasons'])}"
+              for name, r in report["policies"].items() if r["stuck"]]
+    return "\n".join(lines)
