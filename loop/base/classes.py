@@ -6,13 +6,15 @@ file that names the output neurons of a base or a patch.
 with `#` are comments.
 """
 import json
+import os
 import re
 from pathlib import Path
 from typing import NamedTuple
 
 MAX_MAP_BYTES = 1 << 20
-_TAG = re.compile(r"n[0-9]+")
-_INDEX = re.compile(r"[0-9]+")
+MAX_NAME = 200
+_TAG = re.compile(r"n[0-9]{1,18}")
+_INDEX = re.compile(r"[0-9]{1,9}")
 _HEADER = "# tag index name: index counts from 0 and is the output neuron\n"
 
 
@@ -56,15 +58,19 @@ def write_map_clsloc(path, classes: list[ClassEntry]) -> None:
 
 def read_map_clsloc(path) -> list[ClassEntry]:
     """Classes in file order. Raises a one-line ValueError naming the file and line on a
-    malformed line, a bad tag, or a repeated tag or index."""
-    path = Path(path)
-    if path.stat().st_size > MAX_MAP_BYTES:
-        raise ValueError(f"{path}: over {MAX_MAP_BYTES >> 20} MiB, not a class list")
+    malformed line, a bad tag, a name that is not printable, or a repeated tag or index; a
+    UserError when the file is not a regular file of at most MAX_MAP_BYTES."""
+    from loop.store.safe_files import read_input, shown
+    where_file = shown(os.fsdecode(path))
+    try:
+        text = read_input(path, MAX_MAP_BYTES, "class list").decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{where_file}: not UTF-8 text") from None
     classes, tags, indices = [], set(), set()
-    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        where = f"{path}:{number}"
+        where = f"{where_file}:{number}"
         fields = line.split()
         if len(fields) != 3:
             raise ValueError(f"{where}: expected '<tag> <index> <name>' (name without "
@@ -74,6 +80,9 @@ def read_map_clsloc(path) -> list[ClassEntry]:
             raise ValueError(f"{where}: tag {tag!r:.40} is not 'n' followed by digits")
         if not _INDEX.fullmatch(index):
             raise ValueError(f"{where}: index {index!r:.40} is not a whole number >= 0")
+        if len(name) > MAX_NAME or not name.isprintable():
+            raise ValueError(f"{where}: name {name!r:.60} is over {MAX_NAME} characters or "
+                             "holds control characters")
         if tag in tags:
             raise ValueError(f"{where}: tag {tag} appears twice")
         if int(index) in indices:

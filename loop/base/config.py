@@ -18,6 +18,7 @@ The .txt holds one statement a line, `op key=value ...`; `#` starts a comment li
 the odd pixel at the bottom/right); an integer pads that many pixels on every side. `pool`
 is a global average. A `tap` names a layer whose output later stages may read.
 """
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from loop.base.classes import ClassEntry, read_map_clsloc, write_map_clsloc
 from loop.errors import UserError
+from loop.store.safe_files import open_input, read_input, shown
 
 FORMAT_VERSION = 1
 MAX_TXT_BYTES = 1 << 20
@@ -152,26 +154,70 @@ def save_base(spec: BaseSpec, directory, name: str) -> Path:
 
 
 def load_base(txt_path) -> BaseSpec:
-    """Reads and checks a base network; raises BaseFormatError naming file and line."""
+    """Reads and checks a base network; raises BaseFormatError naming file and line. Each
+    file must be a regular file under its cap (a FIFO or a link to a device is refused, not
+    read), and is read once."""
+    from loop.base.config_parse import Parser  # the checks live beside, in their own file
     txt_path = Path(txt_path)
     data_path = txt_path.with_suffix(".data")
-    for path, cap in ((txt_path, MAX_TXT_BYTES), (data_path, MAX_DATA_BYTES)):
-        if not path.is_file():
-            raise BaseFormatError(f"{path}: missing (a base network needs .txt, .data and "
-                                  "map_clsloc.txt side by side)")
-        if path.stat().st_size > cap or path.stat().st_size % 4 and path == data_path:
-            raise BaseFormatError(f"{path}: {path.stat().st_size} bytes, over the "
-                                  f"{cap >> 20} MiB cap or not whole float32 values")
-    weights = np.fromfile(data_path, dtype="<f4").astype(np.float32, copy=False)
+    text = _read(txt_path, MAX_TXT_BYTES, "base network config")
+    weights = _read_weights(data_path)
     try:
         classes = read_map_clsloc(txt_path.parent / "map_clsloc.txt")
-    except (OSError, ValueError) as e:
-        raise BaseFormatError(str(e)) from None
-    from loop.base.config_parse import Parser  # the checks live beside, in their own file
+    except (UserError, ValueError) as exc:
+        raise BaseFormatError(str(exc)) from None
     parser = Parser(txt_path, weights.size)
-    for number, text in enumerate(txt_path.read_text("utf-8").splitlines(), start=1):
-        if text.strip() and not text.lstrip().startswith("#"):
-            parser.where = f"{txt_path}:{number}"
-            parser.statement(*text.split())
-    parser.where = str(txt_path)
-    return parser.finish(weights, classes)
+    try:
+        lines = text.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise BaseFormatError(f"{shown(str(txt_path))}: not UTF-8 text") from None
+    for number, line in enumerate(lines, start=1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            parser.where = f"{shown(str(txt_path))}:{number}"
+            parser.statement(*line.split())
+    parser.where = shown(str(txt_path))
+    spec = parser.finish(weights, classes)
+    from loop.base.network import _fused_residuals  # how the device runs an add
+    try:
+        _fused_residuals(spec)
+    except ValueError as exc:
+        raise BaseFormatError(str(exc)) from None
+    return spec
+
+
+def _read(path: Path, cap: int, what: str) -> bytes:
+    _exists(path)
+    try:
+        return read_input(path, cap, what)
+    except UserError as exc:
+        raise BaseFormatError(str(exc)) from None
+
+
+def _open(path: Path, cap: int, what: str):
+    _exists(path)
+    try:
+        return open_input(path, cap, what)
+    except UserError as exc:
+        raise BaseFormatError(str(exc)) from None
+
+
+def _exists(path: Path) -> None:
+    if not os.path.lexists(path):
+        raise BaseFormatError(f"{shown(str(path))}: missing (a base network needs .txt, .data "
+                              "and map_clsloc.txt side by side)")
+
+
+def _read_weights(path: Path) -> np.ndarray:
+    """The flat float32 weights, read straight into their array, every one finite: a NaN or
+    an Inf in a base makes every probability NaN."""
+    with _open(path, MAX_DATA_BYTES, "base network's weights") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size % 4:
+            raise BaseFormatError(f"{shown(str(path))}: {size} bytes is not whole float32 "
+                                  "values")
+        weights = np.empty(size // 4, "<f4")
+        if f.readinto(memoryview(weights).cast("B")) != size:
+            raise BaseFormatError(f"{shown(str(path))}: changed while it was read")
+    if not np.isfinite(weights).all():
+        raise BaseFormatError(f"{shown(str(path))}: holds NaN or infinite weights")
+    return weights.astype(np.float32, copy=False)

@@ -2,11 +2,13 @@
 EfficientNet-Lite0, converted into the per-user cache on first use."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from loop.base.config import BaseSpec, load_base
 from loop.base.convert import ensure_default_base
 from loop.errors import UserError
+from loop.store.safe_files import shown
 
 
 def open_base(path: str | None = None) -> BaseSpec:
@@ -14,8 +16,8 @@ def open_base(path: str | None = None) -> BaseSpec:
         return load_base(ensure_default_base())
     txt = Path(path)
     if txt.suffix != ".txt":
-        raise UserError(f"{path}: a base network is given by its .txt config "
+        raise UserError(f"{shown(path)}: a base network is given by its .txt config "
                         "(with the .data and map_clsloc.txt beside it)")
-    if not txt.is_file():
-        raise UserError(f"{path}: no such base network config")
-    return load_base(txt)
+    if not os.path.lexists(txt):
+        raise UserError(f"{shown(path)}: no such base network config")
+    return load_base(txt)  # refuses what is not a regular file, without opening it for long

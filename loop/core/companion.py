@@ -17,9 +17,15 @@ from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.runtime import Tensor
 
 BASE_TOP = 5
+MAX_PATCHES = 32       # patches run together: each holds its weights and buffers
+KEPT_FRAME_SIZES = 2   # plans kept for the frame sizes seen last (images differ in size)
 
 
-class TriggerCycleError(ValueError):
+class PatchSetError(ValueError):
+    """Patches that cannot run together: too many of them, or a trigger cycle."""
+
+
+class TriggerCycleError(PatchSetError):
     pass
 
 
@@ -36,27 +42,31 @@ class PatchResult:
 
 def evaluation_order(specs: list) -> list[int]:
     """Indices of `specs` so that every patch comes after the patches whose categories
-    trigger it. A cycle raises TriggerCycleError naming the patches in it."""
+    trigger it. A cycle raises TriggerCycleError naming the patches in it, each once. An
+    explicit stack, not recursion: a chain of any length is ordered."""
     provides = [{c.tag for c in s.categories[1:]} for s in specs]
     needs = [[j for j in range(len(specs)) if j != i and set(s.triggers) & provides[j]]
              for i, s in enumerate(specs)]
     order, state = [], [0] * len(specs)   # 0 new, 1 on the path, 2 done
-
-    def visit(i, path):
-        if state[i] == 2:
-            return
-        if state[i] == 1:
-            cycle = path[path.index(i):] + [i]
-            raise TriggerCycleError("patches trigger each other in a cycle: "
-                                    + " -> ".join(specs[k].name for k in cycle))
-        state[i] = 1
-        for j in needs[i]:
-            visit(j, path + [j])
-        state[i] = 2
-        order.append(i)
-
-    for i in range(len(specs)):
-        visit(i, [i])
+    for start in range(len(specs)):
+        if state[start]:
+            continue
+        path, pending = [start], [iter(needs[start])]
+        state[start] = 1
+        while path:
+            j = next(pending[-1], None)
+            if j is None:
+                state[path[-1]] = 2
+                order.append(path.pop())
+                pending.pop()
+            elif state[j] == 1:
+                cycle = path[path.index(j):] + [j]
+                raise TriggerCycleError("patches trigger each other in a cycle: "
+                                        + " -> ".join(specs[k].name for k in cycle))
+            elif state[j] == 0:
+                state[j] = 1
+                path.append(j)
+                pending.append(iter(needs[j]))
     return order
 
 
@@ -72,9 +82,11 @@ class Companion:
         self.set_patches(patches)
 
     def set_patches(self, patches: list) -> None:
-        """Load another set of (spec, weights, arch) without restarting the base. A
-        cycle raises TriggerCycleError and leaves the current patches as they were."""
+        """Load another set of (spec, weights, arch) without restarting the base. Too many
+        patches or a cycle raise PatchSetError and leave the current patches as they were."""
         specs = [p[0] for p in patches]
+        if len(specs) > MAX_PATCHES:
+            raise PatchSetError(f"{len(specs)} patches: at most {MAX_PATCHES} run together")
         order = evaluation_order(specs)
         self.specs, self.order, self.models = specs, order, list(patches)
         self._plans: dict = {}
@@ -82,6 +94,9 @@ class Companion:
     def _plan(self, shape):
         if shape in self._plans:
             return self._plans[shape]
+        for plans in (self._plans, self._base_plans):
+            while len(plans) >= KEPT_FRAME_SIZES:
+                plans.pop(next(iter(plans)))
         if shape not in self._base_plans:
             self._base_plans[shape] = self.base.plan(*BASE_INPUT, shape)
         base_plan = self._base_plans[shape]

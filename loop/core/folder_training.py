@@ -9,15 +9,24 @@ import numpy as np
 
 from loop.core.engine import AUGMENTED_COPIES, BASE_INPUT, LoopCore
 from loop.core.labels import WholeFrameLabel
+from loop.errors import UserError
+
+
+def read_image(path, size=BASE_INPUT) -> np.ndarray:
+    """uint8 RGB at the base's input size. The file is read and checked by the store (a
+    regular file, its pixel count from its header under the limit, never a path handed to
+    OpenCV); a UserError naming the file says why not."""
+    from loop.store.images import read_rgb
+    rgb = read_rgb(path)
+    return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
 def load_image(path, size=BASE_INPUT) -> np.ndarray | None:
-    """uint8 RGB at the base's input size, or None when OpenCV cannot read the file."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    """As read_image, or None when the file is not an image that can be read."""
+    try:
+        return read_image(path, size)
+    except UserError:
         return None
-    return np.ascontiguousarray(cv2.resize(bgr, (size[1], size[0]),
-                                           interpolation=cv2.INTER_AREA)[:, :, ::-1])
 
 
 class ExtractionCancelled(Exception):

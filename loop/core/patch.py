@@ -9,7 +9,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-TAG_PATTERN = re.compile(r"^n\d+$")
+# Whole-string: `$` would also match before a final newline ("n1\n"), and `\d` takes any
+# script's digits. A tag ends up in map lines and file names, so it is plain ASCII.
+TAG_PATTERN = re.compile(r"\An[0-9]{1,18}\Z")
+MAX_CATEGORY_NAME = 100
 TOPOLOGIES = ("head", "pixels")
 # How cells become the frame's verdict: "detect" (live patches: the best non-background cell
 # over the threshold) or "mean" (folder-trained classifiers: the mean over all cells).
@@ -29,10 +32,19 @@ class Category:
     name: str
 
     def __post_init__(self):
-        if not TAG_PATTERN.match(self.tag):
-            raise ValueError(f"category tag {self.tag!r} must be 'n' followed by digits")
-        if not self.name or any(c.isspace() for c in self.name):
-            raise ValueError(f"category name {self.name!r} must be non-empty and space-less")
+        if not isinstance(self.tag, str) or not TAG_PATTERN.match(self.tag):
+            raise ValueError(f"category tag {self.tag!r:.40} must be 'n' followed by digits")
+        if not isinstance(self.name, str) or not plain_category_name(self.name):
+            raise ValueError(f"category name {self.name!r:.60} must be 1 to {MAX_CATEGORY_NAME} "
+                             "printable characters without spaces or '/' and '\\' (a snap "
+                             "folder is named after it)")
+
+
+def plain_category_name(name: str) -> bool:
+    """A category name can name a folder: no separators, no '.' or '..', nothing a
+    terminal would act on."""
+    return (0 < len(name) <= MAX_CATEGORY_NAME and name.isprintable() and " " not in name
+            and "/" not in name and "\\" not in name and name not in (".", ".."))
 
 
 @dataclass(frozen=True)
@@ -81,7 +93,7 @@ class PatchSpec:
             raise ValueError(f"threshold {self.threshold} must lie between 0 and 1")
         for tag in self.triggers:
             if not TAG_PATTERN.match(tag):
-                raise ValueError(f"trigger {tag!r} must be a tag: 'n' followed by digits")
+                raise ValueError(f"trigger {tag!r:.40} must be a tag: 'n' followed by digits")
 
     @property
     def outputs(self) -> int:

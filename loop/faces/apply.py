@@ -4,6 +4,7 @@ shows when it fires; `--json` prints one JSON line per frame instead of a window
 from __future__ import annotations
 
 import json
+import math
 import sys
 
 from loop.base.loading import open_base
@@ -14,6 +15,7 @@ from loop.errors import UserError
 from loop.faces.sources import DemoSource, ImagesSource, VideoSource, open_source
 from loop.store.plugin import PluginError
 from loop.store.plugin_read import arch_on_base, read_plugin
+from loop.store.safe_files import shown
 from patchloop_kernels.runtime import Device
 
 
@@ -28,19 +30,20 @@ def load_plugin_core(path: str, base_path: str | None = None):
     base = None
     if spec.topology == "head" or spec.triggers:
         base = BaseNetwork(device, open_base(base_path))
+    if spec.topology == "head" and spec.base_hash != base.hash:
+        raise UserError(f"{shown(path)}: made on base {spec.base_name} ({spec.base_hash}); "
+                        f"the base loaded is {base.spec.name} ({base.hash})")
+    if spec.topology == "pixels" and plugin.input_hw != PIXELS_INPUT:
+        raise UserError(f"{shown(path)}: a pixels patch takes {PIXELS_INPUT}, not "
+                        f"{plugin.input_hw}")
+    try:  # the layers must be the ones the core builds, before any buffer is sized by them
+        arch_on_base(plugin, base.spec if base is not None else None)
+    except PluginError as exc:
+        raise UserError(f"{shown(path)}: {exc}") from exc
     if spec.topology == "head":
-        if spec.base_hash != base.hash:
-            raise UserError(f"{path}: made on base {spec.base_name} ({spec.base_hash}); the "
-                            f"base loaded is {base.spec.name} ({base.hash})")
-        try:
-            arch_on_base(plugin, base.spec)
-        except PluginError as exc:
-            raise UserError(f"{path}: {exc}") from exc
         core = LoopCore(spec, base=base, device=device, base_input=plugin.input_hw,
                         initial_weights=plugin.weights)
     else:
-        if plugin.input_hw != PIXELS_INPUT:
-            raise UserError(f"{path}: a pixels patch takes {PIXELS_INPUT}, not {plugin.input_hw}")
         core = LoopCore(spec, base=base, device=device, initial_weights=plugin.weights)
     core.trainer.update(training=False, augment=False)
     return core, plugin
@@ -49,14 +52,12 @@ def load_plugin_core(path: str, base_path: str | None = None):
 def _frames(source, limit: int):
     """Frames for --json: images and videos once through, live sources up to the limit."""
     if isinstance(source, ImagesSource):
-        import cv2
-        import numpy as np
-        for path in source.paths[:limit]:
-            bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if bgr is None:
-                print(f"patchloop: {path}: not an image OpenCV can read", file=sys.stderr)
+        for i in range(min(limit, len(source.paths))):
+            image = source.image(i)
+            if image is None:
+                print(f"patchloop: {source.unreadable[source.paths[i]]}", file=sys.stderr)
                 continue
-            yield np.ascontiguousarray(bgr[:, :, ::-1])
+            yield image
         return
     if isinstance(source, VideoSource):
         count = int(source.capture.get(7)) or limit  # 7: CAP_PROP_FRAME_COUNT
@@ -74,7 +75,9 @@ def _frames(source, limit: int):
 def load_companion(paths: list[str], base_path: str | None):
     """(companion, plugins): every plugin that loads, over one base; the others are refused
     with their reason on stderr. None of them loading, or a trigger cycle, is an error."""
-    from loop.core.companion import Companion, TriggerCycleError
+    from loop.core.companion import MAX_PATCHES, Companion, PatchSetError
+    if len(paths) > MAX_PATCHES:
+        raise UserError(f"{len(paths)} plugins: at most {MAX_PATCHES} run together")
     device = Device.default()
     base = BaseNetwork(device, open_base(base_path))
     loaded, entries = [], []
@@ -86,30 +89,36 @@ def load_companion(paths: list[str], base_path: str | None):
             continue
         spec = plugin.spec
         if spec.topology == "head" and spec.base_hash != base.hash:
-            print(f"patchloop: {path}: refused: made on base {spec.base_name} "
+            print(f"patchloop: {shown(path)}: refused: made on base {spec.base_name} "
                   f"({spec.base_hash}), not on the one loaded ({base.hash})", file=sys.stderr)
             continue
         try:
             entries.append((spec, plugin.weights, arch_on_base(plugin, base.spec)))
         except PluginError as exc:
-            print(f"patchloop: {path}: refused: {exc}", file=sys.stderr)
+            print(f"patchloop: {shown(path)}: refused: {exc}", file=sys.stderr)
             continue
         loaded.append(plugin)
     if not loaded:
         raise UserError("no plugin could be loaded (reasons above)")
     try:
         companion = Companion(device, base, entries)
-    except TriggerCycleError as exc:
+    except PatchSetError as exc:
         raise UserError(str(exc)) from exc
     return companion, loaded
 
 
 def companion_result(index: int, base_top, results, chain) -> dict:
-    return {"frame": index, "base_top": [[t, n, round(p, 5)] for t, n, p in base_top[:3]],
+    return {"frame": index, "base_top": [[t, n, _number(p)] for t, n, p in base_top[:3]],
             "patches": [{"name": r.name, "triggered": r.triggered, "category": r.category,
-                         "confidence": round(r.confidence, 5), "fired": r.fired}
+                         "confidence": _number(r.confidence), "fired": r.fired}
                         for r in results],
             "chain": [f"{a} -> {b}" for a, b in chain]}
+
+
+def _number(value: float) -> float | None:
+    """Rounded, or None (JSON null) for NaN and Inf, which JSON cannot hold: a base or a
+    patch with extreme weights can give them."""
+    return round(value, 5) if math.isfinite(value) else None
 
 
 def run(args) -> int:
@@ -121,7 +130,8 @@ def run(args) -> int:
                 if note:
                     print(f"patchloop: {note}", file=sys.stderr)
                 for i, frame in enumerate(_frames(source, args.frames)):
-                    print(json.dumps(companion_result(i, *companion.run(frame))), flush=True)
+                    result = companion_result(i, *companion.run(frame))
+                    print(json.dumps(result, allow_nan=False), flush=True)
                 return 0
             from loop.faces.companion_app import CompanionApp
             CompanionApp(companion, plugins, source, note, args.snap_dir).run()

@@ -2,26 +2,24 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 
-import cv2
 import numpy as np
 
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.errors import UserError
+from loop.store.images import read_rgb
+from loop.store.safe_files import shown
 from patchloop_kernels.runtime import Device
 
 # Photographs are centre-cropped to this fraction of their short side, as ImageNet
 # evaluation does, then resized to the base's nominal input.
 CENTRE_CROP = 0.875
-
-
-def read_rgb(path: str) -> np.ndarray:
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"{path}: not an image OpenCV can read")
-    return np.ascontiguousarray(image[:, :, ::-1])
+# Forward plans kept for image sizes seen last: photographs of many sizes would otherwise
+# keep one plan (about 30 MB of device memory, more for large images) per size.
+KEPT_PLANS = 2
 
 
 def centre_crop(image: np.ndarray) -> np.ndarray:
@@ -29,6 +27,16 @@ def centre_crop(image: np.ndarray) -> np.ndarray:
     side = max(1, int(min(h, w) * CENTRE_CROP))
     y0, x0 = (h - side) // 2, (w - side) // 2
     return np.ascontiguousarray(image[y0:y0 + side, x0:x0 + side])
+
+
+def _probability(p) -> float | None:
+    """Rounded; None (JSON null) where the base gave NaN or Inf, which JSON cannot hold."""
+    p = float(p)
+    return round(p, 5) if math.isfinite(p) else None
+
+
+def _shown_probability(p) -> str:
+    return "n/a" if p is None else f"{p:.3f}"
 
 
 def run(args) -> int:
@@ -48,6 +56,8 @@ def run(args) -> int:
             failed += 1
             continue
         if image.shape not in plans:
+            if len(plans) >= KEPT_PLANS:  # each holds the base's maps and a frame buffer
+                plans.pop(next(iter(plans)))
             plans[image.shape] = network.plan(size, size, image.shape)
         plan = plans[image.shape]
         plan.run(image, device.queue)
@@ -55,11 +65,12 @@ def run(args) -> int:
         top = np.argsort(probs)[::-1][:args.top]
         results.append({"image": path, "top": [
             {"tag": spec.classes[i].tag, "index": int(i), "name": spec.classes[i].name,
-             "probability": round(float(probs[i]), 5)} for i in top]})
+             "probability": _probability(probs[i])} for i in top]})
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(results, indent=2, allow_nan=False))
     else:
         for r in results:
-            best = ", ".join(f"{t['name']} {t['probability']:.3f}" for t in r["top"])
-            print(f"{r['image']}: {best}")
+            best = ", ".join(f"{t['name']} {_shown_probability(t['probability'])}"
+                             for t in r["top"])
+            print(f"{shown(r['image'])}: {best}")
     return 2 if failed else 0

@@ -6,6 +6,7 @@ the base keeps running throughout."""
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from pathlib import Path
@@ -15,20 +16,26 @@ import pygame
 
 from loop.faces.live_app import _fitting_window
 from loop.faces.live_view import MIN_WINDOW, frame_area
+from loop.store.safe_files import shown
 from loop.store.snap import default_snap_category, snap_frame
 
 
 MAX_CHOICES = 20
+MAX_LOOKED_AT = 20_000  # entries looked at for the chooser: a home folder is large
 
 
 def plugin_files(folder: Path) -> list[Path]:
-    """The .specialneurons files under a folder (the first MAX_CHOICES, sorted)."""
-    found = []
-    for path in sorted(folder.rglob("*.specialneurons")):
-        found.append(path)
-        if len(found) >= MAX_CHOICES:
+    """.specialneurons files under a folder, sorted: the first MAX_CHOICES found within
+    MAX_LOOKED_AT entries (linked folders are not entered), so the window never stalls."""
+    found, looked_at = [], 0
+    for where, folders, files in os.walk(folder):
+        folders.sort()
+        looked_at += len(folders) + len(files)
+        found += [Path(where) / name for name in sorted(files)
+                  if name.endswith(".specialneurons")]
+        if len(found) >= MAX_CHOICES or looked_at >= MAX_LOOKED_AT:
             break
-    return found
+    return sorted(found)[:MAX_CHOICES]
 
 
 class CompanionApp:
@@ -122,14 +129,14 @@ class CompanionApp:
             self.add(path)
 
     def _reload(self, plugins) -> bool:
-        from loop.core.companion import TriggerCycleError
+        from loop.core.companion import PatchSetError
         from loop.store.plugin_read import arch_on_base
         base_spec = self.companion.base.spec
         try:
             entries = [(p.spec, p.weights, arch_on_base(p, base_spec)) for p in plugins]
             with self._run_lock:
                 self.companion.set_patches(entries)
-        except TriggerCycleError as exc:
+        except PatchSetError as exc:
             self.message = str(exc)
             return False
         self.plugins = plugins
@@ -148,12 +155,12 @@ class CompanionApp:
             return
         spec = plugin.spec
         if spec.topology == "head" and spec.base_hash != self.companion.base.hash:
-            self.message = f"{path}: refused: made on another base ({spec.base_name})"
+            self.message = f"{shown(str(path))}: refused: made on another base ({spec.base_name})"
             return
         try:
             arch_on_base(plugin, self.companion.base.spec)
         except PluginError as exc:
-            self.message = f"{path}: refused: {exc}"
+            self.message = f"{shown(str(path))}: refused: {exc}"
             return
         if self._reload(self.plugins + [plugin]):
             self.message = f"added {spec.name}"
@@ -182,8 +189,9 @@ class CompanionApp:
 
         def write():  # off the window's thread: the disk may be slow
             try:
-                self.message = f"snapped as {c.name}: {snap_frame(self.snap_dir, frame, c.tag, c.name)}"
-            except OSError as exc:
+                path = snap_frame(self.snap_dir, frame, c.tag, c.name)
+                self.message = f"snapped as {c.name}: {shown(str(path))}"
+            except (OSError, ValueError) as exc:
                 self.message = f"snap failed: {exc}"
 
         self.message = "snapping..."
@@ -230,5 +238,5 @@ class CompanionApp:
                                               (230, 230, 230)), (box.x + 10, box.y + 10))
         for i, path in enumerate(self.chooser):
             colour = (255, 220, 120) if i == self.choice else (230, 230, 230)
-            self.screen.blit(self.font.render(str(path)[-80:], True, colour),
+            self.screen.blit(self.font.render(shown(str(path))[-80:], True, colour),
                              (box.x + 10, box.y + 10 + 22 * i))

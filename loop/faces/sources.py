@@ -3,6 +3,7 @@ built-in demo scene. Every source gives uint8 RGB frames; `read()` returns None 
 frame is available (a camera that disconnected), and the caller keeps going."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -11,8 +12,12 @@ import numpy as np
 
 from loop.demo.scene import DemoScene
 from loop.errors import UserError
+from loop.store.images import read_rgb
+from loop.store.safe_files import open_input, shown
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+MAX_VIDEO_BYTES = 64 << 30
+MAX_FRAME_SIDE = 4096  # pixels: larger frames are refused (the session stores frames)
 
 
 class DemoSource:
@@ -64,15 +69,34 @@ class CameraSource:
 
 
 class VideoSource:
+    """A video file, looping. OpenCV is given the file already opened here, by descriptor
+    (a name that is not UTF-8 crashes it, a FIFO hangs it), and frames over the size limit
+    are refused before the first is decoded."""
+
     def __init__(self, path: str):
-        if not Path(path).is_file():
-            raise UserError(f"{path}: no such video file")
+        if not os.path.lexists(path):
+            raise UserError(f"{shown(path)}: no such video file")
+        self.file = open_input(path, MAX_VIDEO_BYTES, "video")
         self.path = path
-        self.name = Path(path).name
-        self.capture = cv2.VideoCapture(path)
-        if not self.capture.isOpened() or self.capture.read()[0] is False:
-            raise UserError(f"{path}: not a video OpenCV can read")
+        self.name = shown(os.path.basename(path))
+        self.capture = cv2.VideoCapture(_opened_name(self.file, path))
+        try:
+            self._check(path)
+        except BaseException:
+            self.close()
+            raise
         self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+
+    def _check(self, path: str) -> None:
+        if not self.capture.isOpened():
+            raise UserError(f"{shown(path)}: not a video OpenCV can read")
+        width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if not 0 < width <= MAX_FRAME_SIDE or not 0 < height <= MAX_FRAME_SIDE:
+            raise UserError(f"{shown(path)}: frames of {width}x{height}; at most "
+                            f"{MAX_FRAME_SIDE}x{MAX_FRAME_SIDE} are read")
+        if self.capture.read()[0] is False:
+            raise UserError(f"{shown(path)}: not a video OpenCV can read")
 
     def read(self):
         ok, bgr = self.capture.read()
@@ -81,30 +105,50 @@ class VideoSource:
             ok, bgr = self.capture.read()
             if not ok:
                 return None
+        if max(bgr.shape[:2]) > MAX_FRAME_SIDE:  # a stream that changes size midway
+            return None
         return np.ascontiguousarray(bgr[:, :, ::-1])
 
     def close(self):
         self.capture.release()
+        self.file.close()
+
+
+def _opened_name(file, path: str) -> str:
+    """A name OpenCV can open for a file opened here: its descriptor's, where the system
+    has them, so that what OpenCV reads is what was checked."""
+    by_descriptor = f"/proc/self/fd/{file.fileno()}"
+    return by_descriptor if os.path.exists(by_descriptor) else os.fsdecode(path)
 
 
 class ImagesSource:
     def __init__(self, folder: str, seconds_per_image: float = 1.0):
         root = Path(folder)
         if not root.is_dir():
-            raise UserError(f"{folder}: no such folder")
-        self.paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            raise UserError(f"{shown(folder)}: no such folder")
+        self.paths = sorted(p for p in root.rglob("*")
+                            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not self.paths:
-            raise UserError(f"{folder}: holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-        self.name = f"{len(self.paths)} images in {root.name}"
+            raise UserError(f"{shown(folder)}: holds no images "
+                            f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.name = f"{len(self.paths)} images in {shown(root.name)}"
         self.seconds = seconds_per_image
         self.start = time.monotonic()
         self._cache: dict[int, np.ndarray | None] = {}
+        self.unreadable: dict[Path, str] = {}   # path -> why (each reported once)
+
+    def image(self, i: int):
+        """The i-th image, or None when it cannot be read (the reason kept in unreadable)."""
+        try:
+            return read_rgb(self.paths[i])
+        except UserError as exc:
+            self.unreadable[self.paths[i]] = str(exc)
+            return None
 
     def read(self):
         i = int((time.monotonic() - self.start) / self.seconds) % len(self.paths)
         if i not in self._cache:
-            bgr = cv2.imread(str(self.paths[i]), cv2.IMREAD_COLOR)
-            self._cache = {i: None if bgr is None else np.ascontiguousarray(bgr[:, :, ::-1])}
+            self._cache = {i: self.image(i)}
         return self._cache[i]
 
     def close(self):

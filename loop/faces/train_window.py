@@ -13,6 +13,7 @@ import pygame
 
 from loop.core.folder_training import ExtractionCancelled
 from loop.faces.live_view import PALETTE
+from loop.store.safe_files import check_plain_name, shown
 
 WINDOW = (960, 600)
 ABOUT_PANEL = (44, 52, 74)
@@ -133,11 +134,15 @@ class TrainWindow:
         snapshot = self.core.snapshot()
         self.job.snapshots.append(snapshot)  # the full snapshot, saved into the session
         base_spec = self.core.base.spec if self.core.base is not None else None
-        out = self.out_dir / f"{self.core.spec.name}-{snapshot.tag}.specialneurons"
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        export_snapshot(self.core.spec, snapshot.weights, out, snapshot.tag, base_spec)
+        out = self.out_dir / f"{_file_name(self.core.spec.name)}-{snapshot.tag}.specialneurons"
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            export_snapshot(self.core.spec, snapshot.weights, out, snapshot.tag, base_spec)
+        except (OSError, ValueError) as exc:  # a full disk or a folder gone: say so, go on
+            self.message = f"snapshot {snapshot.tag} kept; the patch snapshot failed: {exc}"
+            return
         self.saved.append(str(out))
-        self.message = f"snapshot {snapshot.tag} saved; patch snapshot {out.name}"
+        self.message = f"snapshot {snapshot.tag} saved; patch snapshot {shown(out.name)}"
 
     # -- drawing --------------------------------------------------------------------------
     def draw(self) -> None:
@@ -203,6 +208,15 @@ class TrainWindow:
         xs = rect.x + np.linspace(0, rect.width - 1, values.size)
         ys = rect.bottom - 2 - (values - lo) / (hi - lo) * (rect.height - 20)
         pygame.draw.lines(self.screen, (120, 200, 255), False, list(zip(xs, ys)), 1)
+
+
+def _file_name(patch_name: str) -> str:
+    """The patch's name where it can be part of a file name (it comes from the command
+    line or a folder's name), else "patch"."""
+    try:
+        return check_plain_name(patch_name, "patch name")
+    except ValueError:
+        return "patch"
 
 
 def _wrap(line: str, width: int) -> list[str]:

@@ -6,12 +6,17 @@ and is never an output, as the seed's super-category patches). Every problem is 
 its file and line, before any training starts."""
 from __future__ import annotations
 
+import os
 import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-TAG = re.compile(r"^n\d+$")
+from loop.core.patch import TAG_PATTERN, plain_category_name
+from loop.errors import UserError
+from loop.store.safe_files import read_input, shown
+
+INDEX = re.compile(r"-?[0-9]{1,9}")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_MAP_BYTES = 1 << 20
 
@@ -42,36 +47,49 @@ class DataFolder:
 
 def _read_map(root: Path, folder: DataFolder) -> None:
     path = root / "map_clsloc.txt"
-    if not path.is_file():
-        folder.problems.append(f"{path}: missing (the folder needs a map_clsloc.txt at its root)")
+    if not os.path.lexists(path):
+        folder.problems.append(f"{_shown(path)}: missing (the folder needs a map_clsloc.txt "
+                               "at its root)")
         return
-    if path.stat().st_size > MAX_MAP_BYTES:
-        folder.problems.append(f"{path}: over 1 MiB, not a category map")
+    try:
+        text = read_input(path, MAX_MAP_BYTES, "category map").decode("utf-8", "replace")
+    except UserError as exc:
+        folder.problems.append(str(exc))
         return
+    parse_map(text, _shown(path), folder)
+
+
+def parse_map(text: str, where: str, folder: DataFolder) -> None:
+    """The map's lines into folder.categories and folder.triggers; each bad line a problem
+    naming `where` and the line."""
     tags, indices = {}, {}
-    for number, raw in enumerate(path.read_text(errors="replace").splitlines(), 1):
+    for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        where = f"{path}:{number}"
+        at = f"{where}:{number}"
         parts = line.split()
         trigger = len(parts) == 4 and parts[3] == "trigger"
         if len(parts) != 3 and not trigger:
-            folder.problems.append(f"{where}: expected 'tag index name' (and optionally "
-                                   f"'trigger'), found {' '.join(parts)!r}")
+            folder.problems.append(f"{at}: expected 'tag index name' (and optionally "
+                                   f"'trigger'), found {' '.join(parts)!r:.80}")
             continue
         tag, index, name = parts[:3]
-        if not TAG.match(tag):
-            folder.problems.append(f"{where}: tag {tag!r} is not 'n' followed by an integer")
+        if not TAG_PATTERN.match(tag):
+            folder.problems.append(f"{at}: tag {tag!r:.40} is not 'n' followed by an integer")
             continue
-        if not index.lstrip("-").isdigit():
-            folder.problems.append(f"{where}: index {index!r} is not an integer")
+        if not INDEX.fullmatch(index):
+            folder.problems.append(f"{at}: index {index!r:.40} is not an integer")
+            continue
+        if not plain_category_name(name):
+            folder.problems.append(f"{at}: name {name!r:.60} cannot name a folder (no '/', "
+                                   "'\\' or control characters, at most 100 characters)")
             continue
         if tag in tags:
-            folder.problems.append(f"{where}: tag {tag} repeats line {tags[tag]}")
+            folder.problems.append(f"{at}: tag {tag} repeats line {tags[tag]}")
             continue
         if int(index) in indices:
-            folder.problems.append(f"{where}: index {index} repeats line {indices[int(index)]}")
+            folder.problems.append(f"{at}: index {index} repeats line {indices[int(index)]}")
             continue
         tags[tag], indices[int(index)] = number, number
         if trigger:
@@ -80,33 +98,43 @@ def _read_map(root: Path, folder: DataFolder) -> None:
             folder.categories.append(FolderCategory(tag, int(index), name, number))
 
 
+def _shown(path: Path) -> str:
+    return shown(os.fsdecode(path))
+
+
 def scan_folder(root) -> DataFolder:
+    """The map and the images below `root`; nothing is opened but the map (a FIFO named
+    like an image is reported, never read)."""
     root = Path(root)
     folder = DataFolder(root)
     if not root.is_dir():
-        folder.problems.append(f"{root}: no such folder")
+        folder.problems.append(f"{_shown(root)}: no such folder")
         return folder
     _read_map(root, folder)
+    map_at = _shown(root / "map_clsloc.txt")
     position = {c.tag: i for i, c in enumerate(folder.categories)}
     trigger_tags = {c.tag for c in folder.triggers}
+    # rglob does not descend into linked folders: a link loop cannot make this endless.
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
         tag = path.name.split("_", 1)[0]
-        if "_" not in path.name or not TAG.match(tag):
-            folder.problems.append(f"{path}: the name does not start with a tag and '_' "
-                                   "(e.g. n01_photo.jpg)")
+        if not path.is_file():
+            folder.problems.append(f"{_shown(path)}: not a regular file")
+        elif "_" not in path.name or not TAG_PATTERN.match(tag):
+            folder.problems.append(f"{_shown(path)}: the name does not start with a tag and "
+                                   "'_' (e.g. n01_photo.jpg)")
         elif tag in trigger_tags:
-            folder.problems.append(f"{path}: tag {tag} is a trigger-only category, which "
-                                   "takes no images")
+            folder.problems.append(f"{_shown(path)}: tag {tag} is a trigger-only category, "
+                                   "which takes no images")
         elif tag not in position:
-            folder.problems.append(f"{path}: tag {tag} is not in map_clsloc.txt")
+            folder.problems.append(f"{_shown(path)}: tag {tag} is not in map_clsloc.txt")
         else:
             folder.images.append((path, position[tag]))
     for category, count in zip(folder.categories, folder.counts()):
         if count == 0:
-            folder.problems.append(f"{root / 'map_clsloc.txt'}:{category.line}: category "
-                                   f"{category.tag} ({category.name}) has no images")
+            folder.problems.append(f"{map_at}:{category.line}: category {category.tag} "
+                                   f"({category.name}) has no images")
     if len(folder.categories) == 1:
-        folder.problems.append(f"{root / 'map_clsloc.txt'}: one category; a patch needs two")
+        folder.problems.append(f"{map_at}: one category; a patch needs two")
     return folder
 
 

@@ -24,7 +24,10 @@ int8 weights come with a float32 tensor w<i>.scale of one scale per output chann
 Reading is strict and bounded: a wrong magic, a manifest that does not parse or lacks a
 key, sizes or shapes that disagree with the topology, blobs out of bounds or failing their
 hash, a newer version: each a one-line PluginError. No pickle; nothing in the file names a
-path."""
+path. Names are printable text (no control or escape characters), category names cannot be
+part of a path, the input is at most 1024 a side and 512x512 pixels in all (the base runs at
+that size), and an icon's PNG header says at most 512x512: every allocation is bounded
+before it is made."""
 from __future__ import annotations
 
 import hashlib
@@ -36,6 +39,7 @@ import numpy as np
 
 from loop.core.patch import PatchSpec
 from loop.core.patch_arch import PatchArch
+from loop.store.safe_files import write_atomically
 
 MAGIC = b"SPECIALNEURONS\x00\x01"
 VERSION = 2          # the newest manifest version written and read
@@ -43,12 +47,30 @@ FROZEN_VERSION = 1   # what patches on a frozen base still write, so older reade
 MAX_MANIFEST = 1 << 20
 MAX_FILE = 64 << 20
 MAX_ICON = 1 << 20
+MAX_ICON_SIDE = 512  # pixels: what the window shows; the decoder allocates what the PNG says
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DTYPES = ("float32", "float16", "int8")
 
 
 class PluginError(ValueError):
     pass
+
+
+def check_icon(data: bytes) -> None:
+    """An icon is a PNG of at most MAX_ICON bytes and MAX_ICON_SIDE pixels a side, by its
+    header: 200 KB of PNG can declare a picture that takes gigabytes to decode. A PNG that
+    does not begin with its header is let through: no decoder allocates for one (the window
+    says the icon cannot be decoded)."""
+    from loop.store.images import ImageHeaderError, image_size
+    if not data.startswith(PNG_MAGIC) or len(data) > MAX_ICON:
+        raise PluginError(f"the icon must be a PNG of at most {MAX_ICON >> 10} KiB")
+    try:
+        width, height = image_size(data)
+    except ImageHeaderError:
+        return
+    if not (1 <= width <= MAX_ICON_SIDE and 1 <= height <= MAX_ICON_SIDE):
+        raise PluginError(f"the icon is {width}x{height} pixels; at most "
+                          f"{MAX_ICON_SIDE}x{MAX_ICON_SIDE} is shown")
 
 
 @dataclass
@@ -85,11 +107,14 @@ def _encode(name: str, array: np.ndarray, dtype: str):
 
 def write_plugin(path, spec: PatchSpec, arch: PatchArch, input_hw, weights: dict,
                  tag: str, created: float, dtype: str = "float32", icon: bytes | None = None,
-                 base_norm=(127.0, 128.0)) -> None:
+                 base_norm=(127.0, 128.0), replace: bool = True) -> None:
+    """Writes through a temporary file in the target's folder (safe_files.write_atomically):
+    a crash or a full disk leaves the old file or none, never half of one. An existing file
+    is replaced only with `replace` (FileExistsError otherwise)."""
     if dtype not in DTYPES:
         raise PluginError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-    if icon is not None and (not icon.startswith(PNG_MAGIC) or len(icon) > MAX_ICON):
-        raise PluginError(f"the icon must be a PNG of at most {MAX_ICON >> 10} KiB")
+    if icon is not None:
+        check_icon(icon)
     layers = arch.layers
     blobs, tensors, at = [], [], 0
     for i in range(len(layers)):
@@ -123,5 +148,10 @@ def write_plugin(path, spec: PatchSpec, arch: PatchArch, input_hw, weights: dict
         manifest["fine_tune"] = {"input": arch.input_layer, "layers": arch.tuned,
                                  "blocks": list(arch.tuned_blocks)}
     head = json.dumps(manifest, indent=1).encode()
-    with open(path, "wb") as f:
-        f.write(MAGIC + struct.pack("<I", len(head)) + head + b"".join(blobs))
+
+    def write(f):
+        f.write(MAGIC + struct.pack("<I", len(head)) + head)
+        for blob in blobs:
+            f.write(blob)
+
+    write_atomically(path, write, replace=replace)

@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import struct
-from pathlib import Path
 
 import numpy as np
 
 from loop.core.patch import MAX_FINE_TUNE, TAPS, TOPOLOGIES, Category, PatchSpec
 from loop.core.patch_arch import arch_from_layers
-from loop.store.plugin import (DTYPES, MAGIC, MAX_FILE, MAX_ICON, MAX_MANIFEST, PNG_MAGIC,
-                               VERSION, Plugin, PluginError)
+from loop.errors import UserError
+from loop.store.plugin import (DTYPES, MAGIC, MAX_FILE, MAX_MANIFEST, VERSION, Plugin,
+                               PluginError, check_icon)
+from loop.store.safe_files import read_input, shown
 from patchloop_kernels.conv import ConvGeometry
 
 NUMPY = {"float32": "<f4", "float16": "<f2", "int8": "i1"}
 MAX_TAP_CHANNELS = 4096
 MAX_CATEGORIES = 1000
-MAX_INPUT_SIDE = 4096
+# The input a head patch's base runs at: 240x320 as exported; 512x512 costs ~400 MB in
+# `eval`, 4096x4096 12 GB. The base's plan needs 64 a side.
+MIN_INPUT_SIDE = 64
+MAX_INPUT_SIDE = 1024
+MAX_INPUT_PIXELS = 512 * 512
+MAX_NAME = 200
+MAX_DESCRIPTION = 4000
 MAX_LAYERS = 128
 MAX_KERNEL = 15
 MAX_STRIDE = 4
-LAYER_NAME = re.compile(r"^[A-Za-z0-9_.]{1,200}$")
+LAYER_NAME = re.compile(r"[A-Za-z0-9_.]{1,200}")  # used whole (fullmatch)
+PLUGIN_TAG = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+BASE_HASH = re.compile(r"[0-9a-f]{1,64}")
 LAYER_KEYS = {"in", "out", "kernel", "stride", "padding", "dilation", "groups", "activation"}
 
 
@@ -41,20 +51,20 @@ def _get(manifest: dict, key: str, kind):
 
 
 def read_plugin(path) -> Plugin:
-    path = Path(path)
+    """A plugin from a regular file of at most MAX_FILE bytes, checked field by field;
+    a one-line PluginError naming the file otherwise."""
+    where = shown(os.fsdecode(path))
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE:
-            raise PluginError(f"larger than {MAX_FILE >> 20} MiB")
-        data = path.read_bytes()
+        data = read_input(path, MAX_FILE, "plugin")
+    except UserError as exc:  # names the file already
+        raise PluginError(str(exc)) from None
+    try:
         return _parse(data)
     except PluginError as exc:
-        raise PluginError(f"{path}: {exc}") from None
+        raise PluginError(f"{where}: {exc}") from None
     except (KeyError, TypeError, ValueError, OverflowError, IndexError, RecursionError) as exc:
         # A backstop: every check above should have caught a malformed file first.
-        raise PluginError(f"{path}: malformed ({exc.__class__.__name__})") from None
-    except OSError as exc:
-        raise PluginError(f"{path}: cannot be read ({exc.strerror})") from None
+        raise PluginError(f"{where}: malformed ({exc.__class__.__name__})") from None
 
 
 def _parse(data: bytes) -> Plugin:
@@ -84,29 +94,71 @@ def _parse(data: bytes) -> Plugin:
     return Plugin(spec, arch, input_hw, weights, icon, manifest)
 
 
-def _spec(manifest: dict, version: int):
+def _text(manifest: dict, key: str, limit: int, lines: bool = False) -> str:
+    """A name or description to be shown: printable (newlines too, where `lines`), so it can
+    never move the cursor or recolour a terminal."""
+    value = _get(manifest, key, str)
+    plain = value.replace("\n", "").replace("\t", "") if lines else value
+    _need(len(value) <= limit and plain.isprintable() and (lines or value),
+          f"manifest {key!r} is empty, over {limit} characters or holds control characters")
+    return value
+
+
+def _categories(manifest: dict) -> tuple[Category, ...]:
     categories = _get(manifest, "categories", list)
     _need(2 <= len(categories) <= MAX_CATEGORIES, "between 2 and 1000 categories are needed")
-    triggers = _get(manifest, "triggers", list)
-    _need(len(triggers) <= MAX_CATEGORIES and all(isinstance(t, str) for t in triggers),
-          "triggers must be a list of tags")
-    topology, tap = _get(manifest, "topology", str), _get(manifest, "tap", str)
-    _need(topology in TOPOLOGIES and tap in TAPS, f"topology {topology!r} / tap {tap!r} unknown")
+    _need(all(isinstance(c, list) and len(c) == 3 and isinstance(c[0], str)
+              and type(c[1]) is int and isinstance(c[2], str) for c in categories),
+          "each category must be [tag, index, name]")
+    try:
+        return tuple(Category(t, i, n) for t, i, n in categories)
+    except ValueError as exc:
+        raise PluginError(f"a category is not valid ({exc})") from None
+
+
+def _base(manifest: dict, topology: str) -> tuple[str, str]:
     base = manifest.get("base")
     _need(base is not None or topology != "head", "a head patch must name its base")
-    _need(base is None or (isinstance(base, dict) and isinstance(base.get("name"), str)
-                           and isinstance(base.get("hash"), str)),
-          "base must be {name, hash} or null")
+    if base is None:
+        return "", ""
+    _need(isinstance(base, dict) and isinstance(base.get("name"), str)
+          and isinstance(base.get("hash"), str), "base must be {name, hash} or null")
+    _need(0 < len(base["name"]) <= MAX_NAME and base["name"].isprintable()
+          and BASE_HASH.fullmatch(base["hash"]) is not None,
+          "base name or hash holds characters a base's do not")
+    return base["name"], base["hash"]
+
+
+def _input(manifest: dict) -> tuple[int, int]:
     inp = _get(manifest, "input", dict)
     height, width = inp.get("height"), inp.get("width")
-    _need(isinstance(height, int) and isinstance(width, int)
-          and 16 <= height <= MAX_INPUT_SIDE and 16 <= width <= MAX_INPUT_SIDE,
-          "input height/width out of bounds")
+    _need(type(height) is int and type(width) is int
+          and MIN_INPUT_SIDE <= min(height, width) and max(height, width) <= MAX_INPUT_SIDE
+          and height * width <= MAX_INPUT_PIXELS,
+          f"input height/width out of bounds ({MIN_INPUT_SIDE} to {MAX_INPUT_SIDE} each, at "
+          f"most {MAX_INPUT_PIXELS} pixels)")
     offset, scale = inp.get("norm_offset"), inp.get("norm_scale")
     _need(all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (offset, scale))
           and 0 <= offset <= 255 and 0 < scale <= 1e4, "input norm_offset/norm_scale invalid")
     _need(inp.get("order") == "rgb" and inp.get("resize") == "bilinear",
           "input order must be rgb and resize bilinear")
+    return height, width
+
+
+def _spec(manifest: dict, version: int):
+    cats = _categories(manifest)
+    triggers = _get(manifest, "triggers", list)
+    _need(len(triggers) <= MAX_CATEGORIES and all(isinstance(t, str) for t in triggers),
+          "triggers must be a list of tags")
+    topology, tap = _get(manifest, "topology", str), _get(manifest, "tap", str)
+    _need(topology in TOPOLOGIES and tap in TAPS,
+          f"topology {topology!r:.40} / tap {tap!r:.40} unknown")
+    _need(PLUGIN_TAG.fullmatch(_get(manifest, "tag", str)) is not None,
+          "manifest 'tag' holds characters a snapshot tag does not")
+    name = _text(manifest, "name", MAX_NAME)
+    description = _text(manifest, "description", MAX_DESCRIPTION, lines=True) \
+        if "description" in manifest else ""
+    base_name, base_hash = _base(manifest, topology)
     threshold = manifest.get("threshold")
     _need(isinstance(threshold, (int, float)) and not isinstance(threshold, bool),
           "threshold must be a number")
@@ -121,21 +173,19 @@ def _spec(manifest: dict, version: int):
               "fine_tune must name between 1 and 32 tuned blocks")
         blocks = len(fine_tune["blocks"])
     try:
-        cats = tuple(Category(str(t), int(i), str(n)) for t, i, n in categories)
-        spec = PatchSpec(str(_get(manifest, "name", str)), cats, tuple(triggers), topology, tap,
-                         float(threshold), 0, str(manifest.get("description", "")),
-                         base["name"] if base else "", base["hash"] if base else "",
+        spec = PatchSpec(name, cats, tuple(triggers), topology, tap, float(threshold), 0,
+                         description, base_name, base_hash,
                          str(manifest.get("pooling", "detect")),
                          str(manifest.get("loss", "cross_entropy")), blocks)
     except (TypeError, ValueError, OverflowError) as exc:
         raise PluginError(f"the patch definition is not valid ({exc})") from None
-    return spec, (height, width)
+    return spec, _input(manifest)
 
 
 def _is_layer_name(value) -> bool:
     """A base layer or block name: letters, digits, '_' and '.', nothing a message could
     be forged with."""
-    return isinstance(value, str) and LAYER_NAME.match(value) is not None
+    return isinstance(value, str) and LAYER_NAME.fullmatch(value) is not None
 
 
 def _int(entry: dict, key: str, low: int, high: int) -> int:
@@ -195,7 +245,7 @@ def _blob(entry: dict, blobs: bytes, what: str) -> bytes:
 
 def _tensors(manifest: dict, layers, blobs: bytes) -> dict:
     dtype = _get(manifest, "dtype", str)
-    _need(dtype in DTYPES, f"dtype {dtype!r} is unknown")
+    _need(dtype in DTYPES, f"dtype {dtype!r:.40} is unknown")
     wanted = {}
     for i, g in enumerate(layers):
         w_dtype = dtype
@@ -235,7 +285,7 @@ def _icon(manifest: dict, blobs: bytes) -> bytes | None:
         return None
     _need(isinstance(entry, dict), "icon must be an object or null")
     data = _blob(entry, blobs, "the icon")
-    _need(data.startswith(PNG_MAGIC) and len(data) <= MAX_ICON, "the icon is not a small PNG")
+    check_icon(data)
     return data
 
 
