@@ -30,6 +30,7 @@ from loop.core.verdict import Verdict, frame_verdict
 from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.runtime import Device, Tensor
 
+PIPELINES_KEPT = 4   # frame shapes whose device plans are kept (each holds a base plan)
 RECENT_FRAMES = 16  # observed frames kept so that a click can label the frame it was made on
 AUGMENTED_COPIES = 4  # rand-tilt-shift copies kept per labeled frame
 BASE_TOP = 5
@@ -88,7 +89,7 @@ class LoopCore:
         self.device_turn = threading.Lock()
         self.trainer = OnlineTrainer(self.model, self.frames, self.frames_lock, settings,
                                      spec.seed, self.device_turn)
-        self._pipelines: dict[tuple, _Pipeline] = {}
+        self._pipelines: OrderedDict[tuple, _Pipeline] = OrderedDict()
         self._recent: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._next_frame_id = 1
         self._history: list[tuple[int, int]] = []  # (frame_id, label count before) for undo
@@ -230,9 +231,15 @@ class LoopCore:
         self.frames[:] = [f for f in self.frames if f.augmented_from != frame_id]
 
     def _pipeline(self, shape, features_only: bool = False) -> _Pipeline:
+        """The pipeline for a frame shape, kept for the newest few shapes only: a folder of
+        images of many sizes must not hold a base plan (device memory) for each."""
         key = (shape, features_only)
-        if key not in self._pipelines:
+        if key in self._pipelines:
+            self._pipelines.move_to_end(key)
+        else:
             self._pipelines[key] = _Pipeline(self, shape, features_only)
+            while len(self._pipelines) > PIPELINES_KEPT:
+                self._pipelines.popitem(last=False)
         return self._pipelines[key]
 
     def _receptive_field(self) -> tuple[int, int]:

@@ -13,6 +13,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 import pygame  # noqa: E402  (after the banner is silenced)
 
 from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
+from loop.errors import UserError
 from loop.faces.live_view import MIN_WINDOW, LiveView, ViewState
 from loop.faces.overlays import VIEWS
 from loop.faces.verdict_worker import VerdictWorker
@@ -73,7 +74,10 @@ class LiveApp:
                     clicker.tick()
                 self.step()
             if screenshot:
-                pygame.image.save(self.screen, screenshot)
+                try:
+                    pygame.image.save(self.screen, screenshot)
+                except pygame.error as exc:  # a full disk, or the folder went meanwhile
+                    raise UserError(f"{screenshot}: cannot save the screenshot: {exc}") from exc
         finally:
             self.close()
 

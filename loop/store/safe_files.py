@@ -38,10 +38,10 @@ def open_input(path, limit: int, what: str = "file"):
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise UserError(f"{_shown(path)}: not a regular file (a {what} must be one)")
+            raise UserError(f"{_shown(path)}: not a regular file ({_a(what)} must be one)")
         if info.st_size > limit:
             raise UserError(f"{_shown(path)}: {info.st_size} bytes is over the {limit}-byte "
-                            f"limit for a {what}")
+                            f"limit for {_a(what)}")
         if _NONBLOCK:
             os.set_blocking(fd, True)
         return os.fdopen(fd, "rb")
@@ -55,7 +55,7 @@ def read_input(path, limit: int, what: str = "file") -> bytes:
     with open_input(path, limit, what) as f:
         data = f.read(limit + 1)
     if len(data) > limit:  # it grew while being read
-        raise UserError(f"{_shown(path)}: over the {limit}-byte limit for a {what}")
+        raise UserError(f"{_shown(path)}: over the {limit}-byte limit for {_a(what)}")
     return data
 
 
@@ -156,3 +156,7 @@ def shown(text: str) -> str:
 
 def _shown(path: Path) -> str:
     return shown(os.fsdecode(path))
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
