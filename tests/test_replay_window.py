@@ -58,3 +58,24 @@ def test_step_edit_and_leave_out(replay):
     state = SessionStore.open(path).state
     assert state.excluded == {8}
     assert [r.frame_id for r in state.labels if r.active] == [3, 8, 9, 8]
+
+
+def test_help_lists_the_replay_keys_and_an_empty_filter_says_so(replay):
+    from loop.faces.replay_app import REPLAY_HELP
+    app, _ = replay
+    key(pygame.K_h)
+    app.step()
+    # The help box is drawn from the replay's own key table: its bottom edge sits where
+    # that table's length puts it.
+    bottom = 40 + 26 + 20 * len(REPLAY_HELP) - 1
+    screen = pygame.surfarray.array3d(app.screen)
+    assert tuple(screen[app.screen.get_width() // 2, bottom]) == (200, 200, 200)
+    assert dict(REPLAY_HELP)["Left / Right"].startswith("previous / next labeled frame")
+    key(pygame.K_h)
+    key(pygame.K_3)  # box: no frame has box labels
+    key(pygame.K_f)
+    key(pygame.K_f)
+    app.step()
+    assert app.order == [] and app.current() is None
+    assert "no frame matches the filter" in app.empty_note()
+    assert "waiting" not in app.empty_note()

@@ -315,6 +315,13 @@ class LoopCore:
                 self.frames.remove(frame)
         return True
 
+    def exclude(self, frame_id: int, excluded: bool = True) -> None:
+        """Leave a labeled frame out of training (kept, with its labels), or take it back."""
+        with self.frames_lock:
+            for frame in self.frames:
+                if frame.frame_id == frame_id or frame.augmented_from == frame_id:
+                    frame.excluded = excluded
+
     def labels_of(self, frame_id: int) -> list:
         """The labels made on a frame, oldest first (a copy; empty when it has none)."""
         with self.frames_lock:

@@ -14,7 +14,7 @@ import pygame  # noqa: E402  (after the banner is silenced)
 
 from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
 from loop.errors import UserError
-from loop.faces.live_view import MIN_WINDOW, LiveView, ViewState
+from loop.faces.live_view import HELP, MIN_WINDOW, LiveView, ViewState
 from loop.faces.overlays import VIEWS
 from loop.faces.verdict_worker import VerdictWorker
 
@@ -86,13 +86,21 @@ class LiveApp:
         for event in pygame.event.get():
             self.handle(event)
         self.view.draw(self.state, self.core, self.worker, self.worker.latest(), time.monotonic(),
-                       self.link, self.footer())
+                       self.link, self.footer(), self.help_lines(), self.empty_note())
         pygame.display.flip()
         self.frames_drawn += 1
 
     def footer(self) -> str:
         """A line under the frame (the replay window's frame counter); none here."""
         return ""
+
+    def help_lines(self) -> list[tuple[str, str]]:
+        """The keys and gestures of this window, as the help page lists them."""
+        return HELP
+
+    def empty_note(self) -> str:
+        """What the frame area says while there is no frame to show."""
+        return "waiting for the first frame..."
 
     def close(self) -> None:
         self.worker.stop()

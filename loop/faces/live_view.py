@@ -88,7 +88,8 @@ class LiveView:
         return surface.get_height()
 
     def draw(self, state: ViewState, core, worker, latest, now: float, link=None,
-             footer: str = "") -> None:
+             footer: str = "", help_lines=HELP,
+             empty_note: str = "waiting for the first frame...") -> None:
         self.screen.fill((25, 25, 30))
         if latest is not None:
             self.frame_rect = frame_area(self.screen.get_size(), latest[0].shape[:2])
@@ -110,7 +111,7 @@ class LiveView:
                                                  self.frame_rect.bottom - 26), (120, 220, 255))
         if worker.source_lost or latest is None:
             note = "camera lost: waiting for frames; every label is kept" if worker.source_lost \
-                else "waiting for the first frame..."
+                else empty_note
             self.text(note, (self.frame_rect.x + 10, self.frame_rect.bottom - 30), (255, 200, 80),
                       self.big)
         if footer:
@@ -120,7 +121,7 @@ class LiveView:
             self.text(state.message, (self.frame_rect.x + 10, self.frame_rect.y + 8),
                       (255, 255, 120), self.big)
         if state.show_help:
-            self._help()
+            self._help(help_lines)
 
     def _picture(self, state: ViewState, frame, verdict, size) -> np.ndarray:
         if not state.show_verdict:
@@ -247,11 +248,11 @@ class LiveView:
         ys = rect.bottom - 2 - (values - lo) / (hi - lo) * (rect.height - 18)
         pygame.draw.lines(self.screen, (120, 200, 255), False, list(zip(xs, ys)), 1)
 
-    def _help(self) -> None:
-        box = pygame.Rect(40, 40, self.screen.get_width() - 80, 26 + 20 * len(HELP))
+    def _help(self, lines) -> None:
+        box = pygame.Rect(40, 40, self.screen.get_width() - 80, 26 + 20 * len(lines))
         pygame.draw.rect(self.screen, (10, 10, 20), box)
         pygame.draw.rect(self.screen, (200, 200, 200), box, 1)
-        for i, (key, what) in enumerate(HELP):
+        for i, (key, what) in enumerate(lines):
             self.text(key, (box.x + 14, box.y + 12 + 20 * i), (255, 220, 120))
             self.text(what, (box.x + 200, box.y + 12 + 20 * i))
 

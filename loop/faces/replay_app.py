@@ -6,12 +6,32 @@ while editing (`t`). Filters show only frames where the patch disagrees with its
 from __future__ import annotations
 
 import time
-
+from dataclasses import replace
 
 from loop.faces.live_app import LiveApp
 
 VERDICT_SECONDS = 1.0   # how long the verdict shows after stepping to a frame
 FILTERS = ("all frames", "disagreeing frames, worst first", "frames of the selected category")
+REPLAY_HELP = [
+    ("Left / Right", "previous / next labeled frame (held: repeats)"),
+    ("x", "hold the verdict on / off"),
+    ("space", "the raw frame"),
+    ("f", "filter: " + " / ".join(FILTERS)),
+    ("d", "leave the frame out of training / back in"),
+    ("t", "train while editing on / off"),
+    ("left click / drag", "label the disc with the selected category"),
+    ("right click / drag", "label the disc background"),
+    ("middle click", "erase labels in the disc"),
+    ("scroll wheel", "brush radius"),
+    ("1-9, Tab", "select a category"),
+    ("b", "the whole frame is background"),
+    ("u, Ctrl+Z", "undo the last label"),
+    ("Up / Down", "learning rate"),
+    ("v / m / l", "view / smooth cells / your labels"),
+    ("s / e", "snapshot / export"),
+    ("h, F1", "this help"),
+    ("Esc", "quit (everything is saved)"),
+]
 
 
 class ReplaySource:
@@ -51,7 +71,8 @@ class ReplayApp(LiveApp):
         self.current_verdict = None
         self.verdict_until = 0.0
         self.hold = False
-        self.core.trainer.update(training=False)  # edit first; `t` trains while editing
+        # Edit first; `t` trains while editing.
+        self.core.change_settings(replace(self.core.trainer.settings, training=False))
         self._refilter()
         import pygame
         pygame.key.set_repeat(300, 60)  # held Left/Right steps on
@@ -98,9 +119,17 @@ class ReplayApp(LiveApp):
         # The verdict shows for a moment after each step, or all the time while held.
         self.state.show_verdict = self.hold or time.monotonic() < self.verdict_until
         if self.core.trainer.settings.training and self.current_verdict is not None \
-                and self.core.model.version != self.current_verdict.weights_version:
+                and self.core.weights_version != self.current_verdict.weights_version:
             self._show()
         super().step()
+
+    def help_lines(self) -> list[tuple[str, str]]:
+        return REPLAY_HELP
+
+    def empty_note(self) -> str:
+        if not self.originals():
+            return "this session has no labeled frames yet"
+        return f"no frame matches the filter '{FILTERS[self.filter]}': f shows the next one"
 
     def footer(self) -> str:
         frame = self.current()
@@ -145,8 +174,7 @@ class ReplayApp(LiveApp):
             self._show()
 
     def exclude(self, frame, excluded: bool) -> None:
-        with self.core.frames_lock:
-            frame.excluded = excluded
+        self.core.exclude(frame.frame_id, excluded)
         if self.link is not None:
             self.link.exclude(frame.frame_id, excluded)
         self.say("left out of training (d to restore)" if excluded else "back in training")
