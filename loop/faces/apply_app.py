@@ -8,12 +8,24 @@ import pygame
 
 from loop.faces.live_app import LiveApp
 
+APPLY_HELP = [
+    ("space", "freeze the frame (stop-N-show)"),
+    ("x", "verdict overlay on / off"),
+    ("v", "view: verdict / heat map / uncertainty"),
+    ("m", "smooth / blocky cells"),
+    ("1-9", "the category of the next snap"),
+    ("c", "snap the frame into the data folder (the verdict's category, or the one chosen)"),
+    ("h, F1", "this help"),
+    ("Esc", "quit"),
+]
+
 
 class ApplyApp(LiveApp):
     def __init__(self, core, source, plugin, note=None, window=None, snap_dir="snaps"):
         super().__init__(core, source, note, window=window, snap_dir=snap_dir)
         self.snap_choice = None  # a category picked with 1-9 for the next snap
         pygame.display.set_caption(f"Patchloop: {plugin.spec.name}")
+        self.view.trains = False
         self.icon = None
         if plugin.icon is not None:
             try:
@@ -40,12 +52,17 @@ class ApplyApp(LiveApp):
                 self.snap_choice = None
             return
         if event.type == pygame.KEYDOWN and event.key not in (
-                pygame.K_ESCAPE, pygame.K_h, pygame.K_F1, pygame.K_SPACE, pygame.K_x, pygame.K_v):
+                pygame.K_ESCAPE, pygame.K_h, pygame.K_F1, pygame.K_SPACE, pygame.K_x, pygame.K_v,
+                pygame.K_m):
             return
         super().handle(event)
 
-    def step(self) -> None:
-        super().step()
+    def help_lines(self) -> list[tuple[str, str]]:
+        return APPLY_HELP
+
+    def draw_over(self) -> None:
+        """The icon and FIRED while the patch fires, drawn before the frame's only flip (a
+        second flip after the view's showed frames without them: a flicker)."""
         latest = self.worker.latest()
         if latest is None:
             return
@@ -57,4 +74,3 @@ class ApplyApp(LiveApp):
             name = self.core.spec.categories[verdict.category].name
             self.view.text(f"FIRED: {name}", (rect.x + 10, rect.bottom - 30), (255, 230, 90),
                            self.view.big)
-            pygame.display.flip()

@@ -87,12 +87,16 @@ class LiveApp:
             self.handle(event)
         self.view.draw(self.state, self.core, self.worker, self.worker.latest(), time.monotonic(),
                        self.link, self.footer(), self.help_lines(), self.empty_note())
+        self.draw_over()
         pygame.display.flip()
         self.frames_drawn += 1
 
     def footer(self) -> str:
         """A line under the frame (the replay window's frame counter); none here."""
         return ""
+
+    def draw_over(self) -> None:
+        """The draw hook: what a window adds over the view before the frame's one flip."""
 
     def help_lines(self) -> list[tuple[str, str]]:
         """The keys and gestures of this window, as the help page lists them."""

@@ -77,6 +77,7 @@ class LiveView:
         self.frame_rect = frame_area(screen.get_size(), frame_hw)
         self.font = pygame.font.Font(None, 20)
         self.big = pygame.font.Font(None, 28)
+        self.trains = True  # False: a plugin in use (apply): no labels, no trainer to show
 
     def relayout(self, screen: pygame.Surface, frame_hw) -> None:
         self.screen = screen
@@ -191,6 +192,14 @@ class LiveView:
                            (x, y), TEXT if verdict.triggered else DIM) + 6
             name = core.spec.categories[verdict.category].name
             y += self.text(f"verdict: {name} {verdict.confidence:.2f}", (x, y), TEXT, self.big) + 8
+        if not self.trains:  # a plugin in use: what it says and how fast, nothing to teach
+            for c in core.spec.categories:
+                pygame.draw.rect(self.screen, PALETTE[c.index % len(PALETTE)], (x, y + 3, 10, 10))
+                y += self.text(f"{c.index + 1} {c.name}", (x + 16, y)) + 2
+            self.text(f"{worker.verdicts_per_second:.1f} verdicts/s   verdict "
+                      f"{worker.verdict_ms:.0f} ms", (x, y + 8))
+            self.text("h: help", (x, self.screen.get_height() - 22), DIM)
+            return
         counts = core.label_counts()
         for c in core.spec.categories:
             marker = ">" if c.index == state.selected else " "
