@@ -1,4 +1,5 @@
-"""A one-line progress bar on stderr (the terminal face of long jobs)."""
+"""Progress of long jobs on stderr: a bar redrawn in place on a terminal; redirected to a file
+or a pipe, one plain line when a stage ends (no carriage returns in a log)."""
 from __future__ import annotations
 
 import sys
@@ -12,8 +13,12 @@ class ProgressBar:
         self.title, self.total = title, max(1, total)
         self.stream = stream or sys.stderr
         self.start = time.perf_counter()
+        isatty = getattr(self.stream, "isatty", None)
+        self.live = bool(isatty and isatty())
 
     def update(self, done: int, extra: str = "") -> None:
+        if not self.live:
+            return
         fraction = min(1.0, done / self.total)
         filled = int(WIDTH * fraction)
         rate = done / max(1e-9, time.perf_counter() - self.start)
@@ -22,8 +27,14 @@ class ProgressBar:
         self.stream.flush()
 
     def done(self, extra: str = "") -> float:
-        """Ends the line; returns the items per second."""
+        """Ends the stage (the bar's line, or its one plain line); returns items per second."""
         seconds = time.perf_counter() - self.start
-        self.update(self.total, extra)
-        self.stream.write("\n")
-        return self.total / max(1e-9, seconds)
+        rate = self.total / max(1e-9, seconds)
+        if self.live:
+            self.update(self.total, extra)
+            self.stream.write("\n")
+        else:
+            self.stream.write(f"{self.title}: {self.total} in {seconds:.1f} s "
+                              f"({rate:.1f}/s) {extra}".rstrip() + "\n")
+        self.stream.flush()
+        return rate
