@@ -167,11 +167,13 @@ class TrainWindow:
         x = 590
         loss = f"{status.last_loss:.4f}" if status.steps else "none yet"
         self.text(f"step {status.steps}  loss {loss}", (x, 14))
-        self._plot([v for _, v in status.losses], pygame.Rect(x, 40, 350, 150), "training loss",
-                   log=True)
-        self._plot([a for _, a in self.accuracy], pygame.Rect(x, 210, 350, 150),
-                   "held-out accuracy", log=False, fixed=(0.0, 1.0))
-        self.text("space: stop-N-show   Esc: stop (saves)", (x, 380))
+        losses = status.losses[-300:]
+        self._plot([v for _, v in losses], pygame.Rect(x, 40, 310, 150), "training loss",
+                   log=True, steps=[s for s, _ in losses])
+        self._plot([a for _, a in self.accuracy], pygame.Rect(x, 220, 310, 150),
+                   "held-out accuracy", log=False, fixed=(0.0, 1.0),
+                   steps=[s for s, _ in self.accuracy])
+        self.text("space: stop-N-show   Esc: stop (saves)", (x, 395))
         if self.about:
             self._draw_about()
         if self.message:
@@ -195,19 +197,27 @@ class TrainWindow:
     def text(self, s, pos, font=None, colour=(230, 230, 230)):
         self.screen.blit((font or self.font).render(s, True, colour), pos)
 
-    def _plot(self, values, rect, title, log, fixed=None):
+    def _plot(self, values, rect, title, log, fixed=None, steps=None):
+        """A curve with its axes' numbers: the value range on the left, the steps below."""
         pygame.draw.rect(self.screen, (60, 60, 70), rect, 1)
         self.text(title, (rect.x + 4, rect.y + 2))
         values = np.asarray(values[-300:], np.float64)
         if values.size < 2:
             return
-        if log:
-            values = np.log10(np.maximum(values, 1e-6))
-        lo, hi = fixed or (values.min(), values.max())
+        shown_values = np.log10(np.maximum(values, 1e-6)) if log else values
+        lo, hi = fixed or (shown_values.min(), shown_values.max())
         hi = max(hi, lo + 1e-3)
-        xs = rect.x + np.linspace(0, rect.width - 1, values.size)
-        ys = rect.bottom - 2 - (values - lo) / (hi - lo) * (rect.height - 20)
+        xs = rect.x + np.linspace(0, rect.width - 1, shown_values.size)
+        ys = rect.bottom - 2 - (shown_values - lo) / (hi - lo) * (rect.height - 20)
         pygame.draw.lines(self.screen, (120, 200, 255), False, list(zip(xs, ys)), 1)
+        top, bottom = (10 ** hi, 10 ** lo) if log else (hi, lo)
+        self.text(f"{top:.3g}", (rect.right + 4, rect.y + 14), None, (150, 150, 150))
+        self.text(f"{bottom:.3g}", (rect.right + 4, rect.bottom - 16), None, (150, 150, 150))
+        if steps:
+            self.text(f"step {steps[0]}", (rect.x, rect.bottom + 2), None, (150, 150, 150))
+            last = f"step {steps[-1]}"
+            self.text(last, (rect.right - self.font.size(last)[0], rect.bottom + 2), None,
+                      (150, 150, 150))
 
 
 def _file_name(patch_name: str) -> str:
