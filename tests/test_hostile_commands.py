@@ -67,10 +67,10 @@ def limited(base_spec, tmp_path_factory, request):
 
 
 def _one_line_each(err: str, names) -> list[str]:
-    """stderr holds only `patchloop...` lines, one at least naming each of `names` (progress
-    bars, redrawn after a carriage return, aside)."""
+    """stderr holds only `patchloop...` lines, one at least naming each of `names` (the
+    progress of reading, a bar on a terminal or one plain line in a log, aside)."""
     lines = [line for line in re.split(r"[\r\n]", err)
-             if line.strip() and not line.startswith("reading [")]
+             if line.strip() and not line.startswith(("reading [", "reading: "))]
     assert all(line.startswith("patchloop") for line in lines), err
     for name in names:
         assert any(name in line for line in lines), (name, err)
