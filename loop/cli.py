@@ -44,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("devices", help="list OpenCL devices and the one that would be used")
 
     bench = sub.add_parser("bench", help="measure speed (JSON with --json)")
-    bench.add_argument("what", choices=["kernels", "base", "loop", "train"],
+    bench.add_argument("what", choices=["kernels", "base", "loop", "train", "sessions"],
                        help="what to measure")
     bench.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
     bench.add_argument("--repeats", type=int, default=20, help="timed calls per case")
@@ -200,6 +200,9 @@ def _dispatch(args) -> int:
     if args.command == "bench" and args.what == "train":
         from loop.faces import bench_train
         return bench_train.run(args)
+    if args.command == "bench" and args.what == "sessions":
+        from loop.faces import bench_sessions
+        return bench_sessions.run(args)
     if args.command == "bench" and args.what == "loop" and args.policy:
         from loop.faces import bench_policies
         return bench_policies.run(args)

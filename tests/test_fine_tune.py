@@ -236,7 +236,7 @@ def test_fine_tuning_on_photographs_beats_chance(fine_tuned, base_spec):
     assert state.spec.fine_tune == 2
     import h5py
     with h5py.File(session, "r") as f:
-        assert f.attrs["version"] == 2, "older readers must refuse a fine-tuned session"
+        assert f.attrs["version"] == 3, "older readers must refuse a grown session"
     snapshot = next(iter(state.snapshots.values()))
     tuned = tuned_blocks(base_spec, "stride16", 2)
     start = np.concatenate([tuned.weights[f"{k}{i}"].ravel() for i in range(len(tuned.layers))

@@ -1,12 +1,6 @@
-"""Session files: round trips, journal replay, torn tails, versions, and kill -9 at random
-moments losing no acknowledged label."""
+"""Session files: round trips, journal replay, torn tails, versions, and a reader beside a
+running writer (kill -9 at random moments: test_session_kill)."""
 import os
-import random
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -17,8 +11,8 @@ from loop.core.patch import PatchSpec, categories_from_names
 from loop.core.settings import TrainerSettings
 from loop.core.snapshot import Snapshot as CoreSnapshot
 from loop.store.records import SessionFormatError
-from loop.store.session import SessionStore, journal_path
-from loop.store.session_file import write_session
+from loop.store.session import SessionStore
+from loop.store.session_loader import journal_path, load_session
 
 SPEC = PatchSpec("t", categories_from_names(["background", "ball"]), triggers=("n02123159",))
 
@@ -62,13 +56,18 @@ def test_round_trip_through_the_file(tmp_path):
     assert journal_path(path).stat().st_size < 20, "the journal is emptied into the file"
     check(SessionStore.open(path).state)
     with h5py.File(path, "r") as f:  # readable with plain h5py
-        assert f.attrs["version"] == 1 and f["labels"].shape == (3,)
+        assert f.attrs["version"] == 3 and f["labels"].shape == (3,)
+        assert f["frame_index"]["id"].tolist() == [1, 2]
+        assert (f["frames"][1, :24, :32] == 20).all()
 
 
 def test_journal_alone_holds_everything_after_a_crash(tmp_path):
     path = tmp_path / "s.h5"
     store = SessionStore.create(path, SPEC, TrainerSettings())
-    fill(store)  # no close: as if the process died here
+    fill(store)
+    check(load_session(path).state)  # a reader beside the running writer sees it all
+    store.release()  # no consolidation: as if the process died here
+    check(load_session(path).state)
     check(SessionStore.open(path).state)
 
 
@@ -76,20 +75,22 @@ def test_crash_between_file_and_journal_reset_applies_nothing_twice(tmp_path):
     path = tmp_path / "s.h5"
     store = SessionStore.create(path, SPEC, TrainerSettings())
     fill(store)
-    store.state.last_seq = store.seq
-    write_session(store.state, path)  # the file is written, the journal not yet emptied
+    store._append()  # the file has it all, the journal is not emptied yet
+    store.release()
+    check(load_session(path).state)
     check(SessionStore.open(path).state)
 
 
-def test_torn_journal_tail_is_cut_and_writing_goes_on(tmp_path):
+def test_torn_journal_tail_is_skipped_and_writing_goes_on(tmp_path):
     path = tmp_path / "s.h5"
     store = SessionStore.create(path, SPEC, TrainerSettings())
     store.add_label(1, image(1), LabelDisc(1, 1, 1, 1), when=1.0)
-    store.journal.file.write(b"\x40\x00\x00\x00garbage")  # a record cut short by a crash
-    store.journal.file.flush()
+    os.pwrite(store.journal.fd, b"PLr\xa7\x40\x00\x00\x00garbage", store.journal.end)
+    store.release()  # a record cut short by a crash
     reopened = SessionStore.open(path)
     assert len(reopened.state.labels) == 1
     reopened.add_label(1, image(1), LabelDisc(2, 2, 1, 0), when=2.0)
+    reopened.release()
     assert len(SessionStore.open(path).state.labels) == 2
 
 
@@ -111,39 +112,14 @@ def test_newer_version_and_foreign_files_are_clear_errors(tmp_path):
         SessionStore.open(junk)
     with pytest.raises(SessionFormatError, match="exists already"):
         SessionStore.create(path, SPEC, TrainerSettings())
+    with pytest.raises(SessionFormatError, match="no such session"):
+        SessionStore.open(tmp_path / "absent.h5")
 
 
 def test_a_bad_frame_is_refused(tmp_path):
     store = SessionStore.create(tmp_path / "s.h5", SPEC, TrainerSettings())
     with pytest.raises(SessionFormatError, match="frame 3"):
         store.add_label(3, np.zeros((4, 4), np.uint8), LabelDisc(1, 1, 1, 1))
-
-
-def test_kill_9_at_random_moments_loses_no_acknowledged_label(tmp_path):
-    child = Path(__file__).with_name("session_writer_child.py")
-    rng = random.Random(5)
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
-    for attempt in range(50):
-        path = tmp_path / f"k{attempt}.h5"
-        proc = subprocess.Popen([sys.executable, str(child), str(path), str(attempt)],
-                                stdout=subprocess.PIPE, text=True, env=env)
-        assert proc.stdout.readline().strip() == "ready"
-        acked = -1
-        deadline = time.monotonic() + rng.uniform(0.0, 0.25)
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if line.startswith("ack"):
-                acked = int(line.split()[1])
-        os.kill(proc.pid, signal.SIGKILL)
-        for line in proc.stdout:  # acknowledgements printed before the kill landed
-            if line.startswith("ack"):
-                acked = int(line.split()[1])
-        proc.wait()
-        state = SessionStore.open(path).state
-        times = [r.time for r in state.labels]
-        assert times[:acked + 1] == [float(n) for n in range(acked + 1)], \
-            f"attempt {attempt}: acknowledged {acked + 1} labels, found {len(times)}"
-        assert all(r.frame_id in state.frames for r in state.labels)
 
 
 def test_info_reads_a_session_and_refuses_junk(tmp_path, capsys):

@@ -25,17 +25,18 @@ def open_patch_core(path: str, base_path: str | None):
     from loop.core.engine import LoopCore
     from loop.core.snapshot import load_dense
     from loop.store.records import SessionFormatError
-    from loop.store.session import SessionStore
+    from loop.store.session_loader import load_session
     from patchloop_kernels.runtime import Device
-    try:
-        store = SessionStore.open(path)
-    except (SessionFormatError, OSError) as exc:
+    try:  # read-only: the journal is read, never cut; read-only media are fine
+        loaded = load_session(path, frames=False, arrays=True)
+    except SessionFormatError as exc:
         raise UserError(str(exc)) from exc
-    snapshot = store.latest_snapshot()
-    store.journal.close()
+    for line in loaded.warnings:
+        print(f"patchloop: warning: {line}", file=sys.stderr)
+    snapshot = loaded.state.latest_snapshot()
     if snapshot is None:
         raise UserError(f"{path}: holds no snapshot to evaluate")
-    spec = store.state.spec
+    spec = loaded.state.spec
     base = BaseNetwork(Device.default(), open_base(base_path)) if spec.topology == "head" else None
     core = LoopCore(spec, base=base)
     load_dense(core, snapshot.weights)

@@ -2,15 +2,24 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 
 from loop.errors import UserError
 from loop.store.records import SessionFormatError, spec_to_json
-from loop.store.session_file import format_version, read_session
+from loop.store.safe_files import shown
+from loop.store.session_loader import load_session
 
 
-def describe_session(path: Path) -> dict:
-    state = read_session(path)
+def describe_session(path: Path, warn=None) -> dict:
+    """What the session holds with every acknowledged change (its journal included), read
+    without frames or weights and without writing anything. `warn` gets each line about a
+    damaged journal record (skipped)."""
+    loaded = load_session(path, frames=False, arrays=False)
+    for line in loaded.warnings:
+        (warn or _warn)(line)
+    state = loaded.state
     active = [r for r in state.labels if r.active]
     names = {c.index: c.name for c in state.spec.categories}
     counts = {c.name: 0 for c in state.spec.categories}
@@ -19,11 +28,16 @@ def describe_session(path: Path) -> dict:
         if r.category in names:
             (counts if r.active else erased)[names[r.category]] += 1
     return {"file": str(path), "kind": "session", "patch": spec_to_json(state.spec),
-            "frames": len(state.frames), "labels": len(active),
+            "frames": len(state.frame_shapes), "labels": len(active),
             "labels_in_history": len(state.labels), "labels_by_category": counts,
-            "undone_by_category": erased, "format_version": format_version(state.spec),
+            "undone_by_category": erased, "format_version": loaded.counts.version,
             "excluded_frames": len(state.excluded),
-            "snapshots": sorted(state.snapshots), "loss_points": len(state.loss_log)}
+            "snapshots": sorted(state.snapshots), "loss_points": len(state.loss_log),
+            "journal_records": loaded.journal_records, "warnings": len(loaded.warnings)}
+
+
+def _warn(line: str) -> None:
+    print(f"patchloop: warning: {line}", file=sys.stderr)
 
 
 def describe_plugin(path: Path, base_path: str | None) -> dict:
@@ -48,8 +62,8 @@ def describe_plugin(path: Path, base_path: str | None) -> dict:
 
 def run(args) -> int:
     path = Path(args.file)
-    if not path.is_file():
-        raise UserError(f"{path}: no such file")
+    if not os.path.lexists(path):
+        raise UserError(f"{shown(str(path))}: no such file")
     if path.suffix == ".specialneurons":
         from loop.store.plugin import PluginError
         try:
@@ -59,19 +73,7 @@ def run(args) -> int:
         if args.json:
             print(json.dumps(info, indent=2))
         else:
-            names = ", ".join(c[2] for c in info["categories"])
-            print(f"{path}: plugin {info['name']!r} ({info['topology']} on {info['tap']}, "
-                  f"{info['dtype']}), categories: {names}; triggers: "
-                  f"{', '.join(info['triggers']) or 'always'}; icon: {info['icon']}")
-            if info["fine_tune"]:
-                tuned = info["fine_tune"]
-                print(f"  carries its own tuned copies of the base's "
-                      f"{', '.join(tuned['blocks'])} (reading {tuned['input']})")
-            for t in info["tensors"]:
-                print(f"  {t['name']}: {t['shape']} {t['dtype']} ({t['bytes']} bytes)")
-            if "base_installed_matches" in info:
-                print(f"  base {info['base']['name']}: "
-                      f"{'installed' if info['base_installed_matches'] else 'NOT the one installed'}")
+            _print_plugin(path, info)
         return 0
     try:
         info = describe_session(path)
@@ -82,9 +84,29 @@ def run(args) -> int:
         return 0
     patch = info["patch"]
     tuned = f", fine-tuning {patch['fine_tune']} base blocks" if patch["fine_tune"] else ""
-    print(f"{path}: session of patch {patch['name']!r} ({patch['topology']}, "
-          f"{len(patch['categories'])} categories, base {patch['base_name'] or 'none'}{tuned})")
+    print(f"{shown(str(path))}: session of patch {patch['name']!r} ({patch['topology']}, "
+          f"{len(patch['categories'])} categories, base {shown(patch['base_name']) or 'none'}"
+          f"{tuned})")
     print(f"  {info['frames']} frames, {info['labels']} labels "
           f"({info['labels_in_history']} in the edit history): {info['labels_by_category']}")
-    print(f"  snapshots: {', '.join(info['snapshots']) or 'none'}")
+    print(f"  snapshots: {shown(', '.join(info['snapshots'])) or 'none'}")
     return 0
+
+
+def _print_plugin(path: Path, info: dict) -> None:
+    """Names from the file are shown escaped: they can never move the cursor or recolour
+    the terminal."""
+    names = shown(", ".join(str(c[2]) for c in info["categories"]))
+    triggers = shown(", ".join(str(t) for t in info["triggers"])) or "always"
+    print(f"{shown(str(path))}: plugin {info['name']!r} ({shown(info['topology'])} on "
+          f"{shown(info['tap'])}, {shown(info['dtype'])}), categories: {names}; triggers: "
+          f"{triggers}; icon: {info['icon']}")
+    if info["fine_tune"]:
+        tuned = info["fine_tune"]
+        print(f"  carries its own tuned copies of the base's "
+              f"{shown(', '.join(map(str, tuned['blocks'])))} (reading {shown(tuned['input'])})")
+    for t in info["tensors"]:
+        print(f"  {shown(t['name'])}: {t['shape']} {shown(t['dtype'])} ({t['bytes']} bytes)")
+    if "base_installed_matches" in info:
+        print(f"  base {shown(info['base']['name'])}: "
+              f"{'installed' if info['base_installed_matches'] else 'NOT the one installed'}")

@@ -1,7 +1,10 @@
-"""`patchloop live`: opens the source, builds the core, runs the window."""
+"""`patchloop live`: opens the source, builds the core, opens or creates the session (its
+store holds the session's lock while the window runs), runs the window, and reports what
+the disk did not take."""
 from __future__ import annotations
 
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,8 +18,11 @@ from loop.demo.scene import CATEGORIES
 from loop.errors import UserError
 from loop.faces.session_link import SessionLink
 from loop.faces.sources import DemoSource, open_source
+from loop.store.frame_shelf import FrameShelf
 from loop.store.records import SessionFormatError
 from loop.store.session import SessionStore
+from loop.store.session_loader import load_session
+from loop.store.session_paths import SessionNotWritable
 from patchloop_kernels.runtime import Device
 
 
@@ -46,30 +52,77 @@ def build_core(args, source, spec: PatchSpec | None = None) -> LoopCore:
     return LoopCore(spec, base=base, device=device)
 
 
-def open_session(args, source):
-    """(core, link): a new session, or the one at --session resumed with its labels and its
-    last snapshot's weights."""
+def open_session(args, source, holder: str = "patchloop live", read_only_ok: bool = False):
+    """(core, link, note): a new session, or the one at --session resumed with its labels
+    and its last snapshot's weights. With read_only_ok a session that cannot be written
+    (read-only media) opens for viewing: link is None and nothing is saved."""
     path = Path(args.session) if args.session else \
         Path("sessions") / f"{args.name}-{time.strftime('%Y%m%d-%H%M%S')}.h5"
     try:
-        if path.exists():
-            store = SessionStore.open(path)
-            core = build_core(args, source, store.state.spec)
+        if os.path.lexists(path):
+            try:
+                store = SessionStore.open(path, holder)
+            except SessionNotWritable as exc:
+                if not read_only_ok:
+                    raise
+                return _open_read_only(args, source, path, exc)
+            warn(store.warnings)
+            try:
+                needed = {r.frame_id for r in store.state.labels if r.active}
+                core = resume_core(args, source, store.state, store.frames(needed))
+            except BaseException:
+                store.release()
+                raise
             state = store.state
-            order = [(r.frame_id, r.label()) for r in state.labels if r.active]
-            core.resume(state.frames, order, state.excluded)
-            core.trainer.apply(state.settings)
-            snapshot = store.latest_snapshot()
-            if snapshot is not None:
-                load_dense(core, snapshot.weights, snapshot.velocity)
-            note = f"resumed {path.name}: {len(order)} labels on {len(state.frames)} frames"
+            note = f"resumed {path.name}: {state.active_count()} labels on " \
+                   f"{len(state.frame_shapes)} frames"
         else:
             core = build_core(args, source)
-            store = SessionStore.create(path, core.spec, core.trainer.settings)
+            store = SessionStore.create(path, core.spec, core.trainer.settings, holder)
             note = f"recording to {path}"
     except (SessionFormatError, OSError, ValueError) as exc:
         raise UserError(f"{path}: {exc}" if str(path) not in str(exc) else str(exc)) from exc
     return core, SessionLink(core, store), note
+
+
+def _open_read_only(args, source, path: Path, why):
+    loaded = load_session(path, frames=False, journal_frames=True)
+    warn(loaded.warnings)
+    state = loaded.state
+    needed = {r.frame_id for r in state.labels if r.active}
+    frames = FrameShelf(path, state.frame_shapes, state.frames).read(needed)
+    core = resume_core(args, source, state, frames)
+    return core, None, f"{path.name} opened read-only ({why}); edits are not saved"
+
+
+def resume_core(args, source, state, frames: dict) -> LoopCore:
+    """A core with a recorded session's patch, labeled frames ({id: image}), standing labels
+    (in the order they were made), exclusions, settings and newest snapshot."""
+    core = build_core(args, source, state.spec)
+    order = [(r.frame_id, r.label()) for r in state.labels if r.active]
+    core.resume(frames, order, state.excluded)
+    core.trainer.apply(state.settings)
+    snapshot = state.latest_snapshot()
+    if snapshot is not None:
+        load_dense(core, snapshot.weights, snapshot.velocity)
+    return core
+
+
+def warn(warnings: list[str]) -> None:
+    """A damaged journal's skipped records, one line each: the session still opens."""
+    for line in warnings:
+        print(f"patchloop: warning: {line}", file=sys.stderr)
+
+
+def finish(link) -> None:
+    """After the window: a problem that lost nothing is a warning; changes that could not
+    be saved are an error (exit 2), each named."""
+    if link is None:
+        return
+    if link.warning:
+        warn([link.warning])
+    if link.failure:
+        raise UserError(link.failure)
 
 
 def run(args, max_frames: int | None = None) -> int:
@@ -86,4 +139,5 @@ def run(args, max_frames: int | None = None) -> int:
         app.run(max_frames, args.screenshot, args.autoclick)
     finally:
         source.close()
+    finish(link)
     return 0

@@ -1,19 +1,25 @@
-"""`patchloop replay SESSION.h5`: opens a recorded session in the edit-mode window."""
+"""`patchloop replay SESSION.h5`: opens a recorded session in the edit-mode window (read-only
+when its folder cannot be written: the window works, edits are not saved)."""
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 from loop.errors import UserError
 from loop.faces import live
+from loop.store.safe_files import shown
 
 
 def run(args, max_frames: int | None = None) -> int:
-    if not Path(args.session).is_file():
-        raise UserError(f"{args.session}: no such session file")
-    core, link, note = live.open_session(args, source=None)
+    if not os.path.lexists(args.session):
+        raise UserError(f"{shown(args.session)}: no such session file")
+    core, link, note = live.open_session(args, source=None, holder="patchloop replay",
+                                         read_only_ok=True)
     if not core.frames:
-        link.close()
-        raise UserError(f"{args.session}: has no labeled frames to replay")
+        core.close()
+        if link is not None:
+            link.close()
+        raise UserError(f"{shown(args.session)}: has no labeled frames to replay")
     from loop.faces.replay_app import ReplayApp  # pygame only when a window is wanted
     ReplayApp(core, link, note).run(max_frames)
+    live.finish(link)
     return 0

@@ -1,16 +1,21 @@
-"""The window's link to its session file: every label goes to the core at once (training
-starts on it) and to a writer thread that makes it durable; the window shows how many are
-held on disk and how many wait. A full disk or an unwritable folder is reported, the
-labels stay in memory, and the writer tries again until the disk takes them."""
+"""The window's link to its session: every label goes to the core at once (training starts
+on it) and to a writer thread that makes it durable through the session store; the window
+shows how many are held on disk and how many wait.
+
+A full disk or an unwritable folder is shown, the changes stay in memory and the writer
+tries again until the disk takes them. A change the store refuses outright (it cannot ever
+be written) is shown and named, and the writer goes on with the next one: the thread never
+dies. Closing waits at most CLOSE_SECONDS for the disk; whatever it still did not take is
+named in `failure` (the face reports it and exits 2), never waited on forever."""
 from __future__ import annotations
 
 import queue
 import threading
-import time
 
 from loop.store.session import SessionStore
 
 RETRY_SECONDS = 1.0
+CLOSE_SECONDS = 20.0
 
 
 class SessionLink:
@@ -20,7 +25,11 @@ class SessionLink:
         self.jobs: queue.Queue = queue.Queue()
         self.held = len([r for r in store.state.labels if r.active])
         self.waiting = 0
-        self.error: str | None = None
+        self.error: str | None = None    # shown in the window while it lasts
+        self.lost: list[str] = []        # changes never written, named
+        self.failure: str | None = None  # after close: one line naming what was lost
+        self.warning: str | None = None  # after close: a problem that lost nothing
+        self._give_up = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._write, name="patchloop-session", daemon=True)
         self._thread.start()
@@ -29,63 +38,112 @@ class SessionLink:
     def label(self, frame_id: int, label) -> None:
         frame = self.core.label(frame_id, label)
         image = frame.image
-        self._submit(lambda: self.store.add_label(frame_id, image, label), counts=True)
+        self._submit(lambda: self.store.add_label(frame_id, image, label),
+                     f"the label on frame {frame_id}", counts=True)
 
     def undo(self) -> bool:
         if not self.core.undo():
             return False
-        self._submit(self.store.undo, counts=False, undo=True)
+        self._submit(self.store.undo, "an undo", undo=True)
         return True
 
     def exclude(self, frame_id: int, excluded: bool) -> None:
-        self._submit(lambda: self.store.set_excluded(frame_id, excluded), counts=False)
+        self._submit(lambda: self.store.set_excluded(frame_id, excluded),
+                     f"leaving frame {frame_id} {'out' if excluded else 'in'}")
 
     def change_settings(self, settings):
         """The user's new trainer settings, at once for the trainer and kept in the session,
         so that a resumed session trains as it was left."""
         self.core.change_settings(settings)
-        self._submit(lambda: self.store.save_settings(settings), counts=False)
+        self._submit(lambda: self.store.save_settings(settings), "the trainer settings")
         return settings
 
     def snapshot(self):
         snapshot = self.core.snapshot()
-        self._submit(lambda: self.store.save_snapshot(snapshot), counts=False)
+        self._submit(lambda: self.store.save_snapshot(snapshot), f"snapshot {snapshot.tag}")
         return snapshot
 
-    def close(self) -> None:
-        """Everything waiting is written, a last snapshot taken, the file consolidated."""
+    def close(self, seconds: float | None = None) -> None:
+        """Everything waiting is written (for at most `seconds`), a last snapshot taken, the
+        file consolidated. What could not be written is named in `failure`."""
+        seconds = CLOSE_SECONDS if seconds is None else seconds
         self.snapshot()
         losses = list(self.core.trainer.status.losses)
-        self._submit(lambda: self.store.log_loss(losses), counts=False)
-        self._submit(None, counts=False)  # the writer stops after the jobs before it
-        self._thread.join()
-        self.store.close()
+        self._submit(lambda: self.store.log_loss(losses), "the loss log")
+        self.jobs.put(None)  # the writer stops after the jobs before it
+        self._thread.join(seconds)
+        if self._thread.is_alive():
+            self._give_up.set()
+            self._thread.join(RETRY_SECONDS + 1.0)
+        if self._thread.is_alive():  # stuck inside a write: count everything still queued
+            self._drain(f"the disk did not answer within {seconds:.0f} s")
+        try:
+            if self._thread.is_alive():
+                self.store.release()
+            else:
+                self.store.close()
+        except (OSError, ValueError) as exc:
+            why = getattr(exc, "strerror", None) or exc
+            self.warning = (f"{self.store.path}: not consolidated ({why}); every saved "
+                            "change is kept in its journal and read from there")
+        if self.lost:
+            self.failure = _lost_line(self.store.path, self.lost)
 
     # -- the writer -----------------------------------------------------------------------
-    def _submit(self, job, counts: bool, undo: bool = False) -> None:
+    def _submit(self, job, what: str, counts: bool = False, undo: bool = False) -> None:
         with self._lock:
             self.waiting += 1
-        self.jobs.put((job, counts, undo))
+        self.jobs.put((job, what, counts, undo))
 
     def _write(self) -> None:
         while True:
-            job, counts, undo = self.jobs.get()
-            if job is None:
-                with self._lock:
-                    self.waiting -= 1
+            item = self.jobs.get()
+            if item is None:
                 return
-            while True:
-                try:
-                    job()
-                    break
-                except OSError as exc:  # disk full, folder gone or read-only: keep, retry
-                    self.error = f"cannot save to {self.store.path}: {exc.strerror or exc}; " \
-                                 "labels are kept in memory"
-                    time.sleep(RETRY_SECONDS)
-            self.error = None
+            job, what, counts, undo = item
+            done = self._run(job, what)
             with self._lock:
                 self.waiting -= 1
-                if counts:
+                if done and counts:
                     self.held += 1
-                elif undo:
+                elif done and undo:
                     self.held -= 1
+            if self._give_up.is_set():
+                self._drain("the disk did not take it")
+                return
+
+    def _run(self, job, what: str) -> bool:
+        """True once the job is durable; False when it never can be (or we gave up)."""
+        while True:
+            try:
+                job()
+                problem = self.store.commit_error  # acknowledged; the file takes it later
+                self.error = None if problem is None else \
+                    f"{problem}; every label is safe in the session's journal"
+                return True
+            except OSError as exc:  # disk full, folder gone or read-only: keep, retry
+                self.error = f"cannot save to {self.store.path}: {exc.strerror or exc}; " \
+                             "labels are kept in memory"
+                if self._give_up.wait(RETRY_SECONDS):
+                    self.lost.append(f"{what} ({exc.strerror or exc})")
+                    return False
+            except Exception as exc:  # refused for good: say so, name it, go on
+                self.error = f"{what} could not be saved: {exc}"
+                self.lost.append(f"{what} ({exc})")
+                return False
+
+    def _drain(self, why: str) -> None:
+        while True:
+            try:
+                item = self.jobs.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                self.lost.append(f"{item[1]} ({why})")
+                with self._lock:
+                    self.waiting -= 1
+
+
+def _lost_line(path, lost: list[str]) -> str:
+    shown_items = "; ".join(lost[:5]) + (f"; and {len(lost) - 5} more" if len(lost) > 5 else "")
+    return f"{path}: {len(lost)} changes could not be saved and are lost: {shown_items}"

@@ -1,19 +1,24 @@
-"""`patchloop sessions` (list the recorded sessions) and `patchloop merge A B -o C`."""
+"""`patchloop sessions` (list the recorded sessions) and `patchloop merge A B -o C`. Both
+read sessions with their journals (a running or killed session shows every acknowledged
+label) and write nothing but the merge's new file."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from loop.errors import UserError
 from loop.faces.info import describe_session
 from loop.store.merge import merge_files
 from loop.store.records import SessionFormatError
+from loop.store.safe_files import shown
 
 
 def list_sessions(args) -> int:
     folder = Path(args.dir)
     if not folder.is_dir():
-        raise UserError(f"{folder}: no such folder (sessions are recorded in ./sessions)")
+        raise UserError(f"{shown(str(folder))}: no such folder (sessions are recorded in "
+                        "./sessions)")
     rows = []
     for path in sorted(folder.glob("*.h5")):
         try:
@@ -24,25 +29,27 @@ def list_sessions(args) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if not rows:
-        print(f"no sessions in {folder}")
+        print(f"no sessions in {shown(str(folder))}")
     for r in rows:
         if "error" in r:
-            print(f"{r['file']}: unreadable: {r['error']}")
+            print(f"{shown(r['file'])}: unreadable: {r['error']}")
             continue
-        names = ", ".join(f"{k} {v}" for k, v in r["labels_by_category"].items())
-        last = r["snapshots"][-1] if r["snapshots"] else "no snapshot"
-        print(f"{r['file']}: {r['patch']['name']} - {r['frames']} frames, labels: {names}; "
-              f"last snapshot {last}")
+        names = shown(", ".join(f"{k} {v}" for k, v in r["labels_by_category"].items()))
+        last = shown(r["snapshots"][-1]) if r["snapshots"] else "no snapshot"
+        print(f"{shown(r['file'])}: {shown(r['patch']['name'])} - {r['frames']} frames, "
+              f"labels: {names}; last snapshot {last}")
     return 0
 
 
 def merge(args) -> int:
     try:
-        merged = merge_files(args.a, args.b, args.out)
+        merged = merge_files(args.a, args.b, args.out, warn=_warn)
     except SessionFormatError as exc:
         raise UserError(str(exc)) from exc
-    except OSError as exc:
-        raise UserError(f"{exc.filename}: {exc.strerror}") from exc
-    print(f"{args.out}: {len(merged.frames)} frames, "
-          f"{sum(r.active for r in merged.labels)} labels")
+    print(f"{shown(args.out)}: {len(merged.frame_shapes)} frames, "
+          f"{merged.active_count()} labels")
     return 0
+
+
+def _warn(line: str) -> None:
+    print(f"patchloop: warning: {line}", file=sys.stderr)

@@ -21,7 +21,8 @@ from loop.core.train_step import TUNED_RATE
 from loop.errors import UserError
 from loop.faces.progress import ProgressBar
 from loop.store.data_folder import held_out_split, scan_folder
-from loop.store.records import SessionFormatError
+from loop.store.records import (LabelRecord, SessionFormatError, SessionState, frame_factor,
+                                shrink_frame, stored_snapshot)
 from loop.store.session import SessionStore
 from patchloop_kernels.runtime import Device
 
@@ -218,17 +219,21 @@ def _wants_window(args) -> bool:
 
 
 def _save(path: Path, core: LoopCore, job: FolderTraining) -> None:
+    """The whole session written at once, under its lock, into a temporary file moved into
+    place: a kill leaves no session (a rerun goes ahead) or a whole one, never an empty or
+    half-written one."""
     from loop.core.labels import WholeFrameLabel
+    state = SessionState(core.spec, core.trainer.settings, time.time())
+    for frame_id, image in job.images.items():
+        factor = frame_factor(image.shape)
+        small = shrink_frame(image, factor)
+        state.add_frame(frame_id, small.shape[0], small.shape[1], small)
+        state.labels.append(LabelRecord.of(frame_id, WholeFrameLabel(job.categories[frame_id]),
+                                           state.created))
+    for snapshot in job.snapshots + [core.snapshot()]:
+        state.snapshots[snapshot.tag] = stored_snapshot(snapshot)
+    state.loss_log = list(core.trainer.status.losses)
     try:
-        store = SessionStore.create(path, core.spec, core.trainer.settings)
-        for frame_id, image in job.images.items():
-            store.add_label(frame_id, image, WholeFrameLabel(job.categories[frame_id]))
-        for snapshot in job.snapshots:
-            store.save_snapshot(snapshot)
-        store.save_snapshot(core.snapshot())
-        store.log_loss(list(core.trainer.status.losses))
-        store.close()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot save the session ({exc.strerror})") from exc
+        SessionStore.write_new(path, state, holder="patchloop train")
     except SessionFormatError as exc:
         raise UserError(str(exc)) from exc

@@ -1,5 +1,7 @@
 """What a session holds, in memory: the patch definition, settings, frames, the label edit
-history, exclusions, snapshots and the loss log; and how journal events change it."""
+history, exclusions, snapshots and the loss log; and how journal events change it. Every
+event is checked as it is applied (a label needs a known frame, a known kind and category,
+finite coordinates): a bad one is a SessionFormatError and leaves the state unchanged."""
 from __future__ import annotations
 
 import math
@@ -7,11 +9,16 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from loop.core.labels import LabelDisc, WholeFrameLabel
+from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
 from loop.core.patch import Category, PatchSpec
 from loop.core.settings import TrainerSettings
 
-MAX_SIDE = 4096
+MIN_SIDE, MAX_SIDE = 16, 4096
+MAX_LABELS = 1_000_000     # a label a second for 11 days; 41 bytes each in the file
+MAX_FRAMES = 200_000
+MAX_COORDINATE = 1e6       # frame pixels; frames are at most MAX_SIDE a side
+MAX_LOSS_POINTS = 1_000_000
+LABEL_KINDS = ("disc", "whole")
 
 
 class SessionFormatError(ValueError):
@@ -61,38 +68,84 @@ class SessionState:
     spec: PatchSpec
     settings: TrainerSettings
     created: float
-    frames: dict = field(default_factory=dict)      # frame id -> uint8 RGB image
+    frames: dict = field(default_factory=dict)      # frame id -> uint8 RGB image (when read)
+    frame_shapes: dict = field(default_factory=dict)  # frame id -> (height, width), always
     labels: list = field(default_factory=list)      # LabelRecord, in order
     excluded: set = field(default_factory=set)      # frame ids left out of training
     snapshots: dict = field(default_factory=dict)   # tag -> Snapshot
     loss_log: list = field(default_factory=list)    # (step, loss)
     last_seq: int = 0   # the newest journal event this state holds
 
+    def add_frame(self, frame_id: int, height: int, width: int, image=None) -> None:
+        if frame_id not in self.frame_shapes and len(self.frame_shapes) >= MAX_FRAMES:
+            raise SessionFormatError(f"more than {MAX_FRAMES} frames")
+        self.frame_shapes.setdefault(frame_id, (height, width))
+        if image is not None:
+            self.frames.setdefault(frame_id, image)
+
     def apply(self, event: dict) -> None:
-        """One journal event. Unknown or malformed events are a format error."""
+        """One journal event; a malformed one is a SessionFormatError and changes nothing."""
         try:
             op = event["op"]
             if op == "label":
-                self.labels.append(LabelRecord(int(event["frame"]), str(event["kind"]),
-                                               float(event["x"]), float(event["y"]),
-                                               float(event["r"]), int(event["category"]),
-                                               float(event["t"])))
+                self._add_label(LabelRecord(int(event["frame"]), str(event["kind"]),
+                                            float(event["x"]), float(event["y"]),
+                                            float(event["r"]), int(event["category"]),
+                                            float(event["t"])))
             elif op == "undo":
-                active = [r for r in self.labels if r.active]
-                if active:
-                    active[-1].undone = float(event["t"])
+                self._undo(event.get("label"), float(event["t"]))
             elif op == "exclude":
-                (self.excluded.add if event["value"] else self.excluded.discard)(int(event["frame"]))
+                frame_id = int(event["frame"])
+                (self.excluded.add if event["value"] else self.excluded.discard)(frame_id)
             elif op == "settings":
                 self.settings = settings_from_json(event["settings"])
             elif op == "loss":
-                self.loss_log.extend((int(s), float(v)) for s, v in event["points"])
+                points = [(int(s), float(v)) for s, v in event["points"]]
+                if len(self.loss_log) + len(points) > MAX_LOSS_POINTS:
+                    raise SessionFormatError(f"more than {MAX_LOSS_POINTS} loss points")
+                self.loss_log.extend(points)
             else:
                 raise KeyError(op)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SessionFormatError(f"journal event {event!r} is not understood ({exc})") from exc
-        if self.labels and self.labels[-1].kind not in ("disc", "whole"):
-            raise SessionFormatError(f"label kind {self.labels[-1].kind!r} is unknown")
+        except SessionFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as exc:
+            raise SessionFormatError(f"event {_brief(event)} is not understood "
+                                     f"({type(exc).__name__}: {_brief(exc)})") from exc
+
+    def _add_label(self, record: "LabelRecord") -> None:
+        check_label(record, self.spec.outputs)
+        if record.frame_id not in self.frame_shapes:
+            raise SessionFormatError(f"a label refers to frame {record.frame_id}, which the "
+                                     "session does not hold")
+        if len(self.labels) >= MAX_LABELS:
+            raise SessionFormatError(f"more than {MAX_LABELS} labels")
+        self.labels.append(record)
+
+    def _undo(self, index, when: float) -> None:
+        """Undo names the label it undoes (so applying it twice changes nothing); events of
+        older journals do not, and undo the newest standing label."""
+        if index is None:
+            active = [i for i, r in enumerate(self.labels) if r.active]
+            if active:
+                self.labels[active[-1]].undone = when
+            return
+        index = int(index)
+        if not 0 <= index < len(self.labels):
+            raise SessionFormatError(f"undo of label {index}, which does not exist")
+        if self.labels[index].active:
+            self.labels[index].undone = when
+
+    def last_active(self) -> int | None:
+        return next((i for i in range(len(self.labels) - 1, -1, -1) if self.labels[i].active),
+                    None)
+
+    def latest_snapshot(self) -> "Snapshot | None":
+        if not self.snapshots:
+            return None
+        return max(self.snapshots.values(), key=lambda s: s.header.get("created", 0))
+
+    def active_count(self) -> int:
+        return sum(r.active for r in self.labels)
 
     def active_labels(self) -> dict[int, list]:
         """frame id -> its active labels, in order."""
@@ -101,6 +154,65 @@ class SessionState:
             if r.active:
                 out.setdefault(r.frame_id, []).append(r.label())
         return out
+
+
+def check_label(record: LabelRecord, outputs: int) -> LabelRecord:
+    """A label fit to keep: a known kind, a category of the patch (or the eraser) and finite
+    coordinates; SessionFormatError otherwise."""
+    coordinates = (record.x, record.y, record.radius)
+    if record.kind not in LABEL_KINDS:
+        raise SessionFormatError(f"label kind {_brief(record.kind)} is unknown")
+    if not (0 <= record.category < outputs or record.category == ERASE):
+        raise SessionFormatError(f"label category {record.category} is not one of the "
+                                 f"patch's {outputs}")
+    if (not all(math.isfinite(v) and abs(v) <= MAX_COORDINATE for v in coordinates)
+            or record.radius < 0 or not math.isfinite(record.time)):
+        raise SessionFormatError(f"label on frame {record.frame_id} has coordinates that are "
+                                 "not finite numbers")
+    if not (math.isnan(record.undone) or math.isfinite(record.undone)):
+        raise SessionFormatError(f"label on frame {record.frame_id} has a bad undo time")
+    return record
+
+
+def frame_factor(shape) -> int:
+    """The smallest whole factor that brings a frame within MAX_SIDE pixels a side: a
+    session keeps every label, on a frame it can store (1 for frames that fit)."""
+    return max(-(-int(shape[0]) // MAX_SIDE), -(-int(shape[1]) // MAX_SIDE), 1)
+
+
+def shrink_frame(image: np.ndarray, factor: int) -> np.ndarray:
+    """Block averages of factor x factor pixels, one band at a time (no full-size float
+    copy of a frame that may be huge)."""
+    if factor == 1:
+        return image
+    check_frame_shape((MIN_SIDE, MIN_SIDE) + image.shape[2:], image.dtype, "a frame")
+    small_h, small_w = image.shape[0] // factor, image.shape[1] // factor
+    small = np.empty((small_h, small_w, 3), np.uint8)
+    for row in range(small_h):
+        band = image[row * factor:(row + 1) * factor, :small_w * factor]
+        small[row] = np.rint(band.reshape(factor, small_w, factor, 3).mean(axis=(0, 2)))
+    return small
+
+
+def scale_label(label, factor: int):
+    if factor == 1 or not isinstance(label, LabelDisc):
+        return label
+    return LabelDisc(label.x / factor, label.y / factor, label.radius / factor, label.category)
+
+
+def stored_snapshot(snapshot) -> "Snapshot":
+    """A core Snapshot as a session keeps it: a JSON header and two float32 arrays."""
+    header = {"tag": snapshot.tag, "created": snapshot.created, "steps": snapshot.steps,
+              "settings": settings_to_json(snapshot.settings),
+              "label_counts": [int(c) for c in snapshot.label_counts],
+              "size": int(snapshot.weights.size)}
+    return Snapshot(snapshot.tag, header, np.ascontiguousarray(snapshot.weights, np.float32),
+                    np.ascontiguousarray(snapshot.velocity, np.float32))
+
+
+def _brief(value, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def label_event(record: LabelRecord) -> dict:
@@ -148,8 +260,12 @@ def settings_from_json(data: dict) -> TrainerSettings:
 
 
 def check_image(image: np.ndarray, what: str) -> np.ndarray:
-    if (image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3
-            or not 16 <= image.shape[0] <= MAX_SIDE or not 16 <= image.shape[1] <= MAX_SIDE):
-        raise SessionFormatError(f"{what}: not a uint8 RGB frame between 16 and {MAX_SIDE} px "
-                                 f"({image.dtype} {image.shape})")
+    check_frame_shape(image.shape, image.dtype, what)
     return image
+
+
+def check_frame_shape(shape, dtype, what: str) -> None:
+    if (dtype != np.uint8 or len(shape) != 3 or shape[2] != 3
+            or not MIN_SIDE <= shape[0] <= MAX_SIDE or not MIN_SIDE <= shape[1] <= MAX_SIDE):
+        raise SessionFormatError(f"{what}: not a uint8 RGB frame between {MIN_SIDE} and "
+                                 f"{MAX_SIDE} px ({dtype} {tuple(shape)})")

@@ -97,6 +97,7 @@ def write_atomically(target, write, replace: bool = False) -> None:
         raise FileExistsError(errno.EEXIST, "exists already", str(target))
     fd, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
     try:
+        os.fchmod(fd, _mode_for(target))
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -110,6 +111,30 @@ def write_atomically(target, write, replace: bool = False) -> None:
         if os.path.lexists(temp):
             os.unlink(temp)
         raise
+
+
+def _mode_for(target: Path) -> int:
+    """A replaced file keeps its mode; a new one gets what open() would give it (mkstemp's
+    temporary files are private, 0600)."""
+    try:
+        return stat.S_IMODE(os.lstat(target).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system says it (setting it to
+    read it back would briefly affect files other threads create)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def _move_without_clobbering(temp: str, target: Path) -> None:

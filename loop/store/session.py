@@ -1,161 +1,336 @@
-"""A recorded session: the HDF5 file plus its journal. Every change is appended to the
-journal and fsync'ed before the call returns (then it is acknowledged); the HDF5 file takes
-everything in when the session is consolidated (on close, or when asked), replaced whole.
-Journal events carry a sequence number, and the file records the last one it holds, so a
-crash between writing the file and emptying the journal never applies an event twice."""
+"""The one owner of a session being written: every change (label, undo, exclusion, settings,
+loss points, snapshot) is a named call here that appends it to the journal, fsync'ed, and
+only then applies it: when the call returns the change is acknowledged and survives kill -9.
+Windows and commands only call these; readers use session_loader and never come here.
+
+A store holds the session's lock from open to close (a second writer is refused, naming the
+holder). Every COMMIT_FRAMES new frames (or COMMIT_BYTES of journal), on close, and on
+opening a session whose journal holds anything, the changes are appended to the file in
+place (session_file: single-writer mode, the commit record last) and the journal is emptied:
+the journal stays a short tail and memory holds only frames not yet in the file. Journal
+events carry sequence numbers and the file records the newest it holds, so a crash between
+appending and emptying the journal never applies an event twice.
+
+A file that cannot be appended to (a version 1 or 2 file, or one whose append a kill
+interrupted) is rebuilt whole from what it consistently holds plus the journal, then
+appended to from there on. Temporary files a killed writer left beside the session are
+removed by the next one to take the lock."""
 from __future__ import annotations
 
+import math
+import os
 import time
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
 
 from loop.core.patch import PatchSpec
 from loop.core.settings import TrainerSettings
-from loop.store.journal import EVENT, FRAME, FRAME_HEAD, SNAP_HEAD, SNAPSHOT, Journal, Record, \
-    read_records
-from loop.store.records import (LabelRecord, SessionFormatError, SessionState, Snapshot,
-                                check_image, label_event, settings_to_json)
-from loop.store.session_file import read_session, write_session
+from loop.store.frame_shelf import FrameShelf
+from loop.store.journal import JournalError, JournalWriter, Record
+from loop.store.records import (MAX_LOSS_POINTS, LabelRecord, SessionFormatError,
+                                SessionState, Snapshot, check_image, check_label, frame_factor,
+                                label_event, scale_label, settings_to_json, shrink_frame,
+                                stored_snapshot)
+from loop.store.safe_files import shown
+from loop.store.session_file import VERSION, Append, FileCounts, append, create_file
+from loop.store.session_read import read_frames, read_session_counts, read_snapshot_arrays
+from loop.store.session_loader import FileHeld, load_session
+from loop.store.session_lock import SessionLock
+from loop.store.session_paths import journal_path, path_error, refuse_existing, \
+    remove_leftovers
 
-
-def journal_path(path: Path) -> Path:
-    return path.with_name(path.name + ".journal")
+COMMIT_FRAMES = 32
+COMMIT_BYTES = 32 << 20
+LOSS_POINTS_PER_EVENT = 10_000
 
 
 class SessionStore:
-    def __init__(self, path: Path, state: SessionState, journal: Journal, last_seq: int):
+    def __init__(self, path: Path, state: SessionState, counts: FileCounts,
+                 lock: SessionLock, warnings: list | None = None):
         self.path = path
         self.state = state
-        self.journal = journal
-        self.seq = last_seq
+        self.counts = counts          # what the file holds
+        self.journal: JournalWriter | None = None
+        self.lock = lock
+        self.seq = state.last_seq
+        self.warnings = warnings or []
+        self.commit_error: str | None = None   # the last append that failed (retried later)
+        self._undone: dict = {}       # label row in the file -> undone time, not appended yet
+        self._excluded: dict = {}     # frame id -> left out or not, not appended yet
+        self._settings_changed = False
+        self._new_snapshots: list = []  # tags not in the file yet
+        state.frames = FrameShelf(path, state.frame_shapes, dict(state.frames))
 
     # -- opening --------------------------------------------------------------------------
     @classmethod
-    def create(cls, path, spec: PatchSpec, settings: TrainerSettings) -> "SessionStore":
+    def create(cls, path, spec: PatchSpec, settings: TrainerSettings,
+               holder: str = "patchloop") -> "SessionStore":
+        """A new, empty session with its journal; refused when anything is at either path."""
         path = Path(path)
-        if path.exists():
-            raise SessionFormatError(f"{path}: exists already (open it to resume)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = SessionState(spec, settings, time.time())
-        state.last_seq = 0
-        write_session(state, path)
-        return cls(path, state, Journal(journal_path(path)), 0)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise path_error(path, exc) from exc
+        lock = _acquire(path, holder)
+        try:
+            refuse_existing(path)
+            remove_leftovers(path)
+            state = SessionState(spec, settings, time.time())
+            store = cls(path, state, create_file(path, state, []), lock)
+            store.journal = JournalWriter.create(journal_path(path))
+        except OSError as exc:
+            lock.release()
+            raise path_error(path, exc) from exc
+        except BaseException:
+            lock.release()
+            raise
+        return store
 
     @classmethod
-    def open(cls, path) -> "SessionStore":
+    def open(cls, path, holder: str = "patchloop") -> "SessionStore":
+        """An existing session, to write on: locked, read with its journal (damage skipped,
+        with warnings), the journal's changes appended to the file first."""
         path = Path(path)
-        if not path.is_file():
-            raise SessionFormatError(f"{path}: no such session file")
-        state = read_session(path)
-        last_seq = state.last_seq
-        jpath = journal_path(path)
-        good_end = None
-        if jpath.exists():
-            records, good_end = read_records(jpath)
-            for record in records:
-                last_seq = max(last_seq, _replay(state, record, last_seq, jpath))
-        return cls(path, state, Journal(jpath, good_end), last_seq)
+        if not os.path.lexists(path):
+            raise SessionFormatError(f"{shown(str(path))}: no such session file")
+        lock = _acquire(path, holder)
+        try:
+            remove_leftovers(path)
+            loaded = load_session(path, frames=False, arrays=False, strict_journal=True,
+                                  journal_frames=True, journal_arrays=True)
+            store = cls(path, loaded.state, loaded.counts, lock, loaded.warnings)
+            store._changes_since(loaded.in_file)
+            jpath = journal_path(path)
+            if loaded.counts.version < VERSION:
+                store._rebuild()
+            elif loaded.journal_records or loaded.journal_damaged:
+                store._append()
+            exists = os.path.lexists(jpath)
+            store.journal = JournalWriter.take_over(jpath) if exists else \
+                JournalWriter.create(jpath)
+            store._latest_arrays()
+        except OSError as exc:
+            lock.release()
+            raise path_error(path, exc) from exc
+        except JournalError as exc:
+            lock.release()
+            raise SessionFormatError(str(exc)) from None
+        except BaseException:
+            lock.release()
+            raise
+        return store
+
+    @classmethod
+    def write_new(cls, path, state: SessionState, frames=None,
+                  holder: str = "patchloop") -> None:
+        """A whole session written at once (training, merging): under the lock, into a
+        temporary file moved into place, so a kill leaves no session or a whole one.
+        `frames`: (id, image) in order, read one at a time (default: the state's)."""
+        path = Path(path)
+        lock = _acquire(path, holder)
+        try:
+            refuse_existing(path)
+            remove_leftovers(path)
+            create_file(path, state, state.frames.items() if frames is None else frames)
+        except OSError as exc:
+            raise path_error(path, exc) from exc
+        finally:
+            lock.release()
 
     # -- durable changes ------------------------------------------------------------------
-    def _event(self, event: dict) -> Record:
-        self.seq += 1
-        return Record.event(dict(event, seq=self.seq))
-
     def add_label(self, frame_id: int, image: np.ndarray, label, when: float | None = None
                   ) -> LabelRecord:
-        """Durable when it returns: the frame (the first time) and the label are on disk."""
-        record = LabelRecord.of(frame_id, label, time.time() if when is None else when)
+        """Durable when it returns: the frame (the first time) and the label are on disk.
+        A frame over MAX_SIDE pixels is kept shrunk to fit, the label scaled with it."""
+        image = np.asarray(image)
+        if image.ndim != 3:
+            check_image(image, f"frame {frame_id}")
+        factor = frame_factor(image.shape)
+        record = check_label(LabelRecord.of(frame_id, scale_label(label, factor),
+                                            time.time() if when is None else when),
+                             self.state.spec.outputs)
         records = []
-        if frame_id not in self.state.frames:
-            records.append(Record.frame(frame_id, check_image(np.ascontiguousarray(image),
-                                                              f"frame {frame_id}")))
-        records.append(self._event(label_event(record)))
-        self.journal.append(records)
-        self.state.frames.setdefault(frame_id, image)
+        if frame_id not in self.state.frame_shapes:
+            small = check_image(np.ascontiguousarray(shrink_frame(image, factor)),
+                                f"frame {frame_id}")
+            records.append(Record.frame(frame_id, small))
+        self._append_event(records, label_event(record))
+        if records:
+            self.state.add_frame(frame_id, small.shape[0], small.shape[1], small)
         self.state.labels.append(record)
+        self._maybe_commit()
         return record
 
-    def undo(self, when: float | None = None) -> None:
-        event = {"op": "undo", "t": time.time() if when is None else when}
-        self.journal.append([self._event(event)])
+    def undo(self, when: float | None = None) -> bool:
+        """Undoes the newest standing label; False when there is none."""
+        index = self.state.last_active()
+        if index is None:
+            return False
+        event = {"op": "undo", "label": index, "t": time.time() if when is None else when}
+        self._append_event([], event)
         self.state.apply(event)
+        if index < self.counts.labels:
+            self._undone[index] = event["t"]
+        return True
 
     def set_excluded(self, frame_id: int, excluded: bool) -> None:
-        event = {"op": "exclude", "frame": frame_id, "value": bool(excluded)}
-        self.journal.append([self._event(event)])
+        event = {"op": "exclude", "frame": int(frame_id), "value": bool(excluded)}
+        self._append_event([], event)
         self.state.apply(event)
+        self._excluded[int(frame_id)] = bool(excluded)
 
     def save_settings(self, settings: TrainerSettings) -> None:
         event = {"op": "settings", "settings": settings_to_json(settings)}
-        self.journal.append([self._event(event)])
+        self._append_event([], event)
         self.state.settings = settings
+        self._settings_changed = True
 
     def log_loss(self, points: list[tuple[int, float]]) -> None:
-        if points:
-            event = {"op": "loss", "points": [[int(s), float(v)] for s, v in points]}
-            self.journal.append([self._event(event)])
-            self.state.loss_log.extend(points)
+        """Kept up to MAX_LOSS_POINTS in all (the log is for looking back, not training)."""
+        points = points[:max(0, MAX_LOSS_POINTS - len(self.state.loss_log))]
+        for start in range(0, len(points), LOSS_POINTS_PER_EVENT):
+            part = [[int(s), float(v)] for s, v in points[start:start + LOSS_POINTS_PER_EVENT]]
+            self._append_event([], {"op": "loss", "points": part})
+            self.state.loss_log.extend((s, v) for s, v in part)
 
     def save_snapshot(self, snapshot) -> None:
-        """A core Snapshot (loop.core.snapshot) into the journal, then the file."""
-        header = {"tag": snapshot.tag, "created": snapshot.created, "steps": snapshot.steps,
-                  "settings": settings_to_json(snapshot.settings),
-                  "label_counts": [int(c) for c in snapshot.label_counts],
-                  "size": int(snapshot.weights.size)}
-        weights = np.ascontiguousarray(snapshot.weights, np.float32)
-        velocity = np.ascontiguousarray(snapshot.velocity, np.float32)
-        self.journal.append([Record.snapshot(header, weights.tobytes() + velocity.tobytes())])
-        self.state.snapshots[snapshot.tag] = Snapshot(snapshot.tag, header, weights, velocity)
+        """A core Snapshot (loop.core.snapshot) into the journal, then the state."""
+        stored = stored_snapshot(snapshot)
+        self._append_records([Record.snapshot(stored.header, stored.weights.tobytes()
+                                              + stored.velocity.tobytes())])
+        self.state.snapshots[stored.tag] = stored
+        if stored.tag not in self._new_snapshots:
+            self._new_snapshots.append(stored.tag)
+        self._maybe_commit()
 
-    # -- consolidation --------------------------------------------------------------------
+    def _append_event(self, records: list[Record], event: dict) -> None:
+        self._append_records(records + [Record.event(dict(event, seq=self.seq + 1))])
+        self.seq += 1
+
+    def _append_records(self, records: list[Record]) -> None:
+        try:
+            self.journal.append(records)
+        except JournalError as exc:
+            raise SessionFormatError(f"{shown(str(self.path))}: {exc}") from None
+
+    # -- into the file --------------------------------------------------------------------
     def consolidate(self) -> None:
-        self.state.last_seq = self.seq
-        write_session(self.state, self.path)
+        """Everything journaled goes into the file; then the journal is emptied."""
+        self._append()
         self.journal.reset()
 
+    def _maybe_commit(self) -> None:
+        """An append now and then keeps the journal short. The change that triggered it is
+        acknowledged already: a failed append is kept for later, never raised."""
+        pending = len(self.state.frame_shapes) - len(self.counts.frame_rows)
+        if pending < COMMIT_FRAMES and self.journal.end < COMMIT_BYTES:
+            return
+        try:
+            self.consolidate()
+            self.commit_error = None
+        except (OSError, SessionFormatError) as exc:
+            self.commit_error = f"{shown(str(self.path))}: {getattr(exc, 'strerror', 0) or exc}"
+
+    def _append(self) -> None:
+        new = [i for i in self.state.frame_shapes if i not in self.counts.frame_rows]
+        change = Append(self.seq, [(i, self.state.frames.pending[i]) for i in new],
+                        self.state.labels[self.counts.labels:], dict(self._undone),
+                        dict(self._excluded), self.state.loss_log[self.counts.loss_log:],
+                        self.state.settings if self._settings_changed else None,
+                        [self.state.snapshots[t] for t in self._new_snapshots])
+        counts = self.counts.copy()
+        try:
+            append(self.path, counts, change)
+        except OSError as exc:
+            if "already open for write" not in str(exc):
+                raise
+            self._rebuild()  # a kill interrupted an earlier append: the file is marked
+            return
+        self._appended(counts)
+
+    def _rebuild(self) -> None:
+        """The whole file written anew (from its consistent part and what is in memory),
+        moved over the old one."""
+        self._all_arrays()
+        pending = self.state.frames.pending
+        in_file = set(self.counts.frame_rows) if self.counts.version == VERSION else \
+            {i for i in self.state.frame_shapes if i not in pending}
+        old = read_frames(self.path, in_file)
+        new = ((i, pending[i]) for i in self.state.frame_shapes if i not in in_file)
+        self.state.last_seq = self.seq
+        self._appended(create_file(self.path, self.state, chain(old, new), replace=True))
+
+    def _appended(self, counts: FileCounts) -> None:
+        """The file now holds everything: memory lets go of frames and old arrays."""
+        self.counts = counts
+        self.state.frames.pending.clear()
+        self._undone, self._excluded, self._new_snapshots = {}, {}, []
+        self._settings_changed = False
+        latest = self.state.latest_snapshot()
+        for tag, snap in self.state.snapshots.items():
+            if snap is not latest and snap.weights.size:
+                empty = np.zeros(0, np.float32)
+                self.state.snapshots[tag] = Snapshot(tag, snap.header, empty, empty)
+
+    def _changes_since(self, in_file: FileHeld) -> None:
+        """What the journal changed beyond the file, as pending changes to append."""
+        for row, (mine, theirs) in enumerate(zip(self.state.labels, in_file.undone)):
+            if not _same_time(mine.undone, theirs):
+                self._undone[row] = mine.undone
+        for frame_id in self.state.excluded ^ in_file.excluded:
+            self._excluded[frame_id] = frame_id in self.state.excluded
+        self._settings_changed = self.state.settings != in_file.settings
+        self._new_snapshots = [t for t in self.state.snapshots if t not in in_file.snapshots]
+
+    def _all_arrays(self) -> None:
+        """Every snapshot's arrays in memory (a rebuild writes them all)."""
+        if all(s.weights.size for s in self.state.snapshots.values()):
+            return
+        in_file, _ = read_session_counts(self.path, frames=False, arrays=True)
+        for tag, snap in self.state.snapshots.items():
+            if not snap.weights.size and tag in in_file.snapshots:
+                self.state.snapshots[tag] = in_file.snapshots[tag]
+
+    def _latest_arrays(self) -> None:
+        """The newest snapshot's weights, which a resumed window starts from."""
+        latest = self.state.latest_snapshot()
+        if latest is not None and not latest.weights.size:
+            weights, velocity = read_snapshot_arrays(self.path,
+                                                     self.counts.snapshot_rows[latest.tag])
+            self.state.snapshots[latest.tag] = Snapshot(latest.tag, latest.header, weights,
+                                                        velocity)
+
+    # -- reading frames back, closing -----------------------------------------------------
+    def frames(self, ids) -> dict:
+        """{id: image} of these frames (from memory or the file, read once)."""
+        return self.state.frames.read(ids)
+
     def close(self) -> None:
-        self.consolidate()
-        self.journal.close()
+        """Appends what is left and lets the session go. If that fails (a full disk) the
+        journal still holds every change; the error is raised after the lock is released."""
+        try:
+            self.consolidate()
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Lets the session go without appending (the journal keeps every change)."""
+        if self.journal is not None:
+            self.journal.close()
+        self.lock.release()
 
     def latest_snapshot(self) -> Snapshot | None:
-        if not self.state.snapshots:
-            return None
-        return max(self.state.snapshots.values(), key=lambda s: s.header.get("created", 0))
+        return self.state.latest_snapshot()
 
 
-def _replay(state: SessionState, record: Record, last_seq: int, where: Path) -> int:
-    """Applies one journal record not yet in the file; returns its sequence number (or 0)."""
-    import json
-    if record.kind == FRAME:
-        if len(record.body) < FRAME_HEAD.size:
-            raise SessionFormatError(f"{where}: a frame record is too short")
-        frame_id, h, w = FRAME_HEAD.unpack_from(record.body)
-        pixels = record.body[FRAME_HEAD.size:]
-        if len(pixels) != h * w * 3:
-            raise SessionFormatError(f"{where}: frame {frame_id} has {len(pixels)} bytes, "
-                                     f"{h}x{w} needs {h * w * 3}")
-        image = np.frombuffer(pixels, np.uint8).reshape(h, w, 3).copy()
-        state.frames.setdefault(frame_id, check_image(image, f"{where}: frame {frame_id}"))
-        return 0
-    if record.kind == EVENT:
-        try:
-            event = json.loads(record.body)
-            seq = int(event.pop("seq"))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise SessionFormatError(f"{where}: an event is not valid JSON with a sequence "
-                                     f"number ({exc})") from exc
-        if seq > last_seq:
-            state.apply(event)
-        return seq
-    if record.kind == SNAPSHOT:
-        (head_len,) = SNAP_HEAD.unpack_from(record.body)
-        header = json.loads(record.body[SNAP_HEAD.size:SNAP_HEAD.size + head_len])
-        arrays = np.frombuffer(record.body[SNAP_HEAD.size + head_len:], np.float32)
-        size = int(header["size"])
-        if arrays.size != 2 * size:
-            raise SessionFormatError(f"{where}: snapshot {header.get('tag')} is cut short")
-        state.snapshots[str(header["tag"])] = Snapshot(str(header["tag"]), header,
-                                                       arrays[:size].copy(), arrays[size:].copy())
-        return 0
-    raise SessionFormatError(f"{where}: unknown record type {record.kind}")
+def _same_time(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def _acquire(path: Path, holder: str) -> SessionLock:
+    try:
+        return SessionLock.acquire(path, holder)
+    except OSError as exc:
+        raise path_error(path, exc) from exc

@@ -1,137 +1,225 @@
-"""The session file (HDF5, readable with plain h5py). Layout, version 1:
+"""The session file (HDF5, readable with plain h5py), version 3: a file that grows. Every
+dataset is created with the file, chunked and resizable; changes are appended in
+single-writer-multiple-reader (SWMR) mode, so the file is consistent for a reader at any
+moment, a kill in the middle of an append included.
 
-    /                 attrs: format="patchloop-session", version=1, created (unix s),
-                      journal_seq (the newest journal event the file holds),
-                      patch (JSON: name, categories [[tag, index, name]], triggers,
-                      topology, tap, threshold, seed, description, base_name, base_hash),
-                      settings (JSON: the trainer's settings)
-    /frames/<id>      uint8 (H, W, 3) RGB, one chunk a frame, gzip level 1
-    /labels           compound (N,): frame int64, kind uint8 (0 disc, 1 whole frame),
-                      x, y, radius float32 (frame pixels), category int32 (-2 erases),
-                      time float64, undone float64 (NaN while the label stands): the
-                      whole edit history, in order
-    /excluded         int64 (K,): frames left out of training
-    /loss_log         float64 (M, 2): (step, loss)
-    /snapshots/<tag>  weights, velocity float32; attrs header (JSON: created, steps,
-                      settings, label_counts)
+    /                  attrs: format="patchloop-session", version=3, created (unix s),
+                       patch (JSON: name, categories [[tag, index, name]], triggers, topology,
+                       tap, threshold, seed, description, base_name, base_hash, pooling,
+                       loss, fine_tune)
+    /commit            int64 (8,): journal_seq (the newest journal event the file holds),
+                       then how many rows of frames, labels, loss_log, settings_log and
+                       snapshots the file holds. Written last by each append: rows past
+                       these counts are an append that never finished, and are ignored.
+    /frames            uint8 (N, 4096, 4096, 3), chunks (1, 256, 256, 3), gzip 1: frame i
+                       is frames[i, :height, :width]; tiles never written take no space
+    /frame_index       compound (N,): id int64, height int32, width int32, excluded uint8
+    /labels            compound (N,): frame int64, kind uint8 (0 disc, 1 whole frame),
+                       x, y, radius float32 (frame pixels), category int32 (-2 erases),
+                       time float64, undone float64 (NaN while the label stands): the
+                       whole edit history, in order
+    /loss_log          float64 (M, 2): (step, loss)
+    /settings_log      uint8 (K, 4096): the trainer settings as JSON, zero-padded; the
+                       last row is the current one
+    /snapshot_headers  uint8 (S, 16384): JSON (tag, created, steps, settings,
+                       label_counts, size), zero-padded
+    /snapshot_arrays   float32 (S, 2, W): weights and velocity of each snapshot
 
-The file is only ever replaced whole (written beside, fsync'ed, renamed over), so a crash
-leaves the old or the new one, never a half-written one; labels since the last write live
-in the journal beside it.
-"""
+Versions 1 and 2 (written whole) are still read (session_legacy); reading is in
+session_read."""
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 
 import h5py
 import numpy as np
 
-from loop.store.records import (LabelRecord, SessionFormatError, SessionState, Snapshot,
-                                check_image, settings_from_json, settings_to_json,
-                                spec_from_json, spec_to_json)
+from loop.store.records import (MAX_SIDE, SessionFormatError, SessionState,
+                                check_frame_shape, settings_to_json, spec_to_json)
+from loop.store.safe_files import write_atomically
+from loop.store.session_rows import LABEL_DTYPE, MAX_WEIGHTS, label_rows
 
 FORMAT = "patchloop-session"
-VERSION = 2          # the newest format read; 2 adds the patch's `fine_tune`
-FROZEN_VERSION = 1   # what sessions of patches on a frozen base still write, for older readers
-MAX_FILE_BYTES = 8 << 30
-MAX_LABELS = 10_000_000
-LABEL_DTYPE = np.dtype([("frame", "<i8"), ("kind", "u1"), ("x", "<f4"), ("y", "<f4"),
-                        ("radius", "<f4"), ("category", "<i4"), ("time", "<f8"),
-                        ("undone", "<f8")])
-KINDS = ("disc", "whole")
+VERSION = 3
+TILE = 256
+SETTINGS_BYTES = 4096
+HEADER_BYTES = 16384
+MAX_SETTINGS_ROWS = 1_000_000
+FRAME_DTYPE = np.dtype([("id", "<i8"), ("height", "<i4"), ("width", "<i4"),
+                        ("excluded", "u1")])
+COMMIT_FIELDS = ("journal_seq", "frames", "labels", "loss_log", "settings_log", "snapshots")
 
 
-def format_version(spec) -> int:
-    """The version a session of this patch is written in."""
-    return VERSION if spec.fine_tune else FROZEN_VERSION
+@dataclass
+class FileCounts:
+    """What a file holds (a version 3 file's /commit), and the row of each frame id."""
+    journal_seq: int = 0
+    frames: int = 0
+    labels: int = 0
+    loss_log: int = 0
+    settings_log: int = 0
+    snapshots: int = 0
+    frame_rows: dict = field(default_factory=dict)
+    snapshot_rows: dict = field(default_factory=dict)   # tag -> row
+    version: int = VERSION
+
+    def copy(self) -> "FileCounts":
+        return replace(self, frame_rows=dict(self.frame_rows),
+                       snapshot_rows=dict(self.snapshot_rows))
+
+    def record(self) -> np.ndarray:
+        values = [getattr(self, name) for name in COMMIT_FIELDS]
+        return np.array(values + [0] * (8 - len(values)), np.int64)
 
 
-def write_session(state: SessionState, path: Path) -> None:
-    """Writes the whole state to `path` atomically (temporary file, fsync, rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".writing")
-    with h5py.File(tmp, "w") as f:
-        f.attrs["format"] = FORMAT
-        f.attrs["version"] = format_version(state.spec)
-        f.attrs["created"] = state.created
-        f.attrs["journal_seq"] = state.last_seq
-        f.attrs["patch"] = json.dumps(spec_to_json(state.spec))
-        f.attrs["settings"] = json.dumps(settings_to_json(state.settings))
-        frames = f.create_group("frames")
-        for frame_id, image in state.frames.items():
-            frames.create_dataset(str(frame_id), data=image, chunks=image.shape,
-                                  compression="gzip", compression_opts=1)
-        labels = np.array([(r.frame_id, KINDS.index(r.kind), r.x, r.y, r.radius, r.category,
-                            r.time, r.undone) for r in state.labels], LABEL_DTYPE)
-        f.create_dataset("labels", data=labels, maxshape=(None,), chunks=(1024,))
-        f.create_dataset("excluded", data=np.array(sorted(state.excluded), np.int64))
-        f.create_dataset("loss_log", data=np.array(state.loss_log, np.float64).reshape(-1, 2))
-        snaps = f.create_group("snapshots")
-        for tag, snap in state.snapshots.items():
-            g = snaps.create_group(tag)
-            g.create_dataset("weights", data=snap.weights)
-            g.create_dataset("velocity", data=snap.velocity)
-            g.attrs["header"] = json.dumps(snap.header)
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
+@dataclass
+class Append:
+    """One append's changes: new rows, and changes to rows the file holds."""
+    journal_seq: int
+    frames: object = ()                              # (id, uint8 image), in order: any iterable
+    labels: list = field(default_factory=list)       # new LabelRecords, in order
+    undone: dict = field(default_factory=dict)       # label row -> undone time
+    excluded: dict = field(default_factory=dict)     # frame id -> left out or not
+    loss_log: list = field(default_factory=list)     # (step, loss)
+    settings: object = None                          # TrainerSettings, when changed
+    snapshots: list = field(default_factory=list)    # Snapshot
+
+
+# -- writing ------------------------------------------------------------------------------
+def create_file(path, state: SessionState, frames, replace: bool = False) -> FileCounts:
+    """A whole session file at `path` (a temporary file in its folder, fsync'ed, moved into
+    place): the state's labels, settings, loss log and snapshots, and `frames`, an iterable
+    of (id, image) in order (read one at a time: memory stays bounded). An existing file
+    is replaced only when asked (FileExistsError otherwise)."""
+    counts = FileCounts()
+
+    def write(handle):
+        # HDF5 reads back what it wrote: the temporary file, opened for reading too.
+        with os.fdopen(os.dup(handle.fileno()), "w+b") as both, \
+                h5py.File(both, "w", libver="latest") as f:
+            _create_datasets(f, state)
+            excluded = {i: True for i in state.excluded}
+            _append_into(f, counts, Append(state.last_seq, frames, list(state.labels),
+                                           {}, excluded, list(state.loss_log), state.settings,
+                                           list(state.snapshots.values())))
+    write_atomically(path, write, replace=replace)
+    return counts
+
+
+def append(path, counts: FileCounts, change: Append) -> None:
+    """Appends `change` in place, in single-writer mode, then makes it durable; `counts`
+    becomes what the file holds. OSError when the file cannot be opened for writing (a
+    killed writer's append left it marked: the caller rebuilds it)."""
+    with h5py.File(path, "r+", libver="latest", locking=False) as f:
+        f.swmr_mode = True
+        _append_into(f, counts, change)
+    fd = os.open(path, os.O_RDONLY)
     try:
-        os.fsync(directory)
+        os.fsync(fd)
     finally:
-        os.close(directory)
+        os.close(fd)
 
 
-def read_session(path: Path) -> SessionState:
-    path = Path(path)
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise SessionFormatError(f"{path}: larger than {MAX_FILE_BYTES >> 30} GiB")
-    try:
-        with h5py.File(path, "r") as f:
-            return _read(f, path)
-    except OSError as exc:
-        raise SessionFormatError(f"{path}: not a readable HDF5 session file ({exc})") from exc
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
-        if isinstance(exc, SessionFormatError):
-            raise
-        raise SessionFormatError(f"{path}: damaged session file ({exc})") from exc
+def _create_datasets(f: h5py.File, state: SessionState) -> None:
+    f.attrs["format"] = FORMAT
+    f.attrs["version"] = VERSION
+    f.attrs["created"] = state.created
+    f.attrs["patch"] = json.dumps(spec_to_json(state.spec))
+    f.create_dataset("commit", data=np.zeros(8, np.int64))
+    gzip = dict(compression="gzip", compression_opts=1)
+    f.create_dataset("frames", shape=(0, MAX_SIDE, MAX_SIDE, 3), dtype=np.uint8,
+                     maxshape=(None, MAX_SIDE, MAX_SIDE, 3), chunks=(1, TILE, TILE, 3), **gzip)
+    f.create_dataset("frame_index", shape=(0,), dtype=FRAME_DTYPE, maxshape=(None,),
+                     chunks=(1024,))
+    f.create_dataset("labels", shape=(0,), dtype=LABEL_DTYPE, maxshape=(None,), chunks=(1024,))
+    f.create_dataset("loss_log", shape=(0, 2), dtype=np.float64, maxshape=(None, 2),
+                     chunks=(4096, 2))
+    f.create_dataset("settings_log", shape=(0, SETTINGS_BYTES), dtype=np.uint8,
+                     maxshape=(None, SETTINGS_BYTES), chunks=(1, SETTINGS_BYTES), **gzip)
+    f.create_dataset("snapshot_headers", shape=(0, HEADER_BYTES), dtype=np.uint8,
+                     maxshape=(None, HEADER_BYTES), chunks=(1, HEADER_BYTES), **gzip)
+    f.create_dataset("snapshot_arrays", shape=(0, 2, 0), dtype=np.float32,
+                     maxshape=(None, 2, MAX_WEIGHTS), chunks=(1, 2, 1 << 16))
 
 
-def _read(f: h5py.File, path: Path) -> SessionState:
-    if f.attrs.get("format") != FORMAT:
-        raise SessionFormatError(f"{path}: not a Patchloop session file")
-    version = int(f.attrs.get("version", 0))
-    if version > VERSION:
-        raise SessionFormatError(f"{path}: session format version {version} is newer than this "
-                                 f"Patchloop reads ({VERSION}); update Patchloop")
-    if version < 1:
-        raise SessionFormatError(f"{path}: session format version {version} is unknown")
-    spec = spec_from_json(json.loads(f.attrs["patch"]))
-    if spec.fine_tune and version < 2:
-        raise SessionFormatError(f"{path}: a version {version} session cannot fine-tune the base")
-    state = SessionState(spec,
-                         settings_from_json(json.loads(f.attrs["settings"])),
-                         float(f.attrs["created"]))
-    state.last_seq = int(f.attrs["journal_seq"])
-    for name, dataset in f["frames"].items():
-        state.frames[int(name)] = check_image(dataset[()], f"{path}: frame {name}")
+def _append_into(f: h5py.File, counts: FileCounts, change: Append) -> None:
+    """Data first, flushed; the commit record last, flushed: a kill in between leaves rows
+    past the old counts, which readers ignore."""
+    _append_frames(f, counts, change)
     labels = f["labels"]
-    if labels.dtype != LABEL_DTYPE or labels.ndim != 1 or labels.shape[0] > MAX_LABELS:
-        raise SessionFormatError(f"{path}: /labels has the wrong type or size")
-    for row in labels[()]:
-        if int(row["kind"]) >= len(KINDS) or int(row["frame"]) not in state.frames:
-            raise SessionFormatError(f"{path}: a label refers to kind {row['kind']} or a "
-                                     f"missing frame {row['frame']}")
-        state.labels.append(LabelRecord(int(row["frame"]), KINDS[int(row["kind"])],
-                                        float(row["x"]), float(row["y"]), float(row["radius"]),
-                                        int(row["category"]), float(row["time"]),
-                                        float(row["undone"])))
-    state.excluded = {int(i) for i in f["excluded"][()]}
-    state.loss_log = [(int(s), float(v)) for s, v in f["loss_log"][()]]
-    for tag, group in f["snapshots"].items():
-        state.snapshots[tag] = Snapshot(tag, json.loads(group.attrs["header"]),
-                                        np.asarray(group["weights"][()], np.float32),
-                                        np.asarray(group["velocity"][()], np.float32))
-    return state
+    for row, when in change.undone.items():
+        record = labels[row]
+        record["undone"] = when
+        labels[row] = record
+    n = counts.labels + len(change.labels)
+    if change.labels:
+        labels.resize((n,))
+        labels[counts.labels:n] = label_rows(change.labels)
+    loss = np.array(change.loss_log, np.float64).reshape(-1, 2)
+    m = counts.loss_log + len(loss)
+    if len(loss):
+        f["loss_log"].resize((m, 2))
+        f["loss_log"][counts.loss_log:m] = loss
+    k = counts.settings_log
+    if change.settings is not None:
+        k += 1
+        f["settings_log"].resize((k, SETTINGS_BYTES))
+        f["settings_log"][k - 1] = _padded(settings_to_json(change.settings), SETTINGS_BYTES)
+    s = _append_snapshots(f, counts, change.snapshots)
+    f.flush()
+    counts.journal_seq, counts.labels, counts.loss_log = change.journal_seq, n, m
+    counts.settings_log, counts.snapshots = k, s
+    f["commit"][:] = counts.record()
+    f.flush()
+
+
+def _append_frames(f: h5py.File, counts: FileCounts, change: Append) -> None:
+    """One frame at a time (a generator of frames is never held whole)."""
+    frames, index = f["frames"], f["frame_index"]
+    for row, (frame_id, image) in enumerate(change.frames, counts.frames):
+        check_frame_shape(image.shape, image.dtype, f"frame {frame_id}")  # readable back
+        h, w = image.shape[:2]
+        frames.resize(row + 1, axis=0)
+        index.resize((row + 1,))
+        tiled = np.zeros((-(-h // TILE) * TILE, -(-w // TILE) * TILE, 3), np.uint8)
+        tiled[:h, :w] = image  # whole tiles: the fast path, and no stale pixels
+        frames[row, :tiled.shape[0], :tiled.shape[1]] = tiled
+        index[row] = (frame_id, h, w, 0)
+        counts.frame_rows[frame_id] = row
+        counts.frames = row + 1
+    for frame_id, excluded in change.excluded.items():
+        row = counts.frame_rows.get(frame_id)
+        if row is not None:
+            record = index[row]
+            record["excluded"] = bool(excluded)
+            index[row] = record
+
+
+def _append_snapshots(f: h5py.File, counts: FileCounts, snapshots: list) -> int:
+    headers, arrays = f["snapshot_headers"], f["snapshot_arrays"]
+    start = counts.snapshots
+    n = start + len(snapshots)
+    if not snapshots:
+        return n
+    width = snapshots[0].weights.size
+    if arrays.shape[2] not in (0, width) or any(s.weights.size != width for s in snapshots):
+        raise SessionFormatError(f"snapshot of {width} weights in a session of "
+                                 f"{arrays.shape[2]}")
+    headers.resize((n, HEADER_BYTES))
+    arrays.resize((n, 2, width))
+    for row, snap in enumerate(snapshots, start):
+        headers[row] = _padded(snap.header, HEADER_BYTES)
+        arrays[row] = np.stack([snap.weights, snap.velocity])
+        counts.snapshot_rows[snap.tag] = row
+    return n
+
+
+def _padded(value: dict, size: int) -> np.ndarray:
+    data = json.dumps(value, separators=(",", ":")).encode()
+    if len(data) > size:
+        raise SessionFormatError(f"{len(data)} bytes of JSON do not fit a {size}-byte row")
+    row = np.zeros(size, np.uint8)
+    row[:len(data)] = np.frombuffer(data, np.uint8)
+    return row
