@@ -87,8 +87,11 @@ def run(args) -> int:
     print(f"{shown(str(path))}: session of patch {patch['name']!r} ({patch['topology']}, "
           f"{len(patch['categories'])} categories, base {shown(patch['base_name']) or 'none'}"
           f"{tuned})")
-    print(f"  {info['frames']} frames, {info['labels']} labels "
-          f"({info['labels_in_history']} in the edit history): {info['labels_by_category']}")
+    by_category = ", ".join(f"{shown(name)} {count}"
+                            for name, count in info["labels_by_category"].items())
+    print(f"  {_count(info['frames'], 'frame')}, {_count(info['labels'], 'label')} "
+          f"({info['labels_in_history']} in the edit history)"
+          + (f": {by_category}" if by_category else ""))
     print(f"  snapshots: {shown(', '.join(info['snapshots'])) or 'none'}")
     return 0
 
@@ -110,3 +113,7 @@ def _print_plugin(path: Path, info: dict) -> None:
     if "base_installed_matches" in info:
         print(f"  base {shown(info['base']['name'])}: "
               f"{'installed' if info['base_installed_matches'] else 'NOT the one installed'}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
