@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
     live.add_argument("--fine-tune", type=int, default=0, metavar="STAGES",
                       help="also train the base's last STAGES blocks below the tap (slower steps)")
     live.add_argument("--loss", choices=["cross_entropy", "squared_error"],
-                      default="cross_entropy", help="squared_error: the seed's loss, for "
+                      default="cross_entropy", help="squared_error: the masked +1/-1 score loss, for "
                       "two-category pixels patches")
     live.add_argument("--name", default="patch", help="the patch's name")
     live.add_argument("--base", help="base network config (.txt)")

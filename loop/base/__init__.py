@@ -1,1 +1,1 @@
-"""The frozen base network: import, the seed format, and the OpenCL forward."""
+"""The frozen base network: import, its file format, and the OpenCL forward."""

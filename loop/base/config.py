@@ -1,4 +1,4 @@
-"""The seed format of a base network: `<name>.txt` (the layers, readable text),
+"""The base network's file format: `<name>.txt` (the layers, readable text),
 `<name>.data` (all weights, little-endian float32, batch norm folded into the convs) and
 `map_clsloc.txt` (the output classes) in one folder.
 

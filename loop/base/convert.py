@@ -1,4 +1,4 @@
-"""Convert EfficientNet-Lite0's torch checkpoint into the seed format (see config.py), and
+"""Convert EfficientNet-Lite0's torch checkpoint into the base network's file format (see config.py), and
 keep one converted copy in the per-user cache.
 
 Channel counts, expand ratios and kernel sizes come from the weight shapes; strides are

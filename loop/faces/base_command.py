@@ -1,4 +1,4 @@
-"""`patchloop base convert`: the shipped EfficientNet-Lite0 into the seed's format."""
+"""`patchloop base convert`: the shipped EfficientNet-Lite0 into the base network's file format."""
 from pathlib import Path
 
 from loop.base.convert import convert_efficientnet_lite0, ensure_default_base

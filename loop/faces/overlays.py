@@ -12,7 +12,7 @@ import numpy as np
 
 from loop.core.labels import ERASE, WholeFrameLabel
 
-# The seed's colours: background blue, the (first) positive category red; then a palette.
+# The classic colours: background blue, the (first) positive category red; then a palette.
 PALETTE = [(40, 80, 255), (255, 40, 40), (40, 220, 60), (255, 200, 0), (200, 60, 255),
            (0, 220, 220), (255, 120, 0), (140, 90, 40), (255, 255, 255)]
 VIEWS = ("verdict", "heat map", "uncertainty")

@@ -1,4 +1,4 @@
-"""`patchloop replay SESSION.h5`: the seed's edit mode. Step through the labeled frames,
+"""`patchloop replay SESSION.h5`: edit mode. Step through the labeled frames,
 see the current patch's verdict on each (for a moment, or held with `x`), add, change and
 erase labels with the live window's gestures, leave frames out of training (`d`), and train
 while editing (`t`). Filters show only frames where the patch disagrees with its labels
@@ -9,9 +9,11 @@ import time
 from dataclasses import replace
 
 from loop.faces.live_app import LiveApp
+from loop.faces.live_view import HELP
 
 VERDICT_SECONDS = 1.0   # how long the verdict shows after stepping to a frame
 FILTERS = ("all frames", "disagreeing frames, worst first", "frames of the selected category")
+# Replay's own keys, then the live window's gestures that edit labels the same way here.
 REPLAY_HELP = [
     ("Left / Right", "previous / next labeled frame (held: repeats)"),
     ("x", "hold the verdict on / off"),
@@ -19,17 +21,9 @@ REPLAY_HELP = [
     ("f", "filter: " + " / ".join(FILTERS)),
     ("d", "leave the frame out of training / back in"),
     ("t", "train while editing on / off"),
-    ("left click / drag", "label the disc with the selected category"),
-    ("right click / drag", "label the disc background"),
-    ("middle click", "erase labels in the disc"),
-    ("scroll wheel", "brush radius"),
-    ("1-9, Tab", "select a category"),
-    ("b", "the whole frame is background"),
-    ("u, Ctrl+Z", "undo the last label"),
-    ("Up / Down", "learning rate"),
-    ("v / m / l", "view / smooth cells / your labels"),
-    ("s / e", "snapshot / export"),
-    ("h, F1", "this help"),
+] + [entry for entry in HELP if entry[0] in (
+    "left click / drag", "right click / drag", "middle click", "scroll wheel", "1-9, Tab",
+    "b", "u, Ctrl+Z", "Up / Down", "v", "m", "l", "s", "e", "h, F1")] + [
     ("Esc", "quit (everything is saved)"),
 ]
 

@@ -2,7 +2,7 @@
 a line: tag `n<integer>`, index, space-less name; the file's order sets the output neurons),
 images anywhere below it named `<tag>_<anything>.<ext>`. A line may end with the word
 `trigger`: a trigger-only category (a base synset on which the patch runs; it has no images
-and is never an output, as the seed's super-category patches). Every problem is collected, with
+and is never an output, like a super-category that only decides when a patch runs). Every problem is collected, with
 its file and line, before any training starts."""
 from __future__ import annotations
 
