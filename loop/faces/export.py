@@ -24,7 +24,7 @@ from loop.core.patch_net import split_dense
 from loop.errors import UserError
 from loop.store.plugin import MAX_ICON, PluginError, write_plugin
 from loop.store.records import SessionFormatError
-from loop.store.safe_files import read_input, shown, write_atomically
+from loop.store.safe_files import read_input, same_place, shown, write_atomically
 from loop.store.session_loader import load_session
 from loop.store.session_paths import journal_path, lock_path
 
@@ -117,20 +117,12 @@ def _check_outputs(session: Path, outputs: list[Path], force: bool) -> None:
     an existing file only with --force."""
     own = (session, journal_path(session), lock_path(session))
     for out in outputs:
-        if any(_same_place(out, mine) for mine in own):
+        if any(same_place(out, mine) for mine in own):
             raise UserError(f"{shown(str(out))}: is the session's own file; choose another "
                             "output name")
         if os.path.lexists(out) and not force:
             raise UserError(f"{shown(str(out))}: exists already; add --force to replace it")
 
-
-def _same_place(a: Path, b: Path) -> bool:
-    try:
-        if os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b):
-            return True
-    except OSError:
-        pass
-    return os.path.abspath(a) == os.path.abspath(b)
 
 
 def _cannot_write(out: Path, exc: OSError) -> str:

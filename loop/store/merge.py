@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from loop.store.records import SessionFormatError, SessionState
-from loop.store.safe_files import shown
+from loop.store.safe_files import same_place, shown
 from loop.store.session import SessionStore
 from loop.store.session_read import read_frames
 from loop.store.session_loader import load_session
@@ -41,7 +41,7 @@ def merge_states(a: SessionState, b: SessionState) -> SessionState:
 def merge_files(a_path, b_path, out_path, warn=None) -> SessionState:
     out = Path(out_path)
     for source in (Path(a_path), Path(b_path)):
-        if _same_place(source, out) or _same_place(journal_path(source), out):
+        if same_place(source, out) or same_place(journal_path(source), out):
             raise SessionFormatError(f"{shown(str(out))}: is one of the sessions merged; "
                                      "choose a new file for the merge")
     if os.path.lexists(out):
@@ -74,14 +74,6 @@ def _frames(path: Path, state: SessionState, moved: dict):
     for frame_id, image in state.frames.items():
         yield moved.get(frame_id, frame_id), image
 
-
-def _same_place(a: Path, b: Path) -> bool:
-    try:
-        if os.path.lexists(a) and os.path.lexists(b) and os.path.samefile(a, b):
-            return True
-    except OSError:
-        pass
-    return os.path.abspath(a) == os.path.abspath(b)
 
 
 def _describe(state: SessionState) -> str:

@@ -164,6 +164,17 @@ def sync_folder(folder) -> None:
         os.close(fd)
 
 
+def same_place(a, b) -> bool:
+    """Whether two paths name one file (the same inode, or the same absolute path when
+    either does not exist yet): an output must never be its own input."""
+    try:
+        if os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b):
+            return True
+    except OSError:
+        pass
+    return os.path.abspath(a) == os.path.abspath(b)
+
+
 def check_plain_name(name: str, what: str = "name") -> str:
     """A name from a file or the user that will be part of a file name: no path separators,
     no control characters, not '.' or '..', at most 100 characters. ValueError otherwise."""
