@@ -21,6 +21,9 @@ MAX_ATTR_BYTES = 1 << 20
 MAX_EXPANSION = 256          # declared bytes per stored byte, for datasets other than frames
 SMALL_BYTES = 1 << 20        # datasets this small may declare anything
 OPEN_TRIES = 20              # a writer's append holds the file for a moment
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+SUPERBLOCK_HEAD = 12         # signature, version, two sizes, consistency flags
+SWMR_WRITE_FLAG = 0x04       # the consistency flag a single-writer-multiple-reader writer sets
 
 
 @contextmanager
@@ -28,7 +31,7 @@ def open_for_reading(path):
     """The session file at `path` as a read-only h5py.File, never written. It must be a
     regular file under MAX_FILE_BYTES. A file a writer is appending to (or was, when it was
     killed) is opened in single-writer-multiple-reader mode, which sees its last consistent
-    state."""
+    state: read any other way, its index may point past the end the file declares."""
     path = Path(path)
     name = shown(str(path))
     try:
@@ -36,23 +39,41 @@ def open_for_reading(path):
     except UserError as exc:
         raise SessionFormatError(str(exc)) from None
     with handle:
-        try:
-            f = h5py.File(handle, "r")
-        except OSError as exc:
-            if "already open for write" not in str(exc):
-                raise SessionFormatError(f"{name}: not a readable session file "
-                                         f"({_brief(exc)})") from None
-            f = _open_being_written(path, name)
+        if _marked_for_swmr_writing(handle):
+            f = _open_being_written(path, handle, name)
+        else:
+            try:
+                f = h5py.File(handle, "r")
+            except OSError as exc:
+                if "already open for write" not in str(exc):
+                    raise SessionFormatError(f"{name}: not a readable session file "
+                                             f"({_brief(exc)})") from None
+                f = _open_being_written(path, handle, name)
         try:
             yield f
         finally:
             f.close()
 
 
-def _open_being_written(path: Path, name: str) -> h5py.File:
+def _marked_for_swmr_writing(handle) -> bool:
+    """Whether the superblock (version 3, at the start: where Patchloop writes it) says a
+    single-writer-multiple-reader writer has the file open or was killed with it open.
+    h5py reading through a Python file object does not look at these flags itself."""
+    head = handle.read(SUPERBLOCK_HEAD)
+    handle.seek(0)
+    return len(head) == SUPERBLOCK_HEAD and head[:8] == HDF5_SIGNATURE and head[8] >= 3 \
+        and bool(head[11] & SWMR_WRITE_FLAG)
+
+
+def _open_being_written(path: Path, handle, name: str) -> h5py.File:
+    """Opened again by the descriptor already checked (its /proc name: the same file even
+    if the path was swapped since), in single-writer-multiple-reader mode, which needs
+    HDF5's own file driver."""
+    by_descriptor = Path(f"/proc/self/fd/{handle.fileno()}")
+    target = str(by_descriptor) if by_descriptor.exists() else str(path)
     for attempt in range(OPEN_TRIES):
         try:
-            return h5py.File(path, "r", swmr=True, locking=False)
+            return h5py.File(target, "r", swmr=True, locking=False)
         except OSError as exc:
             if attempt == OPEN_TRIES - 1 or "already open for write" not in str(exc):
                 raise SessionFormatError(f"{name}: not a readable session file "
