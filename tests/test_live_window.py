@@ -268,7 +268,7 @@ def test_live_fine_tuning_records_and_trains(device, base_spec, tmp_path, monkey
                  "--frames", "1", "--base", str(base_spec.path)]) == 2
 
 
-def test_e_exports_beside_the_session(device, base_spec, tmp_path):
+def test_ctrl_e_exports_beside_the_session(device, base_spec, tmp_path):
     path = tmp_path / "session.h5"
     args = _parser().parse_args(["live", "--demo", "--base", str(base_spec.path),
                                  "--session", str(path)])
@@ -278,7 +278,7 @@ def test_e_exports_beside_the_session(device, base_spec, tmp_path):
     app.worker.start()
     try:
         assert pump_until(app, lambda: app.worker.latest() is not None)
-        post(pygame.KEYDOWN, key=pygame.K_e, mod=0)
+        post(pygame.KEYDOWN, key=pygame.K_e, mod=pygame.KMOD_LCTRL)
         assert pump_until(app, lambda: "exported to" in app.state.message, seconds=20)
         exported = list(tmp_path.glob("session-*.specialneurons"))
         assert len(exported) == 1

@@ -8,7 +8,7 @@ from loop.core.patch import PatchSpec, categories_from_names
 from loop.core.settings import TrainerSettings
 from loop.demo.scene import DemoScene
 from loop.faces import live
-from loop.faces.replay_app import ReplayApp
+from loop.faces.live_app import LiveApp
 from loop.store.session import SessionStore
 
 
@@ -24,7 +24,7 @@ def replay(device, base_network, base_spec, tmp_path):
     store.close()
     args = _parser().parse_args(["replay", str(path), "--base", str(base_spec.path)])
     core, link, note = live.open_session(args, source=None)
-    app = ReplayApp(core, link, note)
+    app = LiveApp(core, None, note, link=link, edit_only=True)
     yield app, path
     if app.running:
         app.close()
@@ -37,21 +37,21 @@ def key(k):
 def test_step_edit_and_leave_out(replay):
     app, path = replay
     app.step()
-    assert app.current().frame_id == 3 and app.current_verdict is not None
+    assert app.edit.current().frame_id == 3 and app.edit.current_verdict is not None
     key(pygame.K_RIGHT)
     app.step()
-    assert app.current().frame_id == 8
+    assert app.edit.current().frame_id == 8
     key(pygame.K_d)
     app.step()
-    assert app.current().excluded
+    assert app.edit.current().excluded
     pos = app.view.frame_rect.center
     pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONDOWN, button=3, pos=pos))
     pygame.event.post(pygame.event.Event(pygame.MOUSEBUTTONUP, button=3, pos=pos))
     app.step()
-    assert len(app.current().labels) == 2
+    assert len(app.edit.current().labels) == 2
     key(pygame.K_f)  # disagreeing frames: the untrained patch disagrees with every label
     app.step()
-    assert len(app.order) == 3
+    assert len(app.edit.order) == 3
     key(pygame.K_ESCAPE)
     app.step()
     app.close()
@@ -61,8 +61,8 @@ def test_step_edit_and_leave_out(replay):
 
 
 def test_help_lists_the_replay_keys_and_an_empty_filter_says_so(replay):
-    from loop.faces.replay_app import REPLAY_HELP
     app, _ = replay
+    REPLAY_HELP = app.help_lines()
     key(pygame.K_h)
     app.step()
     # The help box is drawn from the replay's own key table: its bottom edge sits where
@@ -76,6 +76,6 @@ def test_help_lists_the_replay_keys_and_an_empty_filter_says_so(replay):
     key(pygame.K_f)
     key(pygame.K_f)
     app.step()
-    assert app.order == [] and app.current() is None
+    assert app.edit.order == [] and app.edit.current() is None
     assert "no frame matches the filter" in app.empty_note()
     assert "waiting" not in app.empty_note()

@@ -322,6 +322,12 @@ class LoopCore:
                 if frame.frame_id == frame_id or frame.augmented_from == frame_id:
                     frame.excluded = excluded
 
+    def labeled_frames(self) -> list:
+        """The frames the user labeled (not their tilt-shift copies), oldest first: edit
+        mode steps through these."""
+        with self.frames_lock:
+            return [f for f in self.frames if f.augmented_from is None]
+
     def labels_of(self, frame_id: int) -> list:
         """The labels made on a frame, oldest first (a copy; empty when it has none)."""
         with self.frames_lock:

@@ -1,12 +1,16 @@
-"""The live window: point the camera, see the verdict, click the mistakes.
+"""The live window: point the camera, see the verdict, click the mistakes; `e` steps back
+through the labeled frames (edit mode) without leaving it. `patchloop replay` is this window
+in edit mode alone.
 
-One loop in fixed phases (tick, events, update, draw, flip). Events become core calls;
-verdicts come from a worker thread and training from the core's trainer thread, so the
-window never waits on the device."""
+One loop in fixed phases (tick, events, update, draw, one flip). Keys go through the key
+table of the mode the window is in (the help page is that table); events become core
+calls; verdicts come from a worker thread and training from the core's trainer thread, so
+the window never waits on the device."""
 from __future__ import annotations
 
 import os
 import time
+import threading
 from dataclasses import replace
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -14,13 +18,16 @@ import pygame  # noqa: E402  (after the banner is silenced)
 
 from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
 from loop.errors import UserError
-from loop.faces.live_view import HELP, MIN_WINDOW, LiveView, ViewState
-from loop.faces.overlays import VIEWS
+from loop.faces.edit_mode import EditMode
+from loop.faces.live_keys import edit_keys, live_keys
+from loop.faces.live_view import MIN_WINDOW, LiveView, ViewState, window_prefs, \
+    with_window_prefs
 from loop.faces.verdict_worker import VerdictWorker
 
 FPS = 60
 MESSAGE_SECONDS = 3.0
 MIN_BRUSH, MAX_BRUSH = 2, 120
+PREFS_SETTLE_SECONDS = 1.0   # window settings are saved once they stop changing this long
 
 
 def _fitting_window() -> tuple[int, int]:
@@ -34,35 +41,53 @@ def _fitting_window() -> tuple[int, int]:
 
 class LiveApp:
     def __init__(self, core, source, note: str | None = None, window=None,
-                 frame_size=(320, 240), link=None, snap_dir="snaps"):
+                 frame_size=(320, 240), link=None, snap_dir="snaps", edit_only: bool = False):
         pygame.display.init()  # not pygame.init(): no audio device is needed
         pygame.font.init()
         pygame.display.set_caption("Patchloop: click where the patch is wrong")
         self.screen = pygame.display.set_mode(window or _fitting_window(), pygame.RESIZABLE)
         self.view = LiveView(self.screen, (frame_size[1], frame_size[0]))
         self.core = core
-        self.worker = VerdictWorker(core, source)
+        self.worker = VerdictWorker(core, source) if source is not None else None
         # The session file (when there is one): labels go through it to be made durable.
         self.link = link
         self.labels = link or core
-        self.state = ViewState(selected=1 if core.spec.outputs > 1 else 0)
+        state = ViewState(selected=1 if core.spec.outputs > 1 else 0)
+        prefs = link.window_prefs() if link is not None else {}
+        self.state = with_window_prefs(state, prefs, core.spec.outputs, (MIN_BRUSH, MAX_BRUSH))
+        self._saved_prefs = window_prefs(self.state)
+        self._prefs_changed_at = None
         self.clock = pygame.time.Clock()
         self.snap_dir = snap_dir
         self.running = True
         self._drag_button = None
         self._last_label_at = None
         self.frames_drawn = 0
+        self.edit_only = edit_only
+        self.edit: EditMode | None = None
+        self._live_shows_verdict = self.state.show_verdict
         if note:
             self.say(note)
+        if edit_only:
+            self.enter_edit()
 
     def say(self, message: str) -> None:
         self.state.message = message
         self.state.message_until = time.monotonic() + MESSAGE_SECONDS
 
+    @property
+    def shown(self):
+        """What the frame area shows: edit mode's frame, or the live worker's."""
+        return self.edit if self.edit is not None else self.worker
+
+    def keys(self):
+        return edit_keys(inside_live=not self.edit_only) if self.edit is not None else live_keys()
+
     # -- the loop -------------------------------------------------------------------------
     def run(self, max_frames: int | None = None, screenshot: str | None = None,
             autoclick: bool = False) -> None:
-        self.worker.start()
+        if self.worker is not None:
+            self.worker.start()
         self.core.start()
         clicker = None
         if autoclick:
@@ -85,29 +110,49 @@ class LiveApp:
         self.clock.tick(FPS)
         for event in pygame.event.get():
             self.handle(event)
-        self.view.draw(self.state, self.core, self.worker, self.worker.latest(), time.monotonic(),
+        if self.edit is not None:
+            self.edit.update(self.state)
+        self._keep_prefs()
+        shown = self.shown
+        self.view.draw(self.state, self.core, shown, shown.latest(), time.monotonic(),
                        self.link, self.footer(), self.help_lines(), self.empty_note())
-        self.draw_over()
         pygame.display.flip()
         self.frames_drawn += 1
 
     def footer(self) -> str:
-        """A line under the frame (the replay window's frame counter); none here."""
-        return ""
-
-    def draw_over(self) -> None:
-        """The draw hook: what a window adds over the view before the frame's one flip."""
+        """A line under the frame: edit mode's frame counter."""
+        return self.edit.footer() if self.edit is not None else ""
 
     def help_lines(self) -> list[tuple[str, str]]:
-        """The keys and gestures of this window, as the help page lists them."""
-        return HELP
+        """The keys and gestures of the mode the window is in: its key table."""
+        return self.keys().help_lines()
 
     def empty_note(self) -> str:
         """What the frame area says while there is no frame to show."""
-        return "waiting for the first frame..."
+        return self.edit.empty_note() if self.edit is not None else \
+            "waiting for the first frame..."
+
+    def _keep_prefs(self, now: bool = False) -> None:
+        """Brush, category and view go to the session once they settle, so a resumed
+        session opens as it was left (a wheel spin is one write, not fifty)."""
+        if self.link is None:
+            return
+        prefs = window_prefs(self.state if self.edit is None else
+                             _with_live_verdict(self.state, self._live_shows_verdict))
+        if prefs == self._saved_prefs:
+            self._prefs_changed_at = None
+            return
+        moment = time.monotonic()
+        if self._prefs_changed_at is None:
+            self._prefs_changed_at = moment
+        if now or moment - self._prefs_changed_at >= PREFS_SETTLE_SECONDS:
+            self.link.save_window_prefs(prefs)
+            self._saved_prefs, self._prefs_changed_at = prefs, None
 
     def close(self) -> None:
-        self.worker.stop()
+        if self.worker is not None:
+            self.worker.stop()
+        self._keep_prefs(now=True)
         self.core.close()
         if self.link is not None:
             self.link.close()
@@ -122,7 +167,7 @@ class LiveApp:
             self.screen = pygame.display.set_mode(size, pygame.RESIZABLE)
             self.view.relayout(self.screen, self.view.frame_rect.size[::-1])
         elif event.type == pygame.KEYDOWN:
-            self._key(event)
+            self.keys().handle(self, event)
         elif event.type == pygame.MOUSEWHEEL:
             self.state.brush = max(MIN_BRUSH, min(MAX_BRUSH, self.state.brush + 2 * event.y))
         elif event.type == pygame.MOUSEBUTTONDOWN and event.button in (1, 2, 3):
@@ -144,7 +189,7 @@ class LiveApp:
         return dx * dx + dy * dy >= (self.state.brush * 0.75) ** 2
 
     def _label_at(self, pos, button) -> None:
-        latest = self.worker.latest()
+        latest = self.shown.latest()
         if latest is None or not self.view.frame_rect.collidepoint(pos):
             return
         verdict = latest[1]
@@ -157,6 +202,47 @@ class LiveApp:
             self.say(str(exc))
             return
         self._last_label_at = pos
+        if self.edit is not None:
+            self.edit.show()
+
+    # -- what the keys do (the key tables in live_keys call these) ------------------------
+    def quit(self) -> None:
+        self.running = False
+
+    def select(self, category: int) -> None:
+        self.state.selected = category
+
+    def undo(self) -> None:
+        self.say("undone" if self.labels.undo() else "nothing to undo")
+        if self.edit is not None:
+            self.edit.show()
+
+    def whole_frame_background(self) -> None:
+        latest = self.worker.latest()
+        if latest is not None:
+            self.labels.label(latest[1].frame_id, WholeFrameLabel(0))
+            self.say("whole frame labeled background")
+
+    def freeze(self) -> None:
+        self.worker.frozen = not self.worker.frozen
+        self.say("frozen (space to go on)" if self.worker.frozen else "live")
+
+    def take_snapshot(self) -> None:
+        snapshot = self.labels.snapshot()
+        self.state.snapshots.append(snapshot)
+        self.say(f"snapshot {snapshot.tag} taken")
+
+    def enter_edit(self) -> None:
+        """Edit mode over the labeled frames; the live source keeps running behind it."""
+        self._live_shows_verdict = self.state.show_verdict
+        self.edit = EditMode(self)
+        pygame.key.set_repeat(300, 60)  # held Left/Right steps on
+
+    def leave_edit(self) -> None:
+        self.edit = None
+        self.state.show_verdict = self._live_shows_verdict
+        pygame.key.set_repeat()
+        self.say("live")
 
     def snap(self, category: int) -> None:
         """The `c` key: the current frame into the snap folder (map_clsloc.txt layout) under
@@ -174,13 +260,12 @@ class LiveApp:
             except OSError as exc:
                 self.say(f"snap failed: {exc}")
 
-        import threading
         self.say("snapping...")
         threading.Thread(target=write, name="patchloop-snap", daemon=True).start()
 
-    def _export(self) -> None:
-        """The `e` key: the patch as it is now, as a plugin beside the session file; written
-        by a thread of its own, so the window does not wait on the disk."""
+    def export(self) -> None:
+        """Ctrl+E: the patch as it is now, as a plugin beside the session file; written by a
+        thread of its own, so the window does not wait on the disk."""
         if self.link is None:
             self.say("no session file: start with --session to export beside it")
             return
@@ -197,73 +282,10 @@ class LiveApp:
             except (OSError, ValueError) as exc:
                 self.say(f"export failed: {exc}")
 
-        import threading
         self.say("exporting...")  # before the thread: its own message must come last
         threading.Thread(target=write, name="patchloop-export", daemon=True).start()
 
-    def _key(self, event) -> None:
-        key, core, state = event.key, self.core, self.state
-        trainer = core.trainer
-        ctrl = event.mod & pygame.KMOD_CTRL
-        if key == pygame.K_ESCAPE:
-            self.running = False
-        elif key in (pygame.K_h, pygame.K_F1):
-            state.show_help = not state.show_help
-        elif key == pygame.K_TAB:
-            state.selected = (state.selected + 1) % core.spec.outputs
-        elif pygame.K_1 <= key <= pygame.K_9 and key - pygame.K_1 < core.spec.outputs:
-            state.selected = key - pygame.K_1
-        elif key == pygame.K_UP:
-            self.labels.change_settings(trainer.settings.faster())
-        elif key == pygame.K_DOWN:
-            self.labels.change_settings(trainer.settings.slower())
-        elif key == pygame.K_RIGHT:
-            self.labels.change_settings(trainer.settings.more_decay())
-        elif key == pygame.K_LEFT:
-            self.labels.change_settings(trainer.settings.less_decay())
-        elif key == pygame.K_t:
-            on = not trainer.settings.training
-            self.labels.change_settings(replace(trainer.settings, training=on))
-            self.say(f"training {'on' if on else 'off'}")
-        elif key == pygame.K_n:
-            new_only = not trainer.settings.new_only
-            self.labels.change_settings(replace(trainer.settings, new_only=new_only))
-            self.say("training on new labels only" if new_only else "training on all labels")
-        elif key == pygame.K_u or (key == pygame.K_z and ctrl):
-            self.say("undone" if self.labels.undo() else "nothing to undo")
-        elif key == pygame.K_b:
-            latest = self.worker.latest()
-            if latest is not None:
-                self.labels.label(latest[1].frame_id, WholeFrameLabel(0))
-                self.say("whole frame labeled background")
-        elif key == pygame.K_SPACE:
-            self.worker.frozen = not self.worker.frozen
-            self.say("frozen (space to go on)" if self.worker.frozen else "live")
-        elif key == pygame.K_x:
-            state.show_verdict = not state.show_verdict
-        elif key == pygame.K_v:
-            state.view = (state.view + 1) % len(VIEWS)
-            self.say(f"view: {VIEWS[state.view]}")
-        elif key == pygame.K_m:
-            state.smooth = not state.smooth
-            self.say("smooth verdict" if state.smooth else "blocky cells")
-        elif key == pygame.K_l:
-            state.show_labels = not state.show_labels
-        elif key in (pygame.K_RIGHTBRACKET, pygame.K_LEFTBRACKET):
-            more = key == pygame.K_RIGHTBRACKET
-            settings = trainer.settings.bigger_batch() if more else trainer.settings.smaller_batch()
-            self.labels.change_settings(settings)
-            self.say(f"batch {settings.batch_size}")
-        elif key in (pygame.K_PERIOD, pygame.K_COMMA):
-            more = key == pygame.K_PERIOD
-            settings = trainer.settings.more_momentum() if more else trainer.settings.less_momentum()
-            self.labels.change_settings(settings)
-            self.say(f"momentum {settings.momentum:.2f}")
-        elif key == pygame.K_s:
-            snapshot = self.labels.snapshot()
-            state.snapshots.append(snapshot)
-            self.say(f"snapshot {snapshot.tag} taken")
-        elif key == pygame.K_e:
-            self._export()
-        elif key == pygame.K_c:
-            self.snap(state.selected)
+
+def _with_live_verdict(state: ViewState, shows_verdict: bool) -> ViewState:
+    """The state as live mode has it (edit mode turns the verdict on and off by itself)."""
+    return replace(state, show_verdict=shows_verdict)

@@ -19,33 +19,6 @@ MIN_WINDOW = (800, 600)
 TEXT = (230, 230, 230)
 DIM = (150, 150, 150)
 
-HELP = [
-    ("left click / drag", "label the disc with the selected category"),
-    ("right click / drag", "label the disc background"),
-    ("middle click", "erase labels in the disc"),
-    ("scroll wheel", "brush radius"),
-    ("1-9, Tab", "select a category"),
-    ("b", "the whole frame is background"),
-    ("Up / Down", "learning rate"),
-    ("Left / Right", "weight decay (regularization)"),
-    ("[ / ]", "batch size /2 / x2"),
-    (", / .", "momentum -0.05 / +0.05"),
-    ("t", "training on / off"),
-    ("n", "train on new labels only / all labels"),
-    ("u, Ctrl+Z", "undo the last label"),
-    ("space", "freeze the frame (stop-N-show)"),
-    ("x", "verdict overlay on / off"),
-    ("v", "view: verdict / heat map of the selected category / uncertainty"),
-    ("m", "smooth / blocky cells"),
-    ("l", "your labels on / off"),
-    ("s", "snapshot"),
-    ("e", "export"),
-    ("c", "snap the frame into the data folder (selected category)"),
-    ("h, F1", "this help"),
-    ("Esc", "quit"),
-]
-
-
 @dataclass
 class ViewState:
     selected: int = 1
@@ -59,6 +32,31 @@ class ViewState:
     message: str = ""
     message_until: float = 0.0
     snapshots: list = field(default_factory=list)
+
+
+# What of the view a session keeps, so that it reopens as it was left.
+PREFS = ("selected", "brush", "view", "smooth", "show_labels", "show_verdict")
+
+
+def window_prefs(state: ViewState) -> dict:
+    return {name: getattr(state, name) for name in PREFS}
+
+
+def with_window_prefs(state: ViewState, prefs: dict, outputs: int, brush_range) -> ViewState:
+    """`state` with the saved prefs that still fit (a category the patch has, a brush in
+    range, a view that exists); anything else keeps its default."""
+    fits = {
+        "selected": lambda v: isinstance(v, int) and 0 <= v < outputs,
+        "brush": lambda v: isinstance(v, int) and brush_range[0] <= v <= brush_range[1],
+        "view": lambda v: isinstance(v, int) and 0 <= v < len(VIEWS),
+    }
+    for name in PREFS:
+        value = prefs.get(name)
+        if isinstance(value, bool) and name not in fits:
+            setattr(state, name, value)
+        elif name in fits and not isinstance(value, bool) and fits[name](value):
+            setattr(state, name, value)
+    return state
 
 
 def frame_area(window: tuple[int, int], frame_hw: tuple[int, int]) -> pygame.Rect:
@@ -89,7 +87,7 @@ class LiveView:
         return surface.get_height()
 
     def draw(self, state: ViewState, core, worker, latest, now: float, link=None,
-             footer: str = "", help_lines=HELP,
+             footer: str = "", help_lines=(),
              empty_note: str = "waiting for the first frame...") -> None:
         self.screen.fill((25, 25, 30))
         if latest is not None:

@@ -1,5 +1,5 @@
-"""`patchloop replay SESSION.h5`: opens a recorded session in the edit-mode window (read-only
-when its folder cannot be written: the window works, edits are not saved)."""
+"""`patchloop replay SESSION.h5`: opens a recorded session in the window's edit mode alone
+(read-only when its folder cannot be written: the window works, edits are not saved)."""
 from __future__ import annotations
 
 import os
@@ -19,7 +19,11 @@ def run(args, max_frames: int | None = None) -> int:
         if link is not None:
             link.close()
         raise UserError(f"{shown(args.session)}: has no labeled frames to replay")
-    from loop.faces.replay_app import ReplayApp  # pygame only when a window is wanted
-    ReplayApp(core, link, note).run(max_frames)
+    from dataclasses import replace
+    from loop.faces.live_app import LiveApp  # pygame only when a window is wanted
+    core.change_settings(replace(core.trainer.settings, training=False))  # edit first; t trains
+    first = core.labeled_frames()[0].image
+    LiveApp(core, None, note, frame_size=(first.shape[1], first.shape[0]), link=link,
+            edit_only=True).run(max_frames)
     live.finish(link)
     return 0

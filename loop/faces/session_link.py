@@ -48,6 +48,7 @@ class SessionLink:
         return True
 
     def exclude(self, frame_id: int, excluded: bool) -> None:
+        self.core.exclude(frame_id, excluded)
         self._submit(lambda: self.store.set_excluded(frame_id, excluded),
                      f"leaving frame {frame_id} {'out' if excluded else 'in'}")
 
@@ -57,6 +58,13 @@ class SessionLink:
         self.core.change_settings(settings)
         self._submit(lambda: self.store.save_settings(settings), "the trainer settings")
         return settings
+
+    def window_prefs(self) -> dict:
+        """The window's view as the session last kept it (empty for a new session)."""
+        return dict(self.store.state.window)
+
+    def save_window_prefs(self, prefs: dict) -> None:
+        self._submit(lambda: self.store.save_window(prefs), "the window's view")
 
     def snapshot(self):
         snapshot = self.core.snapshot()

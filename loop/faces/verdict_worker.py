@@ -38,8 +38,10 @@ class VerdictWorker:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stops the thread (a window closed before it started has none to wait for)."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def latest(self):
         with self._lock:

@@ -18,6 +18,7 @@ MAX_LABELS = 1_000_000     # a label a second for 11 days; 41 bytes each in the 
 MAX_FRAMES = 200_000
 MAX_COORDINATE = 1e6       # frame pixels; frames are at most MAX_SIDE a side
 MAX_LOSS_POINTS = 1_000_000
+MAX_WINDOW_PREFS = 16
 LABEL_KINDS = ("disc", "whole")
 
 
@@ -75,6 +76,7 @@ class SessionState:
     snapshots: dict = field(default_factory=dict)   # tag -> Snapshot
     loss_log: list = field(default_factory=list)    # (step, loss)
     last_seq: int = 0   # the newest journal event this state holds
+    window: dict = field(default_factory=dict)  # the window's brush, category and view
 
     def add_frame(self, frame_id: int, height: int, width: int, image=None) -> None:
         if frame_id not in self.frame_shapes and len(self.frame_shapes) >= MAX_FRAMES:
@@ -99,6 +101,8 @@ class SessionState:
                 (self.excluded.add if event["value"] else self.excluded.discard)(frame_id)
             elif op == "settings":
                 self.settings = settings_from_json(event["settings"])
+            elif op == "window":
+                self.window = window_from_json(event["prefs"])
             elif op == "loss":
                 points = [(int(s), float(v)) for s, v in event["points"]]
                 if len(self.loss_log) + len(points) > MAX_LOSS_POINTS:
@@ -257,6 +261,19 @@ def settings_from_json(data: dict) -> TrainerSettings:
         return TrainerSettings(**known)
     except (TypeError, ValueError) as exc:
         raise SessionFormatError(f"trainer settings are not valid ({exc})") from exc
+
+
+def window_from_json(data) -> dict:
+    """The window's saved view (a few named numbers and switches); the window itself decides
+    which still fit. Anything else is refused."""
+    if not isinstance(data, dict) or len(data) > MAX_WINDOW_PREFS:
+        raise SessionFormatError("the window's saved view is not a small JSON object")
+    for name, value in data.items():
+        plain = isinstance(value, (bool, int)) or (isinstance(value, float)
+                                                   and math.isfinite(value))
+        if not isinstance(name, str) or len(name) > 32 or not plain:
+            raise SessionFormatError(f"the window's saved view holds {_brief(name)}")
+    return dict(data)
 
 
 def check_image(image: np.ndarray, what: str) -> np.ndarray:

@@ -32,7 +32,7 @@ from loop.store.journal import JournalError, JournalWriter, Record
 from loop.store.records import (MAX_LOSS_POINTS, LabelRecord, SessionFormatError,
                                 SessionState, Snapshot, check_image, check_label, frame_factor,
                                 label_event, scale_label, settings_to_json, shrink_frame,
-                                stored_snapshot)
+                                stored_snapshot, window_from_json)
 from loop.store.safe_files import shown
 from loop.store.session_file import VERSION, Append, FileCounts, append, create_file
 from loop.store.session_read import read_frames, read_session_counts, read_snapshot_arrays
@@ -187,6 +187,13 @@ class SessionStore:
         self.state.settings = settings
         self._settings_changed = True
 
+    def save_window(self, prefs: dict) -> None:
+        """The window's brush, category and view, for the next time the session opens."""
+        prefs = window_from_json(prefs)  # refused before the journal if malformed
+        self._append_event([], {"op": "window", "prefs": prefs})
+        self.state.window = prefs
+        self._settings_changed = True
+
     def log_loss(self, points: list[tuple[int, float]]) -> None:
         """Kept up to MAX_LOSS_POINTS in all (the log is for looking back, not training)."""
         points = points[:max(0, MAX_LOSS_POINTS - len(self.state.loss_log))]
@@ -239,7 +246,8 @@ class SessionStore:
                         self.state.labels[self.counts.labels:], dict(self._undone),
                         dict(self._excluded), self.state.loss_log[self.counts.loss_log:],
                         self.state.settings if self._settings_changed else None,
-                        [self.state.snapshots[t] for t in self._new_snapshots])
+                        [self.state.snapshots[t] for t in self._new_snapshots],
+                        dict(self.state.window))
         counts = self.counts.copy()
         try:
             append(self.path, counts, change)
@@ -281,7 +289,8 @@ class SessionStore:
                 self._undone[row] = mine.undone
         for frame_id in self.state.excluded ^ in_file.excluded:
             self._excluded[frame_id] = frame_id in self.state.excluded
-        self._settings_changed = self.state.settings != in_file.settings
+        self._settings_changed = self.state.settings != in_file.settings or \
+            self.state.window != in_file.window
         self._new_snapshots = [t for t in self.state.snapshots if t not in in_file.snapshots]
 
     def _all_arrays(self) -> None:

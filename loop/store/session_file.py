@@ -19,8 +19,9 @@ moment, a kill in the middle of an append included.
                        time float64, undone float64 (NaN while the label stands): the
                        whole edit history, in order
     /loss_log          float64 (M, 2): (step, loss)
-    /settings_log      uint8 (K, 4096): the trainer settings as JSON, zero-padded; the
-                       last row is the current one
+    /settings_log      uint8 (K, 4096): the trainer settings as JSON, zero-padded, with
+                       "window": the window's brush, category and view; the last row
+                       is the current one
     /snapshot_headers  uint8 (S, 16384): JSON (tag, created, steps, settings,
                        label_counts, size), zero-padded
     /snapshot_arrays   float32 (S, 2, W): weights and velocity of each snapshot
@@ -85,6 +86,7 @@ class Append:
     loss_log: list = field(default_factory=list)     # (step, loss)
     settings: object = None                          # TrainerSettings, when changed
     snapshots: list = field(default_factory=list)    # Snapshot
+    window: dict = field(default_factory=dict)       # the window's view, kept with settings
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -103,7 +105,7 @@ def create_file(path, state: SessionState, frames, replace: bool = False) -> Fil
             excluded = {i: True for i in state.excluded}
             _append_into(f, counts, Append(state.last_seq, frames, list(state.labels),
                                            {}, excluded, list(state.loss_log), state.settings,
-                                           list(state.snapshots.values())))
+                                           list(state.snapshots.values()), state.window))
     write_atomically(path, write, replace=replace)
     return counts
 
@@ -166,7 +168,8 @@ def _append_into(f: h5py.File, counts: FileCounts, change: Append) -> None:
     if change.settings is not None:
         k += 1
         f["settings_log"].resize((k, SETTINGS_BYTES))
-        f["settings_log"][k - 1] = _padded(settings_to_json(change.settings), SETTINGS_BYTES)
+        row = dict(settings_to_json(change.settings), window=change.window)
+        f["settings_log"][k - 1] = _padded(row, SETTINGS_BYTES)
     s = _append_snapshots(f, counts, change.snapshots)
     f.flush()
     counts.journal_seq, counts.labels, counts.loss_log = change.journal_seq, n, m

@@ -38,6 +38,7 @@ class FileHeld:
     excluded: set
     settings: object
     snapshots: set                    # tags
+    window: dict
 
 
 @dataclass
@@ -70,7 +71,7 @@ def load_session(path, frames: bool = True, arrays: bool = True,
         scan = JournalScan(damage=[f"{exc}; ignored"])
     state, counts = read_session_counts(path, frames, arrays)
     held = FileHeld([r.undone for r in state.labels], set(state.excluded), state.settings,
-                    set(state.snapshots))
+                    set(state.snapshots), dict(state.window))
     loaded = LoadedSession(state, counts, held, journal_damaged=bool(scan.damage))
     warnings = list(scan.damage)
     where = shown(str(jpath))

@@ -14,7 +14,7 @@ import numpy as np
 
 from loop.store.records import (MAX_FRAMES, MAX_LABELS, MAX_LOSS_POINTS, MAX_SIDE,
                                 SessionFormatError, SessionState, Snapshot, check_frame_shape,
-                                settings_from_json, spec_from_json)
+                                settings_from_json, spec_from_json, window_from_json)
 from loop.store.safe_files import shown
 from loop.store.session_file import (COMMIT_FIELDS, FORMAT, FRAME_DTYPE, HEADER_BYTES,
                                      MAX_SETTINGS_ROWS, SETTINGS_BYTES, TILE, VERSION,
@@ -111,7 +111,9 @@ def _read_v3(checked: Checked, state: SessionState, frames: bool, arrays: bool,
     settings = checked.dataset("settings_log", np.uint8, 2, MAX_SETTINGS_ROWS)
     if counts.settings_log > settings.shape[0] or settings.shape[1] != SETTINGS_BYTES:
         raise SessionFormatError(f"{checked.name}: /settings_log is damaged")
-    state.settings = settings_from_json(_unpadded(settings[counts.settings_log - 1]))
+    row = _unpadded(settings[counts.settings_log - 1])
+    state.settings = settings_from_json(row)
+    state.window = window_from_json(row.get("window", {}))
     _read_snapshots(checked, state, counts, arrays)
     return counts
 
