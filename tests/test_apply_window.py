@@ -1,21 +1,41 @@
-"""The apply window (one plugin in use), driven by real events: the icon and FIRED are drawn
-before the frame's only flip (no flicker), and its help lists only the keys that work."""
+"""The apply window, the same for one plugin or several, driven by real events: the selected
+patch's verdict is laid over the frame, the icon and FIRED are drawn before the frame's
+only flip (no flicker), the help lists the window's own keys (its key table), and `o`,
+Tab and `r` work with a single plugin too."""
+import time
+
 import cv2
 import numpy as np
 import pygame
 
-from loop.faces.apply import load_plugin_core
-from loop.faces.apply_app import APPLY_HELP, ApplyApp
+from loop.faces.apply import load_companion
+from loop.faces.companion_app import APPLY_KEYS, CompanionApp
 from loop.faces.export import export_snapshot
 from loop.faces.sources import DemoSource
-from test_live_window import post, pump_until
+from test_companion import pixels_plugin
+from test_live_window import post
 from test_plugin import trained_core
 
 MAGENTA = (255, 0, 255)
 
 
-def test_icon_drawn_once_per_frame_and_help_of_its_own(base_network, base_spec, tmp_path,
-                                                        monkeypatch):
+def pump(app, condition, seconds=30.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        app.step()
+        if condition():
+            return True
+    return False
+
+
+def _frame_pixels(app):
+    rect = app.view.frame_rect
+    return pygame.surfarray.array3d(app.screen)[rect.x:rect.right, rect.y:rect.bottom] \
+        .transpose(1, 0, 2).astype(int)
+
+
+def test_one_plugin_overlay_icon_once_per_frame_and_help_of_its_own(
+        base_network, base_spec, tmp_path, monkeypatch):
     core = trained_core(base_network)
     snapshot = core.snapshot()
     icon = np.zeros((24, 24, 3), np.uint8)
@@ -23,16 +43,16 @@ def test_icon_drawn_once_per_frame_and_help_of_its_own(base_network, base_spec, 
     png = cv2.imencode(".png", icon)[1].tobytes()
     out = export_snapshot(core.spec, snapshot.weights, tmp_path / "p.specialneurons",
                           snapshot.tag, base_network.spec, icon=png)
-    applied, plugin = load_plugin_core(str(out), str(base_spec.path))
-    app = ApplyApp(applied, DemoSource(seed=6), plugin)
-    app.worker.start()
-    app.core.start()
+    companion, plugins = load_companion([str(out)], str(base_spec.path))
+    app = CompanionApp(companion, plugins, DemoSource(seed=6), window=(900, 600))
+    app.start()
     try:
         def fired():
-            latest = app.worker.latest()
-            return latest is not None and latest[1].triggered and latest[1].category != 0
-        assert pump_until(app, fired, seconds=30), "the trained patch fires on the demo"
+            return app.latest is not None and app.latest[1][1][0].fired
+        assert pump(app, fired), "the trained patch fires on the demo"
         post(pygame.KEYDOWN, key=pygame.K_SPACE, mod=0)  # hold that frame
+        app.step()
+        assert app.frozen
         flips = []
         real_flip = pygame.display.flip
         monkeypatch.setattr(pygame.display, "flip", lambda: (flips.append(1), real_flip()))
@@ -43,11 +63,49 @@ def test_icon_drawn_once_per_frame_and_help_of_its_own(base_network, base_spec, 
             screen = pygame.surfarray.array3d(app.screen)
             magenta = (screen[..., 0] == 255) & (screen[..., 1] == 0) & (screen[..., 2] == 255)
             assert magenta.sum() >= 24 * 24, "the icon is on every frame while it fires"
+            columns = np.nonzero(magenta.any(axis=1))[0]
+            assert columns.max() > app.view.frame_rect.right - 40, "in the top-right corner"
+
+        tinted = _frame_pixels(app)
+        post(pygame.KEYDOWN, key=pygame.K_x, mod=0)   # the overlay off: the raw frame
+        app.step()
+        raw = _frame_pixels(app)
+        probabilities = app.latest[1][1][0].probabilities
+        assert (probabilities.argmax(axis=0) == 1).any(), "it sees a ball on the frozen frame"
+        assert np.abs(tinted - raw).max() > 40, "the verdict tints the frame"
+
         post(pygame.KEYDOWN, key=pygame.K_h, mod=0)
         app.step()
-        bottom = 40 + 26 + 20 * len(APPLY_HELP) - 1
+        lines = APPLY_KEYS.help_lines()
+        bottom = 40 + 26 + 20 * len(lines) - 1
         screen = pygame.surfarray.array3d(app.screen)
         assert tuple(screen[app.screen.get_width() // 2, bottom]) == (200, 200, 200)
-        assert not any("learning rate" in what or "label" in what for _, what in APPLY_HELP)
+        assert not any("learning rate" in what or "label" in what for _, what in lines)
+    finally:
+        app.close()
+
+
+def test_one_plugin_window_adds_selects_and_removes(device, base_spec, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    a = pixels_plugin(tmp_path / "a.specialneurons", "a", [("n1", "bg"), ("n2", "thing")])
+    pixels_plugin(tmp_path / "b.specialneurons", "b", [("n3", "bg"), ("n4", "other")])
+    companion, plugins = load_companion([a], str(base_spec.path))
+    app = CompanionApp(companion, plugins, DemoSource(), window=(900, 600))
+    app.start()
+    try:
+        assert pump(app, lambda: app.latest is not None)
+        post(pygame.KEYDOWN, key=pygame.K_r, mod=0)
+        app.step()
+        assert len(app.plugins) == 1 and "last patch stays" in app.message
+        for key in (pygame.K_o, pygame.K_DOWN, pygame.K_RETURN):
+            post(pygame.KEYDOWN, key=key, mod=0)
+        assert pump(app, lambda: len(app.plugins) == 2 and app.latest is not None
+                    and len(app.latest[1][1]) == 2), app.message
+        post(pygame.KEYDOWN, key=pygame.K_TAB, mod=0)
+        app.step()
+        assert app.selected == 1 and "overlay: b" in app.message
+        post(pygame.KEYDOWN, key=pygame.K_r, mod=0)
+        assert pump(app, lambda: len(app.plugins) == 1)
+        assert app.plugins[0].spec.name == "a"
     finally:
         app.close()

@@ -73,6 +73,7 @@ def test_apply_json_shows_the_chain(device, base_spec, tmp_path, capsys):
     line = json.loads(capsys.readouterr().out.splitlines()[0])
     assert line["chain"] == ["first:hand -> second"]
     assert [p["fired"] for p in line["patches"]] == [True, True]
+    assert [p["file"] for p in line["patches"]] == [first, second], "named by file too"
 
 
 def test_snapped_frames_make_a_folder_train_accepts(tmp_path, capsys):
@@ -88,44 +89,3 @@ def test_snapped_frames_make_a_folder_train_accepts(tmp_path, capsys):
     assert text.splitlines() == ["n7 0 ball", "n3 1 background", "n9 2 box"]
     assert main(["train", str(folder), "--check"]) == 0
     assert "4 images in 3 categories" in capsys.readouterr().out
-
-
-def test_companion_window_adds_and_removes_patches_live(device, base_spec, tmp_path,
-                                                         monkeypatch):
-    import pygame
-    from loop.faces.apply import load_companion
-    from loop.faces.companion_app import CompanionApp
-    from loop.faces.sources import DemoSource
-    monkeypatch.chdir(tmp_path)
-    a = pixels_plugin(tmp_path / "a.specialneurons", "a", [("n1", "bg"), ("n2", "thing")])
-    pixels_plugin(tmp_path / "b.specialneurons", "b", [("n3", "bg"), ("n4", "other")])
-    companion, plugins = load_companion([a], str(base_spec.path))
-    app = CompanionApp(companion, plugins, DemoSource(), window=(900, 600))
-    app._thread.start()
-
-    def pump(condition, seconds=20):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            for event in pygame.event.get():
-                app.handle(event)
-            app.draw()
-            if condition():
-                return True
-            time.sleep(0.01)
-        return False
-
-    try:
-        assert pump(lambda: app.latest is not None)
-        runs = companion.base_runs
-        for key in (pygame.K_o, pygame.K_DOWN, pygame.K_RETURN):
-            pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=key, mod=0))
-        assert pump(lambda: len(app.plugins) == 2 and app.latest is not None
-                    and len(app.latest[1][1]) == 2), app.message
-        assert {p.spec.name for p in app.plugins} == {"a", "b"}
-        assert companion.base_runs > runs and companion.base is app.companion.base
-        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_r, mod=0))
-        assert pump(lambda: len(app.plugins) == 1)
-    finally:
-        app._stop.set()
-        app._thread.join(timeout=5)
-        pygame.display.quit()

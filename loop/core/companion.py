@@ -1,4 +1,4 @@
-"""Several patches over one base pass per frame: the companion app's view (seed 000).
+"""Several patches over one base pass per frame: the companion view that runs plugins.
 
 A patch runs when one of its trigger tags is among the base's top classes or among the
 categories that patches evaluated before it found; patches run in the order those
@@ -38,6 +38,7 @@ class PatchResult:
     fired: bool
     fired_tag: str | None
     because: str | None   # the tag that triggered it (a base synset or a patch's category)
+    probabilities: np.ndarray | None = None  # float32 (K, h, w) per cell, when it ran
 
 
 def evaluation_order(specs: list) -> list[int]:
@@ -139,12 +140,12 @@ class Companion:
                 prep.upload(frame, self.queue)
                 prep.enqueue(self.queue)
             inference.enqueue(self.queue)
-            category, confidence = frame_verdict(inference.read(self.queue), spec.threshold,
-                                                 spec.pooling)
+            probabilities = inference.read(self.queue)
+            category, confidence = frame_verdict(probabilities, spec.threshold, spec.pooling)
             fired = category != 0
             tag = spec.categories[category].tag if fired else None
             results[i] = PatchResult(spec.name, True, spec.categories[category].name,
-                                     confidence, fired, tag, because)
+                                     confidence, fired, tag, because, probabilities)
             if because is not None:
                 chain.append((present[because], spec.name))
             if fired:

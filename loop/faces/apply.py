@@ -1,6 +1,7 @@
-"""`patchloop apply NAME.specialneurons`: the companion-app view (seed 000, "How the
-Inference Works"). The base runs on every frame, the patch runs when triggered, and its icon
-shows when it fires; `--json` prints one JSON line per frame instead of a window."""
+"""`patchloop apply NAME.specialneurons [MORE...]`: the companion view, the same for one
+plugin or several. The base runs on every frame, each patch when it is triggered, and a
+patch's icon shows when it fires; `--json` prints one JSON line per frame instead of a
+window, each patch named by its file as well as its name."""
 from __future__ import annotations
 
 import json
@@ -75,12 +76,18 @@ def _frames(source, limit: int):
 def load_companion(paths: list[str], base_path: str | None):
     """(companion, plugins): every plugin that loads, over one base; the others are refused
     with their reason on stderr. None of them loading, or a trigger cycle, is an error."""
+    companion, plugins, _ = load_companion_files(paths, base_path)
+    return companion, plugins
+
+
+def load_companion_files(paths: list[str], base_path: str | None):
+    """(companion, plugins, files): load_companion's, with the path each plugin came from."""
     from loop.core.companion import MAX_PATCHES, Companion, PatchSetError
     if len(paths) > MAX_PATCHES:
         raise UserError(f"{len(paths)} plugins: at most {MAX_PATCHES} run together")
     device = Device.default()
     base = BaseNetwork(device, open_base(base_path))
-    loaded, entries = [], []
+    loaded, entries, files = [], [], []
     for path in paths:
         try:
             plugin = read_plugin(path)
@@ -92,26 +99,35 @@ def load_companion(paths: list[str], base_path: str | None):
             print(f"patchloop: {shown(path)}: refused: made on base {spec.base_name} "
                   f"({spec.base_hash}), not on the one loaded ({base.hash})", file=sys.stderr)
             continue
+        if spec.topology == "pixels" and plugin.input_hw != PIXELS_INPUT:
+            print(f"patchloop: {shown(path)}: refused: a pixels patch takes {PIXELS_INPUT}, "
+                  f"not {plugin.input_hw}", file=sys.stderr)
+            continue
         try:
             entries.append((spec, plugin.weights, arch_on_base(plugin, base.spec)))
         except PluginError as exc:
             print(f"patchloop: {shown(path)}: refused: {exc}", file=sys.stderr)
             continue
         loaded.append(plugin)
+        files.append(path)
     if not loaded:
         raise UserError("no plugin could be loaded (reasons above)")
     try:
         companion = Companion(device, base, entries)
     except PatchSetError as exc:
         raise UserError(str(exc)) from exc
-    return companion, loaded
+    return companion, loaded, files
 
 
-def companion_result(index: int, base_top, results, chain) -> dict:
+def companion_result(index: int, base_top, results, chain, files=None) -> dict:
+    """One frame's JSON; `files` (the plugins' paths, in load order) tell patches of the
+    same name apart."""
+    files = files or [None] * len(results)
     return {"frame": index, "base_top": [[t, n, _number(p)] for t, n, p in base_top[:3]],
-            "patches": [{"name": r.name, "triggered": r.triggered, "category": r.category,
-                         "confidence": _number(r.confidence), "fired": r.fired}
-                        for r in results],
+            "patches": [{"name": r.name, "file": path, "triggered": r.triggered,
+                         "category": r.category, "confidence": _number(r.confidence),
+                         "fired": r.fired}
+                        for r, path in zip(results, files)],
             "chain": [f"{a} -> {b}" for a, b in chain]}
 
 
@@ -124,22 +140,17 @@ def _number(value: float) -> float | None:
 def run(args) -> int:
     source, note = open_source(args.camera, args.video, args.images, args.demo)
     try:
-        if len(args.plugins) > 1 or args.json:
-            companion, plugins = load_companion(args.plugins, args.base)
-            if args.json:
-                if note:
-                    print(f"patchloop: {note}", file=sys.stderr)
-                for i, frame in enumerate(_frames(source, args.frames)):
-                    result = companion_result(i, *companion.run(frame))
-                    print(json.dumps(result, allow_nan=False), flush=True)
-                return 0
-            from loop.faces.companion_app import CompanionApp
-            CompanionApp(companion, plugins, source, note, args.snap_dir).run()
+        companion, plugins, files = load_companion_files(args.plugins, args.base)
+        if args.json:
+            if note:
+                print(f"patchloop: {note}", file=sys.stderr)
+            files = [shown(path) for path in files]
+            for i, frame in enumerate(_frames(source, args.frames)):
+                result = companion_result(i, *companion.run(frame), files)
+                print(json.dumps(result, allow_nan=False), flush=True)
             return 0
-        core, plugin = load_plugin_core(args.plugins[0], args.base)
-        from loop.faces.apply_app import ApplyApp  # pygame only when a window is wanted
-        ApplyApp(core, source, plugin, note, snap_dir=args.snap_dir).run()
-        core.close()
+        from loop.faces.companion_app import CompanionApp  # pygame only for a window
+        CompanionApp(companion, plugins, source, note, args.snap_dir).run()
         return 0
     finally:
         source.close()

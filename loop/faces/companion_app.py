@@ -1,8 +1,10 @@
-"""The companion window for several patches: the frame, the base's top class, and for each
-patch whether it ran, what it says and its icon when it fires. `c` snaps the frame into the
-data folder under the category the first patch did not say (1-9 picks another). `o` opens
-a file chooser in the window to add a plugin, Tab selects a loaded patch and `r` removes it;
-the base keeps running throughout."""
+"""`patchloop apply`: the companion window, the same for one plugin or many. The base runs
+on every frame and each patch when it is triggered; the selected patch's verdict is laid
+over the frame as in the live window (translucent categories, heat map, uncertainty), and
+each firing patch shows its icon and a FIRED line. `o` adds a plugin from a file chooser in
+the window, Tab selects a patch (its overlay), `r` removes it, `c` snaps the frame into the
+data folder under the category the first patch did not say (1-9 picks another); the base
+keeps running throughout."""
 from __future__ import annotations
 
 import io
@@ -11,15 +13,17 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
 import pygame
 
+from loop.faces.companion_view import CompanionView
+from loop.faces.key_table import KeyTable, key
 from loop.faces.live_app import _fitting_window
-from loop.faces.live_view import MIN_WINDOW, frame_area
+from loop.faces.live_view import MIN_WINDOW, ViewState
+from loop.faces.overlays import VIEWS
 from loop.store.safe_files import shown
 from loop.store.snap import default_snap_category, snap_frame
 
-
+FPS = 30
 MAX_CHOICES = 20
 MAX_LOOKED_AT = 20_000  # entries looked at for the chooser: a home folder is large
 
@@ -38,19 +42,59 @@ def plugin_files(folder: Path) -> list[Path]:
     return sorted(found)[:MAX_CHOICES]
 
 
+def _toggle(name):
+    def act(w, e):
+        setattr(w.state, name, not getattr(w.state, name))
+    return act
+
+
+def _next_view(w, e):
+    w.state.view = (w.state.view + 1) % len(VIEWS)
+    w.message = f"view: {VIEWS[w.state.view]}"
+
+
+def _pick_snap_category(w, e):
+    w.snap_choice = e.key - pygame.K_1
+    w.message = f"next snap: category {w.snap_choice + 1} of {w.plugins[0].spec.name}"
+
+
+APPLY_KEYS = KeyTable([
+    key("space", "freeze the frame (stop-N-show)", (pygame.K_SPACE,), lambda w, e: w.freeze()),
+    key("x", "verdict overlay on / off", (pygame.K_x,), _toggle("show_verdict")),
+    key("v", "view: verdict / heat map (not background) / uncertainty", (pygame.K_v,),
+        _next_view),
+    key("m", "smooth / blocky cells", (pygame.K_m,), _toggle("smooth")),
+    key("Tab", "select the next patch (its verdict is laid over the frame)", (pygame.K_TAB,),
+        lambda w, e: w.select_next()),
+    key("o", "add a plugin (a chooser of the .specialneurons files here)", (pygame.K_o,),
+        lambda w, e: w.open_chooser()),
+    key("r", "remove the selected patch", (pygame.K_r,), lambda w, e: w.remove(w.selected)),
+    key("1-9", "the category of the next snap (of the first patch)",
+        tuple(range(pygame.K_1, pygame.K_9 + 1)), _pick_snap_category),
+    key("c", "snap the frame into the data folder (the first patch's other category, or the "
+        "one picked)", (pygame.K_c,), lambda w, e: w.snap()),
+    key("h, F1", "this help", (pygame.K_h, pygame.K_F1), _toggle("show_help")),
+    key("Esc", "quit", (pygame.K_ESCAPE,), lambda w, e: w.quit()),
+])
+
+
 class CompanionApp:
     def __init__(self, companion, plugins, source, note=None, snap_dir="snaps", window=None):
         pygame.display.init()
         pygame.font.init()
-        pygame.display.set_caption("Patchloop companion: " + ", ".join(p.spec.name for p in plugins))
+        pygame.display.set_caption("Patchloop: " + ", ".join(p.spec.name for p in plugins))
         self.screen = pygame.display.set_mode(window or _fitting_window(), pygame.RESIZABLE)
-        self.font = pygame.font.Font(None, 22)
+        self.view = CompanionView(self.screen)
         self.companion, self.plugins, self.source = companion, plugins, source
         self.snap_dir, self.snap_choice = snap_dir, None
         self.icons = [self._icon(p) for p in plugins]
+        self.state = ViewState(selected=0)
         self.latest = None
         self.message = note or ""
-        self.selected = 0             # the loaded patch `r` removes
+        self.selected = 0             # the patch whose verdict is laid over the frame
+        self.frozen = False
+        self.frames_per_second = 0.0
+        self.clock = pygame.time.Clock()
         self.chooser: list | None = None   # plugin files offered by `o`, or None when closed
         self.choice = 0
         self._run_lock = threading.Lock()  # patches change between frames, never during one
@@ -59,17 +103,21 @@ class CompanionApp:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, daemon=True, name="patchloop-companion")
 
-    @staticmethod
-    def _icon(plugin):
+    def _icon(self, plugin):
         if plugin.icon is None:
             return None
         try:
             return pygame.image.load(io.BytesIO(plugin.icon), "icon.png")
         except pygame.error:
+            self.message = f"the icon of {plugin.spec.name} could not be decoded"
             return None
 
     def _work(self) -> None:
+        times = []
         while not self._stop.is_set():
+            if self.frozen:  # a still frame: the patches' answers on it do not change
+                time.sleep(0.05)
+                continue
             frame = self.source.read()
             if frame is None:
                 time.sleep(0.05)
@@ -78,43 +126,67 @@ class CompanionApp:
                 result = self.companion.run(frame)
             with self._lock:
                 self.latest = (frame, result)
+            times = [t for t in times if t > time.monotonic() - 2.0] + [time.monotonic()]
+            self.frames_per_second = (len(times) - 1) / max(1e-6, times[-1] - times[0])
 
+    # -- the loop -------------------------------------------------------------------------
     def run(self, max_frames: int | None = None) -> None:
         self._thread.start()
-        clock, frames = pygame.time.Clock(), 0
+        frames = 0
         try:
             while self.running and (max_frames is None or frames < max_frames):
-                clock.tick(30)
-                for event in pygame.event.get():
-                    self.handle(event)
-                self.draw()
-                pygame.display.flip()
+                self.step()
                 frames += 1
         finally:
-            self._stop.set()
+            self.close()
+
+    def step(self) -> None:
+        """One frame of the window: events, draw, one flip."""
+        self.clock.tick(FPS)
+        for event in pygame.event.get():
+            self.handle(event)
+        with self._lock:
+            latest = self.latest
+        self.view.draw(self.screen, self, latest, APPLY_KEYS.help_lines())
+        if self.chooser is not None:
+            self._draw_chooser()
+        pygame.display.flip()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
             self._thread.join(timeout=5)
-            pygame.display.quit()
+        pygame.display.quit()
 
     def handle(self, event) -> None:
         if self.chooser is not None and event.type == pygame.KEYDOWN:
             self._chooser_key(event.key)
-            return
-        if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE):
+        elif event.type == pygame.QUIT:
             self.running = False
-        elif event.type == pygame.KEYDOWN and event.key == pygame.K_o:
-            self.chooser = plugin_files(Path.cwd())
-            self.choice = 0
-        elif event.type == pygame.KEYDOWN and event.key == pygame.K_TAB:
-            self.selected = (self.selected + 1) % max(1, len(self.plugins))
-        elif event.type == pygame.KEYDOWN and event.key == pygame.K_r:
-            self.remove(self.selected)
+        elif event.type == pygame.KEYDOWN:
+            APPLY_KEYS.handle(self, event)
         elif event.type == pygame.VIDEORESIZE:
             size = (max(MIN_WINDOW[0], event.w), max(MIN_WINDOW[1], event.h))
             self.screen = pygame.display.set_mode(size, pygame.RESIZABLE)
-        elif event.type == pygame.KEYDOWN and pygame.K_1 <= event.key <= pygame.K_9:
-            self.snap_choice = event.key - pygame.K_1
-        elif event.type == pygame.KEYDOWN and event.key == pygame.K_c:
-            self.snap()
+
+    # -- what the keys do -----------------------------------------------------------------
+    def quit(self) -> None:
+        self.running = False
+
+    def freeze(self) -> None:
+        self.frozen = not self.frozen
+        self.message = "frozen (space to go on)" if self.frozen else "live"
+
+    def select_next(self) -> None:
+        self.selected = (self.selected + 1) % max(1, len(self.plugins))
+        self.message = f"overlay: {self.plugins[self.selected].spec.name}"
+
+    def open_chooser(self) -> None:
+        self.chooser = plugin_files(Path.cwd())
+        self.choice = 0
 
     def _chooser_key(self, key) -> None:
         if key == pygame.K_ESCAPE:
@@ -196,38 +268,6 @@ class CompanionApp:
 
         self.message = "snapping..."
         threading.Thread(target=write, name="patchloop-snap", daemon=True).start()
-
-    def draw(self) -> None:
-        self.screen.fill((25, 25, 30))
-        with self._lock:
-            latest = self.latest
-        if latest is None:
-            self.screen.blit(self.font.render("waiting for frames...", True, (230, 230, 230)), (10, 10))
-            return
-        frame, (base_top, results, chain) = latest
-        rect = frame_area(self.screen.get_size(), frame.shape[:2])
-        image = cv2.resize(frame, rect.size, interpolation=cv2.INTER_LINEAR)
-        self.screen.blit(pygame.image.frombuffer(image.tobytes(), rect.size, "RGB"), rect.topleft)
-        x, y = rect.right + 12, 10
-        lines = [f"base: {base_top[0][1]} {base_top[0][2]:.2f}"]
-        for i, r in enumerate(results):
-            state = "FIRED" if r.fired else ("ran" if r.triggered else "not triggered")
-            mark = ">" if i == self.selected else " "
-            lines.append(f"{mark}{r.name}: {state}, {r.category} {r.confidence:.2f}")
-        lines += [f"chain: {a} -> {b}" for a, b in chain]
-        for line in lines:
-            self.screen.blit(self.font.render(line[:44], True, (230, 230, 230)), (x, y))
-            y += 22
-        icon_x = rect.x + 8
-        for r, icon in zip(results, self.icons):
-            if r.fired and icon is not None:
-                self.screen.blit(icon, (icon_x, rect.y + 8))
-                icon_x += icon.get_width() + 6
-        if self.message:
-            self.screen.blit(self.font.render(self.message[:90], True, (255, 255, 120)),
-                             (10, self.screen.get_height() - 24))
-        if self.chooser is not None:
-            self._draw_chooser()
 
     def _draw_chooser(self) -> None:
         box = pygame.Rect(40, 40, self.screen.get_width() - 80, 30 + 22 * max(1, len(self.chooser)))

@@ -120,7 +120,7 @@ class LiveView:
             self.text(state.message, (self.frame_rect.x + 10, self.frame_rect.y + 8),
                       (255, 255, 120), self.big)
         if state.show_help:
-            self._help(help_lines)
+            self.help_page(help_lines)
 
     def _picture(self, state: ViewState, frame, verdict, size) -> np.ndarray:
         if not state.show_verdict:
@@ -255,7 +255,7 @@ class LiveView:
         ys = rect.bottom - 2 - (values - lo) / (hi - lo) * (rect.height - 18)
         pygame.draw.lines(self.screen, (120, 200, 255), False, list(zip(xs, ys)), 1)
 
-    def _help(self, lines) -> None:
+    def help_page(self, lines) -> None:
         box = pygame.Rect(40, 40, self.screen.get_width() - 80, 26 + 20 * len(lines))
         pygame.draw.rect(self.screen, (10, 10, 20), box)
         pygame.draw.rect(self.screen, (200, 200, 200), box, 1)
