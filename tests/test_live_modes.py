@@ -85,6 +85,7 @@ def test_brush_category_and_view_come_back_when_the_session_resumes(session_args
     core.start()
     try:
         assert pump_until(app, lambda: app.worker.latest() is not None)
+        _click(app, 100, 100, 1)  # a session with a label is kept
         post(pygame.MOUSEWHEEL, x=0, y=5, flipped=False)   # brush 16 -> 26
         _key(pygame.K_3)
         _key(pygame.K_v)
@@ -124,3 +125,32 @@ def test_a_saved_view_that_is_not_a_few_plain_values_is_refused(prefs, tmp_path)
     finally:
         store.close()
     assert load_session(tmp_path / "w.h5").state.window == {"brush": 30, "smooth": False}
+
+
+def test_a_new_session_nothing_was_labeled_in_is_not_left_behind(session_args, capsys):
+    from pathlib import Path
+    source = DemoSource(seed=2)
+    core, link, note = live.open_session(session_args, source)
+    app = LiveApp(core, source, note, link=link)
+    path = Path(session_args.session)
+    assert path.exists()
+    post(pygame.MOUSEWHEEL, x=0, y=2, flipped=False)  # a view change is not a label
+    _key(pygame.K_ESCAPE)
+    app.step()
+    app.close()
+    live.finish(link)
+    assert sorted(p.name for p in path.parent.iterdir()) == [], "no file, journal or lock"
+    assert "nothing was labeled" in capsys.readouterr().err
+
+    source = DemoSource(seed=2)
+    core, link, note = live.open_session(session_args, source)
+    app = LiveApp(core, source, note, link=link)
+    app.worker.start()
+    try:
+        assert pump_until(app, lambda: app.worker.latest() is not None)
+        _click(app, 100, 100, 1)
+        app.step()
+    finally:
+        app.close()
+    live.finish(link)
+    assert load_session(path).state.labels, "a labeled session is kept"

@@ -119,6 +119,9 @@ def finish(link) -> None:
     be saved are an error (exit 2), each named."""
     if link is None:
         return
+    if link.discarded:
+        print(f"patchloop: nothing was labeled, so {link.store.path} was not kept",
+              file=sys.stderr)
     if link.warning:
         warn([link.warning])
     if link.failure:

@@ -29,6 +29,8 @@ class SessionLink:
         self.lost: list[str] = []        # changes never written, named
         self.failure: str | None = None  # after close: one line naming what was lost
         self.warning: str | None = None  # after close: a problem that lost nothing
+        self.discarded = False           # after close: a new session nothing was labeled in
+        self._labels_made = 0
         self._give_up = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._write, name="patchloop-session", daemon=True)
@@ -37,6 +39,7 @@ class SessionLink:
     # -- what the window calls ------------------------------------------------------------
     def label(self, frame_id: int, label) -> None:
         frame = self.core.label(frame_id, label)
+        self._labels_made += 1
         image = frame.image
         self._submit(lambda: self.store.add_label(frame_id, image, label),
                      f"the label on frame {frame_id}", counts=True)
@@ -75,6 +78,9 @@ class SessionLink:
         """Everything waiting is written (for at most `seconds`), a last snapshot taken, the
         file consolidated. What could not be written is named in `failure`."""
         seconds = CLOSE_SECONDS if seconds is None else seconds
+        if self.store.created and self._labels_made == 0:
+            self._discard(seconds)
+            return
         self.snapshot()
         losses = list(self.core.trainer.status.losses)
         self._submit(lambda: self.store.log_loss(losses), "the loss log")
@@ -96,6 +102,16 @@ class SessionLink:
                             "change is kept in its journal and read from there")
         if self.lost:
             self.failure = _lost_line(self.store.path, self.lost)
+
+    def _discard(self, seconds: float) -> None:
+        """Nothing was labeled in a session this run created: it is not kept."""
+        self.jobs.put(None)
+        self._thread.join(seconds)
+        try:
+            self.discarded = self.store.discard()
+        except OSError as exc:
+            self.warning = f"{self.store.path}: an empty session could not be removed " \
+                           f"({getattr(exc, 'strerror', None) or exc})"
 
     # -- the writer -----------------------------------------------------------------------
     def _submit(self, job, what: str, counts: bool = False, undo: bool = False) -> None:

@@ -61,6 +61,7 @@ class SessionStore:
         self._excluded: dict = {}     # frame id -> left out or not, not appended yet
         self._settings_changed = False
         self._new_snapshots: list = []  # tags not in the file yet
+        self.created = False          # made by this store (not an existing session opened)
         state.frames = FrameShelf(path, state.frame_shapes, dict(state.frames))
 
     # -- opening --------------------------------------------------------------------------
@@ -80,6 +81,7 @@ class SessionStore:
             state = SessionState(spec, settings, time.time())
             store = cls(path, state, create_file(path, state, []), lock)
             store.journal = JournalWriter.create(journal_path(path))
+            store.created = True
         except OSError as exc:
             lock.release()
             raise path_error(path, exc) from exc
@@ -323,6 +325,25 @@ class SessionStore:
             self.consolidate()
         finally:
             self.release()
+
+    def discard(self) -> bool:
+        """A session this store created and nothing was labeled in (no frame, no label) is
+        removed with its journal, under the lock, so an aborted run leaves nothing behind;
+        False (and the session kept, closed) otherwise."""
+        if not self.created or self.state.labels or self.state.frame_shapes:
+            self.close()
+            return False
+        try:
+            self.journal.close()
+            self.journal = None
+            for path in (journal_path(self.path), self.path):
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+        finally:
+            self.release()
+        return True
 
     def release(self) -> None:
         """Lets the session go without appending (the journal keeps every change)."""
