@@ -20,9 +20,11 @@ import numpy as np
 
 from loop.core.augment import AugmentRanges, augment
 from loop.core.labels import LabeledFrame, label_counts
+from loop.core.categories import grown, grown_momentum, renamed, with_category
 from loop.core.patch import PIXELS_INPUT, PatchSpec
 from loop.core.patch_arch import patch_arch
 from loop.core.patch_model import PatchModel
+from loop.core.patch_net import parameter_layout
 from loop.core.receptive_field import base_path_to, map_size, receptive_field
 from loop.core.settings import TrainerSettings
 from loop.core.trainer import OnlineTrainer
@@ -321,6 +323,66 @@ class LoopCore:
             for frame in self.frames:
                 if frame.frame_id == frame_id or frame.augmented_from == frame_id:
                     frame.excluded = excluded
+
+    # -- categories -----------------------------------------------------------------------
+    def rename_category(self, index: int, name: str) -> PatchSpec:
+        """A new name for category `index` (ValueError for a name that cannot be one)."""
+        spec = renamed(self.spec, index, name)
+        self.spec = self.model.spec = spec
+        return spec
+
+    def add_category(self, name: str) -> PatchSpec:
+        """A new category, trained from the next labels on: the patch's last layer grows by
+        one output that starts quiet, every trained weight kept (see core.categories)."""
+        spec = with_category(self.spec, name)
+        self._grow(spec)
+        return spec
+
+    def _grow(self, spec: PatchSpec) -> None:
+        running = self.trainer.running
+        self.trainer.stop()
+        with self.device_turn:
+            old = self.model
+            state = old.state(self.queue)
+            weights, velocity = (old.layout.unpack(state[k]) for k in ("weights", "velocity"))
+            arch = patch_arch(spec, self.base.spec if self.base is not None else None)
+            last = len(arch.layers) - 1
+            weights = grown(weights, last, spec.outputs)
+            model = PatchModel(self.device, spec, arch, old.feature_shape[1:], weights)
+            model.load_state({"weights": model.layout.pack(weights),
+                              "velocity": model.layout.pack(
+                                  grown_momentum(velocity, last, spec.outputs))}, self.queue)
+            self.model, self.spec = model, spec
+            self.trainer.use_model(model)
+            self._pipelines.clear()
+            self._feature_inference = None
+        if running:
+            self.trainer.start()
+
+    def load_saved_weights(self, weights: np.ndarray, velocity: np.ndarray | None = None):
+        """A snapshot's dense weights (and momentum) into the patch. A snapshot saved before
+        the newest categories were added has fewer outputs: it is grown to fit."""
+        from loop.core.snapshot import load_dense
+        if np.asarray(weights).size != self.model.layout.dense_size:
+            weights, velocity = self._grown_dense(np.asarray(weights, np.float32), velocity)
+        load_dense(self, weights, velocity)
+
+    def _grown_dense(self, weights: np.ndarray, velocity):
+        base_spec = self.base.spec if self.base is not None else None
+        for outputs in range(2, self.spec.outputs):
+            fewer = replace(self.spec, categories=self.spec.categories[:outputs])
+            layout = parameter_layout(self.device, list(patch_arch(fewer, base_spec).layers))
+            if layout.dense_size != weights.size:
+                continue
+            last = len(self.model.layers) - 1
+            moments = np.zeros_like(weights) if velocity is None else velocity
+            arrays = layout.unpack(layout.from_dense(weights))
+            speeds = layout.unpack(layout.from_dense(moments))
+            mine = self.model.layout
+            return (mine.dense(mine.pack(grown(arrays, last, self.spec.outputs))),
+                    mine.dense(mine.pack(grown_momentum(speeds, last, self.spec.outputs))))
+        raise ValueError(f"the saved weights ({weights.size}) do not fit this patch "
+                         f"({self.model.layout.dense_size})")
 
     def labeled_frames(self) -> list:
         """The frames the user labeled (not their tilt-shift copies), oldest first: edit

@@ -110,6 +110,19 @@ class OnlineTrainer:
         self._wake.set()
 
     # -- thread ---------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def use_model(self, model) -> None:
+        """Train another model from the next step (the patch grew a category); the trainer
+        must be stopped. Its step plans are the old model's: they go."""
+        if self.running:
+            raise RuntimeError("stop the trainer before it changes models")
+        self.model = model
+        self._steps.clear()
+        self.watch = ProgressWatch(model.spec.outputs)
+
     def start(self) -> None:
         if self._thread and self._thread.is_alive():
             return

@@ -13,7 +13,6 @@ from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
 from loop.core.patch import PatchSpec, categories_from_names
-from loop.core.snapshot import load_dense
 from loop.demo.scene import CATEGORIES
 from loop.errors import UserError
 from loop.faces.session_link import SessionLink
@@ -103,8 +102,8 @@ def resume_core(args, source, state, frames: dict) -> LoopCore:
     core.resume(frames, order, state.excluded)
     core.trainer.apply(state.settings)
     snapshot = state.latest_snapshot()
-    if snapshot is not None:
-        load_dense(core, snapshot.weights, snapshot.velocity)
+    if snapshot is not None:  # saved before a category was added: it grows to fit
+        core.load_saved_weights(snapshot.weights, snapshot.velocity)
     return core
 
 

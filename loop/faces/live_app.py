@@ -22,6 +22,7 @@ from loop.faces.edit_mode import EditMode
 from loop.faces.live_keys import edit_keys, live_keys
 from loop.faces.live_view import MIN_WINDOW, LiveView, ViewState, window_prefs, \
     with_window_prefs
+from loop.faces.text_entry import TextEntry
 from loop.faces.verdict_worker import VerdictWorker
 
 FPS = 60
@@ -65,6 +66,7 @@ class LiveApp:
         self.frames_drawn = 0
         self.edit_only = edit_only
         self.edit: EditMode | None = None
+        self.entry: TextEntry | None = None   # a name being typed
         self._live_shows_verdict = self.state.show_verdict
         if note:
             self.say(note)
@@ -166,6 +168,10 @@ class LiveApp:
             size = (max(MIN_WINDOW[0], event.w), max(MIN_WINDOW[1], event.h))
             self.screen = pygame.display.set_mode(size, pygame.RESIZABLE)
             self.view.relayout(self.screen, self.view.frame_rect.size[::-1])
+        elif event.type == pygame.KEYDOWN and self.entry is not None:
+            if not self.entry.key(event):
+                self.entry = None
+            self._show_entry()
         elif event.type == pygame.KEYDOWN:
             self.keys().handle(self, event)
         elif event.type == pygame.MOUSEWHEEL:
@@ -226,6 +232,28 @@ class LiveApp:
     def freeze(self) -> None:
         self.worker.frozen = not self.worker.frozen
         self.say("frozen (space to go on)" if self.worker.frozen else "live")
+
+    def ask_new_category(self) -> None:
+        def take(name):
+            spec = self.labels.add_category(name)
+            self.select(spec.outputs - 1)
+            self.say(f"category {spec.outputs} {name} added: label it with a left click")
+        self.entry = TextEntry("name of the new category", take)
+        self._show_entry()
+
+    def ask_rename(self) -> None:
+        index = self.state.selected
+        old = self.core.spec.categories[index].name
+
+        def take(name):
+            self.labels.rename_category(index, name)
+            self.say(f"category {index + 1} is now {name}")
+        self.entry = TextEntry(f"new name of category {index + 1} ({old})", take, text=old)
+        self._show_entry()
+
+    def _show_entry(self) -> None:
+        entry = self.entry
+        self.state.entry = None if entry is None else (entry.prompt, entry.text, entry.error)
 
     def take_snapshot(self) -> None:
         snapshot = self.labels.snapshot()

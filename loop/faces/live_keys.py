@@ -61,6 +61,12 @@ LABEL_GESTURES = KeyTable([
         ctrl_keys=(pygame.K_z,)),
 ])
 
+CATEGORY_KEYS = KeyTable([
+    key("Ctrl+N", "add a category (type its name, Enter)", (), lambda w, e: w.ask_new_category(),
+        ctrl_keys=(pygame.K_n,)),
+    key("F2", "rename the selected category", (pygame.K_F2,), lambda w, e: w.ask_rename()),
+])
+
 TRAINING_KEYS = KeyTable([
     key("Up / Down", "learning rate", (pygame.K_UP, pygame.K_DOWN),
         lambda w, e: _settings(w, lambda s: s.faster() if e.key == pygame.K_UP else s.slower())),
@@ -101,7 +107,7 @@ LIVE_ONLY = KeyTable([
 
 
 def live_keys() -> KeyTable:
-    return LABEL_GESTURES + LIVE_ONLY + TRAINING_KEYS + VIEW_KEYS
+    return LABEL_GESTURES + CATEGORY_KEYS + LIVE_ONLY + TRAINING_KEYS + VIEW_KEYS
 
 
 def edit_keys(inside_live: bool) -> KeyTable:
@@ -111,4 +117,4 @@ def edit_keys(inside_live: bool) -> KeyTable:
                           lambda w, e: w.leave_edit())]) if inside_live else \
         KeyTable([key("Esc", "quit (everything is saved)", (pygame.K_ESCAPE,),
                       lambda w, e: w.quit())])
-    return EDIT_KEYS + LABEL_GESTURES + TRAINING_KEYS + VIEW_KEYS + leave
+    return EDIT_KEYS + LABEL_GESTURES + CATEGORY_KEYS + TRAINING_KEYS + VIEW_KEYS + leave

@@ -32,6 +32,7 @@ class ViewState:
     message: str = ""
     message_until: float = 0.0
     snapshots: list = field(default_factory=list)
+    entry: tuple | None = None   # (prompt, text typed, error) while a name is typed
 
 
 # What of the view a session keeps, so that it reopens as it was left.
@@ -119,6 +120,8 @@ class LiveView:
         if state.message and now < state.message_until:
             self.text(state.message, (self.frame_rect.x + 10, self.frame_rect.y + 8),
                       (255, 255, 120), self.big)
+        if state.entry is not None:
+            self.entry_box(*state.entry)
         if state.show_help:
             self.help_page(help_lines)
 
@@ -254,6 +257,17 @@ class LiveView:
         xs = rect.x + np.linspace(0, rect.width - 1, len(values))
         ys = rect.bottom - 2 - (values - lo) / (hi - lo) * (rect.height - 18)
         pygame.draw.lines(self.screen, (120, 200, 255), False, list(zip(xs, ys)), 1)
+
+    def entry_box(self, prompt: str, text: str, error: str) -> None:
+        box = pygame.Rect(40, self.frame_rect.centery - 50, max(360, self.frame_rect.width - 80),
+                          100 if error else 76)
+        pygame.draw.rect(self.screen, (10, 10, 20), box)
+        pygame.draw.rect(self.screen, (255, 220, 120), box, 1)
+        self.text(f"{prompt} (Enter: take, Esc: drop)", (box.x + 12, box.y + 10), DIM)
+        self.text(text + "_", (box.x + 12, box.y + 34), TEXT, self.big)
+        if error:
+            self.text(wrap_to_width(error, self.font, box.width - 24)[0],
+                      (box.x + 12, box.y + 72), (255, 160, 120))
 
     def help_page(self, lines) -> None:
         box = pygame.Rect(40, 40, self.screen.get_width() - 80, 26 + 20 * len(lines))

@@ -62,6 +62,16 @@ class SessionLink:
         self._submit(lambda: self.store.save_settings(settings), "the trainer settings")
         return settings
 
+    def rename_category(self, index: int, name: str):
+        spec = self.core.rename_category(index, name)
+        self._submit(lambda: self.store.save_categories(spec.names), "the category names")
+        return spec
+
+    def add_category(self, name: str):
+        spec = self.core.add_category(name)
+        self._submit(lambda: self.store.save_categories(spec.names), "the new category")
+        return spec
+
     def window_prefs(self) -> dict:
         """The window's view as the session last kept it (empty for a new session)."""
         return dict(self.store.state.window)

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
+from loop.core.categories import with_names
 from loop.core.patch import Category, PatchSpec
 from loop.core.settings import TrainerSettings
 
@@ -103,6 +104,8 @@ class SessionState:
                 self.settings = settings_from_json(event["settings"])
             elif op == "window":
                 self.window = window_from_json(event["prefs"])
+            elif op == "categories":
+                self.spec = categories_from_json(self.spec, event["names"])
             elif op == "loss":
                 points = [(int(s), float(v)) for s, v in event["points"]]
                 if len(self.loss_log) + len(points) > MAX_LOSS_POINTS:
@@ -261,6 +264,15 @@ def settings_from_json(data: dict) -> TrainerSettings:
         return TrainerSettings(**known)
     except (TypeError, ValueError) as exc:
         raise SessionFormatError(f"trainer settings are not valid ({exc})") from exc
+
+
+def categories_from_json(spec: PatchSpec, names) -> PatchSpec:
+    """The patch with its saved category names: renamed, or with categories added since
+    it was made (the first ones keep their tags, so labels keep their meaning)."""
+    try:
+        return with_names(spec, names)
+    except ValueError as exc:
+        raise SessionFormatError(f"the saved categories do not fit the patch ({exc})") from None
 
 
 def window_from_json(data) -> dict:

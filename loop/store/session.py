@@ -32,7 +32,7 @@ from loop.store.journal import JournalError, JournalWriter, Record
 from loop.store.records import (MAX_LOSS_POINTS, LabelRecord, SessionFormatError,
                                 SessionState, Snapshot, check_image, check_label, frame_factor,
                                 label_event, scale_label, settings_to_json, shrink_frame,
-                                stored_snapshot, window_from_json)
+                                categories_from_json, stored_snapshot, window_from_json)
 from loop.store.safe_files import shown
 from loop.store.session_file import VERSION, Append, FileCounts, append, create_file
 from loop.store.session_read import read_frames, read_session_counts, read_snapshot_arrays
@@ -196,6 +196,14 @@ class SessionStore:
         self.state.window = prefs
         self._settings_changed = True
 
+    def save_categories(self, names: list[str]) -> None:
+        """The category names after a rename or an added category (the first ones keep
+        their tags: labels keep their meaning)."""
+        spec = categories_from_json(self.state.spec, names)  # refused before the journal
+        self._append_event([], {"op": "categories", "names": spec.names})
+        self.state.spec = spec
+        self._settings_changed = True
+
     def log_loss(self, points: list[tuple[int, float]]) -> None:
         """Kept up to MAX_LOSS_POINTS in all (the log is for looking back, not training)."""
         points = points[:max(0, MAX_LOSS_POINTS - len(self.state.loss_log))]
@@ -249,7 +257,7 @@ class SessionStore:
                         dict(self._excluded), self.state.loss_log[self.counts.loss_log:],
                         self.state.settings if self._settings_changed else None,
                         [self.state.snapshots[t] for t in self._new_snapshots],
-                        dict(self.state.window))
+                        dict(self.state.window), self.state.spec.names)
         counts = self.counts.copy()
         try:
             append(self.path, counts, change)
@@ -292,7 +300,7 @@ class SessionStore:
         for frame_id in self.state.excluded ^ in_file.excluded:
             self._excluded[frame_id] = frame_id in self.state.excluded
         self._settings_changed = self.state.settings != in_file.settings or \
-            self.state.window != in_file.window
+            self.state.window != in_file.window or self.state.spec.names != in_file.names
         self._new_snapshots = [t for t in self.state.snapshots if t not in in_file.snapshots]
 
     def _all_arrays(self) -> None:

@@ -20,11 +20,13 @@ moment, a kill in the middle of an append included.
                        whole edit history, in order
     /loss_log          float64 (M, 2): (step, loss)
     /settings_log      uint8 (K, 4096): the trainer settings as JSON, zero-padded, with
-                       "window": the window's brush, category and view; the last row
-                       is the current one
+                       "window": the window's brush, category and view, and
+                       "categories": the category names (renamed, and added since
+                       the patch was made); the last row is the current one
     /snapshot_headers  uint8 (S, 16384): JSON (tag, created, steps, settings,
                        label_counts, size), zero-padded
-    /snapshot_arrays   float32 (S, 2, W): weights and velocity of each snapshot
+    /snapshot_arrays   float32 (S, 2, W): weights and velocity of each snapshot (its
+                       header's size of them: W grows when a category is added)
 
 Versions 1 and 2 (written whole) are still read (session_legacy); reading is in
 session_read."""
@@ -87,6 +89,7 @@ class Append:
     settings: object = None                          # TrainerSettings, when changed
     snapshots: list = field(default_factory=list)    # Snapshot
     window: dict = field(default_factory=dict)       # the window's view, kept with settings
+    categories: list = field(default_factory=list)   # names, kept with settings (renamed, added)
 
 
 # -- writing ------------------------------------------------------------------------------
@@ -105,7 +108,8 @@ def create_file(path, state: SessionState, frames, replace: bool = False) -> Fil
             excluded = {i: True for i in state.excluded}
             _append_into(f, counts, Append(state.last_seq, frames, list(state.labels),
                                            {}, excluded, list(state.loss_log), state.settings,
-                                           list(state.snapshots.values()), state.window))
+                                           list(state.snapshots.values()), state.window,
+                                           state.spec.names))
     write_atomically(path, write, replace=replace)
     return counts
 
@@ -168,7 +172,8 @@ def _append_into(f: h5py.File, counts: FileCounts, change: Append) -> None:
     if change.settings is not None:
         k += 1
         f["settings_log"].resize((k, SETTINGS_BYTES))
-        row = dict(settings_to_json(change.settings), window=change.window)
+        row = dict(settings_to_json(change.settings), window=change.window,
+                   categories=change.categories)
         f["settings_log"][k - 1] = _padded(row, SETTINGS_BYTES)
     s = _append_snapshots(f, counts, change.snapshots)
     f.flush()
@@ -206,15 +211,18 @@ def _append_snapshots(f: h5py.File, counts: FileCounts, snapshots: list) -> int:
     n = start + len(snapshots)
     if not snapshots:
         return n
-    width = snapshots[0].weights.size
-    if arrays.shape[2] not in (0, width) or any(s.weights.size != width for s in snapshots):
-        raise SessionFormatError(f"snapshot of {width} weights in a session of "
-                                 f"{arrays.shape[2]}")
+    # A patch that gained a category has more weights: the rows widen, older snapshots
+    # keep their own size (their header's "size") and zeros after it.
+    width = max(arrays.shape[2], max(s.weights.size for s in snapshots))
+    if width > MAX_WEIGHTS:
+        raise SessionFormatError(f"a snapshot of {width} weights is over {MAX_WEIGHTS}")
     headers.resize((n, HEADER_BYTES))
     arrays.resize((n, 2, width))
     for row, snap in enumerate(snapshots, start):
         headers[row] = _padded(snap.header, HEADER_BYTES)
-        arrays[row] = np.stack([snap.weights, snap.velocity])
+        both = np.zeros((2, width), np.float32)
+        both[0, :snap.weights.size], both[1, :snap.velocity.size] = snap.weights, snap.velocity
+        arrays[row] = both
         counts.snapshot_rows[snap.tag] = row
     return n
 

@@ -39,6 +39,7 @@ class FileHeld:
     settings: object
     snapshots: set                    # tags
     window: dict
+    names: list                       # the categories' names
 
 
 @dataclass
@@ -71,7 +72,7 @@ def load_session(path, frames: bool = True, arrays: bool = True,
         scan = JournalScan(damage=[f"{exc}; ignored"])
     state, counts = read_session_counts(path, frames, arrays)
     held = FileHeld([r.undone for r in state.labels], set(state.excluded), state.settings,
-                    set(state.snapshots), dict(state.window))
+                    set(state.snapshots), dict(state.window), state.spec.names)
     loaded = LoadedSession(state, counts, held, journal_damaged=bool(scan.damage))
     warnings = list(scan.damage)
     where = shown(str(jpath))

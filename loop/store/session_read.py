@@ -14,7 +14,8 @@ import numpy as np
 
 from loop.store.records import (MAX_FRAMES, MAX_LABELS, MAX_LOSS_POINTS, MAX_SIDE,
                                 SessionFormatError, SessionState, Snapshot, check_frame_shape,
-                                settings_from_json, spec_from_json, window_from_json)
+                                categories_from_json, settings_from_json, spec_from_json,
+                                window_from_json)
 from loop.store.safe_files import shown
 from loop.store.session_file import (COMMIT_FIELDS, FORMAT, FRAME_DTYPE, HEADER_BYTES,
                                      MAX_SETTINGS_ROWS, SETTINGS_BYTES, TILE, VERSION,
@@ -101,11 +102,6 @@ def _read_v3(checked: Checked, state: SessionState, frames: bool, arrays: bool,
         raise SessionFormatError(f"{checked.name}: /commit is damaged")
     counts = FileCounts(*(int(v) for v in commit[:len(COMMIT_FIELDS)]))
     state.last_seq = counts.journal_seq
-    _read_frames_index(checked, state, counts, frames, budget)
-    add_label_rows(state, checked.rows("labels", LABEL_DTYPE, 1, MAX_LABELS, counts.labels),
-                   checked.name)
-    loss = checked.rows("loss_log", np.float64, 2, MAX_LOSS_POINTS, counts.loss_log)
-    state.loss_log = loss_points(loss)
     if counts.settings_log < 1:
         raise SessionFormatError(f"{checked.name}: holds no trainer settings")
     settings = checked.dataset("settings_log", np.uint8, 2, MAX_SETTINGS_ROWS)
@@ -114,6 +110,13 @@ def _read_v3(checked: Checked, state: SessionState, frames: bool, arrays: bool,
     row = _unpadded(settings[counts.settings_log - 1])
     state.settings = settings_from_json(row)
     state.window = window_from_json(row.get("window", {}))
+    if "categories" in row:
+        state.spec = categories_from_json(state.spec, row["categories"])
+    _read_frames_index(checked, state, counts, frames, budget)
+    add_label_rows(state, checked.rows("labels", LABEL_DTYPE, 1, MAX_LABELS, counts.labels),
+                   checked.name)
+    loss = checked.rows("loss_log", np.float64, 2, MAX_LOSS_POINTS, counts.loss_log)
+    state.loss_log = loss_points(loss)
     _read_snapshots(checked, state, counts, arrays)
     return counts
 
@@ -160,7 +163,8 @@ def _read_snapshots(checked: Checked, state: SessionState, counts: FileCounts,
         tag = header["tag"]
         if arrays:
             both = values[row]
-            weights, velocity = both[0].copy(), both[1].copy()
+            size = _snapshot_size(header, both.shape[1], checked.name)
+            weights, velocity = both[0, :size].copy(), both[1, :size].copy()
         else:
             weights = velocity = np.zeros(0, np.float32)
         state.snapshots[tag] = Snapshot(tag, header, weights, velocity)
@@ -172,11 +176,26 @@ def read_snapshot_arrays(path, row: int):
     path = Path(path)
     name = shown(str(path))
     with open_for_reading(path) as f:
-        both = Checked(f, name).dataset("snapshot_arrays", np.float32, 3, MAX_SNAPSHOTS)
-        if not 0 <= row < both.shape[0]:
+        checked = Checked(f, name)
+        both = checked.dataset("snapshot_arrays", np.float32, 3, MAX_SNAPSHOTS)
+        headers = checked.dataset("snapshot_headers", np.uint8, 2, MAX_SNAPSHOTS)
+        if not 0 <= row < min(both.shape[0], headers.shape[0]):
             raise SessionFormatError(f"{name}: no snapshot in row {row}")
-        values = both[row]
+        header = _unpadded(headers[row])
+        if not isinstance(header, dict):
+            raise SessionFormatError(f"{name}: snapshot {row} has no header")
+        size = _snapshot_size(header, both.shape[2], name)
+        values = both[row, :, :size]
     return values[0].copy(), values[1].copy()
+
+
+def _snapshot_size(header: dict, width: int, name: str) -> int:
+    """How many of a row's weights are the snapshot's (rows are as wide as the widest)."""
+    size = header.get("size", width)
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 < size <= width:
+        raise SessionFormatError(f"{name}: snapshot {header.get('tag')!r:.40} says it holds "
+                                 f"{size!r:.20} of {width} weights")
+    return size
 
 
 def _unpadded(row: np.ndarray):
