@@ -8,12 +8,11 @@ from loop.cli import _parser
 from loop.core.labels import LabelDisc
 from loop.demo.scene import DemoScene
 from loop.faces import live
-from loop.faces.live_app import LiveApp
 from loop.faces.sources import DemoSource
 from loop.store.records import SessionFormatError
 from loop.store.session import SessionStore
 from loop.store.session_loader import load_session
-from test_live_window import at, post, pump_until
+from test_live_window import at, post, pump_until, session_window
 from test_plugin import trained_core
 
 
@@ -56,15 +55,9 @@ def _type(text):
 
 def test_the_window_adds_and_renames_and_the_session_keeps_them(device, base_spec, tmp_path):
     path = tmp_path / "c.h5"
-    args = _parser().parse_args(["live", "--demo", "--base", str(base_spec.path),
-                                 "--session", str(path)])
-    source = DemoSource(seed=2)
-    core, link, note = live.open_session(args, source)
-    app = LiveApp(core, source, note, link=link)
-    app.worker.start()
-    core.start()
+    app, args = session_window(base_spec, path)
+    core, link = app.core, app.link
     try:
-        assert pump_until(app, lambda: app.worker.latest() is not None)
         post(pygame.MOUSEBUTTONDOWN, button=1, pos=at(app, 160, 120))
         post(pygame.MOUSEBUTTONUP, button=1, pos=at(app, 160, 120))
         _key(pygame.K_n, mod=pygame.KMOD_LCTRL)

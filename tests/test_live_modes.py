@@ -9,7 +9,7 @@ from loop.faces.live_app import LiveApp
 from loop.faces.live_keys import edit_keys, live_keys
 from loop.faces.sources import DemoSource
 from loop.store.session_loader import load_session
-from test_live_window import app, at, post, pump_until  # noqa: F401  (the fixture)
+from test_live_window import app, at, post, pump_until, session_window  # noqa: F401
 
 
 def _click(app, x, y, button):
@@ -77,14 +77,10 @@ def session_args(base_spec, tmp_path):
                                  "--session", str(tmp_path / "s.h5")])
 
 
-def test_brush_category_and_view_come_back_when_the_session_resumes(session_args, device):
-    source = DemoSource(seed=2)
-    core, link, note = live.open_session(session_args, source)
-    app = LiveApp(core, source, note, link=link)
-    app.worker.start()
-    core.start()
+def test_brush_category_and_view_come_back_when_the_session_resumes(session_args, base_spec,
+                                                                   device):
+    app, _ = session_window(base_spec, session_args.session)
     try:
-        assert pump_until(app, lambda: app.worker.latest() is not None)
         _click(app, 100, 100, 1)  # a session with a label is kept
         post(pygame.MOUSEWHEEL, x=0, y=5, flipped=False)   # brush 16 -> 26
         _key(pygame.K_3)

@@ -43,6 +43,21 @@ def post(event_type, **fields):
     pygame.event.post(pygame.event.Event(event_type, **fields))
 
 
+def session_window(base_spec, path, start: bool = True):
+    """(app, args): the live window on the demo, recording to the session at `path`
+    (resumed if it exists); started and showing a frame when `start`."""
+    args = _parser().parse_args(["live", "--demo", "--base", str(base_spec.path),
+                                 "--session", str(path)])
+    source = DemoSource(seed=2)
+    core, link, note = live.open_session(args, source)
+    app = LiveApp(core, source, note, link=link)
+    if start:
+        app.worker.start()
+        core.start()
+        assert pump_until(app, lambda: app.worker.latest() is not None)
+    return app, args
+
+
 def test_clicks_label_and_keys_change_settings(app):
     assert pump_until(app, lambda: app.worker.latest() is not None), "no verdict arrived"
     centre = app.view.frame_rect.center
@@ -269,15 +284,9 @@ def test_live_fine_tuning_records_and_trains(device, base_spec, tmp_path, monkey
 
 
 def test_ctrl_e_exports_beside_the_session(device, base_spec, tmp_path):
-    path = tmp_path / "session.h5"
-    args = _parser().parse_args(["live", "--demo", "--base", str(base_spec.path),
-                                 "--session", str(path)])
-    source = DemoSource(seed=2)
-    core, link, note = live.open_session(args, source)
-    app = LiveApp(core, source, note, link=link)
-    app.worker.start()
+    app, _ = session_window(base_spec, tmp_path / "session.h5")
+    core = app.core
     try:
-        assert pump_until(app, lambda: app.worker.latest() is not None)
         post(pygame.KEYDOWN, key=pygame.K_e, mod=pygame.KMOD_LCTRL)
         assert pump_until(app, lambda: "exported to" in app.state.message, seconds=20)
         exported = list(tmp_path.glob("session-*.specialneurons"))
