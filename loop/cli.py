@@ -3,8 +3,10 @@ one line on stderr and exit code 2."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
+from dataclasses import dataclass
 
 from loop.errors import UserError
 from loop.store.safe_files import shown
@@ -14,7 +16,27 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a bad argument is one line and exit code 2, like every other error."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: {message} (see {self.prog.split()[0]} --help)\n")
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+@dataclass(frozen=True)
+class _Face:
+    """A command's handler: `loop.faces.<module>.<function>(args)`. The module is imported
+    only when its command runs, so `--help` and the light commands start without loading
+    pygame or the OpenCL runtime."""
+    module: str
+    function: str = "run"
+
+    def __call__(self, args) -> int:
+        return self.target()(args)
+
+    def target(self):
+        return getattr(importlib.import_module(f"loop.faces.{self.module}"), self.function)
+
+
+def _bench_loop(args) -> int:
+    """The real-time loop; with --policy, the simulated labeling policies step by step."""
+    return _Face("bench_policies" if args.policy else "bench_loop")(args)
 
 
 def _window_size(text: str) -> tuple[int, int]:
@@ -37,42 +59,100 @@ def _output_file(text: str) -> str:
     return text
 
 
+def _json(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+
+
+def _base(parser, more: str = "") -> None:
+    parser.add_argument("--base", help=f"base network config (.txt){more}")
+
+
+def _sources() -> argparse.ArgumentParser:
+    """Where frames come from: the same options for `live` and `apply`."""
+    options = _Parser(add_help=False)
+    source = options.add_mutually_exclusive_group()
+    source.add_argument("--camera", type=int, metavar="N",
+                        help="camera index (default: the first that works, else the demo)")
+    source.add_argument("--video", metavar="FILE", help="a video file, looping")
+    source.add_argument("--images", metavar="FOLDER", help="a folder of images")
+    source.add_argument("--demo", action="store_true", help="the built-in demo scene")
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="patchloop", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    sub.add_parser("devices", help="list OpenCL devices and the one that would be used")
-
-    bench = sub.add_parser("bench", help="measure speed (JSON with --json)")
-    bench.add_argument("what", choices=["kernels", "base", "loop", "train", "sessions"],
-                       help="what to measure")
-    bench.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
-    bench.add_argument("--repeats", type=int, default=20, help="timed calls per case")
-    bench.add_argument("--base", help="base network config (.txt); default: EfficientNet-Lite0")
-    bench.add_argument("--clicks", type=int, default=40, help="loop: clicks of the simulated user")
-    bench.add_argument("--seconds", type=float, default=120.0,
-                       help="loop: time limit (the real-time run; not with --policy)")
-    bench.add_argument("--policy", metavar="NAME|all",
-                       help="loop: simulated labeling policies, step by step instead of in real "
-                       "time: alternating, streaks, burst, slow, undo, noisy, background_first, "
-                       "whole_frame, frozen, or all")
-    bench.add_argument("--seed", type=int, default=0, help="loop: demo scene and patch seed")
-    bench.add_argument("--plot", type=_output_file,
-                       help="loop: write the accuracy curve to this PNG")
-    bench.add_argument("--batch", type=int, default=16, help="loop: the trainer's batch size")
-    bench.add_argument("--fine-tune", type=int, default=3, metavar="STAGES",
-                       help="train: blocks fine-tuned in the run beside the frozen one (0: none)")
-
+    parser = _Parser(prog="patchloop", description="A patch network on a frozen ImageNet base: "
+                     "click where its verdict is wrong and an OpenCL trainer corrects it.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser,
+                                metavar="COMMAND")
+    sub.add_parser("devices", help="list OpenCL devices and the one that would be used"
+                   ).set_defaults(handler=_Face("devices"))
+    _bench_kinds(sub.add_parser("bench", help="measure speed (JSON with --json)"))
     base = sub.add_parser("base", help="manage the base network")
     base.add_argument("action", choices=["convert"], help="convert the shipped weights")
     base.add_argument("--out", help="folder for the converted files (default: per-user cache)")
+    base.set_defaults(handler=_Face("base_command"))
+    sources = _sources()
+    _live(sub.add_parser("live", parents=[sources],
+                         help="the live window: point the camera, click the mistakes"))
+    replay = sub.add_parser("replay", help="step through a session's frames and edit labels")
+    replay.add_argument("session", help="the session .h5 file")
+    _base(replay)
+    replay.set_defaults(handler=_Face("replay"))
+    _train(sub.add_parser("train", help="train a patch from a folder of images"))
+    _files(sub)
+    apply_ = sub.add_parser("apply", parents=[sources],
+                            help="run .specialneurons plugins (the companion view)")
+    apply_.add_argument("plugins", nargs="+", help="NAME.specialneurons (several: one base pass)")
+    apply_.add_argument("--snap-dir", default="snaps",
+                        help="data folder the snap key (c) saves frames into")
+    _json(apply_)
+    apply_.add_argument("--frames", type=int, default=30, help="--json: frames from live sources")
+    _base(apply_)
+    apply_.set_defaults(handler=_Face("apply"))
+    classify = sub.add_parser("classify", help="top-K ImageNet classes of images")
+    classify.add_argument("images", nargs="+", help="image files (any format OpenCV reads)")
+    classify.add_argument("--top", type=int, default=5, help="classes shown per image")
+    _json(classify)
+    _base(classify)
+    classify.set_defaults(handler=_Face("classify"))
+    return parser
 
-    live = sub.add_parser("live", help="the live window: point the camera, click the mistakes")
-    source = live.add_mutually_exclusive_group()
-    source.add_argument("--camera", type=int, help="camera index (default: the first that works)")
-    source.add_argument("--video", help="a video file, looping")
-    source.add_argument("--images", help="a folder of images")
-    source.add_argument("--demo", action="store_true", help="the built-in demo scene")
+
+def _bench_kinds(bench) -> None:
+    """One subcommand per kind of benchmark, each with only the options it reads."""
+    kinds = bench.add_subparsers(dest="what", required=True, parser_class=_Parser,
+                                 metavar="KIND")
+    kernels = kinds.add_parser("kernels", help="the OpenCL kernels against numpy")
+    kernels.add_argument("--repeats", type=int, default=20, help="timed calls per case")
+    kernels.set_defaults(handler=_Face("bench_kernels"))
+    base = kinds.add_parser("base", help="the base network's forward pass")
+    base.add_argument("--repeats", type=int, default=20, help="timed calls per case")
+    base.set_defaults(handler=_Face("bench_base"))
+    loop = kinds.add_parser("loop", help="the click-train-verdict loop, a simulated user clicking")
+    loop.add_argument("--clicks", type=int, default=40, help="clicks of the simulated user")
+    loop.add_argument("--seconds", type=float, default=120.0,
+                      help="time limit (the real-time run; not with --policy)")
+    loop.add_argument("--policy", metavar="NAME|all",
+                      help="simulated labeling policies, step by step instead of in real time: "
+                      "alternating, streaks, burst, slow, undo, noisy, background_first, "
+                      "whole_frame, frozen, or all")
+    loop.add_argument("--seed", type=int, default=0, help="demo scene and patch seed")
+    loop.add_argument("--plot", type=_output_file, help="write the accuracy curve to this PNG")
+    loop.add_argument("--batch", type=int, default=16, help="the trainer's batch size")
+    loop.set_defaults(handler=_bench_loop)
+    train = kinds.add_parser("train", help="training from a folder: features and steps per second")
+    train.add_argument("--fine-tune", type=int, default=3, metavar="STAGES",
+                       help="blocks fine-tuned in the run beside the frozen one (0: none)")
+    train.set_defaults(handler=_Face("bench_train"))
+    kinds.add_parser("sessions", help="opening and closing sessions of many frames"
+                     ).set_defaults(handler=_Face("bench_sessions"))
+    for name, kind in kinds.choices.items():
+        _json(kind)
+        if name in ("base", "loop", "train"):
+            _base(kind, "; default: EfficientNet-Lite0")
+
+
+def _live(live) -> None:
     live.add_argument("--categories", help="comma-separated names, background first "
                       "(default: background,object; the demo's own with --demo)")
     live.add_argument("--topology", choices=["head", "pixels"], default="head")
@@ -80,10 +160,10 @@ def _parser() -> argparse.ArgumentParser:
     live.add_argument("--fine-tune", type=int, default=0, metavar="STAGES",
                       help="also train the base's last STAGES blocks below the tap (slower steps)")
     live.add_argument("--loss", choices=["cross_entropy", "squared_error"],
-                      default="cross_entropy", help="squared_error: the masked +1/-1 score loss, for "
-                      "two-category pixels patches")
+                      default="cross_entropy", help="squared_error: the masked +1/-1 score "
+                      "loss, for two-category pixels patches")
     live.add_argument("--name", default="patch", help="the patch's name")
-    live.add_argument("--base", help="base network config (.txt)")
+    _base(live)
     live.add_argument("--screenshot", type=_output_file, help="run headless for --frames "
                       "frames, save the window to this PNG, and stop")
     live.add_argument("--frames", type=int, default=300, help="frames to run with --screenshot")
@@ -93,15 +173,13 @@ def _parser() -> argparse.ArgumentParser:
                       help="window size WxH (default: four fifths of the screen)")
     live.add_argument("--session", help="session file: resumed if it exists, else created "
                       "(default: sessions/<name>-<time>.h5)")
+    live.set_defaults(handler=_Face("live"))
 
-    replay = sub.add_parser("replay", help="step through a session's frames and edit labels")
-    replay.add_argument("session", help="the session .h5 file")
-    replay.add_argument("--base", help="base network config (.txt)")
 
-    train = sub.add_parser("train", help="train a patch from a folder of images")
+def _train(train) -> None:
     train.add_argument("data_dir", help="folder with map_clsloc.txt at its root")
     train.add_argument("--check", action="store_true", help="report the folder's problems, stop")
-    train.add_argument("--base", help="base network config (.txt)")
+    _base(train)
     train.add_argument("--batch", type=int, default=16, help="images per step (default 16)")
     train.add_argument("--lr", type=float, default=0.005, help="learning rate (default 0.005)")
     train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
@@ -125,19 +203,23 @@ def _parser() -> argparse.ArgumentParser:
                             "(default 0: the base stays frozen)")
     train.add_argument("--name", help="the patch's name (default: the folder's)")
     train.add_argument("--session", help="the session file to write (default: sessions/...)")
-    shown = train.add_mutually_exclusive_group()
-    shown.add_argument("--headless", action="store_true", help="no window, progress bars only")
-    shown.add_argument("--window", action="store_true",
-                       help="the training window even where no display is detected")
+    window = train.add_mutually_exclusive_group()
+    window.add_argument("--headless", action="store_true", help="no window, progress bars only")
+    window.add_argument("--window", action="store_true",
+                        help="the training window even where no display is detected")
+    train.set_defaults(handler=_Face("train"))
 
+
+def _files(sub) -> None:
+    """The commands on session and plugin files: eval, export, sessions, merge, info."""
     evaluate = sub.add_parser("eval", help="precision, recall and confusion on a data folder")
     evaluate.add_argument("patch", help="a session .h5 (its newest snapshot) or a .specialneurons")
     evaluate.add_argument("data_dir", help="folder with map_clsloc.txt at its root")
-    evaluate.add_argument("--json", action="store_true")
+    _json(evaluate)
     evaluate.add_argument("--plot", type=_output_file,
                           help="write the confusion matrix as a PNG")
-    evaluate.add_argument("--base", help="base network config (.txt)")
-
+    _base(evaluate)
+    evaluate.set_defaults(handler=_Face("eval_folder"))
     export = sub.add_parser("export", help="a session's patch as a .specialneurons plugin")
     export.add_argument("session", help="the session .h5 file")
     export.add_argument("-o", "--out", required=True, help="NAME.specialneurons")
@@ -146,110 +228,33 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--trigger", help="comma-separated base synsets that trigger the patch")
     export.add_argument("--threshold", type=float, help="decision threshold")
     export.add_argument("--dtype", choices=["float32", "float16", "int8"], default="float32")
-    export.add_argument("--base", help="base network config (.txt)")
+    _base(export)
     export.add_argument("--onnx", action="store_true",
                         help="also write NAME.onnx: the patch with its base and preprocessing")
     export.add_argument("--force", action="store_true",
                         help="replace existing output files (never the session itself)")
-
-    apply_ = sub.add_parser("apply", help="run .specialneurons plugins (the companion view)")
-    apply_.add_argument("plugins", nargs="+", help="NAME.specialneurons (several: one base pass)")
-    apply_.add_argument("--snap-dir", default="snaps",
-                        help="data folder the snap key (c) saves frames into")
-    source = apply_.add_mutually_exclusive_group()
-    source.add_argument("--camera", type=int)
-    source.add_argument("--video")
-    source.add_argument("--images")
-    source.add_argument("--demo", action="store_true")
-    apply_.add_argument("--json", action="store_true", help="one JSON line per frame, no window")
-    apply_.add_argument("--frames", type=int, default=30, help="--json: frames from live sources")
-    apply_.add_argument("--base", help="base network config (.txt)")
-
+    export.set_defaults(handler=_Face("export"))
     sessions = sub.add_parser("sessions", help="list the recorded sessions")
     sessions.add_argument("--dir", default="sessions", help="folder of sessions (./sessions)")
-    sessions.add_argument("--json", action="store_true")
-
+    _json(sessions)
+    sessions.set_defaults(handler=_Face("sessions_command", "list_sessions"))
     merge = sub.add_parser("merge", help="merge two sessions of the same patch")
-    merge.add_argument("a")
-    merge.add_argument("b")
+    merge.add_argument("a", help="a session .h5 file")
+    merge.add_argument("b", help="another session of the same patch")
     merge.add_argument("-o", "--out", required=True, help="the merged session file (new)")
-
+    merge.set_defaults(handler=_Face("sessions_command", "merge"))
     info = sub.add_parser("info", help="what a session or .specialneurons file holds")
     info.add_argument("file", help="a session .h5 or a .specialneurons file")
-    info.add_argument("--json", action="store_true")
-    info.add_argument("--base", help="base network config (.txt), for plugins")
-
-    classify = sub.add_parser("classify", help="top-K ImageNet classes of images")
-    classify.add_argument("images", nargs="+", help="image files (any format OpenCV reads)")
-    classify.add_argument("--top", type=int, default=5)
-    classify.add_argument("--json", action="store_true")
-    classify.add_argument("--base", help="base network config (.txt)")
-    return parser
-
-
-def _dispatch(args) -> int:
-    if args.command == "devices":
-        from loop.faces import devices
-        return devices.run(args)
-    if args.command == "bench" and args.what == "kernels":
-        from loop.faces import bench_kernels
-        return bench_kernels.run(args)
-    if args.command == "bench" and args.what == "base":
-        from loop.faces import bench_base
-        return bench_base.run(args)
-    if args.command == "bench" and args.what == "train":
-        from loop.faces import bench_train
-        return bench_train.run(args)
-    if args.command == "bench" and args.what == "sessions":
-        from loop.faces import bench_sessions
-        return bench_sessions.run(args)
-    if args.command == "bench" and args.what == "loop" and args.policy:
-        from loop.faces import bench_policies
-        return bench_policies.run(args)
-    if args.command == "bench" and args.what == "loop":
-        from loop.faces import bench_loop
-        return bench_loop.run(args)
-    if args.command == "base":
-        from loop.faces import base_command
-        return base_command.run(args)
-    if args.command == "live":
-        from loop.faces import live
-        return live.run(args)
-    if args.command == "replay":
-        from loop.faces import replay
-        return replay.run(args)
-    if args.command == "train":
-        from loop.faces import train
-        return train.run(args)
-    if args.command == "eval":
-        from loop.faces import eval_folder
-        return eval_folder.run(args)
-    if args.command == "export":
-        from loop.faces import export
-        return export.run(args)
-    if args.command == "apply":
-        from loop.faces import apply
-        return apply.run(args)
-    if args.command == "sessions":
-        from loop.faces import sessions_command
-        return sessions_command.list_sessions(args)
-    if args.command == "merge":
-        from loop.faces import sessions_command
-        return sessions_command.merge(args)
-    if args.command == "info":
-        from loop.faces import info
-        return info.run(args)
-    if args.command == "classify":
-        from loop.faces import classify
-        return classify.run(args)
-    raise UserError(f"unknown command {args.command!r}")
+    _json(info)
+    _base(info, ", for plugins")
+    info.set_defaults(handler=_Face("info"))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from patchloop_kernels.runtime import NoOpenCLError
     try:
-        code = _dispatch(args)
+        code = args.handler(args)
         sys.stdout.flush()  # here, not at exit: a closed pipe must be met inside this try
         return code
     except (UserError, NoOpenCLError) as exc:

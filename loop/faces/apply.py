@@ -13,6 +13,7 @@ from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
 from loop.core.patch import PIXELS_INPUT
 from loop.errors import UserError
+from loop.faces.display import require_display
 from loop.faces.sources import DemoSource, ImagesSource, VideoSource, open_source
 from loop.store.plugin import PluginError
 from loop.store.plugin_read import arch_on_base, read_plugin
@@ -138,12 +139,12 @@ def _number(value: float) -> float | None:
 
 
 def run(args) -> int:
+    if not args.json:
+        require_display("--json")
     source, note = open_source(args.camera, args.video, args.images, args.demo)
     try:
         companion, plugins, files = load_companion_files(args.plugins, args.base)
-        if args.json:
-            if note:
-                print(f"patchloop: {note}", file=sys.stderr)
+        if args.json:  # open_source said on stderr what it shows, when it chose for the user
             files = [shown(path) for path in files]
             for i, frame in enumerate(_frames(source, args.frames)):
                 result = companion_result(i, *companion.run(frame), files)

@@ -26,6 +26,7 @@ from loop.demo.scene import DemoScene
 from loop.faces.bench_train_speed import train_steps_per_second
 from loop.faces.sources import DemoSource
 from loop.faces.verdict_worker import VerdictWorker
+from loop.faces.wording import counted
 from patchloop_kernels.runtime import Device
 
 CLICK_INTERVAL = 0.4   # seconds between the simulated user's clicks
@@ -139,13 +140,22 @@ def run(args) -> int:
 def _text(report) -> str:
     loop = report["loop"]
     speed = report["training_speed_batch16"]
+    flip = loop["click_to_flip_ms"]
+    unflipped, timeout = flip["not_flipped_within_s"]
+    torch = speed.get("pytorch_steps_per_second")
     return "\n".join([
         f"device: {report['device']}",
-        f"clicks {loop['clicks']} in {loop['seconds']} s; balanced accuracy "
-        f"{loop['final_balanced_accuracy']:.3f}; clicks to 90%: {loop['clicks_to_90']}, "
-        f"to 95%: {loop['clicks_to_95']}",
-        f"click-to-flip ms: median {loop['click_to_flip_ms']['median']}, "
-        f"p95 {loop['click_to_flip_ms']['p95']}",
+        f"{counted(loop['clicks'], 'click')} in {loop['seconds']} s; balanced accuracy "
+        f"{loop['final_balanced_accuracy']:.3f}; clicks to 90%: "
+        f"{_reached(loop['clicks_to_90'])}, to 95%: {_reached(loop['clicks_to_95'])}",
+        f"click-to-flip: median {flip['median']} ms, p95 {flip['p95']} ms "
+        f"({flip['flipped']} of {counted(flip['flipped'] + unflipped, 'click')} flipped "
+        f"within {timeout} s)"
+        if flip["flipped"] else f"click-to-flip: no click flipped the verdict within {timeout} s",
         f"verdicts/s while training: {loop['verdicts_per_second']}",
         f"training steps/s at batch 16: {speed['patchloop_steps_per_second']} "
-        f"(PyTorch: {speed.get('pytorch_steps_per_second')})"])
+        + ("(PyTorch not installed: no comparison)" if torch is None else f"(PyTorch: {torch})")])
+
+
+def _reached(clicks) -> str:
+    return "not reached" if clicks is None else str(clicks)

@@ -18,6 +18,7 @@ from loop.demo.scene import DemoScene
 from loop.errors import UserError
 from loop.faces.bench_loop import demo_core
 from loop.faces.progress import ProgressBar
+from loop.faces.wording import counted
 from patchloop_kernels.runtime import Device
 
 
@@ -80,8 +81,9 @@ def _table(report) -> str:
         return "  ".join(f"{str(v):>{w}}" if i else f"{str(v):<{w}}"
                          for i, (v, (_, w)) in enumerate(zip(values, COLUMNS)))
 
-    lines = [f"device: {report['device']}; seed {report['seed']}, {report['clicks']} clicks "
-             f"per policy, trainer batch {report['trainer_batch']}; accuracy: balanced, on "
+    lines = [f"device: {report['device']}; seed {report['seed']}, "
+             f"{counted(report['clicks'], 'click')} per policy, trainer batch "
+             f"{report['trainer_batch']}; accuracy: balanced, on "
              f"{HELD_OUT} held-out frames, after the last click",
              row(name for name, _ in COLUMNS)]
     for name, r in report["policies"].items():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 
 import numpy as np
@@ -43,25 +44,21 @@ def run(args) -> int:
     if args.top < 1:
         raise UserError(f"--top {args.top}: must be at least 1")
     spec = open_base(args.base)
+    present = _present(args.images)
+    if not present:
+        return 2  # nothing to classify: no device is set up, no network built
     device = Device.default()
     network = BaseNetwork(device, spec)
-    size = spec.nominal_size
     plans = {}
-    results, failed = [], 0
-    for path in args.images:
+    results, failed = [], len(args.images) - len(present)
+    for path in present:
         try:
             image = centre_crop(read_rgb(path))
         except UserError as exc:
             print(f"patchloop: {exc}", file=sys.stderr)
             failed += 1
             continue
-        if image.shape not in plans:
-            if len(plans) >= KEPT_PLANS:  # each holds the base's maps and a frame buffer
-                plans.pop(next(iter(plans)))
-            plans[image.shape] = network.plan(size, size, image.shape)
-        plan = plans[image.shape]
-        plan.run(image, device.queue)
-        probs = plan.read_probabilities(device.queue)
+        probs = _probabilities(network, device.queue, plans, image, spec.nominal_size)
         top = np.argsort(probs)[::-1][:args.top]
         results.append({"image": path, "top": [
             {"tag": spec.classes[i].tag, "index": int(i), "name": spec.classes[i].name,
@@ -74,3 +71,26 @@ def run(args) -> int:
                              for t in r["top"])
             print(f"{shown(r['image'])}: {best}")
     return 2 if failed else 0
+
+
+def _present(paths) -> list:
+    """The paths that exist; each missing one named on stderr."""
+    present = []
+    for path in paths:
+        if os.path.lexists(path):
+            present.append(path)
+        else:
+            print(f"patchloop: {shown(path)}: no such file", file=sys.stderr)
+    return present
+
+
+def _probabilities(network, queue, plans: dict, image: np.ndarray, size: int) -> np.ndarray:
+    """The base's class probabilities for one image resized to `size`, through a plan kept
+    per image shape."""
+    if image.shape not in plans:
+        if len(plans) >= KEPT_PLANS:  # each holds the base's maps and a frame buffer
+            plans.pop(next(iter(plans)))
+        plans[image.shape] = network.plan(size, size, image.shape)
+    plan = plans[image.shape]
+    plan.run(image, queue)
+    return plan.read_probabilities(queue)

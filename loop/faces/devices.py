@@ -16,7 +16,8 @@ def run(args) -> int:
     for p_index, platform in enumerate(platforms):
         print(f"platform {p_index}: {platform.name.strip()} ({platform.version.strip()})")
         for d_index, dev in enumerate(platform.get_devices()):
-            kind = "GPU" if dev.type & cl.device_type.GPU else "CPU" if dev.type & cl.device_type.CPU else "other"
+            kind = "GPU" if dev.type & cl.device_type.GPU else \
+                "CPU" if dev.type & cl.device_type.CPU else "other"
             print(f"  device {p_index}:{d_index}: {dev.name.strip()} [{kind}], "
                   f"{dev.max_compute_units} compute units, {dev.global_mem_size >> 20} MiB")
     chosen = Device.default()

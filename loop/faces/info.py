@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from loop.errors import UserError
+from loop.faces.wording import counted
 from loop.store.records import SessionFormatError, spec_to_json
 from loop.store.safe_files import shown
 from loop.store.session_loader import load_session
@@ -84,12 +85,12 @@ def run(args) -> int:
         return 0
     patch = info["patch"]
     tuned = f", fine-tuning {patch['fine_tune']} base blocks" if patch["fine_tune"] else ""
-    print(f"{shown(str(path))}: session of patch {patch['name']!r} ({patch['topology']}, "
-          f"{len(patch['categories'])} categories, base {shown(patch['base_name']) or 'none'}"
-          f"{tuned})")
+    base = f"base {shown(patch['base_name'])}" if patch["base_name"] else "no base network"
+    print(f"{shown(str(path))}: session of patch {patch['name']!r} ({shown(patch['topology'])}, "
+          f"{counted(len(patch['categories']), 'category', 'categories')}, {base}{tuned})")
     by_category = ", ".join(f"{shown(name)} {count}"
                             for name, count in info["labels_by_category"].items())
-    print(f"  {_count(info['frames'], 'frame')}, {_count(info['labels'], 'label')} "
+    print(f"  {counted(info['frames'], 'frame')}, {counted(info['labels'], 'label')} "
           f"({info['labels_in_history']} in the edit history)"
           + (f": {by_category}" if by_category else ""))
     print(f"  snapshots: {shown(', '.join(info['snapshots'])) or 'none'}")
@@ -103,17 +104,15 @@ def _print_plugin(path: Path, info: dict) -> None:
     triggers = shown(", ".join(str(t) for t in info["triggers"])) or "always"
     print(f"{shown(str(path))}: plugin {info['name']!r} ({shown(info['topology'])} on "
           f"{shown(info['tap'])}, {shown(info['dtype'])}), categories: {names}; triggers: "
-          f"{triggers}; icon: {info['icon']}")
+          f"{triggers}; {'with' if info['icon'] else 'no'} icon")
     if info["fine_tune"]:
         tuned = info["fine_tune"]
         print(f"  carries its own tuned copies of the base's "
               f"{shown(', '.join(map(str, tuned['blocks'])))} (reading {shown(tuned['input'])})")
     for t in info["tensors"]:
-        print(f"  {shown(t['name'])}: {t['shape']} {shown(t['dtype'])} ({t['bytes']} bytes)")
+        shape = "x".join(str(side) for side in t["shape"])
+        print(f"  {shown(t['name'])}: {shown(shape)} {shown(t['dtype'])} "
+              f"({counted(t['bytes'], 'byte')})")
     if "base_installed_matches" in info:
         print(f"  base {shown(info['base']['name'])}: "
               f"{'installed' if info['base_installed_matches'] else 'NOT the one installed'}")
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -15,6 +15,7 @@ from loop.core.engine import LoopCore
 from loop.core.patch import PatchSpec, categories_from_names
 from loop.demo.scene import CATEGORIES
 from loop.errors import UserError
+from loop.faces.display import require_display
 from loop.faces.session_link import SessionLink
 from loop.faces.sources import DemoSource, open_source
 from loop.store.frame_shelf import FrameShelf
@@ -133,6 +134,7 @@ def run(args, max_frames: int | None = None) -> int:
         max_frames = max_frames or args.frames
     elif args.autoclick:
         raise UserError("--autoclick goes with --screenshot (a demonstration run)")
+    require_display("--screenshot FILE")  # before anything is opened or created
     source, note = open_source(args.camera, args.video, args.images, args.demo)
     core, link, session_note = open_session(args, source)
     from loop.faces.live_app import LiveApp  # pygame only when a window is wanted

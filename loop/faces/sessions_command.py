@@ -9,6 +9,7 @@ from pathlib import Path
 
 from loop.errors import UserError
 from loop.faces.info import describe_session
+from loop.faces.wording import counted
 from loop.store.merge import merge_files
 from loop.store.records import SessionFormatError
 from loop.store.safe_files import shown
@@ -36,8 +37,9 @@ def list_sessions(args) -> int:
             continue
         names = shown(", ".join(f"{k} {v}" for k, v in r["labels_by_category"].items()))
         last = shown(r["snapshots"][-1]) if r["snapshots"] else "no snapshot"
-        print(f"{shown(r['file'])}: {shown(r['patch']['name'])} - {r['frames']} frames, "
-              f"labels: {names}; last snapshot {last}")
+        print(f"{shown(r['file'])}: {shown(r['patch']['name'])} - "
+              f"{counted(r['frames'], 'frame')}, {counted(r['labels'], 'label')}"
+              f"{f' ({names})' if names else ''}; last snapshot {last}")
     return 0
 
 
@@ -46,8 +48,8 @@ def merge(args) -> int:
         merged = merge_files(args.a, args.b, args.out, warn=_warn)
     except SessionFormatError as exc:
         raise UserError(str(exc)) from exc
-    print(f"{shown(args.out)}: {len(merged.frame_shapes)} frames, "
-          f"{merged.active_count()} labels")
+    print(f"{shown(args.out)}: {counted(len(merged.frame_shapes), 'frame')}, "
+          f"{counted(merged.active_count(), 'label')}")
     return 0
 
 

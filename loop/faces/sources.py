@@ -4,7 +4,9 @@ frame is available (a camera that disconnected), and the caller keeps going."""
 from __future__ import annotations
 
 import os
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -12,12 +14,16 @@ import numpy as np
 
 from loop.demo.scene import DemoScene
 from loop.errors import UserError
+from loop.faces.wording import listed
 from loop.store.images import read_rgb
 from loop.store.safe_files import open_input, shown
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_VIDEO_BYTES = 64 << 30
 MAX_FRAME_SIDE = 4096  # pixels: larger frames are refused (the session stores frames)
+# Camera indices tried, in order, without --camera: a webcam can take two (its second node
+# gives metadata, not frames), so a second camera is often 2.
+CAMERA_INDICES = (0, 1, 2)
 
 
 class DemoSource:
@@ -43,15 +49,33 @@ class DemoSource:
         pass
 
 
+@contextmanager
+def _opencv_silent():
+    """OpenCV logs WARN and ERROR lines for each camera index it cannot open, one per backend
+    it tried; the user gets one line of ours instead, saying what came of it."""
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(level)
+
+
+def _open_camera(index: int):
+    with _opencv_silent():
+        return cv2.VideoCapture(index)
+
+
 class CameraSource:
     def __init__(self, index: int):
         self.index = index
         self.name = f"camera {index}"
-        self.capture = cv2.VideoCapture(index)
+        self.capture = _open_camera(index)
         self.lost = False
 
     def works(self) -> bool:
-        return self.capture.isOpened() and self.read() is not None
+        with _opencv_silent():
+            return self.capture.isOpened() and self.read() is not None
 
     def read(self):
         ok, bgr = self.capture.read()
@@ -59,7 +83,7 @@ class CameraSource:
             self.lost = True
             # A camera that went away: try to open it again, keep the caller running.
             self.capture.release()
-            self.capture = cv2.VideoCapture(self.index)
+            self.capture = _open_camera(self.index)
             return None
         self.lost = False
         return np.ascontiguousarray(bgr[:, :, ::-1])
@@ -156,18 +180,33 @@ class ImagesSource:
 
 
 def open_source(camera=None, video=None, images=None, demo=False, seed=0):
-    """(source, note): the chosen source, or the demo with a note when no camera works."""
+    """(source, note): the chosen source; without one, the first camera that gives a frame,
+    else the demo scene, with a note for the window and one line on stderr saying why."""
     if video:
         return VideoSource(video), None
     if images:
         return ImagesSource(images), None
     if demo:
         return DemoSource(seed), None
-    index = 0 if camera is None else camera
-    cam = CameraSource(index)
-    if cam.works():
-        return cam, None
-    cam.close()
     if camera is not None:
-        raise UserError(f"camera {camera} gives no frames (try --demo, or another index)")
+        cam = first_camera([camera])
+        if cam is None:
+            raise UserError(f"camera {camera} gives no frames (try another index, or --demo)")
+        return cam, None
+    cam = first_camera(CAMERA_INDICES)
+    if cam is not None:
+        return cam, None
+    print(f"patchloop: no camera answered (tried indices {listed(CAMERA_INDICES)}): showing "
+          "the built-in demo scene. For another source, pass --camera N, --video FILE or "
+          "--images FOLDER.", file=sys.stderr)
     return DemoSource(seed), "no camera found: showing the built-in demo scene"
+
+
+def first_camera(indices) -> CameraSource | None:
+    """The first of these camera indices that gives a frame, or None."""
+    for index in indices:
+        cam = CameraSource(index)
+        if cam.works():
+            return cam
+        cam.close()
+    return None
