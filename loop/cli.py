@@ -166,7 +166,8 @@ def _live(live) -> None:
     _base(live)
     live.add_argument("--screenshot", type=_output_file, help="run headless for --frames "
                       "frames, save the window to this PNG, and stop")
-    live.add_argument("--frames", type=int, default=300, help="frames to run with --screenshot")
+    live.add_argument("--frames", type=int, default=300,
+                      help="frames to show with --screenshot, counted from the first frame")
     live.add_argument("--autoclick", action="store_true",
                       help="with --screenshot on the demo: the simulated annotator clicks")
     live.add_argument("--window", type=_window_size,

@@ -224,6 +224,8 @@ def test_bench_loop_text_without_pytorch_or_flips():
         "patchloop_steps_per_second": 40.0, "pytorch_steps_per_second": None},
         "loop": {"clicks": 1, "seconds": 3.2, "final_balanced_accuracy": 0.5,
                  "clicks_to_90": None, "clicks_to_95": None, "verdicts_per_second": 12.0,
+                 "final_pixel_balanced_accuracy": 0.5, "pixel_clicks_to_95": None,
+                 "pixel_clicks_to_97": None,
                  "click_to_flip_ms": {"median": None, "p95": None, "flipped": 0,
                                       "not_flipped_within_s": [1, 3.0]}}}
     text = bench_loop._text(report)

@@ -246,6 +246,8 @@ def test_bench_loop_policy_json_and_a_bad_name(capsys, base_spec):
                  "--base", str(base_spec.path)]) == 0
     burst = json.loads(capsys.readouterr().out)["policies"]["burst"]
     assert burst["clicks"] == 2 and len(burst["accuracy_by_clicks"]) == 2
+    assert [c for c, _ in burst["pixel_accuracy_by_clicks"]] == [0, 2]
+    assert all(0 <= a <= 1 for _, a in burst["pixel_accuracy_by_clicks"])
     for key in ("clicks_to_90", "clicks_to_95", "final_balanced_accuracy", "training_steps",
                 "divergence_restores", "learning_rate_changes", "stuck_recoveries", "stuck",
                 "seconds"):

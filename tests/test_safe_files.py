@@ -105,3 +105,14 @@ def test_names_that_would_be_paths_or_terminal_control_are_refused_or_escaped():
         assert all(c.isprintable() for c in safe_files.shown(name))
     assert refused > 250
     assert safe_files.shown("ball") == "ball"
+
+
+def test_without_renameat2_the_move_still_never_clobbers(tmp_path, monkeypatch):
+    """Where the system lacks an atomic no-replace rename, a hard link (then unlink) does it."""
+    from loop.store import safe_files
+    monkeypatch.setattr(safe_files, "_libc", lambda: None)
+    safe_files.write_atomically(tmp_path / "a", lambda f: f.write(b"first"))
+    assert (tmp_path / "a").read_bytes() == b"first"
+    with pytest.raises(FileExistsError):
+        safe_files.write_atomically(tmp_path / "a", lambda f: f.write(b"second"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]

@@ -25,6 +25,7 @@ from loop.core.patch import PIXELS_INPUT, PatchSpec
 from loop.core.patch_arch import patch_arch
 from loop.core.patch_model import PatchModel
 from loop.core.patch_net import parameter_layout
+from loop.core.pixel_maps import PixelMaps
 from loop.core.receptive_field import base_path_to, map_size, receptive_field
 from loop.core.settings import TrainerSettings
 from loop.core.trainer import OnlineTrainer
@@ -96,6 +97,7 @@ class LoopCore:
         self._next_frame_id = 1
         self._history: list[tuple[int, int]] = []  # (frame_id, label count before) for undo
         self._feature_inference = None
+        self.pixel_maps = PixelMaps(self.device)
         # The verdict thread adds observed frames; the UI thread labels them.
         self._recent_lock = threading.Lock()
         self.receptive = self._receptive_field()
@@ -142,7 +144,8 @@ class LoopCore:
                 self._recent.popitem(last=False)
         category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)
         return Verdict(frame_id, probabilities, category, confidence, triggered, base_top,
-                       self.receptive_frame(frame.shape[:2]), version, frame.shape[:2])
+                       self.receptive_frame(frame.shape[:2]), version, frame.shape[:2],
+                       self.pixel_probabilities(probabilities, frame.shape[:2]))
 
     def verdict_on_features(self, features: np.ndarray) -> np.ndarray:
         """The current patch's per-cell probabilities (K, h, w) for stored features (a held
@@ -162,7 +165,13 @@ class LoopCore:
         category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)
         return Verdict(frame.frame_id, probabilities, category, confidence, True, (),
                        self.receptive_frame(frame.image.shape[:2]), self.model.version,
-                       frame.image.shape[:2])
+                       frame.image.shape[:2],
+                       self.pixel_probabilities(probabilities, frame.image.shape[:2]))
+
+    def pixel_probabilities(self, probabilities: np.ndarray, frame_hw) -> np.ndarray:
+        """Per-cell probabilities (K, h, w) spread over a frame's pixels (K, H, W), on the
+        device: what the window shows and the benchmark scores. Verdict thread only."""
+        return self.pixel_maps.spread(probabilities, frame_hw, self.queue)
 
     @property
     def weights_version(self) -> int:
@@ -179,7 +188,8 @@ class LoopCore:
         probabilities = self.verdict_on_features(features)
         category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)
         return replace(verdict, probabilities=probabilities, category=category,
-                       confidence=confidence, weights_version=self.model.version)
+                       confidence=confidence, weights_version=self.model.version,
+                       pixels=self.pixel_probabilities(probabilities, verdict.frame_shape))
 
     def features_of(self, frame_id: int) -> np.ndarray | None:
         """The patch input kept for an observed or labeled frame."""

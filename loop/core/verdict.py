@@ -17,6 +17,8 @@ class Verdict:
     receptive_field: tuple[int, int]  # (height, width) of one cell's view, in frame pixels
     weights_version: int           # which published weights produced it
     frame_shape: tuple[int, int]   # (height, width) of the frame
+    pixels: np.ndarray | None = None  # float32 (K, H, W): probabilities spread over the
+                                      # frame's pixels (bilinear between cell centres)
 
     @property
     def cell_categories(self) -> np.ndarray:

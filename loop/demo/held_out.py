@@ -1,5 +1,7 @@
 """Held-out balanced accuracy: how well a patch does on demo frames far from the ones the
-user clicks on, scored per output cell against the truth at the cell's centre."""
+user clicks on, scored per output cell against the truth at the cell's centre, and per
+pixel: the verdict spread over the frame's pixels (on the device, the map the window draws)
+against the truth of every pixel."""
 from __future__ import annotations
 
 from loop.core.engine import LoopCore
@@ -18,8 +20,19 @@ class HeldOutSet:
         self.features = [core.features(f.image) for f in frames]
         grid = self.features[0].shape[1:]
         self.truths = [cell_truth(f.truth, *grid) for f in frames]
+        self.pixel_truths = [f.truth for f in frames]
 
     def accuracy(self, core: LoopCore) -> float:
-        """The balanced accuracy of `core`'s current patch on these frames."""
-        predictions = [core.verdict_on_features(f).argmax(axis=0) for f in self.features]
-        return balanced_accuracy(self.truths, predictions, core.spec.outputs)
+        """The balanced accuracy per cell of `core`'s current patch on these frames."""
+        return self.scores(core)[0]
+
+    def scores(self, core: LoopCore) -> tuple[float, float]:
+        """(per cell, per pixel) balanced accuracy of `core`'s current patch."""
+        cells, pixels = [], []
+        for features, truth in zip(self.features, self.pixel_truths):
+            probabilities = core.verdict_on_features(features)
+            cells.append(probabilities.argmax(axis=0))
+            pixels.append(core.pixel_probabilities(probabilities, truth.shape).argmax(axis=0))
+        k = core.spec.outputs
+        return (balanced_accuracy(self.truths, cells, k),
+                balanced_accuracy(self.pixel_truths, pixels, k))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from loop.core.engine import LoopCore
+from loop.demo.curves import clicks_to
 from loop.demo.held_out import HeldOutSet
 from loop.demo.policies import IDLE_STEPS, Look, Move, Policy
 from loop.demo.scene import DemoFrame, DemoScene
@@ -45,6 +46,7 @@ class PolicyRun:
     policy: str
     clicks: int = 0
     accuracy_by_clicks: list = field(default_factory=list)  # (clicks, balanced accuracy)
+    pixel_accuracy_by_clicks: list = field(default_factory=list)  # the same, per pixel
     labels: list = field(default_factory=list)     # Labeled, in order
     steps: int = 0
     restores: int = 0        # divergence restores of the last good weights
@@ -59,7 +61,7 @@ class PolicyRun:
         return self.accuracy_by_clicks[-1][1]
 
     def clicks_to(self, goal: float) -> int | None:
-        return next((c for c, a in self.accuracy_by_clicks if a >= goal), None)
+        return clicks_to(self.accuracy_by_clicks, goal)
 
 
 class SteppedTrainer:
@@ -94,10 +96,14 @@ def run_policy(core: LoopCore, scene: DemoScene, policy: Policy, clicks: int,
     started = time.perf_counter()
     held_out = held_out or HeldOutSet(core, scene)
 
-    def evaluate() -> float:
-        return held_out.accuracy(core)
+    run = PolicyRun(policy.name)
 
-    run = PolicyRun(policy.name, accuracy_by_clicks=[(0, evaluate())])
+    def evaluate() -> None:
+        cell, pixel = held_out.scores(core)
+        run.accuracy_by_clicks.append((run.clicks, cell))
+        run.pixel_accuracy_by_clicks.append((run.clicks, pixel))
+
+    evaluate()
     trainer = SteppedTrainer(core)
 
     def scaled(steps: int) -> int:
@@ -121,11 +127,11 @@ def run_policy(core: LoopCore, scene: DemoScene, policy: Policy, clicks: int,
                 made.counts_after_undo = core.label_counts()
             run.labels.append(made)
             if run.clicks % EVALUATE_EVERY == 0:
-                run.accuracy_by_clicks.append((run.clicks, evaluate()))
+                evaluate()
         next_index = policy.next_frame(scene, index)
         frozen, index = next_index == index, next_index
     if run.accuracy_by_clicks[-1][0] != run.clicks:
-        run.accuracy_by_clicks.append((run.clicks, evaluate()))
+        evaluate()
     _read_status(core, run)
     run.stuck = stuck_reasons(run, bool(core.label_counts().sum()), stuck_below)
     run.seconds = time.perf_counter() - started

@@ -20,6 +20,7 @@ from loop.core.labels import LabelDisc
 from loop.core.patch import PatchSpec, categories_from_names
 from loop.core.settings import TrainerSettings
 from loop.demo.annotator import SimulatedAnnotator
+from loop.demo.curves import curve_report
 from loop.demo.held_out import HeldOutSet
 from loop.demo.metrics import upsample_cells
 from loop.demo.scene import DemoScene
@@ -53,7 +54,7 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     looking at the newest verdict and clicking."""
     annotator = SimulatedAnnotator()
     held_out = HeldOutSet(core, scene)
-    curve = [(0, held_out.accuracy(core))]
+    curve = [(0,) + held_out.scores(core)]   # (clicks, per cell, per pixel)
     latencies, unflipped = [], 0
     pending = None  # (cell, category, t0, features)
     clicks, last_click = 0, -1e9
@@ -93,22 +94,17 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
             cell = _cell_of(core, click.x, click.y, truth.shape, verdict.probabilities.shape[1:])
             pending = (cell, click.category, last_click, core.features_of(verdict.frame_id))
             if clicks % EVALUATE_EVERY == 0:
-                curve.append((clicks, held_out.accuracy(core)))
+                curve.append((clicks,) + held_out.scores(core))
     elapsed = time.perf_counter() - start
     status = core.trainer.status
     worker.stop()
     core.close()
     frames, verdict_times = worker.verdicts, worker.verdict_times
-    curve.append((clicks, held_out.accuracy(core)))
-
-    def clicks_to(goal):
-        return next((c for c, a in curve if a >= goal), None)
+    curve.append((clicks,) + held_out.scores(core))
 
     return {
         "clicks": clicks, "seconds": round(elapsed, 2), "frames": frames,
-        "accuracy_by_clicks": [[c, round(a, 4)] for c, a in curve],
-        "final_balanced_accuracy": round(curve[-1][1], 4),
-        "clicks_to_90": clicks_to(0.90), "clicks_to_95": clicks_to(0.95),
+        **curve_report([(c, a) for c, a, _ in curve], [(c, p) for c, _, p in curve]),
         "click_to_flip_ms": {
             "median": round(float(np.median(latencies)) * 1e3, 1) if latencies else None,
             "p95": round(float(np.percentile(latencies, 95)) * 1e3, 1) if latencies else None,
@@ -148,6 +144,9 @@ def _text(report) -> str:
         f"{counted(loop['clicks'], 'click')} in {loop['seconds']} s; balanced accuracy "
         f"{loop['final_balanced_accuracy']:.3f}; clicks to 90%: "
         f"{_reached(loop['clicks_to_90'])}, to 95%: {_reached(loop['clicks_to_95'])}",
+        f"per pixel: balanced accuracy {loop['final_pixel_balanced_accuracy']:.3f}; clicks to "
+        f"95%: {_reached(loop['pixel_clicks_to_95'])}, to 97%: "
+        f"{_reached(loop['pixel_clicks_to_97'])}",
         f"click-to-flip: median {flip['median']} ms, p95 {flip['p95']} ms "
         f"({flip['flipped']} of {counted(flip['flipped'] + unflipped, 'click')} flipped "
         f"within {timeout} s)"

@@ -11,6 +11,7 @@ import json
 
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
+from loop.demo.curves import curve_report
 from loop.demo.held_out import HELD_OUT, HeldOutSet
 from loop.demo.policies import POLICIES
 from loop.demo.policy_run import PolicyRun, run_policy
@@ -56,9 +57,7 @@ def run(args) -> int:
 def policy_report(run: PolicyRun) -> dict:
     return {
         "clicks": run.clicks,
-        "clicks_to_90": run.clicks_to(0.90), "clicks_to_95": run.clicks_to(0.95),
-        "final_balanced_accuracy": round(run.final_accuracy, 4),
-        "accuracy_by_clicks": [[c, round(a, 4)] for c, a in run.accuracy_by_clicks],
+        **curve_report(run.accuracy_by_clicks, run.pixel_accuracy_by_clicks),
         "training_steps": run.steps,
         "divergence_restores": run.restores,
         "learning_rate_changes": run.rate_changes,
@@ -72,6 +71,7 @@ def policy_report(run: PolicyRun) -> dict:
 
 
 COLUMNS = (("policy", 17), ("clicks", 6), ("accuracy", 8), ("to 90%", 6), ("to 95%", 6),
+           ("per pixel", 9),
            ("steps", 6), ("restores", 8), ("lr changes", 10), ("recoveries", 10),
            ("final lr", 8), ("stuck", 5), ("seconds", 7))
 
@@ -83,13 +83,13 @@ def _table(report) -> str:
 
     lines = [f"device: {report['device']}; seed {report['seed']}, "
              f"{counted(report['clicks'], 'click')} per policy, trainer batch "
-             f"{report['trainer_batch']}; accuracy: balanced, on "
+             f"{report['trainer_batch']}; accuracy: balanced, per cell (and per pixel), on "
              f"{HELD_OUT} held-out frames, after the last click",
              row(name for name, _ in COLUMNS)]
     for name, r in report["policies"].items():
         lines.append(row([name, r["clicks"], f"{r['final_balanced_accuracy']:.3f}",
                           r["clicks_to_90"] or "-", r["clicks_to_95"] or "-",
-                          r["training_steps"], r["divergence_restores"],
+                          f"{r['final_pixel_balanced_accuracy']:.3f}", r["training_steps"], r["divergence_restores"],
                           r["learning_rate_changes"], r["stuck_recoveries"],
                           f"{r['final_learning_rate']:.2g}", "yes" if r["stuck"] else "no",
                           f"{r['seconds']:.1f}"]))

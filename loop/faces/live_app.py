@@ -28,6 +28,8 @@ from loop.faces.verdict_worker import VerdictWorker
 FPS = 60
 MESSAGE_SECONDS = 3.0
 MIN_BRUSH, MAX_BRUSH = 2, 120
+FIRST_FRAME_SECONDS = 120.0  # a bounded run (screenshots) counts its frames from the first
+                             # one shown, and waits this long for it (kernels compile first)
 PREFS_SETTLE_SECONDS = 1.0   # window settings are saved once they stop changing this long
 
 
@@ -63,7 +65,7 @@ class LiveApp:
         self.running = True
         self._drag_button = None
         self._last_label_at = None
-        self.frames_drawn = 0
+        self.frames_shown = 0   # frames drawn with a frame and its verdict on them
         self.edit_only = edit_only
         self.edit: EditMode | None = None
         self.entry: TextEntry | None = None   # a name being typed
@@ -95,8 +97,12 @@ class LiveApp:
         if autoclick:
             from loop.faces.autoclick import AutoClicker
             clicker = AutoClicker(self)
+        started = time.monotonic()
         try:
-            while self.running and (max_frames is None or self.frames_drawn < max_frames):
+            while self.running and (max_frames is None or self.frames_shown < max_frames):
+                if not self.frames_shown and time.monotonic() - started > FIRST_FRAME_SECONDS:
+                    raise UserError(f"no frame came from the source within "
+                                    f"{FIRST_FRAME_SECONDS:.0f} s")
                 if clicker is not None:
                     clicker.tick()
                 self.step()
@@ -119,7 +125,7 @@ class LiveApp:
         self.view.draw(self.state, self.core, shown, shown.latest(), time.monotonic(),
                        self.link, self.footer(), self.help_lines(), self.empty_note())
         pygame.display.flip()
-        self.frames_drawn += 1
+        self.frames_shown += shown.latest() is not None
 
     def footer(self) -> str:
         """A line under the frame: edit mode's frame counter."""

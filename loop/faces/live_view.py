@@ -133,7 +133,7 @@ class LiveView:
             return heat_image(frame, verdict.probabilities[state.selected], size, state.smooth)
         if view == "uncertainty":
             return heat_image(frame, verdict.uncertainty, size, state.smooth, cv2.COLORMAP_INFERNO)
-        return verdict_image(frame, verdict.probabilities, size, state.smooth)
+        return verdict_image(frame, verdict.probabilities, size, state.smooth, verdict.pixels)
 
     def _legend(self, state: ViewState, core, verdict) -> None:
         """What the colours mean (a scale for the heat map and the uncertainty), and a ring

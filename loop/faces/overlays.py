@@ -39,13 +39,15 @@ def frame_at(frame: np.ndarray, size) -> np.ndarray:
 
 
 def verdict_image(frame: np.ndarray, probabilities: np.ndarray, size,
-                  smooth: bool = True) -> np.ndarray:
-    """The frame in colour with each category's translucent colour where it is."""
+                  smooth: bool = True, pixels: np.ndarray | None = None) -> np.ndarray:
+    """The frame in colour with each category's translucent colour where it is. Smooth:
+    the verdict's own per-pixel map (`pixels`, spread on the device) when it has one."""
     picture = frame_at(frame, size)
     k = probabilities.shape[0]
     strength = np.full(k, CATEGORY_ALPHA, np.float32)
     strength[0] = BACKGROUND_ALPHA
-    alpha = spread(probabilities, size, smooth) * strength            # (H, W, K)
+    maps = pixels if smooth and pixels is not None else probabilities
+    alpha = spread(maps, size, smooth) * strength                       # (H, W, K)
     tint = alpha @ category_colours(k)                                  # (H, W, 3)
     out = picture * (1.0 - alpha.sum(axis=-1, keepdims=True)) + tint
     return np.clip(out, 0, 255).astype(np.uint8)

@@ -14,7 +14,9 @@ create and replace files.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
+import functools
 import os
 import stat
 import tempfile
@@ -137,7 +139,39 @@ def _umask() -> int:
     return umask
 
 
+RENAME_NOREPLACE = 1  # linux/fs.h
+
+
+def _rename_no_replace(temp: str, target: Path) -> bool:
+    """Linux's renameat2(RENAME_NOREPLACE): one atomic step that never clobbers and leaves
+    no second name behind if the process dies. False where the system or the file system
+    does not offer it (FileExistsError when the target appeared)."""
+    renameat2 = getattr(_libc(), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_cwd = -100
+    if renameat2(at_cwd, os.fsencode(temp), at_cwd, os.fsencode(str(target)),
+                 RENAME_NOREPLACE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err == errno.EEXIST:
+        raise FileExistsError(errno.EEXIST, "exists already", str(target))
+    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(target))
+
+
+@functools.lru_cache(maxsize=1)
+def _libc():
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
 def _move_without_clobbering(temp: str, target: Path) -> None:
+    if _rename_no_replace(temp, target):
+        return
     try:
         os.link(temp, target)  # fails if the target appeared meanwhile: never clobbers
     except OSError as exc:

@@ -1,0 +1,30 @@
+"""What an accuracy curve says, and per-pixel scoring of the held-out frames."""
+import numpy as np
+
+from loop.demo.curves import clicks_to, curve_report, largest_drop_after
+from loop.demo.held_out import HeldOutSet
+from loop.demo.scene import DemoScene
+
+
+def test_milestones_and_the_largest_drop_after_a_goal():
+    curve = [(0, 0.3), (2, 0.85), (4, 0.91), (6, 0.88), (8, 0.95), (10, 0.90), (12, 0.97)]
+    assert clicks_to(curve, 0.9) == 4 and clicks_to(curve, 0.99) is None
+    assert abs(largest_drop_after(curve, 0.9) - 0.05) < 1e-9
+    assert largest_drop_after(curve, 0.99) is None
+    assert largest_drop_after([(0, 0.5), (2, 0.92), (4, 0.95)], 0.9) == 0.0
+    report = curve_report(curve, [(c, a - 0.01) for c, a in curve])
+    assert report["clicks_to_97"] == 12 and report["pixel_clicks_to_97"] is None
+    assert report["final_pixel_balanced_accuracy"] == 0.96
+
+
+def test_pixel_scores_follow_the_cell_scores(base_network):
+    from test_plugin import trained_core
+    core = trained_core(base_network)
+    held = HeldOutSet(core, DemoScene(seed=6), count=4)
+    cell, pixel = held.scores(core)
+    assert 0 <= pixel <= 1 and abs(cell - pixel) < 0.2
+    frame = held.pixel_truths[0]
+    probabilities = core.verdict_on_features(held.features[0])
+    pixels = core.pixel_probabilities(probabilities, frame.shape)
+    assert pixels.shape == (core.spec.outputs,) + frame.shape
+    assert np.allclose(pixels.sum(axis=0), 1, atol=1e-4), "still probabilities per pixel"

@@ -1,0 +1,47 @@
+"""upsample.cl against its numpy twin on random shapes, every output element written."""
+import numpy as np
+import pytest
+
+from conftest import assert_close
+from patchloop_kernels.runtime import Tensor
+from patchloop_kernels.upsample import prepare_upsample
+
+
+def upsample_bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The numpy twin, in float64: bilinear between cell centres, clamped at the edges."""
+    c, h, w = x.shape
+    sy = np.clip((np.arange(height) + 0.5) * h / height - 0.5, 0, h - 1)
+    sx = np.clip((np.arange(width) + 0.5) * w / width - 0.5, 0, w - 1)
+    y0, x0 = sy.astype(int), sx.astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy, fx = (sy - y0)[:, None], (sx - x0)[None, :]
+    x = x.astype(np.float64)
+    top = x[:, y0][:, :, x0] + fx * (x[:, y0][:, :, x1] - x[:, y0][:, :, x0])
+    bottom = x[:, y1][:, :, x0] + fx * (x[:, y1][:, :, x1] - x[:, y1][:, :, x0])
+    return top + fy * (bottom - top)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_upsample_matches_numpy_on_random_shapes(device, seed):
+    rng = np.random.default_rng(seed)
+    c, h, w = int(rng.integers(1, 5)), int(rng.integers(1, 20)), int(rng.integers(1, 20))
+    height, width = int(rng.integers(1, 200)), int(rng.integers(1, 200))
+    x = rng.random((c, h, w)).astype(np.float32)
+    y = Tensor.from_numpy(device, np.full((c, height, width), np.nan, np.float32))
+    prepare_upsample(device, y, Tensor.from_numpy(device, x)).enqueue(device.queue)
+    out = y.numpy()
+    assert np.isfinite(out).all(), "every output element written"
+    assert_close(out, upsample_bilinear(x, height, width), atol=1e-5, rtol=1e-5,
+                 what=f"upsample {(c, h, w)} -> {(height, width)}")
+
+
+def test_upsample_keeps_cell_centres_and_refuses_bad_shapes(device):
+    x = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    y = Tensor.empty(device, (2, 48, 64))
+    prepare_upsample(device, y, Tensor.from_numpy(device, x)).enqueue(device.queue)
+    out = y.numpy()
+    # 16x16 pixels a cell: pixels (7.5, 7.5)... sit on centres; (8, 8) is 1/32 past it.
+    assert abs(out[1, 8, 8] - x[1, 0, 0] - (x[1, 0, 1] - x[1, 0, 0]) / 32
+               - (x[1, 1, 0] - x[1, 0, 0]) / 32) < 1e-5
+    with pytest.raises(ValueError):
+        prepare_upsample(device, Tensor.empty(device, (3, 8, 8)), Tensor.from_numpy(device, x))
