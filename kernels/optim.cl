@@ -15,16 +15,6 @@ __kernel void sgd_step(__global float *w, __global float *v, __global const floa
     }
 }
 
-// The running average the verdicts read (Polyak averaging), in place:
-//   avg = avg + rate * (w - avg)
-// rate 1 copies w. Work-item i updates elements [16 i, 16 i + 16).
-__kernel void average_step(__global float *avg, __global const float *w, int count, float rate)
-{
-    const int i0 = get_global_id(0) * 16;
-    for (int i = i0; i < min(i0 + 16, count); i++)
-        avg[i] = rate >= 1.0f ? w[i] : avg[i] + rate * (w[i] - avg[i]);
-}
-
 // Squared L2 norm of a flat buffer in two passes with no barriers (PoCL runs a plain loop per
 // work-item fastest). Pass 1: partial[i] = sum of x[j]^2 over j in [CHUNK i, CHUNK i + CHUNK).
 __kernel void sum_squares_partial(__global float *partial, __global const float *x, int n,

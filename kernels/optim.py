@@ -1,5 +1,4 @@
-"""Launchers for optim.cl: the SGD step, the weights' running average, the gradient-norm
-clip and the non-finite check."""
+"""Launchers for optim.cl: the SGD step, the gradient-norm clip and the non-finite check."""
 from __future__ import annotations
 
 import numpy as np
@@ -28,23 +27,6 @@ class SgdStep:
         self.launch.set_arg(5, float(learning_rate))
         self.launch.set_arg(6, float(momentum))
         self.launch.set_arg(7, float(weight_decay))
-        self.launch.enqueue(queue)
-
-
-class WeightAverage:
-    """average += rate * (weights - average) over two flat buffers of one length: the
-    exponential moving average of the weights (rate 1: a copy)."""
-
-    def __init__(self, device: Device, average: Tensor, weights: Tensor):
-        if average.size != weights.size:
-            raise ValueError(f"average of {average.size} values over {weights.size} weights")
-        self.launch = Launch.prepare(device, "optim", "average_step", (-(-weights.size // 16),),
-                                     None, [average, weights, weights.size, 1.0])
-
-    def enqueue(self, queue, rate: float) -> None:
-        if not 0.0 < rate <= 1.0:
-            raise ValueError(f"averaging rate {rate} is not in (0, 1]")
-        self.launch.set_arg(3, float(rate))
         self.launch.enqueue(queue)
 
 

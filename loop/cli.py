@@ -8,6 +8,7 @@ import os
 import sys
 from dataclasses import dataclass
 
+from loop.core.patch import PATCH_TAPS
 from loop.errors import UserError
 from loop.store.safe_files import shown
 
@@ -139,6 +140,9 @@ def _bench_kinds(bench) -> None:
     loop.add_argument("--seed", type=int, default=0, help="demo scene and patch seed")
     loop.add_argument("--plot", type=_output_file, help="write the accuracy curve to this PNG")
     loop.add_argument("--batch", type=int, default=16, help="the trainer's batch size")
+    loop.add_argument("--tap", default="stride16", choices=PATCH_TAPS,
+                      help="where the head reads the base (stride8+16: 8-pixel cells from the "
+                      "stride-8 map with the stride-16 map spread over it)")
     loop.set_defaults(handler=_bench_loop)
     train = kinds.add_parser("train", help="training from a folder: features and steps per second")
     train.add_argument("--fine-tune", type=int, default=3, metavar="STAGES",
@@ -156,7 +160,9 @@ def _live(live) -> None:
     live.add_argument("--categories", help="comma-separated names, background first "
                       "(default: background,object; the demo's own with --demo)")
     live.add_argument("--topology", choices=["head", "pixels"], default="head")
-    live.add_argument("--tap", default="stride16", help="base stage the head sits on")
+    live.add_argument("--tap", default="stride16", choices=PATCH_TAPS,
+                      help="where the head reads the base (stride8+16: a hypercolumn, 8-pixel "
+                      "cells)")
     live.add_argument("--fine-tune", type=int, default=0, metavar="STAGES",
                       help="also train the base's last STAGES blocks below the tap (slower steps)")
     live.add_argument("--loss", choices=["cross_entropy", "squared_error"],

@@ -22,7 +22,7 @@ from session_writer_child import trained_state  # noqa: E402
 BENCH_OPTIONS = {
     "kernels": {"--repeats", "--json"},
     "base": {"--repeats", "--json", "--base"},
-    "loop": {"--clicks", "--seconds", "--policy", "--seed", "--plot", "--batch", "--json",
+    "loop": {"--clicks", "--seconds", "--policy", "--seed", "--plot", "--batch", "--tap", "--json",
              "--base"},
     "train": {"--fine-tune", "--json", "--base"},
     "sessions": {"--json"},

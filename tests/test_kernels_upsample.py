@@ -44,4 +44,33 @@ def test_upsample_keeps_cell_centres_and_refuses_bad_shapes(device):
     assert abs(out[1, 8, 8] - x[1, 0, 0] - (x[1, 0, 1] - x[1, 0, 0]) / 32
                - (x[1, 1, 0] - x[1, 0, 0]) / 32) < 1e-5
     with pytest.raises(ValueError):
-        prepare_upsample(device, Tensor.empty(device, (3, 8, 8)), Tensor.from_numpy(device, x))
+        prepare_upsample(device, Tensor.empty(device, (1, 8, 8)), Tensor.from_numpy(device, x))
+
+
+def test_upsample_into_later_channels_leaves_the_others(device):
+    rng = np.random.default_rng(3)
+    x = rng.random((3, 5, 7)).astype(np.float32)
+    y = Tensor.from_numpy(device, np.full((1, 5, 10, 14), -7.0, np.float32))
+    prepare_upsample(device, y, Tensor.from_numpy(device, x), y_channel=2).enqueue(device.queue)
+    out = y.numpy()[0]
+    assert (out[:2] == -7.0).all(), "channels before are untouched"
+    assert_close(out[2:], upsample_bilinear(x, 10, 14), atol=1e-5, rtol=1e-5, what="into")
+    with pytest.raises(ValueError):
+        prepare_upsample(device, y, Tensor.from_numpy(device, x), y_channel=3)
+
+
+def test_hypercolumn_stacks_the_fine_map_and_the_spread_coarse_one(device):
+    from patchloop_kernels.upsample import prepare_hypercolumn
+    rng = np.random.default_rng(5)
+    fine = rng.standard_normal((1, 4, 12, 16)).astype(np.float32)
+    coarse = rng.standard_normal((1, 6, 6, 8)).astype(np.float32)
+    y = Tensor.from_numpy(device, np.full((1, 10, 12, 16), np.nan, np.float32))
+    prepare_hypercolumn(device, y, Tensor.from_numpy(device, fine),
+                        Tensor.from_numpy(device, coarse)).enqueue(device.queue)
+    out = y.numpy()[0]
+    assert np.array_equal(out[:4], fine[0]), "the fine map exactly"
+    assert_close(out[4:], upsample_bilinear(coarse[0], 12, 16), atol=1e-5, rtol=1e-5,
+                 what="the coarse map spread")
+    with pytest.raises(ValueError):
+        prepare_hypercolumn(device, Tensor.empty(device, (1, 9, 12, 16)),
+                            Tensor.from_numpy(device, fine), Tensor.from_numpy(device, coarse))

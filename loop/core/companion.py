@@ -11,6 +11,7 @@ import numpy as np
 
 from loop.core.engine import BASE_INPUT
 from loop.core.patch import PIXELS_INPUT
+from loop.core.patch_input import PatchInput
 from loop.core.patch_model import PatchModel
 from loop.core.verdict import frame_verdict
 from patchloop_kernels.image import FramePreprocess
@@ -104,7 +105,8 @@ class Companion:
         runs = []
         for spec, weights, arch in self.models:
             if spec.topology == "head":
-                features, prep = base_plan.feature_map(arch.input_layer), None
+                prep = PatchInput(self.device, base_plan, arch)
+                features = prep.features
                 size = features.shape[2:]
             else:
                 features = Tensor.empty(self.device, (1, 3) + PIXELS_INPUT)
@@ -136,8 +138,9 @@ class Companion:
                 results[i] = PatchResult(spec.name, False, spec.categories[0].name, 1.0, False,
                                          None, None)
                 continue
-            if prep is not None:
+            if isinstance(prep, FramePreprocess):
                 prep.upload(frame, self.queue)
+            if prep is not None:
                 prep.enqueue(self.queue)
             inference.enqueue(self.queue)
             probabilities = inference.read(self.queue)

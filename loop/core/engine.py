@@ -23,6 +23,7 @@ from loop.core.labels import LabeledFrame, label_counts
 from loop.core.categories import grown, grown_momentum, renamed, with_category
 from loop.core.patch import PIXELS_INPUT, PatchSpec
 from loop.core.patch_arch import patch_arch
+from loop.core.patch_input import PatchInput, deepest_layer
 from loop.core.patch_model import PatchModel
 from loop.core.patch_net import parameter_layout
 from loop.core.pixel_maps import PixelMaps
@@ -49,12 +50,14 @@ class _Pipeline:
         device = core.device
         self.base_plan = None
         head = core.spec.topology == "head"
+        self.patch_input = None
         if core.base is not None and (head or not features_only):
             h, w = core.base_input
-            stop = core.model.arch.input_layer if features_only else None
+            stop = deepest_layer(core.model.arch) if features_only and head else None
             self.base_plan = core.base.plan(h, w, frame_shape, stop)
         if head:
-            self.features = self.base_plan.feature_map(core.model.arch.input_layer)
+            self.patch_input = PatchInput(device, self.base_plan, core.model.arch)
+            self.features = self.patch_input.features
             self.pixels_input = None
         else:
             self.features = Tensor.empty(device, (1, 3) + PIXELS_INPUT)
@@ -65,6 +68,8 @@ class _Pipeline:
     def run(self, frame: np.ndarray, queue, run_base: bool) -> None:
         if self.base_plan is not None and run_base:
             self.base_plan.run(frame, queue)
+            if self.patch_input is not None:
+                self.patch_input.enqueue(queue)
         if self.pixels_input is not None:
             self.pixels_input.upload(frame, queue)
             self.pixels_input.enqueue(queue)
@@ -256,7 +261,9 @@ class LoopCore:
 
     def _receptive_field(self) -> tuple[int, int]:
         if self.spec.topology == "head":
-            chain = base_path_to(self.base.spec, self.model.arch.input_layer) + self.model.layers
+            # A hypercolumn cell sees what its coarser map sees: the larger field.
+            chain = base_path_to(self.base.spec, deepest_layer(self.model.arch)) + \
+                self.model.layers
         else:
             chain = self.model.layers
         return receptive_field(chain)

@@ -20,7 +20,11 @@ POOLINGS = ("detect", "mean")
 # The training loss: the class-weighted masked cross-entropy, or the seed's masked squared
 # error on one output in [-1, 1] (two-category pixels patches only, as in seed 001).
 LOSSES = ("cross_entropy", "squared_error")
-TAPS = ("stride2", "stride4", "stride8", "stride16", "stride32")
+# A hypercolumn tap: the patch reads the finer map with the coarser one spread over it
+# (detail and context per cell), and gives its verdict on the finer map's cells.
+HYPERCOLUMNS = {"stride8+16": ("stride8", "stride16")}
+TAPS = ("stride2", "stride4", "stride8", "stride16", "stride32")   # what a base provides
+PATCH_TAPS = TAPS + tuple(HYPERCOLUMNS)                               # what a patch may read
 MAX_FINE_TUNE = 32  # a bound for files; the base says how many blocks it really has
 PIXELS_INPUT = (120, 160)  # (height, width): the seed's 160x120 for responsiveness
 
@@ -78,8 +82,8 @@ class PatchSpec:
             raise ValueError(f"patch {self.name!r}: category tags repeat")
         if self.topology not in TOPOLOGIES:
             raise ValueError(f"topology {self.topology!r} is not one of {', '.join(TOPOLOGIES)}")
-        if self.topology == "head" and self.tap not in TAPS:
-            raise ValueError(f"tap {self.tap!r} is not one of {', '.join(TAPS)}")
+        if self.topology == "head" and self.tap not in PATCH_TAPS:
+            raise ValueError(f"tap {self.tap!r} is not one of {', '.join(PATCH_TAPS)}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
         if self.loss not in LOSSES:
@@ -89,6 +93,8 @@ class PatchSpec:
         if not 0 <= self.fine_tune <= MAX_FINE_TUNE or (self.fine_tune and self.topology != "head"):
             raise ValueError(f"fine-tune {self.fine_tune}: a head patch trains 0 to "
                              f"{MAX_FINE_TUNE} of the base's blocks")
+        if self.fine_tune and self.tap in HYPERCOLUMNS:
+            raise ValueError(f"tap {self.tap} reads two base stages: it cannot fine-tune the base")
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold {self.threshold} must lie between 0 and 1")
         for tag in self.triggers:

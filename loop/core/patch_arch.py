@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from loop.core.patch import PatchSpec
+from loop.core.patch import HYPERCOLUMNS, PatchSpec
 from loop.core.patch_net import check_chain, initial_parameters, patch_layers
 from patchloop_kernels.conv import ConvGeometry
 
@@ -22,6 +22,8 @@ class PatchArch:
     tuned: int = 0                      # leading layers that are fine-tuned base layers
     tuned_blocks: tuple[str, ...] = ()  # their blocks' names in the base
     tuned_weights: dict = field(default_factory=dict, compare=False, repr=False)
+    side_layer: str | None = None       # a hypercolumn's coarser base layer, spread over
+                                        # input_layer's map and stacked after its channels
 
     @property
     def input_channels(self) -> int:
@@ -47,6 +49,13 @@ def patch_arch(spec: PatchSpec, base_spec=None) -> PatchArch:
         return PatchArch(layers, (None,) * len(layers), None)
     if base_spec is None:
         raise ValueError("a head patch's layers depend on its base network")
+    if spec.tap in HYPERCOLUMNS:
+        from loop.base.network import tap_channels
+        fine, coarse = HYPERCOLUMNS[spec.tap]
+        layers = tuple(patch_layers(spec, tap_channels(base_spec, fine)
+                                    + tap_channels(base_spec, coarse)))
+        return PatchArch(layers, (None,) * len(layers), base_spec.taps[fine],
+                         side_layer=base_spec.taps[coarse])
     if spec.fine_tune == 0:
         from loop.base.network import tap_channels
         layers = tuple(patch_layers(spec, tap_channels(base_spec, spec.tap)))

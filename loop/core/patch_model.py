@@ -3,10 +3,7 @@ once without ever seeing half-updated weights:
 
   training   -- what the trainer's SGD updates in place (its own queue)
   published  -- the last finished step's weights, copied under a lock after each step
-  averaged   -- the running average of the published weights (Polyak averaging, updated
-                on the device at each publish): what the user sees, snapshots hold and
-                exports carry. One step cannot flip large regions back and forth.
-  inference  -- what verdicts read; refreshed from `averaged` between frames
+  inference  -- what verdicts read; refreshed from `published` between frames
   last_good  -- the last weights known finite, restored when training diverges
 """
 from __future__ import annotations
@@ -21,14 +18,8 @@ from loop.core.patch_arch import PatchArch
 from loop.core.patch_net import PatchForward, parameter_layout
 from loop.core.train_step import TrainStep
 from patchloop_kernels.flat import FlatTensors
-from patchloop_kernels.optim import WeightAverage
 from patchloop_kernels.runtime import Device, Tensor
 from patchloop_kernels.softmax import prepare_score_probabilities, prepare_softmax
-
-
-# The average moves this far towards each step's weights: a horizon of about 1 / rate steps,
-# short enough that a click's effect shows within its first burst of steps.
-AVERAGE_RATE = 0.3
 
 
 def _copy(queue, dst: FlatTensors, src: FlatTensors) -> None:
@@ -51,8 +42,6 @@ class PatchModel:
         flat = self.layout.pack(initial or arch.initial_parameters(spec.seed))
         self.training = FlatTensors(device, self.layout, flat)
         self.published = FlatTensors(device, self.layout, flat)
-        self.averaged = FlatTensors(device, self.layout, flat)
-        self._average = WeightAverage(device, self.averaged.flat, self.published.flat)
         self.inference = FlatTensors(device, self.layout, flat)
         self.last_good = FlatTensors(device, self.layout, flat)
         self.grads = FlatTensors(device, self.layout)
@@ -66,14 +55,11 @@ class PatchModel:
         return TrainStep(self.device, self.arch, self.training, self.grads, self.velocity,
                          batch, self.feature_shape, self.spec.loss)
 
-    def publish(self, queue, rate: float | None = None) -> None:
-        """After a finite step: the training weights become the published and last good,
-        and the average moves `rate` (default AVERAGE_RATE) of the way towards them."""
-        rate = AVERAGE_RATE if rate is None else rate
+    def publish(self, queue) -> None:
+        """After a finite step: the training weights become the published and last good."""
         with self._lock:
             _copy(queue, self.published, self.training)
             _copy(queue, self.last_good, self.training)
-            self._average.enqueue(queue, rate)
             queue.finish()
             self.version += 1
 
@@ -106,17 +92,16 @@ class PatchModel:
         """Take the newest published weights for the next verdict; returns their version."""
         if self.version != self._inference_version:
             with self._lock:
-                _copy(queue, self.inference, self.averaged)
+                _copy(queue, self.inference, self.published)
                 queue.finish()
                 self._inference_version = self.version
         return self._inference_version
 
     # -- snapshots ------------------------------------------------------------------------
     def state(self, queue) -> dict[str, np.ndarray]:
-        """Host copies of the averaged weights (the ones verdicts use) and the optimizer's
-        velocity."""
+        """Host copies of the published weights and the optimizer's velocity."""
         with self._lock:
-            weights = self.averaged.flat.numpy(queue)
+            weights = self.published.flat.numpy(queue)
             velocity = self.velocity.flat.numpy(queue)
         return {"weights": weights, "velocity": velocity}
 
@@ -127,14 +112,13 @@ class PatchModel:
             raise ValueError(f"snapshot holds {weights.size} weights; this patch has "
                              f"{self.layout.size}")
         with self._lock:
-            for copy in (self.training, self.published, self.averaged, self.inference,
-                         self.last_good):
+            for copy in (self.training, self.published, self.inference, self.last_good):
                 copy.flat.write(weights, queue)
             self.velocity.flat.write(velocity, queue)
             self.version += 1
 
     def weights(self, queue) -> dict[str, np.ndarray]:
-        """The averaged weights by layer name (w0, b0, ...), for export and tests."""
+        """The published weights by layer name (w0, b0, ...), for export and tests."""
         return self.layout.unpack(self.state(queue)["weights"])
 
 

@@ -36,10 +36,11 @@ EVALUATE_EVERY = 2     # clicks
 POLL_SECONDS = 0.01    # how often the simulated user looks at the window
 
 
-def demo_core(base: BaseNetwork, scene: DemoScene, seed: int, batch: int) -> LoopCore:
+def demo_core(base: BaseNetwork, scene: DemoScene, seed: int, batch: int,
+              tap: str = "stride16") -> LoopCore:
     """A fresh core with an untrained patch for the demo scene's categories."""
     spec = PatchSpec("demo", categories_from_names([n for _, n in scene.categories]),
-                     seed=seed, base_name=base.spec.name, base_hash=base.hash)
+                     tap=tap, seed=seed, base_name=base.spec.name, base_hash=base.hash)
     return LoopCore(spec, base=base, settings=TrainerSettings(batch_size=batch))
 
 
@@ -120,8 +121,8 @@ def run(args) -> int:
     device = Device.default()
     base = BaseNetwork(device, open_base(args.base))
     scene = DemoScene(seed=args.seed)
-    core = demo_core(base, scene, args.seed, args.batch)
-    report = {"device": device.describe(), "frame": "240x320", "patch": "head on stride16",
+    core = demo_core(base, scene, args.seed, args.batch, args.tap)
+    report = {"device": device.describe(), "frame": "240x320", "patch": f"head on {args.tap}",
               "trainer_batch": args.batch,
               "loop": run_loop(core, scene, args.clicks, args.seconds)}
     report["training_speed_batch16"] = train_steps_per_second(core, batch=16)

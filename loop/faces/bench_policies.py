@@ -41,13 +41,13 @@ def run(args) -> int:
     progress = ProgressBar("policies", len(names))
     for done, name in enumerate(names):
         progress.update(done, name)
-        core = demo_core(base, scene, args.seed, args.batch)
+        core = demo_core(base, scene, args.seed, args.batch, args.tap)
         held_out = held_out or HeldOutSet(core, scene)  # the base is shared: so are features
         results[name] = policy_report(run_policy(core, scene, POLICIES[name](seed=args.seed),
                                                  args.clicks, held_out=held_out))
         core.close()
     progress.done()
-    report = {"device": device.describe(), "frame": "240x320", "patch": "head on stride16",
+    report = {"device": device.describe(), "frame": "240x320", "patch": f"head on {args.tap}",
               "trainer_batch": args.batch, "seed": args.seed, "clicks": args.clicks,
               "policies": results}
     print(json.dumps(report, indent=2) if args.json else _table(report))

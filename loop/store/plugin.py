@@ -14,6 +14,10 @@ norm_offset, norm_scale, resize ("bilinear")}, threshold, pooling ("detect" or "
 tensors [{name, shape, dtype, offset, size, sha256}] and icon ({offset, size, sha256} of a
 PNG, or null).
 
+Version 3 (only for patches on a hypercolumn tap, "stride8+16") changes nothing but the tap:
+the patch reads the stride-8 map with the stride-16 map spread over it (bilinear, pixel
+centres) and stacked after its channels; older readers refuse it by its version.
+
 Version 2 (only for patches that fine-tune the base) adds fine_tune {input, layers, blocks}:
 the base layer whose output the patch reads, how many leading layers are its tuned copies
 of the base's blocks (named in `blocks`), and a `residual` in every layer (the index of the
@@ -37,13 +41,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loop.core.patch import PatchSpec
+from loop.core.patch import HYPERCOLUMNS, PatchSpec
 from loop.core.patch_arch import PatchArch
 from loop.store.safe_files import write_atomically
 
 MAGIC = b"SPECIALNEURONS\x00\x01"
-VERSION = 2          # the newest manifest version written and read
+VERSION = 3          # the newest manifest version written and read
 FROZEN_VERSION = 1   # what patches on a frozen base still write, so older readers take them
+TUNED_VERSION = 2    # patches that fine-tune the base
+HYPERCOLUMN_VERSION = 3  # patches that read a hypercolumn tap (stride8+16)
 MAX_MANIFEST = 1 << 20
 MAX_FILE = 64 << 20
 MAX_ICON = 1 << 20
@@ -105,6 +111,14 @@ def _encode(name: str, array: np.ndarray, dtype: str):
             (name + ".scale", scale.astype("<f4").tobytes(), "float32", scale.shape)]
 
 
+
+def manifest_version(spec: PatchSpec, arch: PatchArch) -> int:
+    """The oldest manifest version that holds this patch, so older readers take what they
+    can read."""
+    if spec.tap in HYPERCOLUMNS:
+        return HYPERCOLUMN_VERSION
+    return TUNED_VERSION if arch.tuned else FROZEN_VERSION
+
 def write_plugin(path, spec: PatchSpec, arch: PatchArch, input_hw, weights: dict,
                  tag: str, created: float, dtype: str = "float32", icon: bytes | None = None,
                  base_norm=(127.0, 128.0), replace: bool = True) -> None:
@@ -134,7 +148,7 @@ def write_plugin(path, spec: PatchSpec, arch: PatchArch, input_hw, weights: dict
     else:
         layer_dicts = [_layer_dict(g) for g in layers]
     manifest = {
-        "format": "specialneurons", "version": VERSION if arch.tuned else FROZEN_VERSION,
+        "format": "specialneurons", "version": manifest_version(spec, arch),
         "name": spec.name,
         "description": spec.description, "created": created, "tag": tag,
         "categories": [[c.tag, c.index, c.name] for c in spec.categories],

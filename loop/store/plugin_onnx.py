@@ -41,6 +41,8 @@ def plugin_to_onnx(plugin: Plugin, base_spec=None):
         arch = arch_on_base(plugin, base_spec)
         source = arch.input_layer
         h, w = map_size(base_spec, source, height, width)
+        if arch.side_layer is not None:  # a hypercolumn: the coarser map spread, stacked
+            source = _hypercolumn(parts, arch, base_spec, h, w)
     else:
         arch, source = plugin.arch, "input"
         h, w = height, width
@@ -85,3 +87,20 @@ def plugin_to_onnx(plugin: Plugin, base_spec=None):
     onnx.helper.set_model_props(model, meta)
     onnx.checker.check_model(model)
     return model
+
+
+def _hypercolumn(parts, arch, base_spec, h: int, w: int) -> str:
+    """The coarser map resized to the finer one's size (linear, pixel centres: what the
+    trainer's upsample kernel does) and concatenated after its channels."""
+    from onnx import helper, numpy_helper
+    from loop.base.network import tap_channels
+    coarse_tap = next(t for t, layer in base_spec.taps.items() if layer == arch.side_layer)
+    sizes = np.array([1, tap_channels(base_spec, coarse_tap), h, w], np.int64)
+    parts.inits.append(numpy_helper.from_array(sizes, "hypercolumn.sizes"))
+    parts.nodes += [
+        helper.make_node("Resize", [arch.side_layer, "", "", "hypercolumn.sizes"],
+                         ["hypercolumn.coarse"], mode="linear",
+                         coordinate_transformation_mode="half_pixel"),
+        helper.make_node("Concat", [arch.input_layer, "hypercolumn.coarse"], ["hypercolumn"],
+                         axis=1)]
+    return "hypercolumn"

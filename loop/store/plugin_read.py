@@ -10,7 +10,8 @@ import struct
 
 import numpy as np
 
-from loop.core.patch import MAX_FINE_TUNE, TAPS, TOPOLOGIES, Category, PatchSpec
+from loop.core.patch import (HYPERCOLUMNS, MAX_FINE_TUNE, PATCH_TAPS, TOPOLOGIES, Category,
+                             PatchSpec)
 from loop.core.patch_arch import arch_from_layers
 from loop.errors import UserError
 from loop.store.plugin import (DTYPES, MAGIC, MAX_FILE, MAX_MANIFEST, VERSION, Plugin,
@@ -151,7 +152,7 @@ def _spec(manifest: dict, version: int):
     _need(len(triggers) <= MAX_CATEGORIES and all(isinstance(t, str) for t in triggers),
           "triggers must be a list of tags")
     topology, tap = _get(manifest, "topology", str), _get(manifest, "tap", str)
-    _need(topology in TOPOLOGIES and tap in TAPS,
+    _need(topology in TOPOLOGIES and tap in PATCH_TAPS,
           f"topology {topology!r:.40} / tap {tap!r:.40} unknown")
     _need(PLUGIN_TAG.fullmatch(_get(manifest, "tag", str)) is not None,
           "manifest 'tag' holds characters a snapshot tag does not")
@@ -163,8 +164,10 @@ def _spec(manifest: dict, version: int):
     _need(isinstance(threshold, (int, float)) and not isinstance(threshold, bool),
           "threshold must be a number")
     fine_tune = manifest.get("fine_tune")
-    _need((fine_tune is None) == (version < 2), "a version 2 manifest has fine_tune, version 1 "
-          "has none")
+    _need((fine_tune is not None) == (version == 2), "a version 2 manifest has fine_tune, "
+          "versions 1 and 3 have none")
+    _need((tap in HYPERCOLUMNS) == (version == 3), "a version 3 manifest reads a hypercolumn "
+          "tap, versions 1 and 2 one tap")
     blocks = 0
     if fine_tune is not None:
         _need(isinstance(fine_tune, dict) and isinstance(fine_tune.get("blocks"), list)

@@ -1,0 +1,82 @@
+"""The hypercolumn head (tap stride8+16): verdicts on 8-pixel cells from the stride-8 map
+with the stride-16 map spread over it; trained live, exported (plugin version 3), applied
+and in ONNX, all agreeing."""
+import numpy as np
+import pytest
+
+from loop.core.engine import LoopCore
+from loop.core.labels import LabelDisc
+from loop.core.patch import PatchSpec, categories_from_names
+from loop.demo.scene import DemoScene
+from loop.faces.apply import load_plugin_core
+from loop.faces.export import export_snapshot
+from loop.store.plugin_read import read_plugin
+
+
+@pytest.fixture(scope="module")
+def fine_core(base_network):
+    spec = PatchSpec("fine", categories_from_names(["background", "ball", "box"]),
+                     tap="stride8+16", base_name=base_network.spec.name,
+                     base_hash=base_network.hash)
+    core = LoopCore(spec, base=base_network)
+    scene = DemoScene(seed=6)
+    for index in (0, 40, 80):
+        frame = scene.frame(index)
+        verdict = core.observe(frame.image)
+        for category in (1, 2, 0):
+            ys, xs = np.nonzero(frame.truth == category)
+            if len(xs):
+                core.label(verdict.frame_id, LabelDisc(xs[len(xs) // 2], ys[len(ys) // 2], 8,
+                                                       category))
+    for _ in range(40):
+        core.trainer.step()
+    return core
+
+
+def test_cells_are_8_pixels_and_the_features_stack_both_maps(fine_core, base_network):
+    frame = DemoScene(seed=6).frame(20).image
+    verdict = fine_core.observe(frame)
+    assert verdict.probabilities.shape == (3, 30, 40), "8-pixel cells on a 240x320 frame"
+    assert verdict.pixels.shape == (3, 240, 320)
+    features = fine_core.features(frame)
+    assert features.shape == (40 + 112, 30, 40)
+    plain = LoopCore(PatchSpec("s8", categories_from_names(["bg", "x"]), tap="stride8",
+                               base_name=base_network.spec.name, base_hash=base_network.hash),
+                     base=base_network)
+    assert np.array_equal(features[:40], plain.features(frame)), "the stride-8 map as it is"
+    plain.close()
+
+
+def test_it_learns_the_labeled_cells(fine_core):
+    scene = DemoScene(seed=6)
+    frame = scene.frame(40)
+    verdict = fine_core.observe(frame.image)
+    for category in (1, 2):
+        ys, xs = np.nonzero(frame.truth == category)
+        assert verdict.category_at(xs[len(xs) // 2], ys[len(ys) // 2]) == category
+
+
+def test_exported_applied_and_onnx_agree(fine_core, base_spec, tmp_path):
+    snapshot = fine_core.snapshot()
+    out = export_snapshot(fine_core.spec, snapshot.weights, tmp_path / "f.specialneurons",
+                          snapshot.tag, fine_core.base.spec)
+    plugin = read_plugin(out)
+    assert plugin.manifest["version"] == 3 and plugin.spec.tap == "stride8+16"
+    applied, _ = load_plugin_core(str(out), str(base_spec.path))
+    frame = DemoScene(seed=6).frame(60).image
+    mine, theirs = fine_core.observe(frame), applied.observe(frame)
+    assert np.abs(mine.probabilities - theirs.probabilities).max() < 1e-4
+    ort = pytest.importorskip("onnxruntime")
+    from loop.base.config import load_base
+    from loop.faces.export import write_onnx
+    session = ort.InferenceSession(str(write_onnx(out, load_base(base_spec.path))),
+                                   providers=["CPUExecutionProvider"])
+    probs, = session.run(["probabilities"], {"frame": frame[None]})
+    assert probs.shape == (1, 3, 30, 40)
+    assert np.abs(probs[0] - theirs.probabilities).max() < 1e-3
+    applied.close()
+
+
+def test_a_hypercolumn_cannot_fine_tune():
+    with pytest.raises(ValueError, match="cannot fine-tune"):
+        PatchSpec("x", categories_from_names(["bg", "x"]), tap="stride8+16", fine_tune=1)
