@@ -30,7 +30,8 @@ MESSAGE_SECONDS = 3.0
 MIN_BRUSH, MAX_BRUSH = 2, 120
 FIRST_FRAME_SECONDS = 120.0  # a bounded run (screenshots) counts its frames from the first
                              # one shown, and waits this long for it (kernels compile first)
-PREFS_SETTLE_SECONDS = 1.0   # window settings are saved once they stop changing this long
+PREFS_SETTLE_SECONDS = 1.0
+SHOWN_TAIL = 150   # frames: a demonstration run freezes its last frame this long before it ends   # window settings are saved once they stop changing this long
 
 
 def _fitting_window() -> tuple[int, int]:
@@ -105,6 +106,9 @@ class LiveApp:
                                     f"{FIRST_FRAME_SECONDS:.0f} s")
                 if clicker is not None:
                     clicker.tick()
+                    if max_frames is not None and self.frames_shown == max_frames - SHOWN_TAIL \
+                            and not self.worker.frozen:
+                        self.freeze()  # the last clicks land on the frame the picture shows
                 self.step()
             if screenshot:
                 try:
