@@ -153,7 +153,7 @@ def test_squared_error_pixels_patch_learns_and_exports_exactly(device, scene, tm
     spec = PatchSpec("seed", categories_from_names(["background", "ball"]), topology="pixels",
                      loss="squared_error")
     core = LoopCore(spec, settings=TrainerSettings(learning_rate=0.01))
-    assert core.model.layers[-1].c_out == 1, "one score per pixel, as in seed 001"
+    assert core.model.layers[-1].c_out == 1, "one score per pixel"
     frame, x, y = ball_frame(scene)
     verdict = core.observe(frame.image)
     assert verdict.probabilities.shape == (2, 120, 160)

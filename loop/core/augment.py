@@ -1,4 +1,4 @@
-"""Rand-tilt-shift (Neural Patches' checkbox; seed 002's augmentations): a labeled frame
+"""Rand-tilt-shift (random tilt, shift, colour and gain): a labeled frame
 turned a little, shifted, its colours shifted, optionally mirrored, with its labels moved
 along so they still sit on what they labeled."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from loop.core.labels import LabelDisc, WholeFrameLabel
 
 @dataclass(frozen=True)
 class AugmentRanges:
-    """How far a copy may differ (seed 002's ranges: rotation, shifts, channel shift)."""
+    """How far a copy may differ (rotation, shifts, channel shift)."""
 
     tilt_degrees: float = 10.0
     shift: float = 0.08          # of the frame's width and height

@@ -1,7 +1,7 @@
 """Labels: discs the user clicks and whole-frame labels, turned into sparse label maps.
 
 A label map holds one category index per output cell, or UNLABELED (-1): unlabeled cells
-carry no loss (the seed's masked loss).
+carry no loss (a masked loss).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class LabelDisc:
 
 @dataclass(frozen=True)
 class WholeFrameLabel:
-    """The seed's `b` key: every cell of the frame is this category (background, usually)."""
+    """The `b` key: every cell of the frame is this category (background, usually)."""
 
     category: int
 
@@ -98,7 +98,7 @@ def label_counts(frames: list[LabeledFrame], categories: int) -> np.ndarray:
 
 def balanced_class_weights(counts: np.ndarray) -> np.ndarray:
     """Inverse-frequency weights, mean 1 over the categories that have labels, so a flood of
-    background labels does not drag the patch (seed 001; seed 002's 49:1 weights)."""
+    background labels does not drag the patch (background often outnumbers the rest 49:1)."""
     counts = np.asarray(counts, np.float64)
     weights = np.zeros(len(counts), np.float32)
     present = counts > 0

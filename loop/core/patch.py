@@ -1,6 +1,6 @@
 """What a patch is: its categories, trigger categories and topology (no device state here).
 
-Categories follow the seed's map_clsloc.txt form: a tag `n<integer>`, an index (the output
+Categories follow the map_clsloc.txt form of data folders: a tag `n<integer>`, an index (the output
 neuron) and a space-less name. By convention index 0 is the background: the category a
 right click teaches and the frame's verdict when nothing else is found.
 """
@@ -17,8 +17,8 @@ TOPOLOGIES = ("head", "pixels")
 # How cells become the frame's verdict: "detect" (live patches: the best non-background cell
 # over the threshold) or "mean" (folder-trained classifiers: the mean over all cells).
 POOLINGS = ("detect", "mean")
-# The training loss: the class-weighted masked cross-entropy, or the seed's masked squared
-# error on one output in [-1, 1] (two-category pixels patches only, as in seed 001).
+# The training loss: the class-weighted masked cross-entropy, or the masked squared error on
+# one output in [-1, 1] (two-category pixels patches only).
 LOSSES = ("cross_entropy", "squared_error")
 # A hypercolumn tap: the patch reads the finer map with the coarser one spread over it
 # (detail and context per cell), and gives its verdict on the finer map's cells.
@@ -26,7 +26,7 @@ HYPERCOLUMNS = {"stride8+16": ("stride8", "stride16")}
 TAPS = ("stride2", "stride4", "stride8", "stride16", "stride32")   # what a base provides
 PATCH_TAPS = TAPS + tuple(HYPERCOLUMNS)                               # what a patch may read
 MAX_FINE_TUNE = 32  # a bound for files; the base says how many blocks it really has
-PIXELS_INPUT = (120, 160)  # (height, width): the seed's 160x120 for responsiveness
+PIXELS_INPUT = (120, 160)  # (height, width): 160x120, small enough to train live
 
 
 @dataclass(frozen=True)

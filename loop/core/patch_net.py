@@ -3,7 +3,7 @@ backward plan for a fixed batch and map size.
 
 Topologies (chosen when the patch is made):
   head   -- on a base tap: 1x1 conv, ReLU, 3x3 conv, ReLU, 1x1 conv to one logit per category
-  pixels -- the seed's from-scratch net on the raw frame: seven 3x3 convolutions with
+  pixels -- a from-scratch net on the raw frame: seven 3x3 convolutions with
             dilation 2, ReLU on all but the last, one logit per category per pixel
 """
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""How much of the frame one output cell sees: the seed's receptive-field rectangle."""
+"""How much of the frame one output cell sees: the receptive-field rectangle the window
+draws at the mouse."""
 from __future__ import annotations
 
 from patchloop_kernels.conv import ConvGeometry

@@ -17,8 +17,8 @@ class TrainerSettings:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     batch_size: int = 16
-    training: bool = True        # the seed's `t`: train at all
-    new_only: bool = False       # the seed's toggle: only labels made since it was switched on
+    training: bool = True        # `t`: train at all
+    new_only: bool = False       # `n`: only labels made since it was switched on
     balance_classes: bool = True  # class weights from label counts
     augment: bool = True         # rand-tilt-shift copies of labeled frames, made when idle
     flips: bool = False          # mirror images too (only where the category allows it)

@@ -1,5 +1,5 @@
 """Full snapshots of a patch: weights, optimizer state, settings, categories and label
-counts, tagged with a time-based hash (the seed's "tagged with a time-based hash")."""
+counts, tagged with a time-based hash."""
 from __future__ import annotations
 
 import hashlib

@@ -47,7 +47,7 @@ class TrainStep:
         n, k, h, w = self.forward.logits.shape
         self.squared_error = loss == "squared_error"
         if self.squared_error:
-            # The seed's targets: +1 for the category, -1 for background, 0 unlabeled.
+            # Squared-error targets: +1 for the category, -1 for background, 0 unlabeled.
             self.labels = Tensor.empty(device, (n, h, w))
             self.class_weights = Tensor.empty(device, (2,))
             self.loss = MaskedSquaredError(device, self.forward.logits, self.labels)

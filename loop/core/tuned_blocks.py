@@ -1,4 +1,4 @@
-"""Fine-tuning (seed 002: "retrain vs fine-tune"): the last blocks of the base below a
+"""Fine-tuning (training the base's last blocks, not only a new head): the last blocks of the base below a
 patch's tap become trainable layers of the patch itself. The base stays frozen and shared
 (the trigger check and other patches still see the original); the patch reads the base
 where those blocks begin and carries its own tuned copies of them.

@@ -1,6 +1,6 @@
 """A simulated annotator that works as a careful user does: it looks at the verdict, finds
 the largest region where it is wrong, and clicks deep inside it, alternating background and
-objects when it can (seed 001: alternate foreground and background, click where the net is
+objects when it can (alternate foreground and background, click where the net is
 wrong). The region helpers below serve the other simulated users too (loop/demo/policies.py)."""
 from __future__ import annotations
 
