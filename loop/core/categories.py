@@ -83,3 +83,26 @@ def grown_momentum(arrays: dict, last: int, outputs: int) -> dict:
         pad = np.zeros((outputs - old.shape[0],) + old.shape[1:], np.float32)
         out[name] = np.concatenate([old, pad]).astype(np.float32)
     return out
+
+
+def grown_dense(model, base, weights: np.ndarray, velocity):
+    """Dense weights (and momentum) saved before the newest categories were added, grown to
+    fit `model` (which has them all); ValueError when they are no earlier state of it."""
+    from loop.core.patch_arch import patch_arch
+    from loop.core.patch_net import parameter_layout
+    spec = model.spec
+    for outputs in range(2, spec.outputs):
+        fewer = replace(spec, categories=spec.categories[:outputs])
+        layout = parameter_layout(model.device, list(patch_arch(
+            fewer, base.spec if base is not None else None).layers))
+        if layout.dense_size != weights.size:
+            continue
+        last = len(model.layers) - 1
+        moments = np.zeros_like(weights) if velocity is None else velocity
+        arrays = layout.unpack(layout.from_dense(weights))
+        speeds = layout.unpack(layout.from_dense(moments))
+        mine = model.layout
+        return (mine.dense(mine.pack(grown(arrays, last, spec.outputs))),
+                mine.dense(mine.pack(grown_momentum(speeds, last, spec.outputs))))
+    raise ValueError(f"the saved weights ({weights.size}) do not fit this patch "
+                     f"({model.layout.dense_size})")

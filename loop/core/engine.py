@@ -12,20 +12,19 @@ product through this class.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from dataclasses import replace
 
 import numpy as np
 
 from loop.core.augment import AugmentRanges, augment
-from loop.core.labels import LabeledFrame, label_counts
-from loop.core.categories import grown, grown_momentum, renamed, with_category
+from loop.core.labels import LabeledFrame
+from loop.core.labels_book import AUGMENTED_COPIES, LabelsBook  # noqa: F401 (train's)
+from loop.core.categories import grown, grown_dense, grown_momentum, renamed, with_category
 from loop.core.patch import PIXELS_INPUT, PatchSpec
 from loop.core.patch_arch import patch_arch
 from loop.core.patch_input import PatchInput, deepest_layer
 from loop.core.patch_model import PatchModel
-from loop.core.patch_net import parameter_layout
 from loop.core.pixel_maps import PixelMaps
 from loop.core.receptive_field import base_path_to, map_size, receptive_field
 from loop.core.settings import TrainerSettings
@@ -36,7 +35,6 @@ from patchloop_kernels.runtime import Device, Tensor
 
 PIPELINES_KEPT = 4   # frame shapes whose device plans are kept (each holds a base plan)
 RECENT_FRAMES = 16  # observed frames kept so that a click can label the frame it was made on
-AUGMENTED_COPIES = 4  # rand-tilt-shift copies kept per labeled frame
 BASE_TOP = 5
 BASE_INPUT = (240, 320)  # (height, width) the base sees: frames are resized to it on the device
 
@@ -92,15 +90,15 @@ class LoopCore:
         else:
             feature_size = PIXELS_INPUT
         self.model = PatchModel(self.device, spec, arch, feature_size, initial_weights)
-        self.frames: list[LabeledFrame] = []
-        self.frames_lock = threading.Lock()
+        self.book = LabelsBook(self.model.cells)
+        # The trainer reads the book's frames under its lock.
+        self.frames, self.frames_lock = self.book.frames, self.book.lock
         self.device_turn = threading.Lock()
         self.trainer = OnlineTrainer(self.model, self.frames, self.frames_lock, settings,
                                      spec.seed, self.device_turn)
         self._pipelines: OrderedDict[tuple, _Pipeline] = OrderedDict()
         self._recent: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._next_frame_id = 1
-        self._history: list[tuple[int, int]] = []  # (frame_id, label count before) for undo
         self._feature_inference = None
         self.pixel_maps = PixelMaps(self.device)
         # The verdict thread adds observed frames; the UI thread labels them.
@@ -201,9 +199,7 @@ class LoopCore:
         with self._recent_lock:
             if frame_id in self._recent:
                 return self._recent[frame_id][1]
-        with self.frames_lock:
-            frame = next((f for f in self.frames if f.frame_id == frame_id), None)
-        return None if frame is None else frame.features
+        return self.book.features_of(frame_id)
 
     def features(self, frame: np.ndarray) -> np.ndarray:
         """The patch input (C, h, w) for a frame, without running the patch."""
@@ -216,36 +212,19 @@ class LoopCore:
     def _augment_one(self) -> bool:
         """Make one rand-tilt-shift copy of a labeled frame that has fewer than its share.
         Runs in the trainer's thread; False when every frame has its copies."""
-        with self.frames_lock:
-            originals = [f for f in self.frames if f.augmented_from is None and not f.excluded
-                         and f.labels]
-            copies: dict[int, int] = {}
-            for f in self.frames:
-                if f.augmented_from is not None:
-                    copies[f.augmented_from] = copies.get(f.augmented_from, 0) + 1
-            wanting = [f for f in originals if copies.get(f.frame_id, 0) < AUGMENTED_COPIES]
-            if not wanting:
-                return False
-            source = wanting[int(self._augment_rng.integers(len(wanting)))]
-            image, labels, stamp = source.image, list(source.labels), source.added_at
-        flips = self.trainer.settings.flips
-        new_image, new_labels = augment(image, labels, self._augment_rng, flips,
-                                        self.augment_ranges)
-        features = self.features(new_image)
-        copy = LabeledFrame(self._next_copy_id, new_image, features, new_labels,
-                            added_at=stamp, augmented_from=source.frame_id,
+        picked = self.book.wanting_copies(self._augment_rng)
+        if picked is None:
+            return False
+        source, labels = picked
+        new_image, new_labels = augment(source.image, labels, self._augment_rng,
+                                        self.trainer.settings.flips, self.augment_ranges)
+        copy = LabeledFrame(self._next_copy_id, new_image, self.features(new_image), new_labels,
+                            added_at=source.added_at, augmented_from=source.frame_id,
                             cells=self.model.cells)
         copy.relabel()
         self._next_copy_id -= 1
-        with self.frames_lock:
-            # The original may have changed meanwhile: then this copy is stale.
-            if source in self.frames and source.labels == labels:
-                self.frames.append(copy)
+        self.book.add_copy(copy, source, labels)  # dropped if the original changed meanwhile
         return True
-
-    def _drop_copies(self, frame_id: int) -> None:
-        """Caller holds frames_lock: the original's labels changed, its copies are stale."""
-        self.frames[:] = [f for f in self.frames if f.augmented_from != frame_id]
 
     def _pipeline(self, shape, features_only: bool = False) -> _Pipeline:
         """The pipeline for a frame shape, kept for the newest few shapes only: a folder of
@@ -281,21 +260,15 @@ class LoopCore:
         if category is not None and category >= self.spec.outputs:
             raise ValueError(f"category {category} does not exist (the patch has "
                              f"{self.spec.outputs})")
-        with self.frames_lock:
-            frame = next((f for f in self.frames if f.frame_id == frame_id), None)
-            if frame is None:
-                with self._recent_lock:
-                    held = self._recent.get(frame_id)
-                if held is None:
-                    raise KeyError(f"frame {frame_id} is no longer held; label a newer frame")
-                image, features = held
-                frame = LabeledFrame(frame_id, image, features, cells=self.model.cells)
-                self.frames.append(frame)
-            self._history.append((frame_id, len(frame.labels)))
-            self._drop_copies(frame_id)
-            frame.labels.append(label)
-            frame.added_at = time.monotonic()
-            frame.relabel()
+
+        def held():
+            with self._recent_lock:
+                kept = self._recent.get(frame_id)
+            if kept is None:
+                raise KeyError(f"frame {frame_id} is no longer held; label a newer frame")
+            return kept
+
+        frame = self.book.add(frame_id, label, held)
         self.trainer.notify_labels(frame_id)
         return frame
 
@@ -309,37 +282,19 @@ class LoopCore:
                 by_frame[frame_id] = LabeledFrame(frame_id, image, self.features(image),
                                                   excluded=frame_id in excluded,
                                                   cells=self.model.cells)
-            frame = by_frame[frame_id]
-            self._history.append((frame_id, len(frame.labels)))
-            frame.labels.append(label)
-        with self.frames_lock:
-            for frame in by_frame.values():
-                frame.relabel()
-                self.frames.append(frame)
+            by_frame[frame_id].labels.append(label)
+        self.book.take_back(list(by_frame.values()), [frame_id for frame_id, _ in labels])
         if images:
             self._next_frame_id = max(self._next_frame_id, max(images) + 1)
         self.trainer.notify_labels(next(iter(by_frame), 0))
 
     def undo(self) -> bool:
         """Remove the newest label; False when there is none."""
-        with self.frames_lock:
-            if not self._history:
-                return False
-            frame_id, count = self._history.pop()
-            frame = next(f for f in self.frames if f.frame_id == frame_id)
-            self._drop_copies(frame_id)
-            del frame.labels[count:]
-            frame.relabel()
-            if not frame.labels:
-                self.frames.remove(frame)
-        return True
+        return self.book.undo()
 
     def exclude(self, frame_id: int, excluded: bool = True) -> None:
         """Leave a labeled frame out of training (kept, with its labels), or take it back."""
-        with self.frames_lock:
-            for frame in self.frames:
-                if frame.frame_id == frame_id or frame.augmented_from == frame_id:
-                    frame.excluded = excluded
+        self.book.exclude(frame_id, excluded)
 
     # -- categories -----------------------------------------------------------------------
     def rename_category(self, index: int, name: str) -> PatchSpec:
@@ -381,43 +336,22 @@ class LoopCore:
         the newest categories were added has fewer outputs: it is grown to fit."""
         from loop.core.snapshot import load_dense
         if np.asarray(weights).size != self.model.layout.dense_size:
-            weights, velocity = self._grown_dense(np.asarray(weights, np.float32), velocity)
+            weights, velocity = grown_dense(self.model, self.base, np.asarray(weights, np.float32),
+                                            velocity)
         load_dense(self, weights, velocity)
-
-    def _grown_dense(self, weights: np.ndarray, velocity):
-        base_spec = self.base.spec if self.base is not None else None
-        for outputs in range(2, self.spec.outputs):
-            fewer = replace(self.spec, categories=self.spec.categories[:outputs])
-            layout = parameter_layout(self.device, list(patch_arch(fewer, base_spec).layers))
-            if layout.dense_size != weights.size:
-                continue
-            last = len(self.model.layers) - 1
-            moments = np.zeros_like(weights) if velocity is None else velocity
-            arrays = layout.unpack(layout.from_dense(weights))
-            speeds = layout.unpack(layout.from_dense(moments))
-            mine = self.model.layout
-            return (mine.dense(mine.pack(grown(arrays, last, self.spec.outputs))),
-                    mine.dense(mine.pack(grown_momentum(speeds, last, self.spec.outputs))))
-        raise ValueError(f"the saved weights ({weights.size}) do not fit this patch "
-                         f"({self.model.layout.dense_size})")
 
     def labeled_frames(self) -> list:
         """The frames the user labeled (not their tilt-shift copies), oldest first: edit
         mode steps through these."""
-        with self.frames_lock:
-            return [f for f in self.frames if f.augmented_from is None]
+        return self.book.labeled_frames()
 
     def labels_of(self, frame_id: int) -> list:
         """The labels made on a frame, oldest first (a copy; empty when it has none)."""
-        with self.frames_lock:
-            frame = next((f for f in self.frames if f.frame_id == frame_id), None)
-            return [] if frame is None else list(frame.labels)
+        return self.book.labels_of(frame_id)
 
     def label_counts(self) -> np.ndarray:
         """Labeled cells per category over the user's frames (copies not counted)."""
-        with self.frames_lock:
-            return label_counts([f for f in self.frames if f.augmented_from is None],
-                                self.spec.outputs)
+        return self.book.counts(self.spec.outputs)
 
     # -- snapshots ------------------------------------------------------------------------
     def snapshot(self):

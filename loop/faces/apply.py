@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import replace
 
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
@@ -47,7 +48,7 @@ def load_plugin_core(path: str, base_path: str | None = None):
                         initial_weights=plugin.weights)
     else:
         core = LoopCore(spec, base=base, device=device, initial_weights=plugin.weights)
-    core.trainer.update(training=False, augment=False)
+    core.change_settings(replace(core.trainer.settings, training=False, augment=False))
     return core, plugin
 
 

@@ -101,7 +101,7 @@ def resume_core(args, source, state, frames: dict) -> LoopCore:
     core = build_core(args, source, state.spec)
     order = [(r.frame_id, r.label()) for r in state.labels if r.active]
     core.resume(frames, order, state.excluded)
-    core.trainer.apply(state.settings)
+    core.change_settings(state.settings)
     snapshot = state.latest_snapshot()
     if snapshot is not None:  # saved before a category was added: it grows to fit
         core.load_saved_weights(snapshot.weights, snapshot.velocity)

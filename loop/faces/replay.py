@@ -14,7 +14,7 @@ def run(args, max_frames: int | None = None) -> int:
         raise UserError(f"{shown(args.session)}: no such session file")
     core, link, note = live.open_session(args, source=None, holder="patchloop replay",
                                          read_only_ok=True)
-    if not core.frames:
+    if not core.labeled_frames():
         core.close()
         if link is not None:
             link.close()
