@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loop.core.engine import BASE_INPUT
+from loop.core.frame_pipeline import BASE_INPUT
 from loop.core.patch import PIXELS_INPUT
 from loop.core.patch_input import PatchInput
 from loop.core.patch_model import PatchModel

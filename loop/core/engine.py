@@ -23,54 +23,18 @@ from loop.core.labels_book import AUGMENTED_COPIES, LabelsBook  # noqa: F401 (tr
 from loop.core.categories import grown, grown_dense, grown_momentum, renamed, with_category
 from loop.core.patch import PIXELS_INPUT, PatchSpec
 from loop.core.patch_arch import patch_arch
-from loop.core.patch_input import PatchInput, deepest_layer
+from loop.core.frame_pipeline import BASE_INPUT, FramePipelines
+from loop.core.patch_input import deepest_layer
 from loop.core.patch_model import PatchModel
 from loop.core.pixel_maps import PixelMaps
 from loop.core.receptive_field import base_path_to, map_size, receptive_field
 from loop.core.settings import TrainerSettings
 from loop.core.trainer import OnlineTrainer
 from loop.core.verdict import Verdict, frame_verdict
-from patchloop_kernels.image import FramePreprocess
-from patchloop_kernels.runtime import Device, Tensor
+from patchloop_kernels.runtime import Device
 
-PIPELINES_KEPT = 4   # frame shapes whose device plans are kept (each holds a base plan)
 RECENT_FRAMES = 16  # observed frames kept so that a click can label the frame it was made on
 BASE_TOP = 5
-BASE_INPUT = (240, 320)  # (height, width) the base sees: frames are resized to it on the device
-
-
-class _Pipeline:
-    """The verdict path for one frame shape: base (when needed), patch, readbacks. A
-    features-only pipeline runs the base just up to where the patch reads it, and no patch:
-    labeled frames, their tilt-shift copies and folder images need nothing more."""
-
-    def __init__(self, core: "LoopCore", frame_shape, features_only: bool = False):
-        device = core.device
-        self.base_plan = None
-        head = core.spec.topology == "head"
-        self.patch_input = None
-        if core.base is not None and (head or not features_only):
-            h, w = core.base_input
-            stop = deepest_layer(core.model.arch) if features_only and head else None
-            self.base_plan = core.base.plan(h, w, frame_shape, stop)
-        if head:
-            self.patch_input = PatchInput(device, self.base_plan, core.model.arch)
-            self.features = self.patch_input.features
-            self.pixels_input = None
-        else:
-            self.features = Tensor.empty(device, (1, 3) + PIXELS_INPUT)
-            self.pixels_input = FramePreprocess(device, frame_shape, self.features, 127.0, 128.0)
-        self.patch = None if features_only else core.model.inference_plan(self.features)
-        self.features_np = np.empty(self.features.shape, np.float32)
-
-    def run(self, frame: np.ndarray, queue, run_base: bool) -> None:
-        if self.base_plan is not None and run_base:
-            self.base_plan.run(frame, queue)
-            if self.patch_input is not None:
-                self.patch_input.enqueue(queue)
-        if self.pixels_input is not None:
-            self.pixels_input.upload(frame, queue)
-            self.pixels_input.enqueue(queue)
 
 
 class LoopCore:
@@ -96,10 +60,9 @@ class LoopCore:
         self.device_turn = threading.Lock()
         self.trainer = OnlineTrainer(self.model, self.frames, self.frames_lock, settings,
                                      spec.seed, self.device_turn)
-        self._pipelines: OrderedDict[tuple, _Pipeline] = OrderedDict()
+        self.pipelines = FramePipelines(self)
         self._recent: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._next_frame_id = 1
-        self._feature_inference = None
         self.pixel_maps = PixelMaps(self.device)
         # The verdict thread adds observed frames; the UI thread labels them.
         self._recent_lock = threading.Lock()
@@ -119,7 +82,7 @@ class LoopCore:
         return verdict
 
     def _observe(self, frame: np.ndarray, frame_id: int | None) -> Verdict:
-        pipeline = self._pipeline(frame.shape)
+        pipeline = self.pipelines.get(frame.shape)
         needs_base = self.spec.topology == "head" or bool(self.spec.triggers)
         pipeline.run(frame, self.queue, needs_base)
         version = self.model.refresh_inference(self.queue)
@@ -153,13 +116,11 @@ class LoopCore:
     def verdict_on_features(self, features: np.ndarray) -> np.ndarray:
         """The current patch's per-cell probabilities (K, h, w) for stored features (a held
         frame, a labeled frame, an evaluation frame): no base pass. Verdict thread only."""
-        if self._feature_inference is None:
-            self._feature_input = Tensor.empty(self.device, (1,) + self.model.feature_shape)
-            self._feature_inference = self.model.inference_plan(self._feature_input)
+        feature_input, inference = self.pipelines.on_features()
         self.model.refresh_inference(self.queue)
-        self._feature_input.write(features[None], self.queue, wait=False)
-        self._feature_inference.enqueue(self.queue)
-        return self._feature_inference.read(self.queue)
+        feature_input.write(features[None], self.queue, wait=False)
+        inference.enqueue(self.queue)
+        return inference.read(self.queue)
 
     def verdict_for_labeled(self, frame: LabeledFrame) -> Verdict:
         """The current patch's verdict on a labeled frame (replay, edit mode): no base pass,
@@ -205,7 +166,7 @@ class LoopCore:
         """The patch input (C, h, w) for a frame, without running the patch."""
         frame = _check_frame(frame)
         with self.device_turn:
-            pipeline = self._pipeline(frame.shape, features_only=True)
+            pipeline = self.pipelines.get(frame.shape, features_only=True)
             pipeline.run(frame, self.queue, True)
             return pipeline.features.read_into(pipeline.features_np, self.queue)[0].copy()
 
@@ -225,18 +186,6 @@ class LoopCore:
         self._next_copy_id -= 1
         self.book.add_copy(copy, source, labels)  # dropped if the original changed meanwhile
         return True
-
-    def _pipeline(self, shape, features_only: bool = False) -> _Pipeline:
-        """The pipeline for a frame shape, kept for the newest few shapes only: a folder of
-        images of many sizes must not hold a base plan (device memory) for each."""
-        key = (shape, features_only)
-        if key in self._pipelines:
-            self._pipelines.move_to_end(key)
-        else:
-            self._pipelines[key] = _Pipeline(self, shape, features_only)
-            while len(self._pipelines) > PIPELINES_KEPT:
-                self._pipelines.popitem(last=False)
-        return self._pipelines[key]
 
     def _receptive_field(self) -> tuple[int, int]:
         if self.spec.topology == "head":
@@ -326,8 +275,7 @@ class LoopCore:
                                   grown_momentum(velocity, last, spec.outputs))}, self.queue)
             self.model, self.spec = model, spec
             self.trainer.use_model(model)
-            self._pipelines.clear()
-            self._feature_inference = None
+            self.pipelines.clear()
         if running:
             self.trainer.start()
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from loop.base.loading import open_base
 from loop.base.network import weights_hash
-from loop.core.engine import BASE_INPUT
+from loop.core.frame_pipeline import BASE_INPUT
 from loop.core.patch import PIXELS_INPUT, TAG_PATTERN
 from loop.core.patch_arch import patch_arch
 from loop.core.patch_net import split_dense

@@ -1,0 +1,80 @@
+"""The device path of one frame size: the base (when the patch needs it) up to where the
+patch reads it, the patch's input (a tap, a hypercolumn, or the resized frame for a pixels
+patch), and the patch's inference. A features-only pipeline stops at the patch's input:
+labeled frames, their tilt-shift copies and folder images need nothing more."""
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from loop.core.patch import PIXELS_INPUT
+from loop.core.patch_input import PatchInput, deepest_layer
+from patchloop_kernels.image import FramePreprocess
+from patchloop_kernels.runtime import Tensor
+
+BASE_INPUT = (240, 320)  # (height, width) the base sees: frames are resized to it on the device
+PIPELINES_KEPT = 4   # frame shapes whose device plans are kept (each holds a base plan)
+
+
+class FramePipeline:
+    def __init__(self, core, frame_shape, features_only: bool = False):
+        device = core.device
+        self.base_plan = None
+        head = core.spec.topology == "head"
+        self.patch_input = None
+        if core.base is not None and (head or not features_only):
+            h, w = core.base_input
+            stop = deepest_layer(core.model.arch) if features_only and head else None
+            self.base_plan = core.base.plan(h, w, frame_shape, stop)
+        if head:
+            self.patch_input = PatchInput(device, self.base_plan, core.model.arch)
+            self.features = self.patch_input.features
+            self.pixels_input = None
+        else:
+            self.features = Tensor.empty(device, (1, 3) + PIXELS_INPUT)
+            self.pixels_input = FramePreprocess(device, frame_shape, self.features, 127.0, 128.0)
+        self.patch = None if features_only else core.model.inference_plan(self.features)
+        self.features_np = np.empty(self.features.shape, np.float32)
+
+    def run(self, frame: np.ndarray, queue, run_base: bool) -> None:
+        if self.base_plan is not None and run_base:
+            self.base_plan.run(frame, queue)
+            if self.patch_input is not None:
+                self.patch_input.enqueue(queue)
+        if self.pixels_input is not None:
+            self.pixels_input.upload(frame, queue)
+            self.pixels_input.enqueue(queue)
+
+
+class FramePipelines:
+    """The pipelines of the newest few frame shapes, and the patch's inference on stored
+    features: a folder of images of many sizes must not hold a base plan (device memory)
+    for each. Cleared when the patch changes shape (a category added)."""
+
+    def __init__(self, core):
+        self.core = core
+        self._kept: OrderedDict[tuple, FramePipeline] = OrderedDict()
+        self._on_features = None   # (input tensor, inference plan)
+
+    def get(self, shape, features_only: bool = False) -> FramePipeline:
+        key = (shape, features_only)
+        if key in self._kept:
+            self._kept.move_to_end(key)
+        else:
+            self._kept[key] = FramePipeline(self.core, shape, features_only)
+            while len(self._kept) > PIPELINES_KEPT:
+                self._kept.popitem(last=False)
+        return self._kept[key]
+
+    def on_features(self):
+        """(input tensor, inference plan) for the patch on stored features."""
+        if self._on_features is None:
+            model = self.core.model
+            features = Tensor.empty(self.core.device, (1,) + model.feature_shape)
+            self._on_features = (features, model.inference_plan(features))
+        return self._on_features
+
+    def clear(self) -> None:
+        self._kept.clear()
+        self._on_features = None
