@@ -8,8 +8,8 @@ from loop.core.labels import LabelDisc
 from loop.core.patch import PatchSpec, categories_from_names
 from loop.core.settings import TrainerSettings
 from loop.demo.scene import DemoScene
-from loop.faces import session_link
-from loop.faces.session_link import SessionLink
+from loop.store import session_link
+from loop.store.session_link import SessionLink
 from loop.store.session import SessionStore
 
 

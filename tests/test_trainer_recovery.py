@@ -10,7 +10,7 @@ from loop.core.labels import LabelDisc
 from loop.core.progress_watch import ProgressWatch
 from loop.core.rate_backoff import CLIMB_AFTER, MIN_FACTOR, RateBackoff
 from loop.demo.scene import DemoScene
-from loop.faces.session_link import SessionLink
+from loop.store.session_link import SessionLink
 from loop.store.session import SessionStore
 from test_core import ball_frame, make_core
 

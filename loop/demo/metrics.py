@@ -27,3 +27,10 @@ def balanced_accuracy(truths: list[np.ndarray], predictions: list[np.ndarray],
     p = np.concatenate([a.ravel() for a in predictions])
     recalls = [float((p[t == c] == c).mean()) for c in range(categories) if (t == c).any()]
     return float(np.mean(recalls)) if recalls else float("nan")
+
+
+def verdict_accuracy(verdict, truth: np.ndarray) -> float:
+    """A verdict's balanced accuracy per cell against the frame's truth (the demo's)."""
+    grid = verdict.probabilities.shape[1:]
+    return balanced_accuracy([cell_truth(truth, *grid)], [verdict.cell_categories],
+                             verdict.probabilities.shape[0])

@@ -26,7 +26,7 @@ from loop.demo.metrics import upsample_cells
 from loop.demo.scene import DemoScene
 from loop.faces.bench_train_speed import train_steps_per_second
 from loop.faces.sources import DemoSource
-from loop.faces.verdict_worker import VerdictWorker
+from loop.core.verdict_worker import VerdictWorker
 from loop.faces.wording import counted
 from patchloop_kernels.runtime import Device
 

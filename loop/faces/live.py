@@ -16,7 +16,7 @@ from loop.core.patch import PatchSpec, categories_from_names
 from loop.demo.scene import CATEGORIES
 from loop.errors import UserError
 from loop.faces.display import require_display
-from loop.faces.session_link import SessionLink
+from loop.store.session_link import SessionLink
 from loop.faces.sources import DemoSource, open_source
 from loop.store.frame_shelf import FrameShelf
 from loop.store.records import SessionFormatError

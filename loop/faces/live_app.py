@@ -23,7 +23,8 @@ from loop.faces.live_keys import edit_keys, live_keys
 from loop.faces.live_view import MIN_WINDOW, LiveView, ViewState, window_prefs, \
     with_window_prefs
 from loop.faces.text_entry import TextEntry
-from loop.faces.verdict_worker import VerdictWorker
+from loop.core.verdict_worker import VerdictWorker
+from loop.demo.metrics import verdict_accuracy
 
 FPS = 60
 MESSAGE_SECONDS = 3.0
@@ -52,7 +53,8 @@ class LiveApp:
         self.screen = pygame.display.set_mode(window or _fitting_window(), pygame.RESIZABLE)
         self.view = LiveView(self.screen, (frame_size[1], frame_size[0]))
         self.core = core
-        self.worker = VerdictWorker(core, source) if source is not None else None
+        self.worker = VerdictWorker(core, source, verdict_accuracy) if source is not None \
+            else None
         # The session file (when there is one): labels go through it to be made durable.
         self.link = link
         self.labels = link or core

@@ -1,22 +1,23 @@
 """Verdicts off the UI thread: a worker takes the newest frame from the source, runs the
 core on it, and leaves (frame, verdict) for the window to draw. The window never waits on
-the device."""
+the device. A source that knows the truth of its frames (the demo scene) lets a `judge`
+score each verdict for the window's accuracy plot."""
 from __future__ import annotations
 
 import threading
 import time
 
 from loop.core.engine import LoopCore
-from loop.demo.metrics import balanced_accuracy, cell_truth
 
 RETRY_SECONDS = 0.05
 ACCURACY_LOG = 300  # verdicts scored against ground truth, kept for the plot
 
 
 class VerdictWorker:
-    def __init__(self, core: LoopCore, source):
+    def __init__(self, core: LoopCore, source, judge=None):
         self.core = core
         self.source = source
+        self.judge = judge           # judge(verdict, truth) -> accuracy, for sources with truth
         self._lock = threading.Lock()
         self._latest = None          # (frame, verdict)
         self._latest_truth = None    # the source's ground truth for that frame, if it has one
@@ -103,10 +104,7 @@ class VerdictWorker:
                 self._latest = (latest[0], verdict)
 
     def _score(self, verdict, truth) -> None:
-        if truth is None:
+        if truth is None or self.judge is None:
             return
-        grid = verdict.probabilities.shape[1:]
-        accuracy = balanced_accuracy([cell_truth(truth, *grid)], [verdict.cell_categories],
-                                     verdict.probabilities.shape[0])
-        self.accuracy_log.append((time.monotonic(), accuracy))
+        self.accuracy_log.append((time.monotonic(), self.judge(verdict, truth)))
         del self.accuracy_log[:-ACCURACY_LOG]
