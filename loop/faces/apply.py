@@ -12,12 +12,11 @@ from dataclasses import replace
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
-from loop.core.patch import PIXELS_INPUT
 from loop.errors import UserError
 from loop.faces.display import require_display
 from loop.faces.sources import DemoSource, ImagesSource, VideoSource, open_source
 from loop.store.plugin import PluginError
-from loop.store.plugin_read import arch_on_base, read_plugin
+from loop.store.plugin_read import fitted_to_base, read_plugin
 from loop.store.safe_files import shown
 from patchloop_kernels.runtime import Device
 
@@ -33,14 +32,8 @@ def load_plugin_core(path: str, base_path: str | None = None):
     base = None
     if spec.topology == "head" or spec.triggers:
         base = BaseNetwork(device, open_base(base_path))
-    if spec.topology == "head" and spec.base_hash != base.hash:
-        raise UserError(f"{shown(path)}: made on base {spec.base_name} ({spec.base_hash}); "
-                        f"the base loaded is {base.spec.name} ({base.hash})")
-    if spec.topology == "pixels" and plugin.input_hw != PIXELS_INPUT:
-        raise UserError(f"{shown(path)}: a pixels patch takes {PIXELS_INPUT}, not "
-                        f"{plugin.input_hw}")
     try:  # the layers must be the ones the core builds, before any buffer is sized by them
-        arch_on_base(plugin, base.spec if base is not None else None)
+        fitted_to_base(plugin, base)
     except PluginError as exc:
         raise UserError(f"{shown(path)}: {exc}") from exc
     if spec.topology == "head":
@@ -96,17 +89,8 @@ def load_companion_files(paths: list[str], base_path: str | None):
         except PluginError as exc:
             print(f"patchloop: {exc}", file=sys.stderr)
             continue
-        spec = plugin.spec
-        if spec.topology == "head" and spec.base_hash != base.hash:
-            print(f"patchloop: {shown(path)}: refused: made on base {spec.base_name} "
-                  f"({spec.base_hash}), not on the one loaded ({base.hash})", file=sys.stderr)
-            continue
-        if spec.topology == "pixels" and plugin.input_hw != PIXELS_INPUT:
-            print(f"patchloop: {shown(path)}: refused: a pixels patch takes {PIXELS_INPUT}, "
-                  f"not {plugin.input_hw}", file=sys.stderr)
-            continue
         try:
-            entries.append((spec, plugin.weights, arch_on_base(plugin, base.spec)))
+            entries.append((plugin.spec, plugin.weights, fitted_to_base(plugin, base)))
         except PluginError as exc:
             print(f"patchloop: {shown(path)}: refused: {exc}", file=sys.stderr)
             continue

@@ -202,13 +202,14 @@ class CompanionApp:
 
     def _reload(self, plugins) -> bool:
         from loop.core.companion import PatchSetError
-        from loop.store.plugin_read import arch_on_base
-        base_spec = self.companion.base.spec
+        from loop.store.plugin import PluginError
+        from loop.store.plugin_read import fitted_to_base
         try:
-            entries = [(p.spec, p.weights, arch_on_base(p, base_spec)) for p in plugins]
+            entries = [(p.spec, p.weights, fitted_to_base(p, self.companion.base))
+                       for p in plugins]
             with self._run_lock:
                 self.companion.set_patches(entries)
-        except PatchSetError as exc:
+        except (PatchSetError, PluginError) as exc:
             self.message = str(exc)
             return False
         self.plugins = plugins
@@ -219,23 +220,19 @@ class CompanionApp:
 
     def add(self, path) -> None:
         from loop.store.plugin import PluginError
-        from loop.store.plugin_read import arch_on_base, read_plugin
+        from loop.store.plugin_read import fitted_to_base, read_plugin
         try:
             plugin = read_plugin(path)
         except PluginError as exc:
             self.message = str(exc)
             return
-        spec = plugin.spec
-        if spec.topology == "head" and spec.base_hash != self.companion.base.hash:
-            self.message = f"{shown(str(path))}: refused: made on another base ({spec.base_name})"
-            return
         try:
-            arch_on_base(plugin, self.companion.base.spec)
+            fitted_to_base(plugin, self.companion.base)
         except PluginError as exc:
             self.message = f"{shown(str(path))}: refused: {exc}"
             return
         if self._reload(self.plugins + [plugin]):
-            self.message = f"added {spec.name}"
+            self.message = f"added {plugin.spec.name}"
 
     def remove(self, index: int) -> None:
         if len(self.plugins) <= 1:

@@ -10,8 +10,8 @@ import struct
 
 import numpy as np
 
-from loop.core.patch import (HYPERCOLUMNS, MAX_FINE_TUNE, PATCH_TAPS, TOPOLOGIES, Category,
-                             PatchSpec)
+from loop.core.patch import (HYPERCOLUMNS, MAX_FINE_TUNE, PATCH_TAPS, PIXELS_INPUT,
+                             TOPOLOGIES, Category, PatchSpec)
 from loop.core.patch_arch import arch_from_layers
 from loop.errors import UserError
 from loop.store.plugin import (DTYPES, MAGIC, MAX_FILE, MAX_MANIFEST, VERSION, Plugin,
@@ -311,3 +311,20 @@ def arch_on_base(plugin: Plugin, base_spec):
         raise PluginError(f"its layers ({theirs.input_channels} input channels at {where}) do "
                           f"not fit the base loaded ({mine.input_channels} there)")
     return mine
+
+
+def fitted_to_base(plugin: Plugin, base) -> object:
+    """The plugin's layers on a loaded base network (`base`: a BaseNetwork, or None for a
+    pixels patch without triggers), after every check that it runs there: a head patch
+    made on this base (its weights' hash), a pixels patch at its input size, the same layer
+    chain. PluginError naming what does not fit (the caller names the file)."""
+    spec = plugin.spec
+    if spec.topology == "head":
+        if base is None:
+            raise PluginError("a head patch needs its base network")
+        if spec.base_hash != base.hash:
+            raise PluginError(f"made on base {spec.base_name} ({spec.base_hash}), not on the "
+                              f"one loaded ({base.hash})")
+    if spec.topology == "pixels" and plugin.input_hw != PIXELS_INPUT:
+        raise PluginError(f"a pixels patch takes {PIXELS_INPUT}, not {plugin.input_hw}")
+    return arch_on_base(plugin, base.spec if base is not None else None)
