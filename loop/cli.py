@@ -147,6 +147,9 @@ def _bench_kinds(bench) -> None:
     train = kinds.add_parser("train", help="training from a folder: features and steps per second")
     train.add_argument("--fine-tune", type=int, default=3, metavar="STAGES",
                        help="blocks fine-tuned in the run beside the frozen one (0: none)")
+    train.add_argument("--images", type=int, metavar="N",
+                       help="feature extraction on N generated images in this process and on "
+                            "1 and 2 local Dask workers, and the peak memory")
     train.set_defaults(handler=_Face("bench_train"))
     kinds.add_parser("sessions", help="opening and closing sessions of many frames"
                      ).set_defaults(handler=_Face("bench_sessions"))
@@ -203,8 +206,9 @@ def _train(train) -> None:
     train.add_argument("--held-out", type=float, default=0.1, help="fraction kept for validation")
     train.add_argument("--seed", type=int, default=0, help="fixes the held-out split")
     train.add_argument("--trigger", help="comma-separated base synsets that trigger the patch")
-    train.add_argument("--tap", default="stride16",
-                       help="base stage the patch reads (stride2..stride32, default stride16)")
+    train.add_argument("--tap", default="stride16", choices=PATCH_TAPS,
+                       help="where the patch reads the base (default stride16; stride8+16: a "
+                       "hypercolumn, 8-pixel cells)")
     train.add_argument("--fine-tune", type=int, default=0, metavar="STAGES",
                        help="also train the base's last STAGES blocks below the tap "
                             "(default 0: the base stays frozen)")
@@ -214,6 +218,8 @@ def _train(train) -> None:
     window.add_argument("--headless", action="store_true", help="no window, progress bars only")
     window.add_argument("--window", action="store_true",
                         help="the training window even where no display is detected")
+    from loop.faces.train_cluster import add_train_cluster_arguments
+    add_train_cluster_arguments(train)   # --workers N, --cluster ADDRESS
     train.set_defaults(handler=_Face("train"))
 
 

@@ -24,7 +24,7 @@ BENCH_OPTIONS = {
     "base": {"--repeats", "--json", "--base"},
     "loop": {"--clicks", "--seconds", "--policy", "--seed", "--plot", "--batch", "--tap", "--json",
              "--base"},
-    "train": {"--fine-tune", "--json", "--base"},
+    "train": {"--fine-tune", "--images", "--json", "--base"},
     "sessions": {"--json"},
 }
 

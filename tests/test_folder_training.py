@@ -28,6 +28,27 @@ def make_folder(root, per_category=8, seed=0):
     (root / "map_clsloc.txt").write_text("\n".join(lines) + "\n")
 
 
+def folder_core(device, base_spec, folder, name="w"):
+    """A core whose patch has the folder's categories, on the converted base."""
+    from loop.base.loading import open_base
+    from loop.base.network import BaseNetwork
+    from loop.core.engine import LoopCore
+    from loop.core.patch import Category, PatchSpec
+    base = BaseNetwork(device, open_base(str(base_spec.path)))
+    categories = tuple(Category(c.tag, i, c.name) for i, c in enumerate(folder.categories))
+    return LoopCore(PatchSpec(name, categories, pooling="mean", base_name=base.spec.name,
+                              base_hash=base.hash), base=base)
+
+
+def store_job(core, train_items, held_items, folder, copies=0):
+    """The training job of a core on these images, its features in a store in `folder`."""
+    from loop.core.folder_training import AugmentSettings, ExtractionPlan
+    from loop.faces.train_extract import build_job
+    plan = ExtractionPlan(tuple(train_items), tuple(held_items),
+                          AugmentSettings(copies, seed=core.spec.seed))
+    return build_job(core, plan, folder / "features.h5")[0]
+
+
 def test_check_accepts_a_good_folder(tmp_path, capsys):
     make_folder(tmp_path / "data", per_category=2)
     assert main(["train", str(tmp_path / "data"), "--check"]) == 0
@@ -125,22 +146,9 @@ def test_eval_reports_confusion_and_mistakes(device, base_spec, tmp_path, capsys
 
 def test_training_window_stop_n_show_saves_snapshots(device, base_spec, tmp_path, monkeypatch):
     import pygame
-    from loop.base.network import BaseNetwork
-    from loop.core.engine import LoopCore
-    from loop.core.folder_training import FolderTraining
-    from loop.core.patch import Category, PatchSpec
     from loop.faces.train_window import TrainWindow
-    from loop.store.data_folder import scan_folder
     from loop.store.plugin_read import read_plugin
-    make_folder(tmp_path / "data", per_category=2)
-    folder = scan_folder(tmp_path / "data")
-    base = BaseNetwork(device, __import__("loop.base.loading", fromlist=["x"]).open_base(
-        str(base_spec.path)))
-    spec = PatchSpec("w", tuple(Category(c.tag, i, c.name) for i, c in enumerate(folder.categories)),
-                     pooling="mean", base_name=base.spec.name, base_hash=base.hash)
-    core = LoopCore(spec, base=base)
-    job = FolderTraining(core, folder.images, [])
-    job.extract(False)
+    core, job = _window_job(device, base_spec, tmp_path)
     window = TrainWindow(core, job, epochs=50, out_dir=tmp_path / "out")
     pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_SPACE, mod=0))
     window.run(max_frames=3)
@@ -157,21 +165,11 @@ def test_training_window_stop_n_show_saves_snapshots(device, base_spec, tmp_path
 
 
 def _window_job(device, base_spec, tmp_path):
-    from loop.base.loading import open_base
-    from loop.base.network import BaseNetwork
-    from loop.core.engine import LoopCore
-    from loop.core.folder_training import FolderTraining
-    from loop.core.patch import Category, PatchSpec
     from loop.store.data_folder import scan_folder
     make_folder(tmp_path / "data", per_category=2)
     folder = scan_folder(tmp_path / "data")
-    base = BaseNetwork(device, open_base(str(base_spec.path)))
-    spec = PatchSpec("w", tuple(Category(c.tag, i, c.name) for i, c in enumerate(folder.categories)),
-                     pooling="mean", base_name=base.spec.name, base_hash=base.hash)
-    core = LoopCore(spec, base=base)
-    job = FolderTraining(core, folder.images, [])
-    job.extract(False)
-    return core, job
+    core = folder_core(device, base_spec, folder)
+    return core, store_job(core, folder.images, [], tmp_path)
 
 
 def test_the_about_dialog_comes_before_training(device, base_spec, tmp_path):
@@ -203,10 +201,10 @@ def test_the_about_dialog_and_feature_progress_come_before_extraction(device, ba
     """As `train` runs it with a window: About first (No cancels before any feature is
     computed), then the features' progress, which Esc cancels."""
     import pygame
-    from loop.core.folder_training import ExtractionCancelled, FolderTraining
+    from loop.core.folder_training import ExtractionCancelled
     from loop.faces.train_window import TrainWindow
     core, _ = _window_job(device, base_spec, tmp_path)
-    job = FolderTraining(core, [], [])
+    job = None  # the About dialog and the features' progress come before any job
     about = ["the last layer is reconfigured to the patch's 3 categories"]
     window = TrainWindow(core, job, epochs=1, out_dir=tmp_path / "out", about=about)
     pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_n, mod=0))
@@ -240,3 +238,123 @@ def test_trigger_only_categories_are_declared_in_the_map(device, base_spec, tmp_
     cv2.imwrite(str(root / "n02123159_stray.png"), np.zeros((20, 20, 3), np.uint8))
     assert main(["train", str(root), "--check"]) == 2
     assert "trigger-only category, which takes no images" in capsys.readouterr().err
+
+
+def _screen_text_matches(screen, font, text, pos, colour, background):
+    """Whether `text`, rendered as the window renders it, is what the screen shows at pos."""
+    import pygame
+    rendered = font.render(text, True, colour)
+    expected = pygame.Surface(rendered.get_size())
+    expected.fill(background)
+    expected.blit(rendered, (0, 0))
+    shown = screen.subsurface(pygame.Rect(pos, rendered.get_size()))
+    return np.array_equal(pygame.surfarray.array3d(shown), pygame.surfarray.array3d(expected))
+
+
+def test_the_result_screen_stays_until_the_user_closes_it(device, base_spec, tmp_path):
+    """Training with stop-N-show on the way, then the result screen: the session is saved
+    before it names it; accuracy, confusion matrix and graphs are drawn; it stays open until
+    Esc, q or closing the window."""
+    import pygame
+    from loop.faces.train import finish_training
+    from loop.faces.train_graphs import CURVE, NUMBERS
+    from loop.faces.train_result import (ACCURACY_AT, BACKGROUND, FILES_AT, TEXT, _cut,
+                                         cell_colour, cell_rect)
+    from loop.faces.train_window import ACCURACY_GRAPH, LOSS_GRAPH, TrainWindow
+    from loop.store.data_folder import held_out_split, scan_folder
+    make_folder(tmp_path / "data", per_category=4)
+    folder = scan_folder(tmp_path / "data")
+    core = folder_core(device, base_spec, folder, "r")
+    job = store_job(core, *held_out_split(folder.images, 0.25, 0), tmp_path)
+    window = TrainWindow(core, job, epochs=3, out_dir=tmp_path / "out")
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_SPACE, mod=0))
+    window.run(max_frames=4)
+    assert window.asking, "stop-N-show pauses training on an image"
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_SPACE, mod=0))
+    window.run()
+    assert core.trainer.status.steps == window.planned_steps() and window.running
+
+    result = finish_training(tmp_path / "s.h5", core, job, 3, False, window.saved)
+    assert SessionStore.open(tmp_path / "s.h5").state.frames, "saved before it is shown"
+    assert window.show_result(result, max_frames=3) is False, "it waits for the user"
+    screen = window.screen
+    assert _screen_text_matches(screen, window.big, f"held-out accuracy "
+                                f"{job.held_out_accuracy():.3f} on 3 images", ACCURACY_AT,
+                                TEXT, BACKGROUND)
+    assert _screen_text_matches(screen, window.font, _cut(window.font, f"session: {tmp_path}/s.h5",
+                                                          540)[0], FILES_AT, TEXT, BACKGROUND)
+    matrix = np.array(result.confusion["confusion"])
+    assert matrix.sum() == 3 and np.trace(matrix) == round(3 * job.held_out_accuracy())
+    assert result.held_out_accuracy == job.held_out_accuracy()
+    for t in range(3):
+        for p in range(3):
+            corner = cell_rect(3, t, p).topleft
+            assert tuple(screen.get_at(corner))[:3] == cell_colour(matrix[t, p] / matrix[t].sum())
+    pixels = pygame.surfarray.array3d(screen)
+    for graph in (LOSS_GRAPH, ACCURACY_GRAPH):
+        inside = pixels[graph.x + 1:graph.right - 1, graph.y + 20:graph.bottom - 1]
+        assert (inside == CURVE).all(axis=-1).any(), "the curve is drawn"
+        right = pixels[graph.right + 7:, graph.y:graph.bottom]
+        below = pixels[graph.x:graph.right, graph.bottom + 6:graph.bottom + 20]
+        assert (right == NUMBERS).all(axis=-1).any() and (below == NUMBERS).all(axis=-1).any(), \
+            "value and step numbers beside the axes"
+
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_SPACE, mod=0))
+    assert window.show_result(result, max_frames=3) is False, "other keys leave it open"
+    for event in (pygame.event.Event(pygame.KEYDOWN, key=pygame.K_q, mod=0),
+                  pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE, mod=0),
+                  pygame.event.Event(pygame.QUIT)):
+        window.closed = False
+        pygame.event.post(event)
+        assert window.show_result(result, max_frames=50) is True, event
+    window.close()
+    core.close()
+
+
+def test_train_with_the_window_saves_then_shows_the_result_without_blocking(
+        device, base_spec, tmp_path, capsys):
+    """The whole command with its window under SDL's dummy driver: Yes to the About dialog,
+    training to the end, the session written and the result (accuracy, confusion) given;
+    the result screen returns although no one can close it."""
+    import pygame
+    make_folder(tmp_path / "data", per_category=4)
+    pygame.display.init()
+    pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.K_y, mod=0))
+    session = tmp_path / "w.h5"
+    assert main(["train", str(tmp_path / "data"), "--window", "--epochs", "2", "--no-augment",
+                 "--held-out", "0.25", "--session", str(session),
+                 "--base", str(base_spec.path)]) == 0
+    out = capsys.readouterr().out
+    assert "cancelled" not in out and session.exists()
+    assert "held-out accuracy" in out and "truth \\ verdict" in out
+    assert not pygame.display.get_init(), "the window is closed"
+
+
+def test_links_planted_in_a_data_folder_are_never_followed(tmp_path):
+    """A link named like an image is reported by the scan; one planted after the scan is
+    not read through (its image is skipped as unreadable)."""
+    import os
+    from loop.core.folder_training import AugmentSettings, ExtractionPlan
+    from loop.errors import UserError
+    from loop.faces.train_extract import shard_files
+    from loop.store.data_folder import read_image_bytes, scan_folder
+    root = tmp_path / "data"
+    make_folder(root, per_category=2)
+    outside = tmp_path / "outside.jpg"
+    outside.write_bytes((root / "cat" / "n101_0.jpg").read_bytes())
+    os.symlink(outside, root / "cat" / "n101_link.jpg")
+    assert any("n101_link.jpg: a symbolic link, not followed" in p
+               for p in scan_folder(root).problems)
+    (root / "cat" / "n101_link.jpg").unlink()
+    folder = scan_folder(root)
+    assert not folder.problems
+    planted = root / "cat" / "n101_1.jpg"
+    planted.unlink()
+    os.symlink(outside, planted)
+    with pytest.raises(UserError, match="n101_1.jpg: cannot open the image") as error:
+        read_image_bytes(planted)
+    assert "\n" not in str(error.value)
+    plan = ExtractionPlan(tuple(folder.images), (), AugmentSettings(), shard_items=6)
+    files = shard_files(plan, 0)
+    assert [path.name for path, _ in folder.images[:6]].index("n101_1.jpg") == 1
+    assert files[1] is None and all(f is not None for i, f in enumerate(files) if i != 1)

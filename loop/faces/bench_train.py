@@ -1,7 +1,9 @@
 """`patchloop bench train`: throughput of folder training on a folder made from the demo
 scene (crops: background, ball, box): images per second for feature extraction (base
-forward included) and for training, and the held-out accuracy reached, on the frozen base
-and, in the same run, fine-tuning the base's last blocks (--fine-tune)."""
+forward included, into a feature store) and for training (streamed from it), and the
+held-out accuracy reached, on the frozen base and, in the same run, fine-tuning the base's
+last blocks (--fine-tune). With --images N: extraction on N generated images in this
+process and on 1 and 2 local Dask workers, and the peak memory (bench_train_cluster)."""
 from __future__ import annotations
 
 import json
@@ -15,11 +17,12 @@ import numpy as np
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
-from loop.core.folder_training import FolderTraining
+from loop.core.folder_training import AugmentSettings, ExtractionPlan
 from loop.core.patch import Category, PatchSpec
 from loop.core.tuned_blocks import blocks_below
 from loop.demo.scene import HELD_OUT_START, DemoScene
 from loop.errors import UserError
+from loop.faces.train_extract import build_job
 from loop.store.data_folder import scan_folder
 from patchloop_kernels.runtime import Device
 
@@ -28,14 +31,14 @@ CROP = 96
 STEPS = 30
 
 
-def _demo_folder(root: Path, first: int) -> None:
-    """IMAGES crops of demo frames from frame `first` on, a third each: background only, the
-    ball, the box (the objects share colours with distractors, so colour alone fails)."""
+def demo_folder(root: Path, first: int, images: int = IMAGES) -> None:
+    """`images` crops of demo frames from frame `first` on, a third each: background only,
+    the ball, the box (the objects share colours with distractors, so colour alone fails)."""
     root.mkdir(parents=True)
     scene = DemoScene(seed=3)
     rng = np.random.default_rng(first)
     (root / "map_clsloc.txt").write_text("n1 0 background\nn2 1 ball\nn3 2 box\n")
-    wanted = IMAGES // 3
+    wanted = images // 3
     made = [0, 0, 0]
     index = first
     while min(made) < wanted:
@@ -73,14 +76,14 @@ def _measure(base, root: Path, fine_tune: int) -> dict:
                      pooling="mean", base_name=base.spec.name, base_hash=base.hash,
                      fine_tune=fine_tune)
     core = LoopCore(spec, base=base)
-    job = FolderTraining(core, folder.images, held.images)
+    plan = ExtractionPlan(tuple(folder.images), tuple(held.images), AugmentSettings())
     start = time.perf_counter()
-    job.extract(augment_copies=False)
+    job, _, store = build_job(core, plan, root / f"features-{fine_tune}.h5")
     extract_s = time.perf_counter() - start
-    core.trainer.step()  # warm-up: first launches compile
+    job.step()  # warm-up: first launches compile
     start = time.perf_counter()
     for _ in range(STEPS):
-        core.trainer.step()
+        job.step()
     train_s = time.perf_counter() - start
     batch = core.trainer.settings.batch_size
     result = {"fine_tune_blocks": list(core.model.arch.tuned_blocks),
@@ -89,11 +92,15 @@ def _measure(base, root: Path, fine_tune: int) -> dict:
               "training_steps_per_second": round(STEPS / train_s, 2),
               "held_out_accuracy": round(job.held_out_accuracy(), 4),
               "trained_parameters": core.model.layout.dense_size, "batch": batch}
+    store.close()
     core.close()
     return result
 
 
 def run(args) -> int:
+    if getattr(args, "images", None) is not None:
+        from loop.faces import bench_train_cluster
+        return bench_train_cluster.run(args)
     device = Device.default()
     base = BaseNetwork(device, open_base(args.base))
     available = len(blocks_below(base.spec, "stride16"))
@@ -102,8 +109,8 @@ def run(args) -> int:
                         f"its stride16 tap; choose 0 to {available}")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        _demo_folder(root / "train", 0)
-        _demo_folder(root / "held", HELD_OUT_START)
+        demo_folder(root / "train", 0)
+        demo_folder(root / "held", HELD_OUT_START)
         frozen = _measure(base, root, 0)
         tuned = _measure(base, root, args.fine_tune) if args.fine_tune else None
     report = {"device": device.describe(), "images": IMAGES, "held_out_images": IMAGES,

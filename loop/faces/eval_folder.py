@@ -48,22 +48,29 @@ def evaluate(core, folder) -> dict:
     missing = [c.tag for c in folder.categories if c.tag not in tags]
     if missing:
         raise UserError(f"{folder.root}: categories {', '.join(missing)} are not the patch's")
-    k = core.spec.outputs
-    matrix = np.zeros((k, k), np.int64)
-    cells: dict[tuple[int, int], list[str]] = {}
-    skipped = []
+    verdicts, skipped = [], []
     for path, position in folder.images:
-        truth = tags[folder.categories[position].tag]
         image = load_image(path)
         if image is None:
             skipped.append(str(path))
             continue
         probabilities = core.verdict_on_features(core.features(image))
         predicted, _ = frame_verdict(probabilities, core.spec.threshold, core.spec.pooling)
+        verdicts.append((tags[folder.categories[position].tag], predicted, str(path)))
+    return {**confusion_report(core.spec.names, verdicts), "unreadable": skipped}
+
+
+def confusion_report(names, verdicts) -> dict:
+    """verdicts: [(true category, verdict's category, image path), ...] -> the confusion
+    matrix (rows: truth, columns: verdict), accuracy, per-category precision and recall, and
+    the images in each off-diagonal cell. `eval` and the training window's result show it."""
+    k = len(names)
+    matrix = np.zeros((k, k), np.int64)
+    cells: dict[tuple[int, int], list[str]] = {}
+    for truth, predicted, path in verdicts:
         matrix[truth, predicted] += 1
         if truth != predicted:
-            cells.setdefault((truth, predicted), []).append(str(path))
-    names = core.spec.names
+            cells.setdefault((truth, predicted), []).append(path)
     per_category = {}
     for c in range(k):
         tp = matrix[c, c]
@@ -72,12 +79,21 @@ def evaluate(core, folder) -> dict:
             "recall": round(float(tp / matrix[c].sum()), 4) if matrix[c].sum() else None,
             "images": int(matrix[c].sum())}
     total = int(matrix.sum())
-    return {"categories": names, "confusion": matrix.tolist(),
+    return {"categories": list(names), "confusion": matrix.tolist(),
             "accuracy": round(float(np.trace(matrix) / total), 4) if total else None,
             "per_category": per_category,
             "mistakes": [{"truth": names[t], "predicted": names[p], "images": paths}
-                         for (t, p), paths in sorted(cells.items())],
-            "unreadable": skipped}
+                         for (t, p), paths in sorted(cells.items())]}
+
+
+def confusion_table(report: dict) -> list[str]:
+    """The confusion matrix as aligned text lines (a header, then one row per truth)."""
+    names = report["categories"]
+    width = max(10, *(len(n) for n in names)) + 2
+    lines = ["truth \\ verdict".ljust(width) + "".join(n[:width - 2].rjust(width) for n in names)]
+    for name, row in zip(names, report["confusion"]):
+        lines.append(name.ljust(width) + "".join(str(v).rjust(width) for v in row))
+    return lines
 
 
 def plot_confusion(report: dict, path: str) -> None:
@@ -118,11 +134,8 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    names = report["categories"]
-    width = max(10, *(len(n) for n in names)) + 2
-    print("truth \\ verdict".ljust(width) + "".join(n[:width - 2].rjust(width) for n in names))
-    for name, row in zip(names, report["confusion"]):
-        print(name.ljust(width) + "".join(str(v).rjust(width) for v in row))
+    for line in confusion_table(report):
+        print(line)
     for name, stats in report["per_category"].items():
         print(f"{name}: precision {stats['precision']}, recall {stats['recall']} "
               f"({stats['images']} images)")

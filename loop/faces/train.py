@@ -1,7 +1,9 @@
 """`patchloop train DATA_DIR`: a patch from a folder of images (map_clsloc.txt layout),
 headless: a progress bar with loss, accuracy and images per second; Ctrl+C saves a snapshot
-and exits cleanly. The result is a session file: replay it, edit it, train it further live,
-export it."""
+and exits cleanly. Features go to a feature store beside the session (train_extract; with
+--workers or --cluster, computed on a Dask cluster: train_cluster), and a rerun after an
+interruption goes on from the features already there. The result is a session file: replay
+it, edit it, train it further live, export it."""
 from __future__ import annotations
 
 import os
@@ -14,15 +16,19 @@ from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.augment import AugmentRanges
 from loop.core.engine import AUGMENTED_COPIES, LoopCore
-from loop.core.folder_training import ExtractionCancelled, FolderTraining, load_image
+from loop.core.folder_training import (AugmentSettings, ExtractionCancelled, ExtractionPlan,
+                                       FolderTraining, load_image)
 from loop.core.patch import Category, PatchSpec
 from loop.core.settings import TrainerSettings
 from loop.core.train_step import TUNED_RATE
 from loop.errors import UserError
+from loop.faces.eval_folder import confusion_report, confusion_table
 from loop.faces.progress import ProgressBar
+from loop.faces.train_cluster import check_cluster_args, shard_results
+from loop.faces.train_extract import build_job, store_path
+from loop.faces.train_summary import TrainingResult
 from loop.store.data_folder import held_out_split, scan_folder
-from loop.store.records import (LabelRecord, SessionFormatError, SessionState, frame_factor,
-                                shrink_frame, stored_snapshot)
+from loop.store.records import LabelRecord, SessionFormatError, SessionState, stored_snapshot
 from loop.store.session import SessionStore
 from patchloop_kernels.runtime import Device
 
@@ -69,6 +75,7 @@ def _check_args(args) -> Path:
                         "lie between 0 and 0.9")
     if args.epochs < 1:
         raise UserError(f"--epochs {args.epochs}: at least one pass over the images is needed")
+    check_cluster_args(args)
     path = Path(args.session) if args.session else \
         Path("sessions") / f"{args.name or Path(args.data_dir).resolve().name or 'patch'}-" \
                            f"{time.strftime('%Y%m%d-%H%M%S')}.h5"
@@ -85,7 +92,10 @@ def _check_args(args) -> Path:
     return path
 
 
-def run(args) -> int:
+def run(args, answer_frames: int | None = None) -> int:
+    """`answer_frames`: how many frames the window's questions (the About dialog, the result
+    screen) wait for the user; None waits until the user answers, except under SDL's dummy
+    video driver, where no one can (one frame: drawn, read by tests, never blocking)."""
     path = None if args.check else _check_args(args)
     folder = check_folder(args.data_dir)
     if args.check:
@@ -95,27 +105,43 @@ def run(args) -> int:
                         "fix them, or see them again with --check")
     core, about = _make_core(args, folder)
     train_items, held_items = held_out_split(folder.images, args.held_out, args.seed)
-    job = FolderTraining(core, train_items, held_items)
+    plan = ExtractionPlan(tuple(train_items), tuple(held_items), AugmentSettings(
+        AUGMENTED_COPIES if args.augment else 0, core.augment_ranges, args.flips,
+        core.spec.seed))
+    if answer_frames is None and os.environ.get("SDL_VIDEODRIVER") == "dummy":
+        answer_frames = 1
     window = None
     if _wants_window(args):  # the About dialog comes before the features are computed
         from loop.faces.train_window import TrainWindow
-        window = TrainWindow(core, job, args.epochs, path.parent, about=about)
-        if not window.ask_about():
-            return _cancelled(core)
+        window = TrainWindow(core, None, args.epochs, path.parent, about=about)
+        if not window.ask_about(answer_frames):
+            return _cancelled(core, window)
     try:
-        feature_rate = _extract(args, job, window)
+        job, store, feature_rate = _extract(args, core, plan, path.parent, window)
     except ExtractionCancelled:
-        return _cancelled(core)
-    if window is not None:
-        window.run()
-        interrupted = False
-    else:
-        interrupted = _train_headless(args, core, job)
-    _save(path, core, job)
-    print(f"{path}: {len(job.images)} images, held-out accuracy {job.held_out_accuracy():.3f} "
-          f"on {len(job.held)}; features {feature_rate:.1f} images/s"
-          + (" (tilt-shift copies counted)" if args.augment else "")
-          + (" (stopped early)" if interrupted else ""))
+        return _cancelled(core, window)
+    try:
+        if window is not None:
+            window.job = job
+            window.run()
+            stopped_early = not window.running
+        else:
+            stopped_early = _train_headless(args, core, job)
+        result = finish_training(path, core, job, args.epochs, stopped_early,
+                                 window.saved if window else [])
+    finally:
+        store.close()
+    features = "features from the store" if feature_rate is None else \
+        f"features {feature_rate:.1f} images/s" + (" (tilt-shift copies counted)"
+                                                   if args.augment else "")
+    print(f"{path}: {job.images} images, held-out accuracy {result.held_out_accuracy:.3f} "
+          f"on {result.held_out_images}; {features}"
+          + (" (stopped early)" if result.stopped_early else ""))
+    if result.confusion is not None:
+        print("\n".join(confusion_table(result.confusion)))
+    if window is not None:  # the session is on disk before the result screen names it
+        window.show_result(result, answer_frames)
+        window.close()
     core.close()
     return 0
 
@@ -152,26 +178,40 @@ def _make_core(args, folder) -> tuple[LoopCore, list[str]]:
     return core, about
 
 
-def _extract(args, job: FolderTraining, window) -> float:
-    """Features for every image (and tilt-shift copy), with progress in the terminal and
-    the window; returns images per second. The window's Esc raises ExtractionCancelled."""
-    copies = AUGMENTED_COPIES if args.augment else 0
-    bar = ProgressBar("features" + (f" (+{copies} tilt-shift copies each)" if copies else ""),
-                      len(job.train_items) + len(job.held_items)
-                      + copies * len(job.train_items))
+def _extract(args, core, plan: ExtractionPlan, session_dir: Path, window):
+    """The feature store filled, with progress in the terminal and the window: (the job
+    streaming from it, the store, base passes per second or None when none was computed
+    here). The window's Esc raises
+    ExtractionCancelled; Ctrl+C keeps what was computed for the next run."""
+    copies = plan.augment.copies
+    title = "features" + (f" (+{copies} tilt-shift copies each)" if copies else "")
+    bar = []  # (the bar over what is left to compute, the passes found in the store)
 
     def progress(done, total):
-        bar.update(done)
+        if not bar:
+            bar.extend((ProgressBar(title, total - done), done))
+        bar[0].update(done - bar[1])
         if window is not None:
             window.show_progress(done, total)
-    job.extract(args.augment, progress)
-    rate = bar.done()
+    where = store_path(session_dir, args.data_dir)
+    try:
+        with shard_results(args, core, plan) as results:
+            job, done, store = build_job(core, plan, where, results, progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the features computed so far are kept in {where}; the same "
+              "command goes on from there", file=sys.stderr)
+        raise
+    if done.computed:
+        bar[0].done()
+    if done.reused:
+        print(f"features: {done.reused} of {done.shards} shards were in {where} already")
     if job.unreadable:
         print(f"skipped {len(job.unreadable)} unreadable images (first: {job.unreadable[0]})",
               file=sys.stderr)
     if not job.images:
+        store.close()
         raise UserError(f"{args.data_dir}: no readable training images")
-    return rate
+    return job, store, done.images_per_second if done.computed else None
 
 
 def _train_headless(args, core: LoopCore, job: FolderTraining) -> bool:
@@ -182,7 +222,7 @@ def _train_headless(args, core: LoopCore, job: FolderTraining) -> bool:
             steps = job.steps_per_epoch()
             bar = ProgressBar(f"epoch {epoch}/{args.epochs}", steps * batch)
             for step in range(steps):
-                core.trainer.step()
+                job.step()
                 bar.update((step + 1) * batch, f"loss {core.trainer.status.last_loss:.4f}")
             bar.done(f"loss {core.trainer.status.last_loss:.4f} train acc "
                      f"{job.train_accuracy():.3f} held-out acc {job.held_out_accuracy():.3f}")
@@ -192,7 +232,9 @@ def _train_headless(args, core: LoopCore, job: FolderTraining) -> bool:
     return False
 
 
-def _cancelled(core) -> int:
+def _cancelled(core, window) -> int:
+    if window is not None:
+        window.close()
     core.close()
     print("cancelled before training: nothing trained, no session written")
     return 0
@@ -218,22 +260,34 @@ def _wants_window(args) -> bool:
     return bool(args.window or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
+def finish_training(path: Path, core: LoopCore, job: FolderTraining, epochs: int,
+                    stopped_early: bool, patch_files: list) -> TrainingResult:
+    """The session saved, then what training came to: the result names only written files."""
+    _save(path, core, job)
+    verdicts = list(job.held_verdicts())
+    right = sum(truth == said for truth, said, _ in verdicts)
+    return TrainingResult(str(path), core.trainer.status.steps, job.steps_per_epoch() * epochs,
+                          right / len(verdicts) if verdicts else float("nan"), len(verdicts),
+                          confusion_report(core.spec.names, verdicts) if verdicts else None,
+                          stopped_early, list(patch_files))
+
+
 def _save(path: Path, core: LoopCore, job: FolderTraining) -> None:
     """The whole session written at once, under its lock, into a temporary file moved into
     place: a kill leaves no session (a rerun goes ahead) or a whole one, never an empty or
     half-written one."""
     from loop.core.labels import WholeFrameLabel
     state = SessionState(core.spec, core.trainer.settings, time.time())
-    for frame_id, image in job.images.items():
-        factor = frame_factor(image.shape)
-        small = shrink_frame(image, factor)
-        state.add_frame(frame_id, small.shape[0], small.shape[1], small)
-        state.labels.append(LabelRecord.of(frame_id, WholeFrameLabel(job.categories[frame_id]),
+    for row in job.train_rows[job.copy[job.train_rows] == 0]:
+        frame_id = int(job.item[row]) + 1
+        state.add_frame(frame_id, *core.base_input)
+        state.labels.append(LabelRecord.of(frame_id, WholeFrameLabel(int(job.category[row])),
                                            state.created))
     for snapshot in job.snapshots + [core.snapshot()]:
         state.snapshots[snapshot.tag] = stored_snapshot(snapshot)
     state.loss_log = list(core.trainer.status.losses)
     try:
-        SessionStore.write_new(path, state, holder="patchloop train")
+        SessionStore.write_new(path, state, job.training_images(), holder="patchloop train")
     except SessionFormatError as exc:
         raise UserError(str(exc)) from exc
+

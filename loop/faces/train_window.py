@@ -1,18 +1,22 @@
 """The folder-training window: first the seed's "About" dialog (the last layer is
 reconfigured to the patch's categories; Yes starts training), then the images being fed,
-the training loss and the held-out accuracy; stop-N-show (space) pauses on the current image with the patch's inference and
-offers to save a full snapshot (into the session) and a patch snapshot (a .specialneurons
-beside it), both tagged with a time-based hash, or to go on to the next image."""
+the training loss and the held-out accuracy; stop-N-show (space) pauses on the current
+image with the patch's inference and offers to save a full snapshot (into the session) and
+a patch snapshot (a .specialneurons beside it), both tagged with a time-based hash, or to go
+on to the next image. When training ends (or Esc stops it) the result screen stays until the
+user closes it: accuracy, confusion matrix, the files written, the graphs."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import cv2
-import numpy as np
 import pygame
 
 from loop.core.folder_training import ExtractionCancelled
 from loop.faces.live_view import PALETTE
+from loop.faces.train_graphs import draw_graph
+from loop.faces.train_result import BACKGROUND, draw_result
+from loop.faces.train_summary import TrainingResult
 from loop.store.safe_files import check_plain_name, shown
 
 WINDOW = (960, 600)
@@ -20,11 +24,16 @@ ABOUT_PANEL = (44, 52, 74)
 ABOUT_RECT = pygame.Rect(130, 150, 700, 260)
 YES_BUTTON = pygame.Rect(ABOUT_RECT.right - 250, ABOUT_RECT.bottom - 60, 110, 40)
 NO_BUTTON = pygame.Rect(ABOUT_RECT.right - 130, ABOUT_RECT.bottom - 60, 110, 40)
+LOSS_GRAPH = pygame.Rect(590, 40, 300, 150)
+ACCURACY_GRAPH = pygame.Rect(590, 240, 300, 150)
+CLOSE_KEYS = (pygame.K_ESCAPE, pygame.K_q)
 
 
 class TrainWindow:
     def __init__(self, core, job, epochs: int, out_dir: Path, window=WINDOW,
                  about: list[str] | None = None):
+        """job: the FolderTraining to run (None until the features are computed: the About
+        dialog and the features' progress come first)."""
         pygame.display.init()
         pygame.font.init()
         pygame.display.set_caption(f"Patchloop: training {core.spec.name}")
@@ -37,8 +46,10 @@ class TrainWindow:
         self.accuracy: list[tuple[int, float]] = []
         self.message = ""
         self.running = True
+        self.closed = False          # the user closed the window: no result screen
         self.saved: list[str] = []
-        self.shown = None
+        self.shown = None            # the LabeledFrame on screen, and its picture
+        self.picture = None
         self.about = list(about or [])   # shown until the user says Yes (or No: cancelled)
         self.cancelled = False
 
@@ -65,7 +76,7 @@ class TrainWindow:
                                              and event.key == pygame.K_ESCAPE):
                 self.cancelled, self.running = True, False
                 raise ExtractionCancelled
-        self.screen.fill((25, 25, 30))
+        self.screen.fill(BACKGROUND)
         self.text(f"computing features: {done} of {total} base passes", (40, 40), self.big)
         bar = pygame.Rect(40, 90, self.screen.get_width() - 80, 24)
         pygame.draw.rect(self.screen, (60, 60, 70), bar, 1)
@@ -76,36 +87,71 @@ class TrainWindow:
         pygame.display.flip()
 
     # -- the loop -------------------------------------------------------------------------
+    def planned_steps(self) -> int:
+        return self.job.steps_per_epoch() * self.epochs
+
     def run(self, max_frames: int | None = None) -> None:
-        steps_per_epoch = self.job.steps_per_epoch()
-        total = steps_per_epoch * self.epochs
+        """Train until the planned steps are done, Esc stops it or the window is closed
+        (with max_frames, at most that many frames: the caller, a test, drives it on)."""
+        steps_per_epoch, total = self.job.steps_per_epoch(), self.planned_steps()
         clock, frames = pygame.time.Clock(), 0
         while self.running and self.core.trainer.status.steps < total:
             if max_frames is not None and frames >= max_frames:
-                return  # the caller (a test) drives the window further
+                return
             clock.tick(60)
             for event in pygame.event.get():
                 self.handle(event)
-            if not self.asking and not self.about:
-                self.core.trainer.step()
+            if self.running and not self.asking and not self.about:
+                self.job.step()
                 steps = self.core.trainer.status.steps
                 if steps % steps_per_epoch == 0:
                     self.accuracy.append((steps, self.job.held_out_accuracy()))
                 if self.core.trainer.last_batch:
-                    self.shown = self.core.trainer.last_batch[0]
+                    self._show(self.core.trainer.last_batch[0])
                 if self.stop_n_show:
                     self.asking = True
             self.draw()
             pygame.display.flip()
             frames += 1
+
+    def show_result(self, result: TrainingResult, max_frames: int | None = None) -> bool:
+        """The result screen until Esc, q or closing the window; True when the user closed
+        it (False: max_frames ran out first, or the window was closed during training)."""
+        clock, frames = pygame.time.Clock(), 0
+        while not self.closed:
+            if max_frames is not None and frames >= max_frames:
+                return False
+            clock.tick(30)
+            for event in pygame.event.get():
+                if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN
+                                                 and event.key in CLOSE_KEYS):
+                    self.closed = True
+            self.screen.fill(BACKGROUND)
+            draw_result(self.screen, self.font, self.big, result)
+            self._graphs()
+            self.text("Esc or q: close", (20, self.screen.get_height() - 26), None,
+                      (150, 150, 150))
+            pygame.display.flip()
+            frames += 1
+        return True
+
+    def close(self) -> None:
         pygame.display.quit()
+
+    def _show(self, frame) -> None:
+        """The frame stop-N-show would stop on, with its picture read again (the store
+        keeps features only)."""
+        if self.shown is None or frame.frame_id != self.shown.frame_id:
+            self.picture = self.job.picture_of(frame)
+        self.shown = frame
 
     def handle(self, event) -> None:
         if self.about:
             self._about_event(event)
             return
-        if event.type == pygame.QUIT or (event.type == pygame.KEYDOWN
-                                         and event.key == pygame.K_ESCAPE):
+        if event.type == pygame.QUIT:
+            self.running, self.closed = False, True
+        elif event.type == pygame.KEYDOWN and event.key == pygame.K_ESCAPE:
             self.running = False
         elif event.type == pygame.KEYDOWN and event.key == pygame.K_SPACE:
             self.stop_n_show = not self.stop_n_show
@@ -146,13 +192,16 @@ class TrainWindow:
 
     # -- drawing --------------------------------------------------------------------------
     def draw(self) -> None:
-        self.screen.fill((25, 25, 30))
+        self.screen.fill(BACKGROUND)
         frame = self.shown
         if frame is not None:
-            h, w = frame.image.shape[:2]
+            h, w = self.core.base_input
             size = (560, int(560 * h / w))
-            image = cv2.resize(frame.image, size, interpolation=cv2.INTER_AREA)
-            self.screen.blit(pygame.image.frombuffer(image.tobytes(), size, "RGB"), (10, 10))
+            if self.picture is not None:
+                image = cv2.resize(self.picture, size, interpolation=cv2.INTER_AREA)
+                self.screen.blit(pygame.image.frombuffer(image.tobytes(), size, "RGB"), (10, 10))
+            else:
+                self.text("(the image can no longer be read)", (14, 20))
             truth = self.core.spec.categories[int(frame.label_map.max())].name
             self.text(f"label: {truth}", (14, size[1] + 16), self.big)
             if self.asking:
@@ -164,16 +213,11 @@ class TrainWindow:
                 self.text("stop-N-show: save a snapshot? y = yes, n = next image, "
                           "space = go on training", (14, size[1] + 80))
         status = self.core.trainer.status
-        x = 590
         loss = f"{status.last_loss:.4f}" if status.steps else "none yet"
-        self.text(f"step {status.steps}  loss {loss}", (x, 14))
-        losses = status.losses[-300:]
-        self._plot([v for _, v in losses], pygame.Rect(x, 40, 310, 150), "training loss",
-                   log=True, steps=[s for s, _ in losses])
-        self._plot([a for _, a in self.accuracy], pygame.Rect(x, 220, 310, 150),
-                   "held-out accuracy", log=False, fixed=(0.0, 1.0),
-                   steps=[s for s, _ in self.accuracy])
-        self.text("space: stop-N-show   Esc: stop (saves)", (x, 395))
+        planned = f" of {self.planned_steps()}" if self.job is not None else ""
+        self.text(f"step {status.steps}{planned}  loss {loss}", (LOSS_GRAPH.x, 14))
+        self._graphs()
+        self.text("space: stop-N-show   Esc: stop (saves)", (LOSS_GRAPH.x, 440))
         if self.about:
             self._draw_about()
         if self.message:
@@ -197,27 +241,12 @@ class TrainWindow:
     def text(self, s, pos, font=None, colour=(230, 230, 230)):
         self.screen.blit((font or self.font).render(s, True, colour), pos)
 
-    def _plot(self, values, rect, title, log, fixed=None, steps=None):
-        """A curve with its axes' numbers: the value range on the left, the steps below."""
-        pygame.draw.rect(self.screen, (60, 60, 70), rect, 1)
-        self.text(title, (rect.x + 4, rect.y + 2))
-        values = np.asarray(values[-300:], np.float64)
-        if values.size < 2:
-            return
-        shown_values = np.log10(np.maximum(values, 1e-6)) if log else values
-        lo, hi = fixed or (shown_values.min(), shown_values.max())
-        hi = max(hi, lo + 1e-3)
-        xs = rect.x + np.linspace(0, rect.width - 1, shown_values.size)
-        ys = rect.bottom - 2 - (shown_values - lo) / (hi - lo) * (rect.height - 20)
-        pygame.draw.lines(self.screen, (120, 200, 255), False, list(zip(xs, ys)), 1)
-        top, bottom = (10 ** hi, 10 ** lo) if log else (hi, lo)
-        self.text(f"{top:.3g}", (rect.right + 4, rect.y + 14), None, (150, 150, 150))
-        self.text(f"{bottom:.3g}", (rect.right + 4, rect.bottom - 16), None, (150, 150, 150))
-        if steps:
-            self.text(f"step {steps[0]}", (rect.x, rect.bottom + 2), None, (150, 150, 150))
-            last = f"step {steps[-1]}"
-            self.text(last, (rect.right - self.font.size(last)[0], rect.bottom + 2), None,
-                      (150, 150, 150))
+    def _graphs(self) -> None:
+        losses = self.core.trainer.status.losses[-300:]
+        draw_graph(self.screen, self.font, LOSS_GRAPH, [s for s, _ in losses],
+                   [v for _, v in losses], "training loss", log=True)
+        draw_graph(self.screen, self.font, ACCURACY_GRAPH, [s for s, _ in self.accuracy],
+                   [a for _, a in self.accuracy], "held-out accuracy", fixed=(0.0, 1.0))
 
 
 def _file_name(patch_name: str) -> str:

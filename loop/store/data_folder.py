@@ -1,9 +1,10 @@
 """A training-data folder the Neural Patches way: `map_clsloc.txt` at the root (one category
 a line: tag `n<integer>`, index, space-less name; the file's order sets the output neurons),
-images anywhere below it named `<tag>_<anything>.<ext>`. A line may end with the word
-`trigger`: a trigger-only category (a base synset on which the patch runs; it has no images
-and is never an output, like a super-category that only decides when a patch runs). Every problem is collected, with
-its file and line, before any training starts."""
+images anywhere below it named `<tag>_<anything>.<ext>` (regular files: a symbolic link
+planted in the folder is reported, never followed). A line may end with the word `trigger`:
+a trigger-only category (a base synset on which the patch runs; it has no images and is
+never an output, like a super-category that only decides when a patch runs). Every problem
+is collected, with its file and line, before any training starts."""
 from __future__ import annotations
 
 import os
@@ -14,7 +15,8 @@ from pathlib import Path
 
 from loop.core.patch import TAG_PATTERN, plain_category_name
 from loop.errors import UserError
-from loop.store.safe_files import read_input, shown
+from loop.store.images import MAX_IMAGE_BYTES
+from loop.store.safe_files import open_no_follow, read_input, shown
 
 INDEX = re.compile(r"-?[0-9]{1,9}")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -117,7 +119,10 @@ def scan_folder(root) -> DataFolder:
     # rglob does not descend into linked folders: a link loop cannot make this endless.
     for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
         tag = path.name.split("_", 1)[0]
-        if not path.is_file():
+        if path.is_symlink():
+            folder.problems.append(f"{_shown(path)}: a symbolic link, not followed (copy the "
+                                   "image into the folder)")
+        elif not path.is_file():
             folder.problems.append(f"{_shown(path)}: not a regular file")
         elif "_" not in path.name or not TAG_PATTERN.match(tag):
             folder.problems.append(f"{_shown(path)}: the name does not start with a tag and "
@@ -154,3 +159,19 @@ def held_out_split(images: list, fraction: float, seed: int) -> tuple[list, list
         held += items[:n_held]
         train += items[n_held:]
     return train, held
+
+
+def read_image_bytes(path) -> bytes:
+    """An image file's bytes, opened without following a link (one planted after the scan
+    included), a regular file of at most MAX_IMAGE_BYTES; UserError naming it otherwise."""
+    try:
+        fd = open_no_follow(path, os.O_RDONLY)
+    except OSError as exc:
+        raise UserError(f"{_shown(Path(path))}: cannot open the image: "
+                        f"{exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_IMAGE_BYTES + 1)
+    if len(data) > MAX_IMAGE_BYTES:
+        raise UserError(f"{_shown(Path(path))}: over the {MAX_IMAGE_BYTES}-byte limit for "
+                        "an image")
+    return data
