@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from loop.core.patch import PATCH_TAPS
 from loop.errors import UserError
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 
 
 class _Parser(argparse.ArgumentParser):

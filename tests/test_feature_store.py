@@ -133,6 +133,7 @@ from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
 from loop.core.folder_training import AugmentSettings, ExtractionPlan, FolderTraining
+from loop.store.images import load_folder_image
 from loop.core.patch import Category, PatchSpec
 from loop.faces.train import finish_training
 from loop.faces.train_extract import fill_store, local_shards, open_store
@@ -151,7 +152,7 @@ def run(images, name, pool_bytes):  # extraction, two epochs from the store, the
     plan = ExtractionPlan(*map(tuple, held_out_split(images, 0.1, 0)), AugmentSettings())
     store = open_store(Path(out) / f"{name}.h5", core, plan)
     fill_store(store, plan, local_shards(core, plan))
-    job = FolderTraining(core, plan, store, pool_bytes=pool_bytes)
+    job = FolderTraining(core, plan, store, load_folder_image, pool_bytes=pool_bytes)
     largest = 0
     for _ in range(2 * job.steps_per_epoch()):
         job.step()

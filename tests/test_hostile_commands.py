@@ -20,7 +20,7 @@ from loop.base.network import weights_hash
 from loop.core.patch import Category, PatchSpec
 from loop.core.patch_arch import patch_arch
 from loop.store.plugin import write_plugin
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 from test_hostile_images import hostile_images, png_bomb
 from test_hostile_plugins import join, pixels_plugin_bytes, split
 

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from loop.errors import UserError
-from loop.store import safe_files
+from loop import safe_files
 
 
 def _hostile_inputs(tmp_path, rng):
@@ -109,7 +109,7 @@ def test_names_that_would_be_paths_or_terminal_control_are_refused_or_escaped():
 
 def test_without_renameat2_the_move_still_never_clobbers(tmp_path, monkeypatch):
     """Where the system lacks an atomic no-replace rename, a hard link (then unlink) does it."""
-    from loop.store import safe_files
+    from loop import safe_files
     monkeypatch.setattr(safe_files, "_libc", lambda: None)
     safe_files.write_atomically(tmp_path / "a", lambda f: f.write(b"first"))
     assert (tmp_path / "a").read_bytes() == b"first"

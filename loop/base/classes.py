@@ -60,7 +60,7 @@ def read_map_clsloc(path) -> list[ClassEntry]:
     """Classes in file order. Raises a one-line ValueError naming the file and line on a
     malformed line, a bad tag, a name that is not printable, or a repeated tag or index; a
     UserError when the file is not a regular file of at most MAX_MAP_BYTES."""
-    from loop.store.safe_files import read_input, shown
+    from loop.safe_files import read_input, shown
     where_file = shown(os.fsdecode(path))
     try:
         text = read_input(path, MAX_MAP_BYTES, "class list").decode("utf-8")

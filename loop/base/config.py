@@ -26,7 +26,7 @@ import numpy as np
 
 from loop.base.classes import ClassEntry, read_map_clsloc, write_map_clsloc
 from loop.errors import UserError
-from loop.store.safe_files import open_input, read_input, shown
+from loop.safe_files import open_input, read_input, shown
 
 FORMAT_VERSION = 1
 MAX_TXT_BYTES = 1 << 20

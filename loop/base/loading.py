@@ -8,7 +8,7 @@ from pathlib import Path
 from loop.base.config import BaseSpec, load_base
 from loop.base.convert import ensure_default_base
 from loop.errors import UserError
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 
 
 def open_base(path: str | None = None) -> BaseSpec:

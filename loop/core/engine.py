@@ -19,7 +19,7 @@ import numpy as np
 
 from loop.core.augment import AugmentRanges, augment
 from loop.core.labels import LabeledFrame
-from loop.core.labels_book import AUGMENTED_COPIES, LabelsBook  # noqa: F401 (train's)
+from loop.core.labels_book import LabelsBook
 from loop.core.categories import grown, grown_dense, grown_momentum, renamed, with_category
 from loop.core.patch import PIXELS_INPUT, PatchSpec
 from loop.core.patch_arch import patch_arch
@@ -317,6 +317,28 @@ class LoopCore:
         step and are never changed behind the user's back."""
         self.trainer.apply(settings)
         return settings
+
+    def set_augmentation(self, ranges: AugmentRanges, flips: bool) -> None:
+        """How far rand-tilt-shift copies may differ, and whether they may be mirrored."""
+        self.augment_ranges = ranges
+        self.trainer.update(flips=flips)
+
+    def train_turns(self, turns: int) -> tuple[list, int]:
+        """`turns` of the trainer taken on the caller's thread, with no pacing (a step-by-step
+        simulation; the trainer thread must not run): (the losses of the steps that counted,
+        the steps thrown away)."""
+        trainer = self.trainer
+        if trainer.running:
+            raise RuntimeError("the trainer thread is running: stop it to train step by step")
+        trainer.pace_with_verdicts(False)
+        losses, failed = [], 0
+        for _ in range(turns):
+            before, restores = trainer.status.steps, trainer.status.restores
+            trainer.turn()
+            if trainer.status.steps > before:
+                losses.append(float(trainer.status.last_loss))
+            failed += trainer.status.restores - restores
+        return losses, failed
 
     def start(self) -> None:
         self.trainer.start()

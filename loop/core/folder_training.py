@@ -11,40 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from loop.core.augment import AugmentRanges, augment
-from loop.core.engine import BASE_INPUT, LoopCore
+from loop.core.engine import LoopCore
 from loop.core.labels import LabeledFrame, WholeFrameLabel
-from loop.errors import UserError
 
 SHARD_ITEMS = 16         # images per shard: the unit of extraction, commit and retry
 POOL_BYTES = 128 << 20   # features held in memory for training at a time
-
-
-def image_from_bytes(data: bytes, what: str, size=BASE_INPUT) -> np.ndarray:
-    """uint8 RGB at the base's input size from an image file's bytes, its pixel count
-    checked from its header before decoding; UserError naming `what` otherwise."""
-    from loop.store.images import decode_rgb
-    rgb = decode_rgb(data, what)
-    return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
-
-
-def read_image(path, size=BASE_INPUT) -> np.ndarray:
-    """uint8 RGB at the base's input size. The file is read by the store (a regular file,
-    never a link, at most its byte limit); a UserError naming the file says why not."""
-    from loop.store.data_folder import read_image_bytes
-    from loop.store.safe_files import shown
-    return image_from_bytes(read_image_bytes(path), shown(str(path)), size)
-
-
-def load_image(path, size=BASE_INPUT) -> np.ndarray | None:
-    """As read_image, or None when the file is not an image that can be read."""
-    try:
-        return read_image(path, size)
-    except UserError:
-        return None
 
 
 class ExtractionCancelled(Exception):
@@ -125,17 +99,14 @@ def copy_image(image: np.ndarray, item: int, copy: int, category: int,
     return augment(image, [WholeFrameLabel(category)], rng, settings.flips, settings.ranges)[0]
 
 
-def extract_shard(core: LoopCore, plan: ExtractionPlan, shard: int, files: list) -> ShardFeatures:
-    """The features of one shard's rows, on `core`'s base (the OpenCL kernels); `files`
-    holds each of its images' bytes, or None for one that could not be read."""
+def extract_shard(core: LoopCore, plan: ExtractionPlan, shard: int, images: list) -> ShardFeatures:
+    """The features of one shard's rows, on `core`'s base (the OpenCL kernels); `images`
+    holds each of its images (uint8 RGB at the base's input size, decoded by the store), or
+    None for one that could not be read."""
     rows = plan.shard_rows(shard)
     features = np.zeros((len(rows),) + core.model.feature_shape, np.float32)
     readable = np.zeros(len(rows), np.uint8)
-    for item, data in zip(plan.shard_images(shard), files):
-        try:
-            image = None if data is None else image_from_bytes(data, f"image {item}")
-        except UserError:
-            image = None
+    for item, image in zip(plan.shard_images(shard), images):
         if image is None:
             continue
         category = plan.items[item][1]
@@ -151,8 +122,10 @@ class FolderTraining:
     """Training and held-out evaluation streamed from a filled feature store (`rows`:
     read_rows(sorted row indices) -> float32 (n, C, h, w), and `readable`, uint8 per row)."""
 
-    def __init__(self, core: LoopCore, plan: ExtractionPlan, rows, pool_bytes: int = POOL_BYTES):
+    def __init__(self, core: LoopCore, plan: ExtractionPlan, rows, load_image,
+                 pool_bytes: int = POOL_BYTES):
         self.core, self.plan, self.rows = core, plan, rows
+        self.load_image = load_image   # (path, (height, width)) -> uint8 RGB, or None
         self.category, self.item, self.copy = plan.row_table()
         readable = np.asarray(rows.readable, bool)
         n_train = plan.rows_of(len(plan.train_items)).start if plan.held_items else \
@@ -217,7 +190,7 @@ class FolderTraining:
         row = self.plan.rows_of(frame.frame_id - 1).start if frame.frame_id > 0 \
             else -frame.frame_id - 1
         item, copy = int(self.item[row]), int(self.copy[row])
-        image = load_image(self.plan.items[item][0], self.core.base_input)
+        image = self.load_image(self.plan.items[item][0], self.core.base_input)
         if image is None or copy == 0:
             return image
         return copy_image(image, item, copy, int(self.category[row]), self.plan.augment)
@@ -228,7 +201,7 @@ class FolderTraining:
         back grey, so that its label keeps its frame."""
         for row in self.train_rows[self.copy[self.train_rows] == 0]:
             item = int(self.item[row])
-            image = load_image(self.plan.items[item][0], self.core.base_input)
+            image = self.load_image(self.plan.items[item][0], self.core.base_input)
             yield item + 1, np.full(self.core.base_input + (3,), 128, np.uint8) \
                 if image is None else image
 

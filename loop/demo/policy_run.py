@@ -64,28 +64,6 @@ class PolicyRun:
         return clicks_to(self.accuracy_by_clicks, goal)
 
 
-class SteppedTrainer:
-    """The trainer thread's turns (OnlineTrainer.turn), taken on this thread. The step count
-    here is what a live user would wait, not a measured time."""
-
-    def __init__(self, core: LoopCore):
-        self.trainer = core.trainer
-        # Here verdicts and steps already take turns: waiting for verdicts would only sleep.
-        self.trainer.pace_with_verdicts(False)
-
-    def run(self, turns: int) -> tuple[list, int]:
-        """(the losses of the steps that counted, the steps thrown away)."""
-        trainer = self.trainer
-        losses, failed = [], 0
-        for _ in range(turns):
-            before, restores = trainer.status.steps, trainer.status.restores
-            trainer.turn()
-            if trainer.status.steps > before:
-                losses.append(float(trainer.status.last_loss))
-            failed += trainer.status.restores - restores
-        return losses, failed
-
-
 def run_policy(core: LoopCore, scene: DemoScene, policy: Policy, clicks: int,
                step_scale: float = 1.0, held_out: HeldOutSet | None = None,
                stuck_below: float = STUCK_ACCURACY) -> PolicyRun:
@@ -104,7 +82,6 @@ def run_policy(core: LoopCore, scene: DemoScene, policy: Policy, clicks: int,
         run.pixel_accuracy_by_clicks.append((run.clicks, pixel))
 
     evaluate()
-    trainer = SteppedTrainer(core)
 
     def scaled(steps: int) -> int:
         return max(1, round(steps * step_scale))
@@ -116,12 +93,12 @@ def run_policy(core: LoopCore, scene: DemoScene, policy: Policy, clicks: int,
         frame_id, look = _look(core, scene.frame(index), frame_id if frozen else None)
         moves = policy.turn(look)
         if not moves:
-            trainer.run(scaled(IDLE_STEPS))
+            core.train_turns(scaled(IDLE_STEPS))
         for move in moves:
             core.label(frame_id, move.label)
             run.clicks += 1
             made = Labeled(run.clicks, index, move, core.label_counts())
-            made.losses, made.failed_steps = trainer.run(scaled(move.steps))
+            made.losses, made.failed_steps = core.train_turns(scaled(move.steps))
             if move.take_back:
                 core.undo()
                 made.counts_after_undo = core.label_counts()

@@ -2,7 +2,7 @@
 from pathlib import Path
 
 from loop.base.convert import convert_efficientnet_lite0, ensure_default_base
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 
 
 def run(args) -> int:

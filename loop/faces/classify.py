@@ -12,7 +12,7 @@ from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.errors import UserError
 from loop.store.images import read_rgb
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 from patchloop_kernels.runtime import Device
 
 # Photographs are centre-cropped to this fraction of their short side, as ImageNet

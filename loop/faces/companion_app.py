@@ -20,7 +20,7 @@ from loop.faces.key_table import KeyTable, key
 from loop.faces.live_app import _fitting_window
 from loop.faces.live_view import MIN_WINDOW, ViewState
 from loop.faces.overlays import VIEWS
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 from loop.store.snap import default_snap_category, snap_frame
 
 FPS = 30

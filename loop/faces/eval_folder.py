@@ -9,7 +9,8 @@ import sys
 import cv2
 import numpy as np
 
-from loop.core.folder_training import load_image
+from loop.core.frame_pipeline import BASE_INPUT
+from loop.store.images import load_folder_image
 from loop.core.verdict import frame_verdict
 from loop.errors import UserError
 from loop.store.data_folder import scan_folder
@@ -50,7 +51,7 @@ def evaluate(core, folder) -> dict:
         raise UserError(f"{folder.root}: categories {', '.join(missing)} are not the patch's")
     verdicts, skipped = [], []
     for path, position in folder.images:
-        image = load_image(path)
+        image = load_folder_image(path, BASE_INPUT)
         if image is None:
             skipped.append(str(path))
             continue

@@ -24,7 +24,7 @@ from loop.core.patch_net import split_dense
 from loop.errors import UserError
 from loop.store.plugin import MAX_ICON, PluginError, write_plugin
 from loop.store.records import SessionFormatError
-from loop.store.safe_files import read_input, same_place, shown, write_atomically
+from loop.safe_files import read_input, same_place, shown, write_atomically
 from loop.store.session_loader import load_session
 from loop.store.session_paths import journal_path, lock_path
 
@@ -139,11 +139,11 @@ def write_onnx(plugin_path: Path, base_spec, out: Path | None = None,
     try:
         from loop.store.plugin_onnx import plugin_to_onnx
         from loop.store.plugin_read import read_plugin
-        model = plugin_to_onnx(read_plugin(plugin_path), base_spec)
+        onnx_model = plugin_to_onnx(read_plugin(plugin_path), base_spec)
     except ImportError as exc:
         raise UserError("--onnx needs the onnx package: pip install 'patchloop[bench]'") from exc
     out = out or plugin_path.with_suffix(".onnx")
-    data = model.SerializeToString()
+    data = onnx_model.SerializeToString()
     try:
         write_atomically(out, lambda f: f.write(data), replace=replace_existing)
     except OSError as exc:

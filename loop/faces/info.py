@@ -9,7 +9,7 @@ from pathlib import Path
 from loop.errors import UserError
 from loop.faces.wording import counted
 from loop.store.records import SessionFormatError, spec_to_json
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 from loop.store.session_loader import load_session
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from loop.errors import UserError
 from loop.store.images import write_png
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 
 WIDTH, HEIGHT, MARGIN = 640, 400, 50
 

@@ -6,7 +6,7 @@ import os
 
 from loop.errors import UserError
 from loop.faces import live
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 
 
 def run(args, max_frames: int | None = None) -> int:

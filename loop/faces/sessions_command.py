@@ -12,7 +12,7 @@ from loop.faces.info import describe_session
 from loop.faces.wording import counted
 from loop.store.merge import merge_files
 from loop.store.records import SessionFormatError
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 
 
 def list_sessions(args) -> int:

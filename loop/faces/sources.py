@@ -16,7 +16,7 @@ from loop.demo.scene import DemoScene
 from loop.errors import UserError
 from loop.faces.wording import listed
 from loop.store.images import read_rgb
-from loop.store.safe_files import open_input, shown
+from loop.safe_files import open_input, shown
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_VIDEO_BYTES = 64 << 30

@@ -15,13 +15,16 @@ from pathlib import Path
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.augment import AugmentRanges
-from loop.core.engine import AUGMENTED_COPIES, LoopCore
+from loop.core.engine import LoopCore
+from loop.core.frame_pipeline import BASE_INPUT
+from loop.core.labels_book import AUGMENTED_COPIES
 from loop.core.folder_training import (AugmentSettings, ExtractionCancelled, ExtractionPlan,
-                                       FolderTraining, load_image)
+                                       FolderTraining)
 from loop.core.patch import Category, PatchSpec
 from loop.core.settings import TrainerSettings
 from loop.core.train_step import TUNED_RATE
 from loop.errors import UserError
+from loop.store.images import load_folder_image
 from loop.faces.eval_folder import confusion_report, confusion_table
 from loop.faces.progress import ProgressBar
 from loop.faces.train_cluster import check_cluster_args, shard_results
@@ -45,7 +48,7 @@ def _unreadable(images: list) -> list[str]:
     bar = ProgressBar("reading", len(images))
     found = []
     for done, (path, _) in enumerate(images, 1):
-        if load_image(path) is None:
+        if load_folder_image(path, BASE_INPUT) is None:
             found.append(str(path))
             print(f"\rpatchloop: {path}: not an image OpenCV can read (skipped when "
                   "training)", file=sys.stderr)
@@ -170,8 +173,7 @@ def _make_core(args, folder) -> tuple[LoopCore, list[str]]:
     except ValueError as exc:
         raise UserError(f"--fine-tune {args.fine_tune}: {exc}" if args.fine_tune else str(exc)) \
             from exc
-    core.augment_ranges = ranges
-    core.trainer.update(flips=args.flips)
+    core.set_augmentation(ranges, args.flips)
     about = _about(spec, base, core.model.arch)
     for line in about:
         print(line)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from loop.errors import UserError
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 
 if TYPE_CHECKING:  # the command line's parser imports this module: it stays light
     from loop.core.folder_training import ExtractionPlan
@@ -179,7 +179,9 @@ def _lost_worker_errors() -> tuple:
 def shard_on_worker(base_path, spec, base_input, plan: ExtractionPlan, shard: int, files):
     """On a worker: one shard's features on this process's own base."""
     from loop.core.folder_training import extract_shard
-    return extract_shard(_worker_core(base_path, spec, base_input), plan, shard, files)
+    from loop.faces.train_extract import shard_images
+    return extract_shard(_worker_core(base_path, spec, base_input), plan, shard,
+                         shard_images(plan, shard, base_input, files))
 
 
 @functools.lru_cache(maxsize=2)

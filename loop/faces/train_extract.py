@@ -15,7 +15,8 @@ from loop.core.folder_training import ExtractionPlan, FolderTraining, extract_sh
 from loop.errors import UserError
 from loop.store.data_folder import read_image_bytes
 from loop.store.feature_store import FeatureStore
-from loop.store.safe_files import check_plain_name
+from loop.store.images import folder_image, load_folder_image
+from loop.safe_files import check_plain_name
 
 
 @dataclass
@@ -77,11 +78,18 @@ def shard_files(plan: ExtractionPlan, shard: int) -> list:
     return files
 
 
+def shard_images(plan: ExtractionPlan, shard: int, size, files: list) -> list:
+    """A shard's image files' bytes decoded at the base's input size (None: unreadable)."""
+    return [folder_image(data, f"image {item}", size)
+            for item, data in zip(plan.shard_images(shard), files)]
+
+
 def local_shards(core, plan: ExtractionPlan):
     """The shards computed here, one after the other, on the core's base."""
     def results(pending):
         for shard in pending:
-            yield extract_shard(core, plan, shard, shard_files(plan, shard))
+            yield extract_shard(core, plan, shard, shard_images(plan, shard, core.base_input,
+                                                                 shard_files(plan, shard)))
     return results
 
 
@@ -116,4 +124,4 @@ def build_job(core, plan: ExtractionPlan, path: Path, results=None, progress=Non
     except BaseException:
         store.close()
         raise
-    return FolderTraining(core, plan, store), done, store
+    return FolderTraining(core, plan, store, load_folder_image), done, store

@@ -17,7 +17,7 @@ from loop.faces.live_view import PALETTE
 from loop.faces.train_graphs import draw_graph
 from loop.faces.train_result import BACKGROUND, draw_result
 from loop.faces.train_summary import TrainingResult
-from loop.store.safe_files import check_plain_name, shown
+from loop.safe_files import check_plain_name, shown
 
 WINDOW = (960, 600)
 ABOUT_PANEL = (44, 52, 74)

@@ -16,7 +16,7 @@ from pathlib import Path
 from loop.core.patch import TAG_PATTERN, plain_category_name
 from loop.errors import UserError
 from loop.store.images import MAX_IMAGE_BYTES
-from loop.store.safe_files import open_no_follow, read_input, shown
+from loop.safe_files import open_no_follow, read_input, shown
 
 INDEX = re.compile(r"-?[0-9]{1,9}")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}

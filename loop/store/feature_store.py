@@ -33,7 +33,7 @@ import h5py
 import numpy as np
 
 from loop.errors import UserError
-from loop.store.safe_files import shown, write_atomically
+from loop.safe_files import shown, write_atomically
 
 FORMAT = "patchloop-features"
 VERSION = 1

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from loop.errors import UserError
-from loop.store.safe_files import read_input, shown, write_atomically
+from loop.safe_files import read_input, shown, write_atomically
 
 MAX_IMAGE_BYTES = 64 << 20
 # e.g. 7300x5470: 120 MB once decoded; reading one (PNG, JPEG or TIFF) peaks at ~290 MB
@@ -202,3 +202,31 @@ def write_png(path, rgb: np.ndarray, replace: bool = False) -> None:
     it cannot be written, FileExistsError when something is there and not `replace`."""
     data = encode_png(rgb)
     write_atomically(path, lambda f: f.write(data), replace=replace)
+
+
+def folder_image(data, what: str, size) -> np.ndarray | None:
+    """An image file's bytes (None: it could not be read) as uint8 RGB of `size` (height,
+    width: the base's input), or None when they are not an image that decodes."""
+    if data is None:
+        return None
+    try:
+        rgb = decode_rgb(data, what)
+    except UserError:
+        return None
+    return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+def read_folder_image(path, size) -> np.ndarray:
+    """A data folder's image file (a regular file, never a link, at most its byte limit) as
+    uint8 RGB of `size`; a UserError naming the file says why not."""
+    from loop.store.data_folder import read_image_bytes
+    rgb = decode_rgb(read_image_bytes(path), shown(str(path)))
+    return cv2.resize(rgb, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+def load_folder_image(path, size) -> np.ndarray | None:
+    """As read_folder_image, or None when the file is not an image that can be read."""
+    try:
+        return read_folder_image(path, size)
+    except UserError:
+        return None

@@ -21,7 +21,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loop.store.safe_files import create_exclusive, open_no_follow, shown, sync_folder
+from loop.safe_files import create_exclusive, open_no_follow, shown, sync_folder
 
 MAGIC = b"PLJOURNAL2\n"
 MAGIC_V1 = b"PLJOURNAL1\n"

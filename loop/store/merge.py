@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from loop.store.records import SessionFormatError, SessionState
-from loop.store.safe_files import same_place, shown
+from loop.safe_files import same_place, shown
 from loop.store.session import SessionStore
 from loop.store.session_read import read_frames
 from loop.store.session_loader import load_session

@@ -43,7 +43,7 @@ import numpy as np
 
 from loop.core.patch import HYPERCOLUMNS, PatchSpec
 from loop.core.patch_arch import PatchArch
-from loop.store.safe_files import write_atomically
+from loop.safe_files import write_atomically
 
 MAGIC = b"SPECIALNEURONS\x00\x01"
 VERSION = 3          # the newest manifest version written and read

@@ -16,7 +16,7 @@ from loop.core.patch_arch import arch_from_layers
 from loop.errors import UserError
 from loop.store.plugin import (DTYPES, MAGIC, MAX_FILE, MAX_MANIFEST, VERSION, Plugin,
                                PluginError, check_icon)
-from loop.store.safe_files import read_input, shown
+from loop.safe_files import read_input, shown
 from patchloop_kernels.conv import ConvGeometry
 
 NUMPY = {"float32": "<f4", "float16": "<f2", "int8": "i1"}

@@ -33,7 +33,7 @@ from loop.store.records import (MAX_LOSS_POINTS, LabelRecord, SessionFormatError
                                 SessionState, Snapshot, check_image, check_label, frame_factor,
                                 label_event, scale_label, settings_to_json, shrink_frame,
                                 categories_from_json, stored_snapshot, window_from_json)
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 from loop.store.session_file import VERSION, Append, FileCounts, append, create_file
 from loop.store.session_read import read_frames, read_session_counts, read_snapshot_arrays
 from loop.store.session_loader import FileHeld, load_session

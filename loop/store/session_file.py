@@ -41,7 +41,7 @@ import numpy as np
 
 from loop.store.records import (MAX_SIDE, SessionFormatError, SessionState,
                                 check_frame_shape, settings_to_json, spec_to_json)
-from loop.store.safe_files import write_atomically
+from loop.safe_files import write_atomically
 from loop.store.session_rows import LABEL_DTYPE, MAX_WEIGHTS, label_rows
 
 FORMAT = "patchloop-session"

@@ -14,7 +14,7 @@ import numpy as np
 
 from loop.errors import UserError
 from loop.store.records import SessionFormatError
-from loop.store.safe_files import open_input, shown
+from loop.safe_files import open_input, shown
 
 MAX_FILE_BYTES = 8 << 30
 MAX_ATTR_BYTES = 1 << 20

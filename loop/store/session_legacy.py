@@ -16,7 +16,7 @@ import numpy as np
 
 from loop.store.records import (MAX_FRAMES, MAX_LABELS, MAX_LOSS_POINTS, SessionFormatError,
                                 SessionState, Snapshot, check_frame_shape)
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 from loop.store.session_h5 import Checked, whole
 from loop.store.session_rows import (LABEL_DTYPE, MAX_SNAPSHOTS, MAX_WEIGHTS,
                                      FrameBudget, add_label_rows, loss_points)

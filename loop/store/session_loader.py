@@ -22,7 +22,7 @@ import numpy as np
 from loop.store.journal import (EVENT, FRAME, FRAME_HEAD, SNAP_HEAD, SNAPSHOT, JournalError,
                                 JournalScan, read_journal)
 from loop.store.records import (SessionFormatError, SessionState, Snapshot, check_frame_shape)
-from loop.store.safe_files import check_plain_name, shown
+from loop.safe_files import check_plain_name, shown
 from loop.store.session_paths import journal_path
 from loop.store.session_read import FileCounts, read_session_counts
 from loop.store.session_rows import MAX_WEIGHTS

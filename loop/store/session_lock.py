@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from loop.store.records import SessionFormatError
-from loop.store.safe_files import open_no_follow, shown
+from loop.safe_files import open_no_follow, shown
 from loop.store.session_paths import lock_path
 
 MAX_HOLDER_BYTES = 300

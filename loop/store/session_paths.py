@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from loop.store.records import SessionFormatError
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 
 
 class SessionNotWritable(SessionFormatError):

@@ -16,7 +16,7 @@ from loop.store.records import (MAX_FRAMES, MAX_LABELS, MAX_LOSS_POINTS, MAX_SID
                                 SessionFormatError, SessionState, Snapshot, check_frame_shape,
                                 categories_from_json, settings_from_json, spec_from_json,
                                 window_from_json)
-from loop.store.safe_files import shown
+from loop.safe_files import shown
 from loop.store.session_file import (COMMIT_FIELDS, FORMAT, FRAME_DTYPE, HEADER_BYTES,
                                      MAX_SETTINGS_ROWS, SETTINGS_BYTES, TILE, VERSION,
                                      FileCounts)

@@ -21,7 +21,7 @@ import numpy as np
 from loop.core.patch import TAG_PATTERN, plain_category_name
 from loop.store.data_folder import MAX_MAP_BYTES, DataFolder, parse_map
 from loop.store.images import encode_png
-from loop.store.safe_files import create_exclusive, open_no_follow, shown, write_atomically
+from loop.safe_files import create_exclusive, open_no_follow, shown, write_atomically
 
 MAX_SAME_STAMP = 1000  # snaps within one millisecond, numbered -1, -2, ...
 
