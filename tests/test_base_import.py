@@ -1,5 +1,5 @@
 """The base network's import: a hostile pickle is refused, the real checkpoint converts into
-the seed format and reads back strictly, and the numpy reference recognises real photos."""
+the .txt + .data format and reads back strictly, and the numpy reference recognises real photos."""
 import pickle
 import re
 import shutil

@@ -173,7 +173,7 @@ def _window_job(device, base_spec, tmp_path):
 
 
 def test_the_about_dialog_comes_before_training(device, base_spec, tmp_path):
-    """The seed's About dialog: nothing trains until Yes; No cancels."""
+    """The About dialog: nothing trains until Yes; No cancels."""
     import pygame
     from loop.faces.train_window import ABOUT_PANEL, ABOUT_RECT, NO_BUTTON, TrainWindow
     core, job = _window_job(device, base_spec, tmp_path)

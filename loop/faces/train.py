@@ -243,7 +243,7 @@ def _cancelled(core, window) -> int:
 
 
 def _about(spec, base, arch) -> list[str]:
-    """What the seed's About dialog tells before training (the terminal prints it too)."""
+    """What the About dialog tells before training (the terminal prints it too)."""
     lines = [f"the last layer is reconfigured to the patch's {spec.outputs} categories "
              f"({', '.join(spec.names)}) instead of the base's {len(base.classes)}"]
     if arch.tuned:

@@ -1,4 +1,4 @@
-"""The folder-training window: first the seed's "About" dialog (the last layer is
+"""The folder-training window: first the "About" dialog (the last layer is
 reconfigured to the patch's categories; Yes starts training), then the images being fed,
 the training loss and the held-out accuracy; stop-N-show (space) pauses on the current
 image with the patch's inference and offers to save a full snapshot (into the session) and
