@@ -13,11 +13,10 @@ from loop.core.frame_pipeline import BASE_INPUT
 from loop.core.patch import PIXELS_INPUT
 from loop.core.patch_input import PatchInput
 from loop.core.patch_model import PatchModel
-from loop.core.verdict import frame_verdict
+from loop.core.verdict import base_top, frame_verdict
 from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.runtime import Tensor
 
-BASE_TOP = 5
 MAX_PATCHES = 32       # patches run together: each holds its weights and buffers
 KEPT_FRAME_SIZES = 2   # plans kept for the frame sizes seen last (images differ in size)
 
@@ -122,11 +121,8 @@ class Companion:
         base_plan, runs = self._plan(frame.shape)
         base_plan.run(frame, self.queue)
         self.base_runs += 1
-        probs = base_plan.read_probabilities(self.queue)
-        top = np.argsort(probs)[::-1][:BASE_TOP]
-        classes = self.base.classes
-        base_top = [(classes[i].tag, classes[i].name, float(probs[i])) for i in top]
-        present = {tag: f"base:{name}" for tag, name, _ in base_top}
+        best = list(base_top(base_plan.read_probabilities(self.queue), self.base.classes))
+        present = {tag: f"base:{name}" for tag, name, _ in best}
         results: list = [None] * len(self.specs)
         chain = []
         for i in self.order:
@@ -153,4 +149,4 @@ class Companion:
                 chain.append((present[because], spec.name))
             if fired:
                 present.setdefault(tag, f"{spec.name}:{spec.categories[category].name}")
-        return base_top, results, chain
+        return best, results, chain

@@ -30,11 +30,10 @@ from loop.core.pixel_maps import PixelMaps
 from loop.core.receptive_field import base_path_to, map_size, receptive_field
 from loop.core.settings import TrainerSettings
 from loop.core.trainer import OnlineTrainer
-from loop.core.verdict import Verdict, frame_verdict
+from loop.core.verdict import Verdict, base_top, frame_verdict
 from patchloop_kernels.runtime import Device
 
 RECENT_FRAMES = 16  # observed frames kept so that a click can label the frame it was made on
-BASE_TOP = 5
 
 
 class LoopCore:
@@ -86,13 +85,10 @@ class LoopCore:
         needs_base = self.spec.topology == "head" or bool(self.spec.triggers)
         pipeline.run(frame, self.queue, needs_base)
         version = self.model.refresh_inference(self.queue)
-        base_top: tuple = ()
+        best: tuple = ()
         if pipeline.base_plan is not None and needs_base:
-            probs = pipeline.base_plan.read_probabilities(self.queue)
-            top = np.argsort(probs)[::-1][:BASE_TOP]
-            classes = self.base.classes
-            base_top = tuple((classes[i].tag, classes[i].name, float(probs[i])) for i in top)
-        triggered = self.spec.is_triggered([t[0] for t in base_top])
+            best = base_top(pipeline.base_plan.read_probabilities(self.queue), self.base.classes)
+        triggered = self.spec.is_triggered([t[0] for t in best])
         if triggered:
             pipeline.patch.enqueue(self.queue)
             probabilities = pipeline.patch.read(self.queue)
@@ -109,7 +105,7 @@ class LoopCore:
             while len(self._recent) > RECENT_FRAMES:
                 self._recent.popitem(last=False)
         category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)
-        return Verdict(frame_id, probabilities, category, confidence, triggered, base_top,
+        return Verdict(frame_id, probabilities, category, confidence, triggered, best,
                        self.receptive_frame(frame.shape[:2]), version, frame.shape[:2],
                        self.pixel_probabilities(probabilities, frame.shape[:2]))
 

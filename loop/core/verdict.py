@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+BASE_TOP = 5   # the base's best classes a verdict names (and triggers are looked up in)
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -57,3 +59,9 @@ def frame_verdict(probabilities: np.ndarray, threshold: float,
     if peaks[best] >= threshold:
         return best + 1, float(peaks[best])
     return 0, float(1.0 - peaks[best])
+
+
+def base_top(probabilities: np.ndarray, classes, count: int = BASE_TOP) -> tuple:
+    """((tag, name, probability), ...) of the base's `count` best classes, best first."""
+    best = np.argsort(probabilities)[::-1][:count]
+    return tuple((classes[i].tag, classes[i].name, float(probabilities[i])) for i in best)
