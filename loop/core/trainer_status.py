@@ -3,10 +3,12 @@ effective learning rate, counts of its automatic actions, and the notices that a
 (each keyed by its reason, removed when the reason goes away)."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
 
+LOG = logging.getLogger(__name__)
 LOSS_LOG_LENGTH = 2000
 RATE_WINDOW = 2.0  # seconds of steps that make the steps/s figure
 
@@ -41,6 +43,8 @@ class TrainerStatus:
             if text is None:
                 self._notices.pop(reason, None)
             else:
+                if self._notices.get(reason) != text:
+                    LOG.info(text)   # the trainer is a background thread: its log keeps them
                 self._notices[reason] = text
 
     # -- read by anyone -------------------------------------------------------------------

@@ -4,11 +4,13 @@ the device. A source that knows the truth of its frames (the demo scene) lets a 
 score each verdict for the window's accuracy plot."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from loop.core.engine import LoopCore
 
+LOG = logging.getLogger(__name__)
 RETRY_SECONDS = 0.05
 ACCURACY_LOG = 300  # verdicts scored against ground truth, kept for the plot
 
@@ -70,7 +72,7 @@ class VerdictWorker:
             try:
                 verdict = self.core.observe(frame)
             except Exception as exc:  # shown in the window; the loop and the labels go on
-                self.error = f"verdict failed: {exc}"
+                self._show(f"verdict failed: {exc}")
                 time.sleep(RETRY_SECONDS)
                 continue
             seconds = time.perf_counter() - start
@@ -97,11 +99,17 @@ class VerdictWorker:
         try:
             verdict = self.core.verdict_again(latest[1])
         except Exception as exc:  # shown in the window; the loop and the labels go on
-            self.error = f"verdict failed: {exc}"
+            self._show(f"verdict failed: {exc}")
             return
         with self._lock:
             if self.frozen and self._latest is latest:
                 self._latest = (latest[0], verdict)
+
+    def _show(self, message: str) -> None:
+        """What the window shows, logged once when it appears (this is a background thread)."""
+        if message != self.error:
+            LOG.warning(message)
+        self.error = message
 
     def _score(self, verdict, truth) -> None:
         if truth is None or self.judge is None:

@@ -9,11 +9,13 @@ dies. Closing waits at most CLOSE_SECONDS for the disk; whatever it still did no
 named in `failure` (the face reports it and exits 2), never waited on forever."""
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 
 from loop.store.session import SessionStore
 
+LOG = logging.getLogger(__name__)
 RETRY_SECONDS = 1.0
 CLOSE_SECONDS = 20.0
 
@@ -152,19 +154,26 @@ class SessionLink:
             try:
                 job()
                 problem = self.store.commit_error  # acknowledged; the file takes it later
-                self.error = None if problem is None else \
-                    f"{problem}; every label is safe in the session's journal"
+                self._show(None if problem is None else
+                           f"{problem}; every label is safe in the session's journal")
                 return True
             except OSError as exc:  # disk full, folder gone or read-only: keep, retry
-                self.error = f"cannot save to {self.store.path}: {exc.strerror or exc}; " \
-                             "labels are kept in memory"
+                self._show(f"cannot save to {self.store.path}: {exc.strerror or exc}; "
+                           "labels are kept in memory")
                 if self._give_up.wait(RETRY_SECONDS):
                     self.lost.append(f"{what} ({exc.strerror or exc})")
                     return False
             except Exception as exc:  # refused for good: say so, name it, go on
-                self.error = f"{what} could not be saved: {exc}"
+                self._show(f"{what} could not be saved: {exc}")
                 self.lost.append(f"{what} ({exc})")
                 return False
+
+    def _show(self, message: str | None) -> None:
+        """The problem the window shows (None: none now), logged once when it appears: the
+        writer is a background thread, and a log outlives the window."""
+        if message is not None and message != self.error:
+            LOG.warning(message)
+        self.error = message
 
     def _drain(self, why: str) -> None:
         while True:
