@@ -19,3 +19,10 @@ def test_a_bar_on_a_terminal_and_plain_lines_in_a_log():
     assert "\r" in tty.getvalue() and "#" in tty.getvalue()
     assert "\r" not in log.getvalue() and log.getvalue().count("\n") == 1
     assert log.getvalue().startswith("features: 10 in ")
+
+
+def test_slow_items_read_as_seconds_each():
+    from loop.faces.progress import _pace
+    assert _pace(1, 37.4) == "37.4 s each"
+    assert _pace(300, 2.0) == "150.0/s"
+    assert _pace(0, 1.0) == "-"

@@ -21,9 +21,9 @@ class ProgressBar:
             return
         fraction = min(1.0, done / self.total)
         filled = int(WIDTH * fraction)
-        rate = done / max(1e-9, time.perf_counter() - self.start)
+        pace = _pace(done, time.perf_counter() - self.start)
         self.stream.write(f"\r{self.title} [{'#' * filled}{'.' * (WIDTH - filled)}] "
-                          f"{100 * fraction:3.0f}% {rate:6.1f}/s {extra}   ")
+                          f"{100 * fraction:3.0f}% {pace:>9} {extra}   ")
         self.stream.flush()
 
     def done(self, extra: str = "") -> float:
@@ -35,6 +35,14 @@ class ProgressBar:
             self.stream.write("\n")
         else:
             self.stream.write(f"{self.title}: {self.total} in {seconds:.1f} s "
-                              f"({rate:.1f}/s) {extra}".rstrip() + "\n")
+                              f"({_pace(self.total, seconds)}) {extra}".rstrip() + "\n")
         self.stream.flush()
         return rate
+
+
+def _pace(done: int, seconds: float) -> str:
+    """Items per second, or seconds per item when that reads better (slow items)."""
+    if done <= 0:
+        return "-"
+    rate = done / max(1e-9, seconds)
+    return f"{rate:.1f}/s" if rate >= 1.0 else f"{seconds / done:.1f} s each"
