@@ -19,7 +19,7 @@ from loop.core.labels import LabelDisc, WholeFrameLabel
 from loop.core.patch import PatchSpec, categories_from_names
 from loop.core.patch_arch import patch_arch
 from loop.core.settings import TrainerSettings
-from loop.faces.export import export_snapshot
+from loop.store.plugin_export import export_snapshot
 from loop.store.merge import merge_files
 from loop.store.records import LabelRecord, SessionState, Snapshot
 from loop.store.session import SessionStore

@@ -10,7 +10,7 @@ import pygame
 
 from loop.faces.apply import load_companion
 from loop.faces.companion_app import APPLY_KEYS, CompanionApp
-from loop.faces.export import export_snapshot
+from loop.store.plugin_export import export_snapshot
 from loop.faces.sources import DemoSource
 from test_companion import pixels_plugin
 from test_live_window import post

@@ -149,7 +149,7 @@ def test_trainer_thread_makes_augmented_copies(device, base_network, scene):
 
 def test_squared_error_pixels_patch_learns_and_exports_exactly(device, scene, tmp_path):
     from loop.faces.apply import load_plugin_core
-    from loop.faces.export import export_snapshot
+    from loop.store.plugin_export import export_snapshot
     spec = PatchSpec("seed", categories_from_names(["background", "ball"]), topology="pixels",
                      loss="squared_error")
     core = LoopCore(spec, settings=TrainerSettings(learning_rate=0.01))

@@ -285,7 +285,8 @@ def test_strided_tuned_blocks_agree_in_onnx(base_network, base_spec, tmp_path):
     """Six blocks include b5's stride-2 depthwise conv with SAME padding (the odd pixel at
     the bottom/right): the plugin's ONNX model pads it as the kernels do."""
     ort = pytest.importorskip("onnxruntime")
-    from loop.faces.export import export_snapshot, write_onnx
+    from loop.faces.export import write_onnx
+    from loop.store.plugin_export import export_snapshot
     core = LoopCore(_spec(base_network, 6), base=base_network)
     snap = core.snapshot()
     core.close()

@@ -9,7 +9,7 @@ from loop.core.labels import LabelDisc
 from loop.core.patch import PatchSpec, categories_from_names
 from loop.demo.scene import DemoScene
 from loop.faces.apply import load_plugin_core
-from loop.faces.export import export_snapshot
+from loop.store.plugin_export import export_snapshot
 from loop.store.plugin_read import read_plugin
 
 

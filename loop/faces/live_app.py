@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-import threading
 from dataclasses import replace
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -20,9 +19,10 @@ from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
 from loop.errors import UserError
 from loop.faces.edit_mode import EditMode
 from loop.faces.live_keys import edit_keys, live_keys
-from loop.faces.live_view import MIN_WINDOW, LiveView, ViewState, window_prefs, \
-    with_window_prefs
+from loop.faces.live_view import MIN_WINDOW, LiveView, ViewState
+from loop.faces.window_prefs import PrefsKeeper, with_window_prefs
 from loop.faces.text_entry import TextEntry
+from loop.faces.window_files import export_in_background, snap_in_background
 from loop.core.verdict_worker import VerdictWorker
 from loop.demo.metrics import verdict_accuracy
 
@@ -31,7 +31,6 @@ MESSAGE_SECONDS = 3.0
 MIN_BRUSH, MAX_BRUSH = 2, 120
 FIRST_FRAME_SECONDS = 120.0  # a bounded run (screenshots) counts its frames from the first
                              # one shown, and waits this long for it (kernels compile first)
-PREFS_SETTLE_SECONDS = 1.0
 SHOWN_TAIL = 150   # frames: a demonstration run freezes its last frame this long before it ends   # window settings are saved once they stop changing this long
 
 
@@ -61,8 +60,7 @@ class LiveApp:
         state = ViewState(selected=1 if core.spec.outputs > 1 else 0)
         prefs = link.window_prefs() if link is not None else {}
         self.state = with_window_prefs(state, prefs, core.spec.outputs, (MIN_BRUSH, MAX_BRUSH))
-        self._saved_prefs = window_prefs(self.state)
-        self._prefs_changed_at = None
+        self.prefs = PrefsKeeper(link, self.state)
         self.clock = pygame.time.Clock()
         self.snap_dir = snap_dir
         self.running = True
@@ -147,21 +145,9 @@ class LiveApp:
             "waiting for the first frame..."
 
     def _keep_prefs(self, now: bool = False) -> None:
-        """Brush, category and view go to the session once they settle, so a resumed
-        session opens as it was left (a wheel spin is one write, not fifty)."""
-        if self.link is None:
-            return
-        prefs = window_prefs(self.state if self.edit is None else
-                             _with_live_verdict(self.state, self._live_shows_verdict))
-        if prefs == self._saved_prefs:
-            self._prefs_changed_at = None
-            return
-        moment = time.monotonic()
-        if self._prefs_changed_at is None:
-            self._prefs_changed_at = moment
-        if now or moment - self._prefs_changed_at >= PREFS_SETTLE_SECONDS:
-            self.link.save_window_prefs(prefs)
-            self._saved_prefs, self._prefs_changed_at = prefs, None
+        """The view as live mode has it (edit mode turns the verdict on and off itself)."""
+        self.prefs.keep(self.state if self.edit is None else
+                        _with_live_verdict(self.state, self._live_shows_verdict), now)
 
     def close(self) -> None:
         if self.worker is not None:
@@ -285,45 +271,20 @@ class LiveApp:
         self.say("live")
 
     def snap(self, category: int) -> None:
-        """The `c` key: the current frame into the snap folder (map_clsloc.txt layout) under
-        `category`, ready for `patchloop train`; written by a thread, not the window's."""
+        """The `c` key: the current frame into the snap folder, under `category`."""
         latest = self.worker.latest()
-        if latest is None:
-            return
-        from loop.store.snap import snap_frame
-        c = self.core.spec.categories[category]
-        frame = latest[0]
-
-        def write():
-            try:
-                self.say(f"snapped as {c.name}: {snap_frame(self.snap_dir, frame, c.tag, c.name)}")
-            except OSError as exc:
-                self.say(f"snap failed: {exc}")
-
-        self.say("snapping...")
-        threading.Thread(target=write, name="patchloop-snap", daemon=True).start()
+        if latest is not None:
+            snap_in_background(self.say, self.snap_dir, latest[0],
+                               self.core.spec.categories[category])
 
     def export(self) -> None:
-        """Ctrl+E: the patch as it is now, as a plugin beside the session file; written by a
-        thread of its own, so the window does not wait on the disk."""
+        """Ctrl+E: the patch as it is now, as a plugin beside the session file."""
         if self.link is None:
             self.say("no session file: start with --session to export beside it")
             return
-        snapshot = self.labels.snapshot()
-        session = self.link.store.path
-        out = session.with_name(f"{session.stem}-{snapshot.tag}.specialneurons")
         base_spec = self.core.base.spec if self.core.base is not None else None
-
-        def write():
-            from loop.faces.export import export_snapshot
-            try:
-                export_snapshot(self.core.spec, snapshot.weights, out, snapshot.tag, base_spec)
-                self.say(f"exported to {out}")
-            except (OSError, ValueError) as exc:
-                self.say(f"export failed: {exc}")
-
-        self.say("exporting...")  # before the thread: its own message must come last
-        threading.Thread(target=write, name="patchloop-export", daemon=True).start()
+        export_in_background(self.say, self.core.spec, self.labels.snapshot(),
+                             self.link.store.path, base_spec)
 
 
 def _with_live_verdict(state: ViewState, shows_verdict: bool) -> ViewState:

@@ -35,31 +35,6 @@ class ViewState:
     entry: tuple | None = None   # (prompt, text typed, error) while a name is typed
 
 
-# What of the view a session keeps, so that it reopens as it was left.
-PREFS = ("selected", "brush", "view", "smooth", "show_labels", "show_verdict")
-
-
-def window_prefs(state: ViewState) -> dict:
-    return {name: getattr(state, name) for name in PREFS}
-
-
-def with_window_prefs(state: ViewState, prefs: dict, outputs: int, brush_range) -> ViewState:
-    """`state` with the saved prefs that still fit (a category the patch has, a brush in
-    range, a view that exists); anything else keeps its default."""
-    fits = {
-        "selected": lambda v: isinstance(v, int) and 0 <= v < outputs,
-        "brush": lambda v: isinstance(v, int) and brush_range[0] <= v <= brush_range[1],
-        "view": lambda v: isinstance(v, int) and 0 <= v < len(VIEWS),
-    }
-    for name in PREFS:
-        value = prefs.get(name)
-        if isinstance(value, bool) and name not in fits:
-            setattr(state, name, value)
-        elif name in fits and not isinstance(value, bool) and fits[name](value):
-            setattr(state, name, value)
-    return state
-
-
 def frame_area(window: tuple[int, int], frame_hw: tuple[int, int]) -> pygame.Rect:
     """Where the frame is drawn: as large as the window allows beside the panel, its aspect
     kept, centred vertically."""

@@ -176,7 +176,7 @@ class TrainWindow:
             self.cancelled, self.running = True, False
 
     def save_snapshots(self) -> None:
-        from loop.faces.export import export_snapshot
+        from loop.store.plugin_export import export_snapshot
         snapshot = self.core.snapshot()
         self.job.snapshots.append(snapshot)  # the full snapshot, saved into the session
         base_spec = self.core.base.spec if self.core.base is not None else None
