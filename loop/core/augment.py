@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from loop.core.labels import LabelDisc, WholeFrameLabel
+from loop.core.labels import LabelDisc, LabeledFrame, WholeFrameLabel
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,30 @@ def augment(image: np.ndarray, labels: list, rng: np.random.Generator,
         if 0 <= x < w and 0 <= y < h:  # a label pushed out of the frame is dropped
             moved.append(LabelDisc(float(x), float(y), label.radius, label.category))
     return np.clip(out, 0, 255).astype(np.uint8), moved
+
+
+class CopyMaker:
+    """Rand-tilt-shift copies of labeled frames for the trainer (run in its thread, one at a
+    time): of a frame with fewer than its share, chosen at random."""
+
+    def __init__(self, book, seed: int, cells):
+        self.book, self.cells = book, cells
+        self.rng = np.random.default_rng(seed)
+        self.ranges = AugmentRanges()
+        self._next_id = -1   # copies count down, never meeting frame ids
+
+    def make_one(self, features_of, flips: bool) -> bool:
+        """One copy (its features from `features_of(image)`); False when every frame has
+        its copies."""
+        picked = self.book.wanting_copies(self.rng)
+        if picked is None:
+            return False
+        source, labels = picked
+        image, new_labels = augment(source.image, labels, self.rng, flips, self.ranges)
+        copy = LabeledFrame(self._next_id, image, features_of(image), new_labels,
+                            added_at=source.added_at, augmented_from=source.frame_id,
+                            cells=self.cells)
+        copy.relabel()
+        self._next_id -= 1
+        self.book.add_copy(copy, source, labels)  # dropped if the original changed meanwhile
+        return True

@@ -106,3 +106,20 @@ def grown_dense(model, base, weights: np.ndarray, velocity):
                 mine.dense(mine.pack(grown_momentum(speeds, last, spec.outputs))))
     raise ValueError(f"the saved weights ({weights.size}) do not fit this patch "
                      f"({model.layout.dense_size})")
+
+
+def grown_model(old, spec, base, queue):
+    """A PatchModel for `spec` (more outputs than `old`'s) holding `old`'s weights and
+    momentum, the new outputs' rows quiet (grown, grown_momentum)."""
+    from loop.core.patch_arch import patch_arch
+    from loop.core.patch_model import PatchModel
+    state = old.state(queue)
+    weights, velocity = (old.layout.unpack(state[k]) for k in ("weights", "velocity"))
+    arch = patch_arch(spec, base.spec if base is not None else None)
+    last = len(arch.layers) - 1
+    weights = grown(weights, last, spec.outputs)
+    model = PatchModel(old.device, spec, arch, old.feature_shape[1:], weights)
+    model.load_state({"weights": model.layout.pack(weights),
+                      "velocity": model.layout.pack(grown_momentum(velocity, last,
+                                                                   spec.outputs))}, queue)
+    return model

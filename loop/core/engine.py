@@ -12,28 +12,25 @@ product through this class.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import replace
 
 import numpy as np
 
-from loop.core.augment import AugmentRanges, augment
+from loop.core.augment import AugmentRanges, CopyMaker
 from loop.core.labels import LabeledFrame
 from loop.core.labels_book import LabelsBook
-from loop.core.categories import grown, grown_dense, grown_momentum, renamed, with_category
+from loop.core.categories import grown_dense, grown_model, renamed, with_category
 from loop.core.patch import PIXELS_INPUT, PatchSpec
 from loop.core.patch_arch import patch_arch
-from loop.core.frame_pipeline import BASE_INPUT, FramePipelines
-from loop.core.patch_input import deepest_layer
+from loop.core.frame_pipeline import BASE_INPUT, FramePipelines, RecentFrames
 from loop.core.patch_model import PatchModel
 from loop.core.pixel_maps import PixelMaps
-from loop.core.receptive_field import base_path_to, map_size, receptive_field
+from loop.core.receptive_field import map_size, patch_cell_field
 from loop.core.settings import TrainerSettings
 from loop.core.trainer import OnlineTrainer
 from loop.core.verdict import Verdict, base_top, frame_verdict
 from patchloop_kernels.runtime import Device
 
-RECENT_FRAMES = 16  # observed frames kept so that a click can label the frame it was made on
 
 
 class LoopCore:
@@ -60,16 +57,12 @@ class LoopCore:
         self.trainer = OnlineTrainer(self.model, self.frames, self.frames_lock, settings,
                                      spec.seed, self.device_turn)
         self.pipelines = FramePipelines(self)
-        self._recent: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._next_frame_id = 1
+        self.recent = RecentFrames()   # observed frames a click may still label
         self.pixel_maps = PixelMaps(self.device)
-        # The verdict thread adds observed frames; the UI thread labels them.
-        self._recent_lock = threading.Lock()
-        self.receptive = self._receptive_field()
-        self._augment_rng = np.random.default_rng(spec.seed)
-        self.augment_ranges = AugmentRanges()
-        self._next_copy_id = -1  # augmented copies count down, never meeting frame ids
-        self.trainer.augmenter = self._augment_one
+        self.receptive = patch_cell_field(base, self.model.arch, spec.topology)
+        self.copies = CopyMaker(self.book, spec.seed, self.model.cells)
+        self.trainer.augmenter = lambda: self.copies.make_one(self.features,
+                                                               self.trainer.settings.flips)
 
     # -- verdicts -------------------------------------------------------------------------
     def observe(self, frame: np.ndarray, frame_id: int | None = None) -> Verdict:
@@ -97,13 +90,7 @@ class LoopCore:
             probabilities = np.zeros((k, h, w), np.float32)
             probabilities[0] = 1.0
         features = pipeline.features.read_into(pipeline.features_np, self.queue)[0].copy()
-        if frame_id is None:
-            frame_id = self._next_frame_id
-        self._next_frame_id = max(self._next_frame_id, frame_id + 1)
-        with self._recent_lock:
-            self._recent[frame_id] = (frame.copy(), features)
-            while len(self._recent) > RECENT_FRAMES:
-                self._recent.popitem(last=False)
+        frame_id = self.recent.keep(frame, features, frame_id)
         category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)
         return Verdict(frame_id, probabilities, category, confidence, triggered, best,
                        self.receptive_frame(frame.shape[:2]), version, frame.shape[:2],
@@ -153,10 +140,8 @@ class LoopCore:
 
     def features_of(self, frame_id: int) -> np.ndarray | None:
         """The patch input kept for an observed or labeled frame."""
-        with self._recent_lock:
-            if frame_id in self._recent:
-                return self._recent[frame_id][1]
-        return self.book.features_of(frame_id)
+        held = self.recent.get(frame_id)
+        return held[1] if held is not None else self.book.features_of(frame_id)
 
     def features(self, frame: np.ndarray) -> np.ndarray:
         """The patch input (C, h, w) for a frame, without running the patch."""
@@ -165,32 +150,6 @@ class LoopCore:
             pipeline = self.pipelines.get(frame.shape, features_only=True)
             pipeline.run(frame, self.queue, True)
             return pipeline.features.read_into(pipeline.features_np, self.queue)[0].copy()
-
-    def _augment_one(self) -> bool:
-        """Make one rand-tilt-shift copy of a labeled frame that has fewer than its share.
-        Runs in the trainer's thread; False when every frame has its copies."""
-        picked = self.book.wanting_copies(self._augment_rng)
-        if picked is None:
-            return False
-        source, labels = picked
-        new_image, new_labels = augment(source.image, labels, self._augment_rng,
-                                        self.trainer.settings.flips, self.augment_ranges)
-        copy = LabeledFrame(self._next_copy_id, new_image, self.features(new_image), new_labels,
-                            added_at=source.added_at, augmented_from=source.frame_id,
-                            cells=self.model.cells)
-        copy.relabel()
-        self._next_copy_id -= 1
-        self.book.add_copy(copy, source, labels)  # dropped if the original changed meanwhile
-        return True
-
-    def _receptive_field(self) -> tuple[int, int]:
-        if self.spec.topology == "head":
-            # A hypercolumn cell sees what its coarser map sees: the larger field.
-            chain = base_path_to(self.base.spec, deepest_layer(self.model.arch)) + \
-                self.model.layers
-        else:
-            chain = self.model.layers
-        return receptive_field(chain)
 
     def receptive_frame(self, frame_hw) -> tuple[int, int]:
         """(height, width) of one cell's receptive field in frame pixels."""
@@ -206,14 +165,7 @@ class LoopCore:
             raise ValueError(f"category {category} does not exist (the patch has "
                              f"{self.spec.outputs})")
 
-        def held():
-            with self._recent_lock:
-                kept = self._recent.get(frame_id)
-            if kept is None:
-                raise KeyError(f"frame {frame_id} is no longer held; label a newer frame")
-            return kept
-
-        frame = self.book.add(frame_id, label, held)
+        frame = self.book.add(frame_id, label, lambda: self.recent.held(frame_id))
         self.trainer.notify_labels(frame_id)
         return frame
 
@@ -230,7 +182,7 @@ class LoopCore:
             by_frame[frame_id].labels.append(label)
         self.book.take_back(list(by_frame.values()), [frame_id for frame_id, _ in labels])
         if images:
-            self._next_frame_id = max(self._next_frame_id, max(images) + 1)
+            self.recent.ids_from(max(images) + 1)
         self.trainer.notify_labels(next(iter(by_frame), 0))
 
     def undo(self) -> bool:
@@ -256,21 +208,14 @@ class LoopCore:
         return spec
 
     def _grow(self, spec: PatchSpec) -> None:
+        """The patch rebuilt with more outputs (core.categories.grown_model), the trainer
+        stopped meanwhile and the device plans of the old one dropped."""
         running = self.trainer.running
         self.trainer.stop()
         with self.device_turn:
-            old = self.model
-            state = old.state(self.queue)
-            weights, velocity = (old.layout.unpack(state[k]) for k in ("weights", "velocity"))
-            arch = patch_arch(spec, self.base.spec if self.base is not None else None)
-            last = len(arch.layers) - 1
-            weights = grown(weights, last, spec.outputs)
-            model = PatchModel(self.device, spec, arch, old.feature_shape[1:], weights)
-            model.load_state({"weights": model.layout.pack(weights),
-                              "velocity": model.layout.pack(
-                                  grown_momentum(velocity, last, spec.outputs))}, self.queue)
-            self.model, self.spec = model, spec
-            self.trainer.use_model(model)
+            self.model = grown_model(self.model, spec, self.base, self.queue)
+            self.spec = spec
+            self.trainer.use_model(self.model)
             self.pipelines.clear()
         if running:
             self.trainer.start()
@@ -316,7 +261,7 @@ class LoopCore:
 
     def set_augmentation(self, ranges: AugmentRanges, flips: bool) -> None:
         """How far rand-tilt-shift copies may differ, and whether they may be mirrored."""
-        self.augment_ranges = ranges
+        self.copies.ranges = ranges
         self.trainer.update(flips=flips)
 
     def train_turns(self, turns: int) -> tuple[list, int]:

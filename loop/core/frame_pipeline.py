@@ -4,6 +4,7 @@ patch), and the patch's inference. A features-only pipeline stops at the patch's
 labeled frames, their tilt-shift copies and folder images need nothing more."""
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -15,6 +16,7 @@ from patchloop_kernels.runtime import Tensor
 
 BASE_INPUT = (240, 320)  # (height, width) the base sees: frames are resized to it on the device
 PIPELINES_KEPT = 4   # frame shapes whose device plans are kept (each holds a base plan)
+RECENT_FRAMES = 16   # observed frames kept so that a click can label the frame it was made on
 
 
 class FramePipeline:
@@ -78,3 +80,40 @@ class FramePipelines:
     def clear(self) -> None:
         self._kept.clear()
         self._on_features = None
+
+
+class RecentFrames:
+    """The newest observed frames with their patch inputs, by frame id: a click labels the
+    frame it was made on, which the verdict thread may have left behind meanwhile."""
+
+    def __init__(self):
+        self._kept: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()   # the verdict thread keeps, the window's labels read
+        self._next_id = 1
+
+    def keep(self, frame: np.ndarray, features: np.ndarray, frame_id: int | None) -> int:
+        """Keeps a copy of `frame`; returns its id (the next one when None)."""
+        with self._lock:
+            frame_id = self._next_id if frame_id is None else frame_id
+            self._next_id = max(self._next_id, frame_id + 1)
+            self._kept[frame_id] = (frame.copy(), features)
+            while len(self._kept) > RECENT_FRAMES:
+                self._kept.popitem(last=False)
+        return frame_id
+
+    def get(self, frame_id: int):
+        """(image, features) of a frame still kept, else None."""
+        with self._lock:
+            return self._kept.get(frame_id)
+
+    def held(self, frame_id: int):
+        """(image, features); KeyError when the frame is no longer kept."""
+        kept = self.get(frame_id)
+        if kept is None:
+            raise KeyError(f"frame {frame_id} is no longer held; label a newer frame")
+        return kept
+
+    def ids_from(self, first: int) -> None:
+        """New frames get ids from `first` on (a resumed session's frames keep theirs)."""
+        with self._lock:
+            self._next_id = max(self._next_id, first)

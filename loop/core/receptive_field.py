@@ -36,3 +36,13 @@ def base_path_to(spec, layer_name: str) -> list[ConvGeometry]:
         else:
             name = layer.inputs[0] if hasattr(layer, "inputs") else layer.input
     return list(reversed(chain))
+
+
+def patch_cell_field(base, arch, topology: str) -> tuple[int, int]:
+    """(size, jump) of one patch cell at the input it reads (the base's input for a head,
+    the resized frame for a pixels patch). A hypercolumn cell sees what its coarser map
+    sees: the larger field."""
+    if topology == "head":
+        from loop.core.patch_input import deepest_layer
+        return receptive_field(base_path_to(base.spec, deepest_layer(arch)) + list(arch.layers))
+    return receptive_field(list(arch.layers))

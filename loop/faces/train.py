@@ -109,7 +109,7 @@ def run(args, answer_frames: int | None = None) -> int:
     core, about = _make_core(args, folder)
     train_items, held_items = held_out_split(folder.images, args.held_out, args.seed)
     plan = ExtractionPlan(tuple(train_items), tuple(held_items), AugmentSettings(
-        AUGMENTED_COPIES if args.augment else 0, core.augment_ranges, args.flips,
+        AUGMENTED_COPIES if args.augment else 0, core.copies.ranges, args.flips,
         core.spec.seed))
     if answer_frames is None and os.environ.get("SDL_VIDEODRIVER") == "dummy":
         answer_frames = 1
