@@ -324,7 +324,7 @@ def _rewrite(data: bytes, change) -> bytes:
 
 
 def load_companion_plugin(path, base_spec):
-    from loop.store.plugin_read import arch_on_base
+    from loop.store.plugin_fit import arch_on_base
     return arch_on_base(read_plugin(path), base_spec)
 
 

@@ -16,7 +16,8 @@ from loop.errors import UserError
 from loop.faces.display import require_display
 from loop.faces.sources import DemoSource, ImagesSource, VideoSource, open_source
 from loop.store.plugin import PluginError
-from loop.store.plugin_read import fitted_to_base, read_plugin
+from loop.store.plugin_fit import fitted_to_base
+from loop.store.plugin_read import read_plugin
 from loop.safe_files import shown
 from patchloop_kernels.runtime import Device
 

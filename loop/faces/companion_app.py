@@ -203,7 +203,7 @@ class CompanionApp:
     def _reload(self, plugins) -> bool:
         from loop.core.companion import PatchSetError
         from loop.store.plugin import PluginError
-        from loop.store.plugin_read import fitted_to_base
+        from loop.store.plugin_fit import fitted_to_base
         try:
             entries = [(p.spec, p.weights, fitted_to_base(p, self.companion.base))
                        for p in plugins]
@@ -220,7 +220,8 @@ class CompanionApp:
 
     def add(self, path) -> None:
         from loop.store.plugin import PluginError
-        from loop.store.plugin_read import fitted_to_base, read_plugin
+        from loop.store.plugin_fit import fitted_to_base
+        from loop.store.plugin_read import read_plugin
         try:
             plugin = read_plugin(path)
         except PluginError as exc:

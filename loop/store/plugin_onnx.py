@@ -12,7 +12,7 @@ import numpy as np
 from loop.base.onnx_export import GraphParts, base_graph
 from loop.core.receptive_field import map_size
 from loop.store.plugin import Plugin
-from loop.store.plugin_read import arch_on_base
+from loop.store.plugin_fit import arch_on_base
 
 
 def plugin_to_onnx(plugin: Plugin, base_spec=None):
