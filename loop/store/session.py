@@ -12,12 +12,10 @@ events carry sequence numbers and the file records the newest it holds, so a cra
 appending and emptying the journal never applies an event twice.
 
 A file that cannot be appended to (a version 1 or 2 file, or one whose append a kill
-interrupted) is rebuilt whole from what it consistently holds plus the journal, then
-appended to from there on. Temporary files a killed writer left beside the session are
-removed by the next one to take the lock."""
+interrupted) is rebuilt whole from what it holds plus the journal. Temporary files a killed
+writer left are removed by the next one to take the lock."""
 from __future__ import annotations
 
-import math
 import os
 import time
 from itertools import chain
@@ -34,12 +32,14 @@ from loop.store.records import (MAX_LOSS_POINTS, LabelRecord, SessionFormatError
                                 label_event, scale_label, settings_to_json, shrink_frame,
                                 categories_from_json, stored_snapshot, window_from_json)
 from loop.safe_files import shown
-from loop.store.session_file import VERSION, Append, FileCounts, append, create_file
-from loop.store.session_read import read_frames, read_session_counts, read_snapshot_arrays
-from loop.store.session_loader import FileHeld, load_session
+from loop.store.session_file import VERSION, FileCounts, append, create_file
+from loop.store.session_loader import load_session
+from loop.store.session_pending import (PendingChanges, drop_old_arrays, load_all_arrays,
+                                        load_latest_arrays)
+from loop.store.session_read import read_frames
 from loop.store.session_lock import SessionLock
 from loop.store.session_paths import journal_path, path_error, refuse_existing, \
-    remove_leftovers
+    remove_leftovers, remove_session_files
 
 COMMIT_FRAMES = 32
 COMMIT_BYTES = 32 << 20
@@ -57,10 +57,7 @@ class SessionStore:
         self.seq = state.last_seq
         self.warnings = warnings or []
         self.commit_error: str | None = None   # the last append that failed (retried later)
-        self._undone: dict = {}       # label row in the file -> undone time, not appended yet
-        self._excluded: dict = {}     # frame id -> left out or not, not appended yet
-        self._settings_changed = False
-        self._new_snapshots: list = []  # tags not in the file yet
+        self.pending = PendingChanges()   # journaled changes the file does not hold yet
         self.created = False          # made by this store (not an existing session opened)
         state.frames = FrameShelf(path, state.frame_shapes, dict(state.frames))
 
@@ -74,20 +71,13 @@ class SessionStore:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise path_error(path, exc) from exc
-        lock = _acquire(path, holder)
-        try:
+        with SessionLock.opening(path, holder) as lock:
             refuse_existing(path)
             remove_leftovers(path)
             state = SessionState(spec, settings, time.time())
             store = cls(path, state, create_file(path, state, []), lock)
             store.journal = JournalWriter.create(journal_path(path))
             store.created = True
-        except OSError as exc:
-            lock.release()
-            raise path_error(path, exc) from exc
-        except BaseException:
-            lock.release()
-            raise
         return store
 
     @classmethod
@@ -97,13 +87,12 @@ class SessionStore:
         path = Path(path)
         if not os.path.lexists(path):
             raise SessionFormatError(f"{shown(str(path))}: no such session file")
-        lock = _acquire(path, holder)
-        try:
+        with SessionLock.opening(path, holder) as lock:
             remove_leftovers(path)
             loaded = load_session(path, frames=False, arrays=False, strict_journal=True,
                                   journal_frames=True, journal_arrays=True)
             store = cls(path, loaded.state, loaded.counts, lock, loaded.warnings)
-            store._changes_since(loaded.in_file)
+            store.pending = PendingChanges.since(loaded.state, loaded.in_file)
             jpath = journal_path(path)
             if loaded.counts.version < VERSION:
                 store._rebuild()
@@ -112,16 +101,7 @@ class SessionStore:
             exists = os.path.lexists(jpath)
             store.journal = JournalWriter.take_over(jpath) if exists else \
                 JournalWriter.create(jpath)
-            store._latest_arrays()
-        except OSError as exc:
-            lock.release()
-            raise path_error(path, exc) from exc
-        except JournalError as exc:
-            lock.release()
-            raise SessionFormatError(str(exc)) from None
-        except BaseException:
-            lock.release()
-            raise
+            load_latest_arrays(path, store.state, store.counts)
         return store
 
     @classmethod
@@ -131,7 +111,7 @@ class SessionStore:
         temporary file moved into place, so a kill leaves no session or a whole one.
         `frames`: (id, image) in order, read one at a time (default: the state's)."""
         path = Path(path)
-        lock = _acquire(path, holder)
+        lock = SessionLock.take(path, holder)
         try:
             refuse_existing(path)
             remove_leftovers(path)
@@ -174,27 +154,27 @@ class SessionStore:
         self._append_event([], event)
         self.state.apply(event)
         if index < self.counts.labels:
-            self._undone[index] = event["t"]
+            self.pending.undone[index] = event["t"]
         return True
 
     def set_excluded(self, frame_id: int, excluded: bool) -> None:
         event = {"op": "exclude", "frame": int(frame_id), "value": bool(excluded)}
         self._append_event([], event)
         self.state.apply(event)
-        self._excluded[int(frame_id)] = bool(excluded)
+        self.pending.excluded[int(frame_id)] = bool(excluded)
 
     def save_settings(self, settings: TrainerSettings) -> None:
         event = {"op": "settings", "settings": settings_to_json(settings)}
         self._append_event([], event)
         self.state.settings = settings
-        self._settings_changed = True
+        self.pending.settings_changed = True
 
     def save_window(self, prefs: dict) -> None:
         """The window's brush, category and view, for the next time the session opens."""
         prefs = window_from_json(prefs)  # refused before the journal if malformed
         self._append_event([], {"op": "window", "prefs": prefs})
         self.state.window = prefs
-        self._settings_changed = True
+        self.pending.settings_changed = True
 
     def save_categories(self, names: list[str]) -> None:
         """The category names after a rename or an added category (the first ones keep
@@ -202,7 +182,7 @@ class SessionStore:
         spec = categories_from_json(self.state.spec, names)  # refused before the journal
         self._append_event([], {"op": "categories", "names": spec.names})
         self.state.spec = spec
-        self._settings_changed = True
+        self.pending.settings_changed = True
 
     def log_loss(self, points: list[tuple[int, float]]) -> None:
         """Kept up to MAX_LOSS_POINTS in all (the log is for looking back, not training)."""
@@ -218,8 +198,7 @@ class SessionStore:
         self._append_records([Record.snapshot(stored.header, stored.weights.tobytes()
                                               + stored.velocity.tobytes())])
         self.state.snapshots[stored.tag] = stored
-        if stored.tag not in self._new_snapshots:
-            self._new_snapshots.append(stored.tag)
+        self.pending.snapshot_saved(stored.tag)
         self._maybe_commit()
 
     def _append_event(self, records: list[Record], event: dict) -> None:
@@ -251,13 +230,7 @@ class SessionStore:
             self.commit_error = f"{shown(str(self.path))}: {getattr(exc, 'strerror', 0) or exc}"
 
     def _append(self) -> None:
-        new = [i for i in self.state.frame_shapes if i not in self.counts.frame_rows]
-        change = Append(self.seq, [(i, self.state.frames.pending[i]) for i in new],
-                        self.state.labels[self.counts.labels:], dict(self._undone),
-                        dict(self._excluded), self.state.loss_log[self.counts.loss_log:],
-                        self.state.settings if self._settings_changed else None,
-                        [self.state.snapshots[t] for t in self._new_snapshots],
-                        dict(self.state.window), self.state.spec.names)
+        change = self.pending.append_of(self.state, self.counts, self.seq)
         counts = self.counts.copy()
         try:
             append(self.path, counts, change)
@@ -271,7 +244,7 @@ class SessionStore:
     def _rebuild(self) -> None:
         """The whole file written anew (from its consistent part and what is in memory),
         moved over the old one."""
-        self._all_arrays()
+        load_all_arrays(self.path, self.state)
         pending = self.state.frames.pending
         in_file = set(self.counts.frame_rows) if self.counts.version == VERSION else \
             {i for i in self.state.frame_shapes if i not in pending}
@@ -284,42 +257,8 @@ class SessionStore:
         """The file now holds everything: memory lets go of frames and old arrays."""
         self.counts = counts
         self.state.frames.pending.clear()
-        self._undone, self._excluded, self._new_snapshots = {}, {}, []
-        self._settings_changed = False
-        latest = self.state.latest_snapshot()
-        for tag, snap in self.state.snapshots.items():
-            if snap is not latest and snap.weights.size:
-                empty = np.zeros(0, np.float32)
-                self.state.snapshots[tag] = Snapshot(tag, snap.header, empty, empty)
-
-    def _changes_since(self, in_file: FileHeld) -> None:
-        """What the journal changed beyond the file, as pending changes to append."""
-        for row, (mine, theirs) in enumerate(zip(self.state.labels, in_file.undone)):
-            if not _same_time(mine.undone, theirs):
-                self._undone[row] = mine.undone
-        for frame_id in self.state.excluded ^ in_file.excluded:
-            self._excluded[frame_id] = frame_id in self.state.excluded
-        self._settings_changed = self.state.settings != in_file.settings or \
-            self.state.window != in_file.window or self.state.spec.names != in_file.names
-        self._new_snapshots = [t for t in self.state.snapshots if t not in in_file.snapshots]
-
-    def _all_arrays(self) -> None:
-        """Every snapshot's arrays in memory (a rebuild writes them all)."""
-        if all(s.weights.size for s in self.state.snapshots.values()):
-            return
-        in_file, _ = read_session_counts(self.path, frames=False, arrays=True)
-        for tag, snap in self.state.snapshots.items():
-            if not snap.weights.size and tag in in_file.snapshots:
-                self.state.snapshots[tag] = in_file.snapshots[tag]
-
-    def _latest_arrays(self) -> None:
-        """The newest snapshot's weights, which a resumed window starts from."""
-        latest = self.state.latest_snapshot()
-        if latest is not None and not latest.weights.size:
-            weights, velocity = read_snapshot_arrays(self.path,
-                                                     self.counts.snapshot_rows[latest.tag])
-            self.state.snapshots[latest.tag] = Snapshot(latest.tag, latest.header, weights,
-                                                        velocity)
+        self.pending = PendingChanges()
+        drop_old_arrays(self.state)
 
     # -- reading frames back, closing -----------------------------------------------------
     def frames(self, ids) -> dict:
@@ -344,11 +283,7 @@ class SessionStore:
         try:
             self.journal.close()
             self.journal = None
-            for path in (journal_path(self.path), self.path):
-                try:
-                    os.unlink(path)
-                except FileNotFoundError:
-                    pass
+            remove_session_files(self.path)
         finally:
             self.release()
         return True
@@ -361,14 +296,3 @@ class SessionStore:
 
     def latest_snapshot(self) -> Snapshot | None:
         return self.state.latest_snapshot()
-
-
-def _same_time(a: float, b: float) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or a == b
-
-
-def _acquire(path: Path, holder: str) -> SessionLock:
-    try:
-        return SessionLock.acquire(path, holder)
-    except OSError as exc:
-        raise path_error(path, exc) from exc

@@ -10,6 +10,7 @@ import fcntl
 import os
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from loop.store.records import SessionFormatError
@@ -57,6 +58,35 @@ class SessionLock:
                 return lock
             handle.close()  # we locked a file its last holder had just removed: again
         raise SessionBusy(f"{shown(str(session))}: its lock keeps changing hands; try again")
+
+    @classmethod
+    def take(cls, session: Path, holder: str) -> "SessionLock":
+        """acquire, with a folder that cannot take the lock said in one line."""
+        from loop.store.session_paths import path_error
+        try:
+            return cls.acquire(session, holder)
+        except OSError as exc:
+            raise path_error(Path(session), exc) from exc
+
+    @classmethod
+    @contextmanager
+    def opening(cls, session: Path, holder: str):
+        """The lock while a store opens the session: let go again if opening fails, with
+        a file system error or a journal not ours said in one line."""
+        from loop.store.journal import JournalError
+        from loop.store.session_paths import path_error
+        lock = cls.take(session, holder)
+        try:
+            yield lock
+        except OSError as exc:
+            lock.release()
+            raise path_error(Path(session), exc) from exc
+        except JournalError as exc:
+            lock.release()
+            raise SessionFormatError(str(exc)) from None
+        except BaseException:
+            lock.release()
+            raise
 
     def _write_holder(self, holder: str) -> None:
         text = (f"{holder} (pid {os.getpid()} on {socket.gethostname()}, since "

@@ -62,3 +62,12 @@ def remove_leftovers(path: Path) -> None:
                 os.unlink(entry.path)
             except OSError:
                 pass
+
+
+def remove_session_files(path: Path) -> None:
+    """The session file and its journal removed (the caller holds the lock)."""
+    for where in (journal_path(path), path):
+        try:
+            os.unlink(where)
+        except FileNotFoundError:
+            pass
