@@ -226,9 +226,11 @@ __kernel void col2im_backward(__global float *dx, __global const float *dcol,
 }
 
 // Zero padding made explicit: xp (planes, H + PT + PB, W + PL + PR) from x (planes, H, W), so
-// the depthwise kernel below needs no bounds checks. Work-item (padded row, plane).
-__kernel void pad_forward(__global float *xp, __global const float *x, int H, int W,
-                          int PT, int PL, int HP, int WP, int planes)
+// the kernels reading it need no bounds checks. With act (1 ReLU, 2 ReLU6), x is the gradient
+// at an activation's output y (y's layout), and xp gets the gradient before it: 0 where
+// act'(y) is 0 (ReLU: y <= 0; ReLU6: y <= 0 or y >= 6). Work-item (padded row, plane).
+__kernel void pad_forward(__global float *xp, __global const float *x, __global const float *y,
+                          int act, int H, int W, int PT, int PL, int HP, int WP, int planes)
 {
     const int r = get_global_id(0), plane = get_global_id(1);
     if (r >= HP || plane >= planes) return;
@@ -238,9 +240,16 @@ __kernel void pad_forward(__global float *xp, __global const float *x, int H, in
         for (int i = 0; i < WP; i++) dst[i] = 0.0f;
         return;
     }
-    const __global float *src = x + ((long)plane * H + ih) * W;
+    const long at = ((long)plane * H + ih) * W;
     for (int i = 0; i < PL; i++) dst[i] = 0.0f;
-    for (int i = 0; i < W; i++) dst[PL + i] = src[i];
+    if (act) {
+        for (int i = 0; i < W; i++) {
+            const float v = y[at + i];
+            dst[PL + i] = v > 0.0f && (act == 1 || v < 6.0f) ? x[at + i] : 0.0f;
+        }
+    } else {
+        for (int i = 0; i < W; i++) dst[PL + i] = x[at + i];
+    }
     for (int i = PL + W; i < WP; i++) dst[i] = 0.0f;
 }
 

@@ -1,7 +1,9 @@
 """Launchers for 2-D convolutions: geometry, a forward plan and a backward plan.
 
-Dense convolutions (groups == 1) run as im2col + GEMM (1x1 stride-1 ones skip im2col: the
-input already is the GEMM operand in NCHW); grouped and depthwise ones run the direct kernel.
+Dense convolutions (groups == 1) run as GEMMs: stride-1 ones that keep the map's size as an
+implicit GEMM on the padded input (conv_implicit.py), 1x1 stride-1 ones straight on the input
+(it already is the GEMM operand in NCHW), the rest as im2col + GEMM; grouped and depthwise
+ones run direct kernels.
 A plan binds its tensors once and owns its scratch buffers, so a frame allocates nothing.
 """
 from __future__ import annotations
@@ -10,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .conv_implicit import ImplicitBackward, ImplicitForward, fits as implicit_fits
 from .gemm import MatrixView, activation_code, prepare_gemm, prepare_gemm_nt
 from .runtime import Device, Launch, Plan, Tensor
 
@@ -131,7 +134,7 @@ def _pad(device, g: ConvGeometry, padded: Tensor, x: Tensor, planes: int, h: int
     top, left, hp, wp = PaddedMap.layout(g, h, w)
     return Launch.prepare(device, "conv", "pad_forward", (hp, planes),
                           _rows_by_planes(hp, planes, wp),
-                          [padded, x, h, w, top, left, hp, wp, planes])
+                          [padded, x, x, 0, h, w, top, left, hp, wp, planes])
 
 
 class ConvForward(Plan):
@@ -161,7 +164,12 @@ class ConvForward(Plan):
         super().__init__()
         self.col: Tensor | None = None
         self.padded: Tensor | None = None  # a depthwise one's padded input, for its backward
-        if g.uses_gemm:
+        self.implicit: ImplicitForward | None = None
+        if g.uses_gemm and x_padded is None and implicit_fits(g, h, w):
+            self.implicit = ImplicitForward(device, g, x, weight, bias, y, residual,
+                                            activation_code(g.activation), y_padded)
+            self.add(self.implicit)
+        elif g.uses_gemm:
             rows = g.c_in * g.kernel * g.kernel
             if g.skips_im2col:
                 operand = x
@@ -204,8 +212,9 @@ class ConvForward(Plan):
 
 class ConvBackward(Plan):
     """From dy (the gradient at the activation's output y): dweight, dbias, and dx if asked.
-    dz (the gradient before the activation) is kept in `self.dz`. Needs the forward's im2col
-    buffer (`forward.col`) for dense convolutions that use one.
+    dz (the gradient before the activation) is kept in `self.dz` (for an implicit GEMM, as a
+    padded map: see ImplicitBackward). Needs the forward's im2col buffer (`forward.col`) for
+    dense convolutions that use one.
 
     dx_residual: a gradient that also reaches x by another path (x fed a residual add
     further on); dx becomes the sum. Only 1x1 stride-1 dense convolutions take it: it rides
@@ -228,6 +237,13 @@ class ConvBackward(Plan):
             _check(dx_residual, x.shape, "residual gradient")
         act = activation_code(g.activation)
         super().__init__()
+        if forward.implicit is not None:
+            # Its own activation pass writes dz straight into the padded map it needs.
+            implicit = ImplicitBackward(device, g, forward.implicit, dy, y, act, weight,
+                                        dweight, dbias, dx)
+            self.add(implicit)
+            self.dz = implicit.dz
+            return
         if act:
             self.dz = Tensor.empty(device, y.shape)
             self.add(Launch.prepare(

@@ -10,17 +10,7 @@
 // runs over every batch and the grid has one batch (weight gradients: sum over samples).
 // act: 0 none, 1 ReLU, 2 ReLU6. has_bias / has_residual / beta are 0 or 1.
 
-#ifndef TM
-#define TM 8
-#endif
-#ifndef NV
-#define NV 2
-#endif
-#define TN (8 * NV)
-
-// float8 with 4-byte alignment: rows of B need not start on 32-byte boundaries, and PoCL's
-// vload8 is a real call (not inlined), so we dereference an under-aligned vector type instead.
-typedef float8 float8u __attribute__((aligned(4)));
+#include "blocks.cl"
 
 inline float activate(float v, int act) {
     if (act == 1) return v > 0.0f ? v : 0.0f;
@@ -236,58 +226,85 @@ __kernel void gemm_packed_forward(
 // (weight gradients: dz times the layer's input, summed over positions and samples).
 //   A(m,k) at A[a_off + b*a_sb + m*lda + k], B(n,k) at B[b_off + b*b_sb + n*ldb + k]
 //   C(m,n) at C[c_off + m*ldc + n] (written, or added to when beta is 1)
-// Work-item (column tile of NT_N, row tile of NT_M) keeps NT_M x NT_N float8 partial sums
-// along k and reduces them across lanes at the end. 2 x 4 sums and the 6 loads feeding them
-// fit AVX2's 16 vector registers; 4 x 4 spilled and ran at 30-60 GFLOP/s against 60-100 on
-// the weight gradients of fine-tuning and of the head's 3x3 conv.
-#define NT_M 2
-#define NT_N 4
-
+// With part_stride > 0, work-item (.., .., b) sums batch b alone into C + b*part_stride
+// (beta ignored): partial sums for sum_parts, so that a work-group spanning the tiles of one
+// batch keeps that batch's operands in cache while they all read it.
+// Work-item (column tile of NT_N, row tile of NT_M[, batch]): see blocks.cl.
 __kernel void gemm_nt_forward(
     __global float *C, int c_off, int ldc,
     __global const float *A, int a_off, int a_sb, int lda,
     __global const float *B, int b_off, int b_sb, int ldb,
-    int M, int N, int K, int batches, int beta)
+    int M, int N, int K, int batches, int beta, int part_stride)
 {
     const int n0 = get_global_id(0) * NT_N, m0 = get_global_id(1) * NT_M;
-    if (m0 >= M || n0 >= N) return;
+    const int b_first = part_stride ? get_global_id(2) : 0;
+    const int b_last = part_stride ? b_first + 1 : batches;
+    if (m0 >= M || n0 >= N || b_first >= batches) return;
     float8 acc[NT_M][NT_N];
     float tail[NT_M][NT_N];
-    #pragma unroll
-    for (int i = 0; i < NT_M; i++)
-        #pragma unroll
-        for (int j = 0; j < NT_N; j++) { acc[i][j] = (float8)(0.0f); tail[i][j] = 0.0f; }
-    const int k_vec = K & ~7;
-    for (int b = 0; b < batches; b++) {
+    nt_zero(acc, tail);
+    for (int b = b_first; b < b_last; b++) {
         const __global float *ar[NT_M], *br[NT_N];
         #pragma unroll
         for (int i = 0; i < NT_M; i++) ar[i] = A + a_off + b * a_sb + min(m0 + i, M - 1) * lda;
         #pragma unroll
         for (int j = 0; j < NT_N; j++) br[j] = B + b_off + b * b_sb + min(n0 + j, N - 1) * ldb;
-        for (int k = 0; k < k_vec; k += 8) {
-            float8 av[NT_M], bv[NT_N];
-            #pragma unroll
-            for (int i = 0; i < NT_M; i++) av[i] = *(const __global float8u *)(ar[i] + k);
-            #pragma unroll
-            for (int j = 0; j < NT_N; j++) bv[j] = *(const __global float8u *)(br[j] + k);
-            #pragma unroll
-            for (int i = 0; i < NT_M; i++)
-                #pragma unroll
-                for (int j = 0; j < NT_N; j++) acc[i][j] += av[i] * bv[j];
-        }
-        for (int k = k_vec; k < K; k++)
-            #pragma unroll
-            for (int i = 0; i < NT_M; i++)
-                #pragma unroll
-                for (int j = 0; j < NT_N; j++) tail[i][j] += ar[i][k] * br[j][k];
+        nt_accumulate(acc, tail, ar, br, 0, K);
     }
+    const long base = c_off + (long)b_first * part_stride;
     for (int i = 0; i < NT_M && m0 + i < M; i++)
         for (int j = 0; j < NT_N && n0 + j < N; j++) {
-            const float8 v = acc[i][j];
-            const float4 h = v.lo + v.hi;
-            float sum = h.x + h.y + h.z + h.w + tail[i][j];
-            const int at = c_off + (m0 + i) * ldc + n0 + j;
-            if (beta) sum += C[at];
-            C[at] = sum;
+            const long at = base + (m0 + i) * ldc + n0 + j;
+            const float sum = nt_total(acc[i][j], tail[i][j]);
+            C[at] = beta && !part_stride ? C[at] + sum : sum;
         }
+}
+
+// out[out_off + i] = beta*out[out_off + i] + sum over parts of part[k*count + i], i < count.
+// Work-item i.
+__kernel void sum_parts(__global float *out, int out_off, __global const float *part,
+                        int count, int parts, int beta)
+{
+    const int i = get_global_id(0);
+    if (i >= count) return;
+    float acc = 0.0f;
+    for (int k = 0; k < parts; k++) acc += part[(long)k * count + i];
+    out[out_off + i] = beta ? out[out_off + i] + acc : acc;
+}
+
+// Matrix times vector (a fully connected layer on one sample):
+//   y[y_off + m] = act(sum_k A[a_off + m*lda + k] * x[x_off + k] + bias[m])      for m < M
+// Work-item: GEMV_ROWS rows, float8 sums along k (the GEMM's narrow path runs one scalar
+// row at a time: 0.7 ms for the base's 1000x1280 classifier). A's rows need not be aligned.
+#define GEMV_ROWS 4
+
+__kernel void gemv_forward(__global float *y, int y_off,
+                           __global const float *A, int a_off, int lda,
+                           __global const float *x, int x_off,
+                           __global const float *bias, int has_bias, int M, int K, int act)
+{
+    const int m0 = get_global_id(0) * GEMV_ROWS;
+    if (m0 >= M) return;
+    const __global float *arow[GEMV_ROWS];
+    #pragma unroll
+    for (int i = 0; i < GEMV_ROWS; i++) arow[i] = A + a_off + (long)min(m0 + i, M - 1) * lda;
+    const __global float *xv = x + x_off;
+    float8 acc[GEMV_ROWS];
+    float tail[GEMV_ROWS];
+    #pragma unroll
+    for (int i = 0; i < GEMV_ROWS; i++) { acc[i] = (float8)(0.0f); tail[i] = 0.0f; }
+    const int k_vec = K & ~7;
+    for (int k = 0; k < k_vec; k += 8) {
+        const float8 v = *(const __global float8u *)(xv + k);
+        #pragma unroll
+        for (int i = 0; i < GEMV_ROWS; i++) acc[i] += *(const __global float8u *)(arow[i] + k) * v;
+    }
+    for (int k = k_vec; k < K; k++)
+        #pragma unroll
+        for (int i = 0; i < GEMV_ROWS; i++) tail[i] += arow[i][k] * xv[k];
+    for (int i = 0; i < GEMV_ROWS && m0 + i < M; i++) {
+        const float4 h = acc[i].lo + acc[i].hi;
+        const float sum = (h.x + h.y) + (h.z + h.w) + tail[i];
+        y[y_off + m0 + i] = activate(sum + (has_bias ? bias[m0 + i] : 0.0f), act);
+    }
 }

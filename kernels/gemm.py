@@ -1,18 +1,26 @@
 """Launchers for gemm.cl: the register-blocked matrix product behind every dense layer."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from .runtime import Device, Launch, Plan, Tensor
+from .tuning import TUNE_MIN_WORK
 
-TILE_M, TILE_VECTORS = 8, 2
+# The default register block: 4 rows x 16 columns (8 float8 sums). Over the base's 39 GEMM
+# shapes (PoCL, AVX2) it was the best single choice; the former default 8x16 (and 8x24 on
+# long K: 16 and 24 sums, past AVX2's 16 vector registers) took 1.5-2x the best variant's
+# time on average, in one run on a loaded machine.
+# Shapes worth it are tuned (see gemm_variants).
+TILE_M, TILE_VECTORS = 4, 2
 TILE_N = 8 * TILE_VECTORS
-LONG_K, LONG_K_VECTORS = 256, 3
 # Work-items of one group run as a loop in one PoCL thread; a group of 16 row tiles over one
 # column panel of B keeps that panel in cache (POCL_NOTES.md: 28-59 vs 100-122 GFLOP/s).
 GROUP_ROWS = 16
 NT_ROWS, NT_COLS = 2, 4  # gemm_nt_forward's NT_M and NT_N
-GROUP_WORK = 1 << 17  # multiply-adds a work-group should hold (see _group_shape)
+GEMV_ROWS = 4  # gemv_forward's
+GROUP_WORK = 1 << 17  # multiply-adds a work-group should hold (see group_shape)
 # Packing B costs one pass over it; it pays once this many rows of C reuse each panel.
 PACK_MIN_ROWS = 32
 
@@ -64,53 +72,165 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
     _check_fits(b, batches, k, n, "B")
     if c_padding is None:
         _check_fits(c, 1 if reduce_batches else batches, m, n, "C")
-    elif residual is not None or reduce_batches or n < 8 * tile_vectors(k, n):
+    elif residual is not None or reduce_batches or n < TILE_N:
         raise ValueError("gemm: a padded C takes no residual, no batch sum, and a wide B")
     if bias is not None and bias.size < m:
         raise ValueError(f"gemm: bias has {bias.size} elements, needs {m}")
-    vectors = tile_vectors(k * (batches if reduce_batches else 1), n)
-    tile_n = 8 * vectors
-    if pack_b is None:
-        pack_b = (n >= tile_n and m >= PACK_MIN_ROWS) or c_padding is not None
-    defines = {"TM": TILE_M, "NV": vectors}
-    panels = -(-n // tile_n)
-    grid = (panels, -(-m // TILE_M), 1 if reduce_batches else batches)
-    local = _group_shape(panels, grid[1], k * (batches if reduce_batches else 1), tile_n)
-    tail = [bias if bias is not None else c.tensor, bias is not None,
-            residual if residual is not None else c.tensor, residual_offset, residual is not None,
-            m, n, k, batches, reduce_batches, accumulate, activation_code(activation)]
-    tail += list(c_padding) if c_padding is not None else [0, 0, 0, 0]
-    head = [c.tensor, c.offset, c.batch_stride, c.row_stride,
-            a.tensor, a.offset, a.batch_stride, a.row_stride, a.col_stride]
-    plan = Plan()
-    if not pack_b:
-        plan.add(Launch.prepare(device, "gemm", "gemm_forward", grid, local,
-                                head + [b.tensor, b.offset, b.batch_stride, b.row_stride] + tail,
+    if (n == 1 and batches == 1 and b.row_stride == 1 and a.col_stride == 1 and c.row_stride == 1
+            and residual is None and not accumulate and c_padding is None):
+        return _gemv(device, c, a, b, m, k, bias, activation_code(activation))
+    k_total = k * (batches if reduce_batches else 1)
+    packed = pack_b
+    if packed is None:
+        packed = (n >= TILE_N and m >= PACK_MIN_ROWS) or c_padding is not None
+    default = {"rows": TILE_M, "vectors": TILE_VECTORS, "packed": packed, "tall": False}
+    call = _GemmCall(c, a, b, m, n, k, batches, reduce_batches, bias, residual,
+                     residual_offset, accumulate, activation_code(activation), c_padding)
+    variant = default
+    if worth_tuning(m * n * k_total * (1 if reduce_batches else batches)):
+        candidates = gemm_variants(default, fixed_packing=pack_b is not None or
+                                   c_padding is not None)
+        variant = device.tuning.choose(call.key(), candidates, _runner(device, call))
+    return call.plan(device, variant)
+
+
+def _gemv(device: Device, c: MatrixView, a: MatrixView, b: MatrixView, m: int, k: int,
+          bias: Tensor | None, act: int) -> Plan:
+    """A matrix times one contiguous vector (gemv_forward): a layer on one sample."""
+    rows = -(-m // GEMV_ROWS)
+    launch = Launch.prepare(
+        device, "gemm", "gemv_forward", (rows,), (min(rows, 64),),
+        [c.tensor, c.offset, a.tensor, a.offset, a.row_stride,
+         b.tensor, b.offset, bias if bias is not None else a.tensor, bias is not None, m, k,
+         act], {"TM": TILE_M, "NV": TILE_VECTORS})
+    return Plan([launch])
+
+
+def worth_tuning(multiply_adds: int) -> bool:
+    return multiply_adds >= TUNE_MIN_WORK
+
+
+# The variants timed: (rows, float8 vectors, tall work-groups), each with B packed and not.
+# A first search over 20 on the base's 39 shapes chose 4x16 or 8x8 on 33 of them (4x32,
+# 8x16, 8x24 on the other 6); in a second, 6x16 (12 sums, the classic AVX2 block) beat 4x16
+# by up to 8% on the compute-bound shapes. Each variant costs compile time at the first
+# tuning (PoCL compiles a kernel again for every work-group shape): the list stays short.
+VARIANTS = [(4, 2, False), (4, 2, True), (6, 2, False), (6, 2, True), (8, 1, False)]
+
+
+def gemm_variants(default: dict, fixed_packing: bool = False) -> list[dict]:
+    """The default, then VARIANTS. Work-groups are "wide" (group_shape) or "tall" (one
+    panel, up to GROUP_ROWS row tiles: they share it in cache)."""
+    out = [default]
+    for rows, vectors, tall in VARIANTS:
+        for packed in ((default["packed"],) if fixed_packing else (True, False)):
+            variant = {"rows": rows, "vectors": vectors, "packed": packed, "tall": tall}
+            if variant not in out:
+                out.append(variant)
+    return out
+
+
+@dataclass(frozen=True)
+class _GemmCall:
+    """One GEMM's operands and options, so it can be built in any variant, on its own
+    tensors or on scratch copies of them (to time a variant without touching the data)."""
+
+    c: MatrixView
+    a: MatrixView
+    b: MatrixView
+    m: int
+    n: int
+    k: int
+    batches: int
+    reduce_batches: bool
+    bias: Tensor | None
+    residual: Tensor | None
+    residual_offset: int
+    accumulate: bool
+    act: int
+    c_padding: tuple | None
+
+    def key(self) -> str:
+        a = self.a
+        return (f"gemm m={self.m} n={self.n} k={self.k} batches={self.batches}"
+                f"{' summed' if self.reduce_batches else ''} a_strides={a.row_stride},"
+                f"{a.col_stride} b_ld={self.b.row_stride}"
+                f"{' padded' if self.c_padding else ''}"
+                f"{' residual' if self.residual is not None else ''}")
+
+    def plan(self, device: Device, variant: dict) -> Plan:
+        rows, vectors, packed = variant["rows"], variant["vectors"], variant["packed"]
+        tile_n = 8 * vectors
+        defines = {"TM": rows, "NV": vectors}
+        m, n, k, batches = self.m, self.n, self.k, self.batches
+        panels = -(-n // tile_n)
+        grid = (panels, -(-m // rows), 1 if self.reduce_batches else batches)
+        if variant["tall"]:
+            local = (1, min(grid[1], GROUP_ROWS), 1)
+        else:
+            local = group_shape(panels, grid[1], k * (batches if self.reduce_batches else 1),
+                                tile_n, rows)
+        c, a, b = self.c, self.a, self.b
+        tail = [self.bias if self.bias is not None else c.tensor, self.bias is not None,
+                self.residual if self.residual is not None else c.tensor, self.residual_offset,
+                self.residual is not None, m, n, k, batches, self.reduce_batches,
+                self.accumulate, self.act]
+        tail += list(self.c_padding) if self.c_padding is not None else [0, 0, 0, 0]
+        head = [c.tensor, c.offset, c.batch_stride, c.row_stride,
+                a.tensor, a.offset, a.batch_stride, a.row_stride, a.col_stride]
+        plan = Plan()
+        if not packed:
+            plan.add(Launch.prepare(device, "gemm", "gemm_forward", grid, local,
+                                    head + [b.tensor, b.offset, b.batch_stride, b.row_stride]
+                                    + tail, defines))
+            return plan
+        pack = Tensor.empty(device, (batches, panels, k, tile_n))
+        plan.scratch.append(pack)
+        plan.add(Launch.prepare(device, "gemm", "pack_panels", (k, batches), None,
+                                [pack, b.tensor, b.offset, b.batch_stride, b.row_stride, k, n],
                                 defines))
+        plan.add(Launch.prepare(device, "gemm", "gemm_packed_forward", grid, local,
+                                head + [pack] + tail, defines))
         return plan
-    packed = Tensor.empty(device, (batches, panels, k, tile_n))
-    plan.scratch.append(packed)
-    plan.add(Launch.prepare(device, "gemm", "pack_panels", (k, batches), None,
-                            [packed, b.tensor, b.offset, b.batch_stride, b.row_stride, k, n],
-                            defines))
-    plan.add(Launch.prepare(device, "gemm", "gemm_packed_forward", grid, local,
-                            head + [packed] + tail, defines))
-    return plan
+
+    def on_scratch(self, device: Device) -> "_GemmCall":
+        """The same call on zero-filled tensors of the same sizes."""
+        copies: dict[int, Tensor] = {}
+
+        def twin(t: Tensor | None) -> Tensor | None:
+            if t is None:
+                return None
+            if id(t) not in copies:
+                copies[id(t)] = Tensor.from_numpy(device, np.zeros(t.size, t.dtype))
+            return copies[id(t)]
+
+        views = [replace(v, tensor=twin(v.tensor)) for v in (self.c, self.a, self.b)]
+        return replace(self, c=views[0], a=views[1], b=views[2], bias=twin(self.bias),
+                       residual=twin(self.residual))
 
 
-def tile_vectors(k: int, n: int) -> int:
-    """float8 vectors per tile row: 8x24 tiles do more work per load and win on long K
-    loops; 8x16 wins on the short ones (and on narrow matrices, where 24 wastes columns)."""
-    return LONG_K_VECTORS if k >= LONG_K and n >= 64 else TILE_VECTORS
+def _runner(device: Device, call: _GemmCall):
+    """variant -> a function that runs it once on scratch copies of the operands and waits."""
+    scratch, queue = call.on_scratch(device), device.new_queue()
+
+    def prepare(variant: dict):
+        plan = scratch.plan(device, variant)
+
+        def run():
+            plan.enqueue(queue)
+            queue.finish()
+        return run
+    return prepare
 
 
-def _group_shape(panels: int, row_tiles: int, k: int, tile_n: int = TILE_N) -> tuple[int, int, int]:
+def group_shape(panels: int, row_tiles: int, k: int, tile_n: int = TILE_N,
+                tile_m: int = TILE_M) -> tuple[int, int, int]:
     """Work-group shape (panels, row tiles, 1). PoCL pays a few microseconds per work-group,
     so a group should hold about GROUP_WORK multiply-adds: with a short K (the 1x1
     convolutions of the first stages) it spans many panels; rows stay within GROUP_ROWS so
     the tiles of a group share their panels of B in cache."""
     rows = min(row_tiles, 4)
-    items = max(1, GROUP_WORK // (k * TILE_M * tile_n))
+    items = max(1, GROUP_WORK // (k * tile_m * tile_n))
     cols = max(1, min(panels, items // rows, 64))
     if cols == 1:
         rows = min(row_tiles, GROUP_ROWS)
@@ -118,26 +238,75 @@ def _group_shape(panels: int, row_tiles: int, k: int, tile_n: int = TILE_N) -> t
 
 
 def prepare_gemm_nt(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
-                    m: int, n: int, k: int, batches: int = 1, accumulate: bool = False) -> Launch:
+                    m: int, n: int, k: int, batches: int = 1, accumulate: bool = False) -> Plan:
     """C (m x n) = sum over batches of A[b] (m x k) @ B[b] (n x k)^T; A and B rows contiguous
-    along k (their row_stride is the leading dimension), C contiguous along n."""
+    along k (their row_stride is the leading dimension), C contiguous along n. Two variants,
+    tuned per shape: one work-item sums every batch (the default), or each batch's tiles
+    share a work-group and write partial sums that sum_parts adds up."""
     if a.col_stride != 1 or b.col_stride != 1 or c.col_stride != 1:
         raise ValueError("gemm_nt: A and B must be contiguous along k, C along its columns")
     _check_fits(a, batches, m, k, "A")
     _check_fits(b, batches, n, k, "B")
     _check_fits(c, 1, m, n, "C")
-    grid = (-(-n // NT_COLS), -(-m // NT_ROWS))
-    return Launch.prepare(device, "gemm", "gemm_nt_forward", grid, (1, min(GROUP_ROWS, grid[1])),
-                          [c.tensor, c.offset, c.row_stride,
-                           a.tensor, a.offset, a.batch_stride, a.row_stride,
-                           b.tensor, b.offset, b.batch_stride, b.row_stride,
-                           m, n, k, batches, accumulate],
+    args = (c, a, b, m, n, k, batches, accumulate)
+    variant = "summed"
+    if batches > 1 and c.row_stride == n and worth_tuning(m * n * k * batches):
+        key = f"gemm_nt m={m} n={n} k={k} batches={batches} lda={a.row_stride} ldb={b.row_stride}"
+        variant = device.tuning.choose(key, ["summed", "parts"], _nt_runner(device, args))
+    return _gemm_nt_plan(device, variant, *args)
+
+
+def _gemm_nt_plan(device, variant, c, a, b, m, n, k, batches, accumulate) -> Plan:
+    tiles = (-(-n // NT_COLS), -(-m // NT_ROWS))
+    tail = [m, n, k, batches]
+    plan = Plan()
+    build = {"TM": TILE_M, "NV": TILE_VECTORS}
+    a_args = [a.tensor, a.offset, a.batch_stride, a.row_stride]
+    b_args = [b.tensor, b.offset, b.batch_stride, b.row_stride]
+    if variant == "summed":
+        plan.add(Launch.prepare(device, "gemm", "gemm_nt_forward", tiles,
+                                (1, min(GROUP_ROWS, tiles[1])),
+                                [c.tensor, c.offset, c.row_stride] + a_args + b_args + tail
+                                + [accumulate, 0], build))
+        return plan
+    parts = Tensor.empty(device, (batches, m, n))
+    plan.scratch.append(parts)
+    # A group spans the tiles of one batch (within 256 work-items, for GPUs too).
+    cols = min(tiles[0], 32)
+    plan.add(Launch.prepare(device, "gemm", "gemm_nt_forward", tiles + (batches,),
+                            (cols, min(tiles[1], max(1, 256 // cols)), 1),
+                            [parts, 0, n] + a_args + b_args + tail + [0, m * n], build))
+    plan.add(sum_parts(device, c.tensor, c.offset, parts, m * n, batches, accumulate))
+    return plan
+
+
+def _nt_runner(device: Device, args):
+    """variant -> a function that runs it once on zero-filled copies of the operands."""
+    c, a, b = args[:3]
+    copies = [replace(v, tensor=Tensor.from_numpy(device, np.zeros(v.tensor.size, np.float32)))
+              for v in (c, a, b)]
+    queue = device.new_queue()
+
+    def prepare(variant):
+        plan = _gemm_nt_plan(device, variant, *copies, *args[3:])
+
+        def run():
+            plan.enqueue(queue)
+            queue.finish()
+        return run
+    return prepare
+
+
+def sum_parts(device: Device, out: Tensor, out_offset: int, parts: Tensor, count: int,
+              how_many: int, accumulate: bool) -> Launch:
+    """out[offset + i] (+)= sum over the `how_many` parts (each `count` floats) of `parts`."""
+    return Launch.prepare(device, "gemm", "sum_parts", (count,), (min(count, 64),),
+                          [out, out_offset, parts, count, how_many, accumulate],
                           {"TM": TILE_M, "NV": TILE_VECTORS})
 
 
 def matmul(device: Device, a_np, b_np, queue=None):
     """C = A @ B for two host matrices, on the device: a convenience for tests and benchmarks."""
-    import numpy as np
     a_np = np.ascontiguousarray(a_np, np.float32)
     b_np = np.ascontiguousarray(b_np, np.float32)
     (m, k), (k2, n) = a_np.shape, b_np.shape

@@ -5,8 +5,8 @@
 
 inline void source_index(int dst, int in_size, float ratio, int *i0, int *i1, float *f)
 {
-    float s = ((float)dst + 0.5f) * ratio - 0.5f;
-    int lo = (int)floor(s);
+    const float s = ((float)dst + 0.5f) * ratio - 0.5f;
+    int lo = s < 0.0f ? -1 : (int)s;  // floor: s >= -0.5 (floor() is a call on PoCL)
     float frac = s - (float)lo;
     if (lo < 0) { lo = 0; frac = 0.0f; }
     if (lo >= in_size - 1) { lo = in_size - 1; frac = 0.0f; }

@@ -37,7 +37,9 @@ class WeightedCrossEntropy(_MaskedLoss):
             raise ValueError(f"class weights must have shape ({c},), not {class_weights.shape}")
         self._finish(device, n * h * w)
         self.dlogits = Tensor.empty(device, logits.shape)
-        self.add(Launch.prepare(device, "loss", "cross_entropy_cells", (h * w, n), None,
+        blocks = -(-h * w // 8)
+        self.add(Launch.prepare(device, "loss", "cross_entropy_cells", (blocks, n),
+                                (min(blocks, 64), 1),
                                 [self.dlogits, self.cell_loss, self.cell_weight, logits, labels,
                                  class_weights, c, h * w]))
         self._reduce(device, n * h * w)

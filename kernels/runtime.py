@@ -3,6 +3,7 @@
 Device    -- the context, a default queue, and the program cache.
 Tensor    -- a device buffer with a shape (float32 unless said otherwise).
 Launch    -- one kernel object with its arguments set once, so the hot path is a bare enqueue.
+Plan      -- launches that run in order on one queue, and the scratch tensors they use.
 """
 from __future__ import annotations
 
@@ -14,10 +15,19 @@ from pathlib import Path
 import numpy as np
 import pyopencl as cl
 
+from .tuning import TuningLog
+
 SOURCE_DIR = Path(__file__).resolve().parent
 # -cl-mad-enable lets the compiler fuse multiply-adds; we avoid -cl-fast-relaxed-math because
 # finite-math-only would let the compiler delete the NaN/Inf checks the trainer relies on.
 BUILD_OPTIONS = ("-cl-mad-enable",)
+
+
+def _include_option() -> str:
+    """-I for the kernels' folder (sources include one another); quoted as pyopencl does,
+    which also hashes included files into its cache key."""
+    folder = str(SOURCE_DIR)
+    return f'-I"{folder}"' if " " in folder else f"-I{folder}"
 
 
 class NoOpenCLError(RuntimeError):
@@ -62,6 +72,8 @@ class Device:
         self.queue = cl.CommandQueue(self.context)
         self._programs: dict[tuple[str, tuple[str, ...]], cl.Program] = {}
         self._lock = threading.Lock()
+        # Kernel variants chosen per shape by measurement (tuning.py), logged per device.
+        self.tuning = TuningLog(self.device, sorted(SOURCE_DIR.glob("*.cl")))
 
     @classmethod
     def default(cls) -> "Device":
@@ -79,7 +91,8 @@ class Device:
 
     def program(self, family: str, defines: dict[str, int] | None = None) -> cl.Program:
         """Build kernels/<family>.cl once per set of defines; pyopencl caches binaries on disk."""
-        options = BUILD_OPTIONS + tuple(f"-D{k}={v}" for k, v in sorted((defines or {}).items()))
+        options = (BUILD_OPTIONS + (_include_option(),)
+                   + tuple(f"-D{k}={v}" for k, v in sorted((defines or {}).items())))
         key = (family, options)
         with self._lock:
             if key not in self._programs:

@@ -125,6 +125,9 @@ def _bench_kinds(bench) -> None:
                                  metavar="KIND")
     kernels = kinds.add_parser("kernels", help="the OpenCL kernels against numpy")
     kernels.add_argument("--repeats", type=int, default=20, help="timed calls per case")
+    kernels.add_argument("--tune", action="store_true",
+                         help="measure every kernel variant choice again and show per shape "
+                              "what was chosen and what it gained")
     kernels.set_defaults(handler=_Face("bench_kernels"))
     base = kinds.add_parser("base", help="the base network's forward pass")
     base.add_argument("--repeats", type=int, default=20, help="timed calls per case")
@@ -151,11 +154,19 @@ def _bench_kinds(bench) -> None:
                        help="feature extraction on N generated images in this process and on "
                             "1 and 2 local Dask workers, and the peak memory")
     train.set_defaults(handler=_Face("bench_train"))
+    step = kinds.add_parser("train-step", help="one patch training step, beside PyTorch CPU "
+                            "when it is installed")
+    step.add_argument("--topology", choices=["head", "pixels"], default="head")
+    step.add_argument("--fine-tune", type=int, default=0, metavar="STAGES",
+                      help="head: also train the base's last STAGES blocks (default 0)")
+    step.add_argument("--batch", type=int, default=16, help="the batch size (default 16)")
+    step.add_argument("--repeats", type=int, default=20, help="timed steps")
+    step.set_defaults(handler=_Face("bench_train_step"))
     kinds.add_parser("sessions", help="opening and closing sessions of many frames"
                      ).set_defaults(handler=_Face("bench_sessions"))
     for name, kind in kinds.choices.items():
         _json(kind)
-        if name in ("base", "loop", "train"):
+        if name in ("base", "loop", "train", "train-step"):
             _base(kind, "; default: EfficientNet-Lite0")
 
 

@@ -20,12 +20,29 @@ def test_forward_matches_reference(device, base_spec, base_network, height, widt
     frame = _photo(height, width)
     plan = base_network.plan(height, width, frame.shape)
     plan.run(frame, device.queue)
+    plan.classify(device.queue)
     logits = plan.logits.numpy().ravel()
     expected = reference_forward(base_spec, frame)
     scale = np.abs(expected).max()
     assert np.abs(logits - expected).max() <= 1e-3 * scale, "logits differ from the reference"
     probs = plan.read_probabilities(device.queue)
     assert abs(probs.sum() - 1) < 1e-4 and int(probs.argmax()) == int(expected.argmax())
+
+
+def test_the_classifier_runs_only_when_asked(device, base_network):
+    """run() stops before the pool; classify() runs the classes on the last frame, once;
+    read_probabilities() classifies a frame that has not been."""
+    plan = base_network.plan(240, 320)
+    plan.logits.write(np.full(plan.logits.size, np.nan, np.float32))
+    plan.run(_photo(240, 320), device.queue)
+    assert np.isnan(plan.logits.numpy()).all()
+    first = plan.read_probabilities(device.queue).copy()
+    assert abs(first.sum() - 1) < 1e-4
+    plan.logits.write(np.full(plan.logits.size, np.nan, np.float32))
+    plan.classify(device.queue)  # already classified: nothing runs again
+    assert np.isnan(plan.logits.numpy()).all()
+    plan.run(np.zeros((240, 320, 3), np.uint8), device.queue)
+    assert not np.array_equal(plan.read_probabilities(device.queue), first)
 
 
 def test_taps_are_the_stage_outputs(device, base_spec, base_network):
@@ -63,6 +80,7 @@ def test_frame_resized_on_device(device, base_spec, base_network):
     frame = _photo(480, 640)
     plan = base_network.plan(240, 320, frame.shape)
     plan.run(frame, device.queue)
+    plan.classify(device.queue)
     small = cv2.resize(frame, (320, 240), interpolation=cv2.INTER_LINEAR)
     expected = reference_forward(base_spec, small)
     # The device interpolates in float; OpenCV rounds to bytes: allow that difference.

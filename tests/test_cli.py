@@ -23,7 +23,8 @@ def test_bench_kernels_json(capsys, device):
     assert main(["bench", "kernels", "--json", "--repeats", "2"]) == 0
     report = json.loads(capsys.readouterr().out)
     cases = {r["case"] for r in report["results"]}
-    assert "gemm 1024x1024x1024" in cases and len(cases) == 7
+    assert "gemm 1024x1024x1024" in cases and len(cases) == 9
+    assert "conv3x3 dil2 16->16 120x160 batch16 (pixels) backward" in cases
     assert all(r["gflops"] > 0 and r["numpy_gflops"] > 0 for r in report["results"])
 
 

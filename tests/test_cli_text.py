@@ -20,11 +20,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from session_writer_child import trained_state  # noqa: E402
 
 BENCH_OPTIONS = {
-    "kernels": {"--repeats", "--json"},
+    "kernels": {"--repeats", "--tune", "--json"},
     "base": {"--repeats", "--json", "--base"},
     "loop": {"--clicks", "--seconds", "--policy", "--seed", "--plot", "--batch", "--tap", "--json",
              "--base"},
     "train": {"--fine-tune", "--images", "--json", "--base"},
+    "train-step": {"--topology", "--fine-tune", "--batch", "--repeats", "--json", "--base"},
     "sessions": {"--json"},
 }
 
@@ -86,6 +87,7 @@ DISPATCH = [(["devices"], "devices", "run"), (["bench", "kernels"], "bench_kerne
             (["bench", "base"], "bench_base", "run"), (["bench", "loop"], "bench_loop", "run"),
             (["bench", "loop", "--policy", "all"], "bench_policies", "run"),
             (["bench", "train"], "bench_train", "run"),
+            (["bench", "train-step"], "bench_train_step", "run"),
             (["bench", "sessions"], "bench_sessions", "run"),
             (["base"], "base_command", "run"), (["live"], "live", "run"),
             (["replay"], "replay", "run"), (["train"], "train", "run"),

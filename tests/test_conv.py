@@ -29,6 +29,11 @@ CASES = [
     (3, 15, 20, ConvGeometry(9, 9, 5, 1, "same", 1, 9, "relu6")),   # fine-tuning's shape
     (2, 11, 13, ConvGeometry(4, 4, 3, 1, 0, 1, 4, "none")),        # depthwise, no padding
     (1, 9, 23, ConvGeometry(3, 3, 5, 2, "same", 1, 3, "relu6")),
+    # Implicit GEMMs (conv_implicit.cl): the pixels patch's shape over two weight-gradient
+    # chunks, asymmetric SAME padding (k 2 and 4), fewer output channels than a tile's rows.
+    (2, 20, 150, ConvGeometry(16, 16, 3, 1, 2, 2, 1, "relu")),
+    (1, 6, 9, ConvGeometry(3, 4, 2, 1, "same", 1, 1, "none")),
+    (2, 5, 11, ConvGeometry(5, 3, 4, 1, "same", 1, 1, "relu6")),
 ]
 
 
@@ -105,7 +110,9 @@ def test_depthwise_backward_after_a_residual_forward(device, g):
                                ConvGeometry(4, 4, 3, 1, 2, 2, 4, "none"),
                                ConvGeometry(4, 4, 5, 1, "same", 1, 4, "relu6"),   # depthwise
                                ConvGeometry(3, 3, 3, 2, "same", 1, 3, "none"),
-                               ConvGeometry(2, 3, 3, 1, 1, 1, 1, "relu")])
+                               ConvGeometry(2, 3, 3, 1, 1, 1, 1, "relu"),
+                               ConvGeometry(3, 4, 2, 1, "same", 1, 1, "none"),
+                               ConvGeometry(2, 3, 3, 1, 2, 2, 1, "relu")])
 def test_conv_backward_finite_differences(device, g):
     """d(sum(r * y))/dparam by central differences of the OpenCL forward, in float64 sums."""
     rng = np.random.default_rng(7)

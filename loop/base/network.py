@@ -1,8 +1,10 @@
 """The base network on the device: weights uploaded once, and a forward plan per input size.
 
-A plan runs, from a uint8 RGB frame: on-device preprocessing (resize + normalize), every
-layer, the global pool, the classifier and the softmax. Each tap (the output of a stage) is
-a tensor of the plan, so a patch reads it where it lies: no copy.
+A plan runs, from a uint8 RGB frame: on-device preprocessing (resize + normalize) and every
+layer up to the global pool. The classifier (pool, fully connected layer over the 1,000
+classes, softmax) runs only when the classes are asked for (`classify`, or
+`read_probabilities`): a frame whose classes nobody reads skips it. Each tap (the output of a
+stage) is a tensor of the plan, so a patch reads it where it lies: no copy.
 """
 from __future__ import annotations
 
@@ -120,6 +122,9 @@ class BaseForward(Plan):
         self.add(self.preprocess)
         self.outputs: dict[str, Tensor] = {"input": self.input}
         self.layer_kinds: list[tuple[str, Plan]] = []
+        # From the global pool on: launched by `classify`, not by `run`.
+        self.classifier = Plan()
+        self._classified = False
         fused = _fused_residuals(spec)
         # A dense conv whose only reader is a depthwise conv writes straight into that one's
         # padded input: no separate padding pass. name -> (N, C, H, W) of the map inside.
@@ -133,7 +138,8 @@ class BaseForward(Plan):
             if isinstance(layer, AddLayer):
                 continue  # produced by the conv it was fused into
             plan = self._layer(device, network, layer, fused)
-            self.add(plan)
+            in_classifier = isinstance(layer, PoolLayer) or bool(self.classifier.launches)
+            (self.classifier if in_classifier else self).add(plan)
             self.layer_kinds.append((self._kind(layer), plan))
         self.taps = {name: self.outputs[layer] for name, layer in spec.taps.items()
                      if layer in self.outputs}
@@ -142,7 +148,7 @@ class BaseForward(Plan):
             return
         self.logits = self.outputs[spec.layers[-1].name]
         self.probabilities = Tensor.empty(device, self.logits.shape)
-        self.add(prepare_softmax(device, self.probabilities, self.logits))
+        self.classifier.add(prepare_softmax(device, self.probabilities, self.logits))
         self.probabilities_np = np.empty(self.logits.shape[1], np.float32)
 
     @staticmethod
@@ -199,11 +205,22 @@ class BaseForward(Plan):
         return self.outputs[layer]
 
     def run(self, frame: np.ndarray, queue) -> None:
-        """Enqueue the whole forward for one uint8 RGB frame (no wait)."""
+        """Enqueue the forward for one uint8 RGB frame up to the classifier (no wait)."""
         self.preprocess.upload(frame, queue)
         self.enqueue(queue)
+        self._classified = False
 
-    def read_probabilities(self, queue) -> np.ndarray:
+    def classify(self, queue) -> None:
+        """Enqueue the classifier on the last frame run, once (no wait): `logits` and
+        `probabilities` hold its classes after it."""
         if not self.complete:
             raise ValueError("this forward stops before the classes")
-        return self.probabilities.read_into(self.probabilities_np.reshape(self.probabilities.shape), queue).ravel()
+        if not self._classified:
+            self.classifier.enqueue(queue)
+            self._classified = True
+
+    def read_probabilities(self, queue) -> np.ndarray:
+        """The last frame's class probabilities (runs the classifier if it has not run)."""
+        self.classify(queue)
+        shaped = self.probabilities_np.reshape(self.probabilities.shape)
+        return self.probabilities.read_into(shaped, queue).ravel()

@@ -1,13 +1,11 @@
 """LoopCore: the headless heart of Patchloop. Frames go in, verdicts come out; labels go in,
 the online trainer learns from them. The window, the benchmarks and the tests all drive the
-product through this class.
+product through this class:
 
     core = LoopCore(spec, base=BaseNetwork(device, load_base(path)))
     verdict = core.observe(frame)                    # uint8 RGB (H, W, 3)
     core.label(verdict.frame_id, LabelDisc(x, y, radius, category))
-    core.start()                                     # the trainer thread
-    ...
-    core.close()
+    core.start()                                     # the trainer thread; core.close() ends
 """
 from __future__ import annotations
 
@@ -280,6 +278,11 @@ class LoopCore:
                 losses.append(float(trainer.status.last_loss))
             failed += trainer.status.restores - restores
         return losses, failed
+
+    def train_step_plan(self, batch: int):
+        """(a training step's device plan at this batch, a queue of its own): what a
+        benchmark times apart from the trainer (it does not touch the trainer's state)."""
+        return self.model.make_train_step(batch), self.device.new_queue()
 
     def start(self) -> None:
         self.trainer.start()

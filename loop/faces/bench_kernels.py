@@ -1,8 +1,12 @@
 """`patchloop bench kernels`: median time and GFLOP/s of representative kernels, beside
-numpy (BLAS) doing the same operation in the same run."""
+numpy (BLAS) doing the same operation in the same run. With --tune, every kernel variant
+choice these cases and the base's forwards make is measured again (tuning.py), and the
+report shows what was chosen per shape and what it gained, per shape and per frame."""
 from __future__ import annotations
 
 import json
+import statistics
+import time
 
 import numpy as np
 
@@ -17,6 +21,8 @@ CONV_CASES = [
     ("depthwise5x5 480ch 30x40", 1, 30, 40, ConvGeometry(480, 480, 5, 1, 2, groups=480,
                                                           activation="relu6")),
     ("conv1x1 112->64 15x20 batch16", 16, 15, 20, ConvGeometry(112, 64, 1, activation="relu")),
+    ("conv3x3 dil2 16->16 120x160 batch16 (pixels)", 16, 120, 160,
+     ConvGeometry(16, 16, 3, 1, 2, 2, activation="relu")),
 ]
 
 
@@ -35,7 +41,9 @@ def _numpy_conv(x, weight, g: ConvGeometry):
         return out
     if k == 1:
         return np.matmul(weight.reshape(g.c_out, c), x.reshape(n, c, h * w))
-    cols = np.stack([xp[:, :, kh:kh + oh, kw:kw + ow] for kh in range(k) for kw in range(k)], 2)
+    d = g.dilation
+    cols = np.stack([xp[:, :, kh * d:kh * d + oh, kw * d:kw * d + ow]
+                     for kh in range(k) for kw in range(k)], 2)
     return np.matmul(weight.reshape(g.c_out, -1), cols.reshape(n, c * k * k, oh * ow))
 
 
@@ -92,17 +100,91 @@ def _row(name, flops, seconds, numpy_seconds):
             "speed_vs_numpy": round(numpy_seconds / seconds, 3)}
 
 
+def tuning_report(device: Device, base_path, repeats: int) -> dict:
+    """What tuning chose for each shape met in this process (measured again: the caller set
+    `remeasure`), and the base's forward per frame with default variants against tuned ones,
+    in the same run."""
+    from loop.base.loading import open_base
+    from loop.base.network import BaseNetwork
+    from loop.faces.bench_base import SIZES
+
+    network = BaseNetwork(device, open_base(base_path))
+    frames = []
+    for h, w in SIZES:
+        tuned = network.plan(h, w)
+        with device.tuning.defaults():
+            plain = network.plan(h, w)
+        frame = np.random.default_rng(1).integers(0, 256, (h, w, 3), dtype=np.uint8)
+        times = _alternating_medians({"default": plain, "tuned": tuned}, frame, device,
+                                     repeats)
+        frames.append({"size": f"{h}x{w}", "default_ms": round(times["default"] * 1e3, 3),
+                       "tuned_ms": round(times["tuned"] * 1e3, 3),
+                       "gain": round(times["default"] / times["tuned"], 3)})
+    shapes = []
+    for key in device.tuning.seen:
+        entry = device.tuning.entry(key)
+        if entry is None:
+            continue
+        shapes.append({"shape": key, "default": entry["times"][0][0], "chosen": entry["choice"],
+                       "default_ms": entry["default_ms"], "chosen_ms": entry["best_ms"],
+                       "gain": round(entry["default_ms"] / max(entry["best_ms"], 1e-9), 3)})
+    return {"log": str(device.tuning.path), "base_forward": frames, "shapes": shapes}
+
+
+def _alternating_medians(plans: dict, frame, device: Device, repeats: int) -> dict:
+    """Median seconds per frame of each plan, the plans taking turns frame by frame, so a
+    change of load on the machine meets them alike."""
+    times: dict = {name: [] for name in plans}
+    for _ in range(repeats + 1):  # the first round warms up
+        for name, plan in plans.items():
+            start = time.perf_counter()
+            plan.run(frame, device.queue)
+            plan.read_probabilities(device.queue)
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t[1:]) for name, t in times.items()}
+
+
+def _variant_text(variant) -> str:
+    """A variant in a few characters: register block (rows x columns) and options."""
+    if isinstance(variant, str):  # gemm_nt: "summed" or "parts"
+        return variant
+    if isinstance(variant, dict):
+        return (f"{variant['rows']}x{8 * variant['vectors']}"
+                f"{' packed' if variant['packed'] else ''}{' tall' if variant['tall'] else ''}")
+    rows, vectors, tall = variant
+    return f"{rows}x{8 * vectors}{' tall' if tall else ''}"
+
+
+def _print_tuning(tuning: dict) -> None:
+    print(f"tuning log: {tuning['log']}")
+    print(f"{'shape':78s} {'default':>16s} {'ms':>8s} {'chosen':>16s} {'ms':>8s} {'gain':>6s}")
+    for r in tuning["shapes"]:
+        print(f"{r['shape']:78s} {_variant_text(r['default']):>16s} {r['default_ms']:8.3f} "
+              f"{_variant_text(r['chosen']):>16s} {r['chosen_ms']:8.3f} {r['gain']:5.2f}x")
+    for r in tuning["base_forward"]:
+        print(f"base forward {r['size']}: {r['default_ms']:.2f} ms per frame with default "
+              f"variants, {r['tuned_ms']:.2f} ms tuned ({r['gain']:.2f}x)")
+
+
 def run(args) -> int:
     device = Device.default()
+    tune = getattr(args, "tune", False)
+    if tune:
+        device.tuning.enabled = True
+        device.tuning.remeasure = True
     rng = np.random.default_rng(0)
     rows = _conv_cases(device, args.repeats, rng) + [_gemm_case(device, args.repeats, rng)]
     report = {"device": device.describe(), "repeats": args.repeats, "results": rows}
+    if tune:
+        report["tuning"] = tuning_report(device, getattr(args, "base", None), args.repeats)
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     print(f"device: {report['device']}")
-    print(f"{'case':42s} {'ms':>9s} {'GFLOP/s':>9s} {'numpy ms':>9s} {'numpy GF/s':>10s} {'x numpy':>8s}")
+    print(f"{'case':50s} {'ms':>9s} {'GFLOP/s':>9s} {'numpy ms':>9s} {'numpy GF/s':>10s} {'x numpy':>8s}")
     for r in rows:
-        print(f"{r['case']:42s} {r['median_ms']:9.3f} {r['gflops']:9.2f} {r['numpy_median_ms']:9.3f} "
+        print(f"{r['case']:50s} {r['median_ms']:9.3f} {r['gflops']:9.2f} {r['numpy_median_ms']:9.3f} "
               f"{r['numpy_gflops']:10.2f} {r['speed_vs_numpy']:8.2f}")
+    if tune:
+        _print_tuning(report["tuning"])
     return 0

@@ -1,5 +1,7 @@
 """Training steps per second of a patch at a given batch, on stored-feature batches as the
-online trainer runs them, beside PyTorch's for the same head when torch is importable."""
+online trainer runs them, beside PyTorch's for the same layer chain when torch is importable
+(torch is never a dependency: `pip install torch --index-url
+https://download.pytorch.org/whl/cpu` installs the CPU build for benchmarking)."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,38 +13,32 @@ STEPS = 30
 
 def _random_batch(core, batch, rng):
     c, h, w = core.model.feature_shape
+    oh, ow = core.model.cells
     features = np.maximum(rng.standard_normal((batch, c, h, w)), 0).astype(np.float32)
-    labels = rng.integers(-1, core.spec.outputs, (batch, h, w)).astype(np.int32)
+    labels = rng.integers(-1, core.spec.outputs, (batch, oh, ow)).astype(np.int32)
     return features, labels
 
 
-def train_steps_per_second(core, batch: int = 16) -> dict:
+def train_steps_per_second(core, batch: int = 16, steps: int = STEPS) -> dict:
     rng = np.random.default_rng(0)
     features, labels = _random_batch(core, batch, rng)
     weights = np.ones(core.spec.outputs, np.float32)
-    step = core.model.make_train_step(batch)
-    queue = core.model.device.new_queue()
+    step, queue = core.train_step_plan(batch)
     seconds = median_seconds(
-        lambda: step.run(queue, features, labels, weights, 1e-4, 0.9, 1e-4), STEPS)
+        lambda: step.run(queue, features, labels, weights, 1e-4, 0.9, 1e-4), steps)
     result = {"batch": batch, "feature_shape": list(core.model.feature_shape),
+              "patchloop_ms_per_step": round(seconds * 1e3, 2),
               "patchloop_steps_per_second": round(1.0 / seconds, 2)}
-    result.update(_pytorch(core, features, labels, weights))
+    result.update(_pytorch(core, features, labels, weights, steps))
     return result
 
 
-def _pytorch(core, features, labels, weights) -> dict:
+def _pytorch(core, features, labels, weights, steps: int) -> dict:
     try:
         import torch
     except ImportError:
         return {"pytorch_steps_per_second": None, "pytorch_note": "torch is not importable"}
-    layers = []
-    for g in core.model.layers:
-        layers.append(torch.nn.Conv2d(g.c_in, g.c_out, g.kernel, g.stride,
-                                      g.padding if g.padding != "same" else g.kernel // 2,
-                                      g.dilation, g.groups))
-        if g.activation == "relu":
-            layers.append(torch.nn.ReLU())
-    net = torch.nn.Sequential(*layers)
+    net = _torch_chain(torch, core.model.arch.layers, core.model.arch.residuals)
     opt = torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.9, weight_decay=1e-4)
     x, y = torch.from_numpy(features), torch.from_numpy(labels).long()
     loss_fn = torch.nn.CrossEntropyLoss(weight=torch.from_numpy(weights), ignore_index=-1)
@@ -52,5 +48,32 @@ def _pytorch(core, features, labels, weights) -> dict:
         loss_fn(net(x), y).backward()
         opt.step()
 
-    return {"pytorch_steps_per_second": round(1.0 / median_seconds(step, STEPS), 2),
+    seconds = median_seconds(step, steps)
+    return {"pytorch_ms_per_step": round(seconds * 1e3, 2),
+            "pytorch_steps_per_second": round(1.0 / seconds, 2),
             "pytorch_version": torch.__version__, "pytorch_threads": torch.get_num_threads()}
+
+
+def _torch_chain(torch, layers, residuals):
+    """The patch's chain in PyTorch: the same convolutions, activations and residual adds
+    (SAME padding of stride-1 layers is k//2 on each side, as here)."""
+    convs = torch.nn.ModuleList(
+        torch.nn.Conv2d(g.c_in, g.c_out, g.kernel, g.stride,
+                        g.padding if g.padding != "same" else g.span // 2, g.dilation, g.groups)
+        for g in layers)
+    acts = {"relu": torch.nn.functional.relu, "relu6": torch.nn.functional.relu6}
+
+    class Chain(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = convs
+
+        def forward(self, x):
+            outputs = [x]  # outputs[i + 1] is layer i's; residual -1 is the input
+            for g, conv, source in zip(layers, self.convs, residuals):
+                z = conv(outputs[-1])
+                z = acts[g.activation](z) if g.activation in acts else z
+                outputs.append(z if source is None else z + outputs[source + 1])
+            return outputs[-1]
+
+    return Chain()
