@@ -11,6 +11,21 @@ import numpy as np
 from .runtime import Device, Tensor
 
 
+def split_dense(shapes: dict[str, tuple[int, ...]], dense: np.ndarray) -> dict[str, np.ndarray]:
+    """Tensors by name from the dense order (each of `shapes` back to back, no padding: the
+    same on every device); ValueError when the values do not fill them exactly."""
+    dense = np.asarray(dense, np.float32).ravel()
+    needed = int(sum(int(np.prod(shape)) for shape in shapes.values()))
+    if dense.size != needed:
+        raise ValueError(f"{dense.size} values given, the layout holds {needed}")
+    arrays, at = {}, 0
+    for name, shape in shapes.items():
+        count = int(np.prod(shape))
+        arrays[name] = dense[at:at + count].reshape(shape)
+        at += count
+    return arrays
+
+
 class FlatLayout:
     """Where each named tensor sits in a flat float32 buffer."""
 
@@ -42,15 +57,7 @@ class FlatLayout:
         return np.concatenate([a.ravel() for a in self.unpack(flat).values()]).astype(np.float32)
 
     def from_dense(self, dense: np.ndarray) -> np.ndarray:
-        dense = np.asarray(dense, np.float32).ravel()
-        if dense.size != self.dense_size:
-            raise ValueError(f"{dense.size} values given, the layout holds {self.dense_size}")
-        arrays, at = {}, 0
-        for name, shape in self.shapes.items():
-            count = int(np.prod(shape))
-            arrays[name] = dense[at:at + count].reshape(shape)
-            at += count
-        return self.pack(arrays)
+        return self.pack(split_dense(self.shapes, dense))
 
     def unpack(self, flat: np.ndarray) -> dict[str, np.ndarray]:
         return {name: flat[self.offsets[name]:self.offsets[name] + int(np.prod(shape))]

@@ -42,11 +42,7 @@ def patch_layers(spec, input_channels: int) -> list[ConvGeometry]:
 
 
 def parameter_layout(device: Device, layers: list[ConvGeometry]) -> FlatLayout:
-    shapes = {}
-    for i, g in enumerate(layers):
-        shapes[f"w{i}"] = g.weight_shape
-        shapes[f"b{i}"] = (g.c_out,)
-    return FlatLayout(device, shapes)
+    return FlatLayout(device, layer_shapes(layers))
 
 
 def check_chain(layers, residuals) -> None:
@@ -91,20 +87,13 @@ BACKGROUND_PRIOR = 2.0
 BACKGROUND_SCORE = 0.8
 
 
-def split_dense(layers: list[ConvGeometry], dense: np.ndarray) -> dict[str, np.ndarray]:
-    """Tensors by name (w0, b0, w1, ...) from the dense, device-independent order."""
-    dense = np.asarray(dense, np.float32).ravel()
-    out, at = {}, 0
+def layer_shapes(layers: list[ConvGeometry]) -> dict[str, tuple[int, ...]]:
+    """Each layer's weight and bias shape by name (w0, b0, w1, ...), in the dense order."""
+    shapes = {}
     for i, g in enumerate(layers):
-        for name, shape in ((f"w{i}", g.weight_shape), (f"b{i}", (g.c_out,))):
-            count = int(np.prod(shape))
-            if at + count > dense.size:
-                raise ValueError(f"{dense.size} values do not fill the patch's layers")
-            out[name] = dense[at:at + count].reshape(shape)
-            at += count
-    if at != dense.size:
-        raise ValueError(f"{dense.size} values, the patch's layers hold {at}")
-    return out
+        shapes[f"w{i}"] = g.weight_shape
+        shapes[f"b{i}"] = (g.c_out,)
+    return shapes
 
 
 def initial_parameters(layers: list[ConvGeometry], seed: int) -> dict[str, np.ndarray]:

@@ -11,9 +11,10 @@ from pathlib import Path
 from loop.core.frame_pipeline import BASE_INPUT
 from loop.core.patch import PIXELS_INPUT
 from loop.core.patch_arch import patch_arch
-from loop.core.patch_net import split_dense
+from loop.core.patch_net import layer_shapes
 from loop.safe_files import write_atomically
 from loop.store.plugin import write_plugin
+from patchloop_kernels.flat import split_dense
 
 
 def export_snapshot(spec, dense_weights, out: Path, tag: str, base_spec=None,
@@ -27,7 +28,7 @@ def export_snapshot(spec, dense_weights, out: Path, tag: str, base_spec=None,
     else:
         input_hw, norm = PIXELS_INPUT, (127.0, 128.0)
     arch = patch_arch(spec, base_spec)
-    weights = split_dense(list(arch.layers), dense_weights)
+    weights = split_dense(layer_shapes(list(arch.layers)), dense_weights)
     out = Path(out)
     folder = out.parent if str(out.parent) else Path(".")
     private = tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".dir", dir=folder)
