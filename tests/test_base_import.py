@@ -139,9 +139,9 @@ def test_classes_are_unique_and_spaceless(base_txt):
 
 @pytest.mark.parametrize("line, message", [
     ("x01440764 5 tench", "is not 'n' followed by digits"),
-    ("n01440764 5 tench", "tag n01440764 appears twice"),
-    ("n09999999 0 other", "index 0 appears twice"),
-    ("n09999999 7 great white shark", "expected '<tag> <index> <name>'"),
+    ("n01440764 5 tench", "tag n01440764 repeats line"),
+    ("n09999999 0 other", "index 0 repeats line"),
+    ("n09999999 7 great white shark", "expected 'tag index name'"),
     ("n09999999 -7 shark", "not a whole number"),
 ])
 def test_map_clsloc_reader_names_the_line(tmp_path, line, message):

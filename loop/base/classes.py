@@ -7,14 +7,13 @@ with `#` are comments.
 """
 import json
 import os
-import re
 from pathlib import Path
 from typing import NamedTuple
 
+from loop.base.map_lines import map_lines
+
 MAX_MAP_BYTES = 1 << 20
 MAX_NAME = 200
-_TAG = re.compile(r"n[0-9]{1,18}")
-_INDEX = re.compile(r"[0-9]{1,9}")
 _HEADER = "# tag index name: index counts from 0 and is the output neuron\n"
 
 
@@ -66,28 +65,10 @@ def read_map_clsloc(path) -> list[ClassEntry]:
         text = read_input(path, MAX_MAP_BYTES, "class list").decode("utf-8")
     except UnicodeDecodeError:
         raise ValueError(f"{where_file}: not UTF-8 text") from None
-    classes, tags, indices = [], set(), set()
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        where = f"{where_file}:{number}"
-        fields = line.split()
-        if len(fields) != 3:
-            raise ValueError(f"{where}: expected '<tag> <index> <name>' (name without "
-                             f"spaces), got {line.strip()!r:.80}")
-        tag, index, name = fields
-        if not _TAG.fullmatch(tag):
-            raise ValueError(f"{where}: tag {tag!r:.40} is not 'n' followed by digits")
-        if not _INDEX.fullmatch(index):
-            raise ValueError(f"{where}: index {index!r:.40} is not a whole number >= 0")
-        if len(name) > MAX_NAME or not name.isprintable():
-            raise ValueError(f"{where}: name {name!r:.60} is over {MAX_NAME} characters or "
-                             "holds control characters")
-        if tag in tags:
-            raise ValueError(f"{where}: tag {tag} appears twice")
-        if int(index) in indices:
-            raise ValueError(f"{where}: index {int(index)} appears twice")
-        tags.add(tag)
-        indices.add(int(index))
-        classes.append(ClassEntry(tag, int(index), name))
+    classes = []
+    for line in map_lines(text, where_file, lambda n: len(n) <= MAX_NAME and n.isprintable(),
+                          f"is over {MAX_NAME} characters or holds control characters"):
+        if isinstance(line, str):
+            raise ValueError(line)
+        classes.append(ClassEntry(line.tag, line.index, line.name))
     return classes

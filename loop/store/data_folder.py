@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from loop.base.map_lines import map_lines
 from loop.core.patch import TAG_PATTERN, plain_category_name
 from loop.errors import UserError
 from loop.store.images import MAX_IMAGE_BYTES
 from loop.safe_files import open_no_follow, read_input, shown
 
-INDEX = re.compile(r"-?[0-9]{1,9}")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 MAX_MAP_BYTES = 1 << 20
 
@@ -64,40 +63,13 @@ def _read_map(root: Path, folder: DataFolder) -> None:
 def parse_map(text: str, where: str, folder: DataFolder) -> None:
     """The map's lines into folder.categories and folder.triggers; each bad line a problem
     naming `where` and the line."""
-    tags, indices = {}, {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        at = f"{where}:{number}"
-        parts = line.split()
-        trigger = len(parts) == 4 and parts[3] == "trigger"
-        if len(parts) != 3 and not trigger:
-            folder.problems.append(f"{at}: expected 'tag index name' (and optionally "
-                                   f"'trigger'), found {' '.join(parts)!r:.80}")
-            continue
-        tag, index, name = parts[:3]
-        if not TAG_PATTERN.match(tag):
-            folder.problems.append(f"{at}: tag {tag!r:.40} is not 'n' followed by an integer")
-            continue
-        if not INDEX.fullmatch(index):
-            folder.problems.append(f"{at}: index {index!r:.40} is not an integer")
-            continue
-        if not plain_category_name(name):
-            folder.problems.append(f"{at}: name {name!r:.60} cannot name a folder (no '/', "
-                                   "'\\' or control characters, at most 100 characters)")
-            continue
-        if tag in tags:
-            folder.problems.append(f"{at}: tag {tag} repeats line {tags[tag]}")
-            continue
-        if int(index) in indices:
-            folder.problems.append(f"{at}: index {index} repeats line {indices[int(index)]}")
-            continue
-        tags[tag], indices[int(index)] = number, number
-        if trigger:
-            folder.triggers.append(FolderCategory(tag, int(index), name, number, True))
+    for line in map_lines(text, where, plain_category_name, "cannot name a folder (no '/', "
+                          "'\\' or control characters, at most 100 characters)", triggers=True):
+        if isinstance(line, str):
+            folder.problems.append(line)
         else:
-            folder.categories.append(FolderCategory(tag, int(index), name, number))
+            kept = FolderCategory(line.tag, line.index, line.name, line.number, line.trigger)
+            (folder.triggers if line.trigger else folder.categories).append(kept)
 
 
 def _shown(path: Path) -> str:
