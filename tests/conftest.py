@@ -1,7 +1,6 @@
-"""Shared fixtures: one OpenCL device for the whole run, tolerant comparisons that explain."""
+"""Shared fixtures: one OpenCL device for the whole run, the base network converted once."""
 import os
 
-import numpy as np
 import pytest
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -11,18 +10,6 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 def device():
     from patchloop_kernels.runtime import Device
     return Device.default()
-
-
-def assert_close(actual, expected, atol=1e-4, rtol=1e-4, what="result"):
-    """|actual - expected| <= atol + rtol*|expected| everywhere; prints the first mismatches."""
-    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
-    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
-    bad = ~(np.abs(actual - expected) <= atol + rtol * np.abs(expected))
-    if bad.any():
-        idx = np.argwhere(bad)[:5]
-        lines = [f"  at {tuple(i)}: got {actual[tuple(i)]:.6g}, expected {expected[tuple(i)]:.6g}"
-                 for i in idx]
-        raise AssertionError(f"{what}: {bad.sum()} of {bad.size} elements differ\n" + "\n".join(lines))
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from patchloop_kernels.conv import ConvBackward, ConvForward, ConvGeometry
 from patchloop_kernels.gemm import MatrixView, matmul, prepare_gemm_nt
 from patchloop_kernels.runtime import Tensor
 from reference.conv_ref import conv_backward, conv_forward
-from conftest import assert_close
+from closeness import assert_close
 
 # (N, H, W, geometry): odd sizes, batch > 1, depthwise, grouped, dilated, SAME and symmetric
 # padding, 1x1 maps, one channel, a kernel larger than its input.

@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import assert_close
+from closeness import assert_close
 from loop.cli import main
 from loop.core.engine import LoopCore
 from loop.core.patch import PatchSpec, categories_from_names

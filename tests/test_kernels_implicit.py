@@ -7,7 +7,7 @@ from patchloop_kernels.conv import ConvBackward, ConvForward, ConvGeometry
 from patchloop_kernels.conv_implicit import fits
 from patchloop_kernels.runtime import Tensor
 from reference.conv_ref import conv_backward, conv_forward
-from conftest import assert_close
+from closeness import assert_close
 
 
 def _nan(device, shape):

@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import assert_close
+from closeness import assert_close
 from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.loss import MaskedSquaredError, WeightedCrossEntropy
 from patchloop_kernels.optim import GradientClip, NonfiniteCount, SgdStep

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from conftest import assert_close
+from closeness import assert_close
 from patchloop_kernels.runtime import Tensor
 from patchloop_kernels.upsample import prepare_upsample
 

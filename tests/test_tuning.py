@@ -12,7 +12,7 @@ from patchloop_kernels.gemm import MatrixView, gemm_variants, matmul, prepare_ge
 from patchloop_kernels.runtime import Tensor
 from patchloop_kernels.tuning import TuningLog
 from reference.conv_ref import conv_forward
-from conftest import assert_close
+from closeness import assert_close
 
 
 class Pick:
