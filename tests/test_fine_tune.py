@@ -14,7 +14,8 @@ from loop.cli import main
 from loop.core.engine import LoopCore
 from loop.core.patch import PatchSpec, categories_from_names
 from loop.core.snapshot import load_dense
-from loop.core.patch_net import PatchBackward, PatchForward, parameter_layout
+from loop.core.patch_layers import parameter_layout
+from loop.core.patch_plans import PatchBackward, PatchForward
 from loop.core.tuned_blocks import tuned_blocks
 from loop.demo.scene import DemoScene
 from loop.faces.apply import load_plugin_core

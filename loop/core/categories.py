@@ -89,7 +89,7 @@ def grown_dense(model, base, weights: np.ndarray, velocity):
     """Dense weights (and momentum) saved before the newest categories were added, grown to
     fit `model` (which has them all); ValueError when they are no earlier state of it."""
     from loop.core.patch_arch import patch_arch
-    from loop.core.patch_net import parameter_layout
+    from loop.core.patch_layers import parameter_layout
     spec = model.spec
     for outputs in range(2, spec.outputs):
         fewer = replace(spec, categories=spec.categories[:outputs])
@@ -109,16 +109,16 @@ def grown_dense(model, base, weights: np.ndarray, velocity):
 
 
 def grown_model(old, spec, base, queue):
-    """A PatchModel for `spec` (more outputs than `old`'s) holding `old`'s weights and
+    """A PatchWeights for `spec` (more outputs than `old`'s) holding `old`'s weights and
     momentum, the new outputs' rows quiet (grown, grown_momentum)."""
     from loop.core.patch_arch import patch_arch
-    from loop.core.patch_model import PatchModel
+    from loop.core.patch_weights import PatchWeights
     state = old.state(queue)
     weights, velocity = (old.layout.unpack(state[k]) for k in ("weights", "velocity"))
     arch = patch_arch(spec, base.spec if base is not None else None)
     last = len(arch.layers) - 1
     weights = grown(weights, last, spec.outputs)
-    model = PatchModel(old.device, spec, arch, old.feature_shape[1:], weights)
+    model = PatchWeights(old.device, spec, arch, old.feature_shape[1:], weights)
     model.load_state({"weights": model.layout.pack(weights),
                       "velocity": model.layout.pack(grown_momentum(velocity, last,
                                                                    spec.outputs))}, queue)

@@ -12,7 +12,7 @@ import numpy as np
 from loop.core.frame_pipeline import BASE_INPUT
 from loop.core.patch import PIXELS_INPUT
 from loop.core.patch_input import PatchInput
-from loop.core.patch_model import PatchModel
+from loop.core.patch_weights import PatchWeights
 from loop.core.verdict import base_top, frame_verdict
 from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.runtime import Tensor
@@ -111,7 +111,7 @@ class Companion:
                 features = Tensor.empty(self.device, (1, 3) + PIXELS_INPUT)
                 prep = FramePreprocess(self.device, shape, features, 127.0, 128.0)
                 size = PIXELS_INPUT
-            model = PatchModel(self.device, spec, arch, size, weights)
+            model = PatchWeights(self.device, spec, arch, size, weights)
             runs.append((model.inference_plan(features), prep))
         self._plans[shape] = (base_plan, runs)
         return self._plans[shape]

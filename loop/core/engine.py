@@ -21,7 +21,7 @@ from loop.core.categories import grown_dense, grown_model, renamed, with_categor
 from loop.core.patch import PIXELS_INPUT, PatchSpec
 from loop.core.patch_arch import patch_arch
 from loop.core.frame_pipeline import BASE_INPUT, FramePipelines, RecentFrames
-from loop.core.patch_model import PatchModel
+from loop.core.patch_weights import PatchWeights
 from loop.core.pixel_maps import PixelMaps
 from loop.core.receptive_field import map_size, patch_cell_field
 from loop.core.settings import TrainerSettings
@@ -47,7 +47,7 @@ class LoopCore:
             feature_size = map_size(base.spec, arch.input_layer, *self.base_input)
         else:
             feature_size = PIXELS_INPUT
-        self.model = PatchModel(self.device, spec, arch, feature_size, initial_weights)
+        self.model = PatchWeights(self.device, spec, arch, feature_size, initial_weights)
         self.book = LabelsBook(self.model.cells)
         # The trainer reads the book's frames under its lock.
         self.frames, self.frames_lock = self.book.frames, self.book.lock

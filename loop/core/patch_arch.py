@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from loop.core.patch import HYPERCOLUMNS, PatchSpec
-from loop.core.patch_net import check_chain, initial_parameters, patch_layers
+from loop.core.patch_layers import check_chain, initial_parameters, patch_layers
 from patchloop_kernels.conv import ConvGeometry
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from loop.core.patch_net import PatchBackward, PatchForward
+from loop.core.patch_plans import PatchBackward, PatchForward
 from patchloop_kernels.flat import FlatTensors
 from patchloop_kernels.loss import MaskedSquaredError, WeightedCrossEntropy
 from patchloop_kernels.optim import GradientClip, NonfiniteCount, SgdStep

@@ -43,7 +43,7 @@ RECENT_LOSSES = 20
 
 
 class OnlineTrainer:
-    """Trains `model` (a PatchModel) on `frames` (the core's LabeledFrame list, guarded by
+    """Trains `model` (a PatchWeights) on `frames` (the core's LabeledFrame list, guarded by
     `frames_lock`)."""
 
     def __init__(self, model, frames: list[LabeledFrame], frames_lock: threading.Lock,

@@ -11,7 +11,7 @@ from pathlib import Path
 from loop.core.frame_pipeline import BASE_INPUT
 from loop.core.patch import PIXELS_INPUT
 from loop.core.patch_arch import patch_arch
-from loop.core.patch_net import layer_shapes
+from loop.core.patch_layers import layer_shapes
 from loop.safe_files import write_atomically
 from loop.store.plugin import write_plugin
 from patchloop_kernels.flat import split_dense

@@ -15,7 +15,8 @@ import pyopencl as cl
 
 from loop.core.patch import PatchSpec
 from loop.core.patch_arch import PatchArch
-from loop.core.patch_net import PatchForward, parameter_layout
+from loop.core.patch_layers import parameter_layout
+from loop.core.patch_plans import PatchForward
 from loop.core.train_step import TrainStep
 from patchloop_kernels.flat import FlatTensors
 from patchloop_kernels.runtime import Device, Tensor
@@ -26,7 +27,7 @@ def _copy(queue, dst: FlatTensors, src: FlatTensors) -> None:
     cl.enqueue_copy(queue, dst.flat.buffer, src.flat.buffer)
 
 
-class PatchModel:
+class PatchWeights:
     def __init__(self, device: Device, spec: PatchSpec, arch: PatchArch,
                  feature_size: tuple[int, int], initial: dict | None = None):
         self.device = device
@@ -125,7 +126,7 @@ class PatchModel:
 class PatchInference:
     """The patch's forward at batch 1 on the verdict queue, with softmax per cell."""
 
-    def __init__(self, model: PatchModel, features: Tensor):
+    def __init__(self, model: PatchWeights, features: Tensor):
         self.forward = PatchForward(model.device, model.layers, model.inference, features,
                                     model.arch.residuals)
         n, _, h, w = self.forward.logits.shape
