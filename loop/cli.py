@@ -37,7 +37,7 @@ class _Face:
 
 def _bench_loop(args) -> int:
     """The real-time loop; with --policy, the simulated labeling policies step by step."""
-    return _Face("bench_policies" if args.policy else "bench_loop")(args)
+    return _Face("bench.policies" if args.policy else "bench.loop")(args)
 
 
 def _window_size(text: str) -> tuple[int, int]:
@@ -128,10 +128,10 @@ def _bench_kinds(bench) -> None:
     kernels.add_argument("--tune", action="store_true",
                          help="measure every kernel variant choice again and show per shape "
                               "what was chosen and what it gained")
-    kernels.set_defaults(handler=_Face("bench_kernels"))
+    kernels.set_defaults(handler=_Face("bench.kernels"))
     base = kinds.add_parser("base", help="the base network's forward pass")
     base.add_argument("--repeats", type=int, default=20, help="timed calls per case")
-    base.set_defaults(handler=_Face("bench_base"))
+    base.set_defaults(handler=_Face("bench.base"))
     loop = kinds.add_parser("loop", help="the click-train-verdict loop, a simulated user clicking")
     loop.add_argument("--clicks", type=int, default=40, help="clicks of the simulated user")
     loop.add_argument("--seconds", type=float, default=120.0,
@@ -153,7 +153,7 @@ def _bench_kinds(bench) -> None:
     train.add_argument("--images", type=int, metavar="N",
                        help="feature extraction on N generated images in this process and on "
                             "1 and 2 local Dask workers, and the peak memory")
-    train.set_defaults(handler=_Face("bench_train"))
+    train.set_defaults(handler=_Face("bench.train"))
     step = kinds.add_parser("train-step", help="one patch training step, beside PyTorch CPU "
                             "when it is installed")
     step.add_argument("--topology", choices=["head", "pixels"], default="head")
@@ -161,9 +161,9 @@ def _bench_kinds(bench) -> None:
                       help="head: also train the base's last STAGES blocks (default 0)")
     step.add_argument("--batch", type=int, default=16, help="the batch size (default 16)")
     step.add_argument("--repeats", type=int, default=20, help="timed steps")
-    step.set_defaults(handler=_Face("bench_train_step"))
+    step.set_defaults(handler=_Face("bench.train_step"))
     kinds.add_parser("sessions", help="opening and closing sessions of many frames"
-                     ).set_defaults(handler=_Face("bench_sessions"))
+                     ).set_defaults(handler=_Face("bench.sessions"))
     for name, kind in kinds.choices.items():
         _json(kind)
         if name in ("base", "loop", "train", "train-step"):

@@ -9,7 +9,7 @@ import numpy as np
 import pygame
 
 from loop.faces.apply import load_companion
-from loop.faces.companion_app import APPLY_KEYS, CompanionApp
+from loop.faces.windows.companion_app import APPLY_KEYS, CompanionApp
 from loop.store.plugin_export import export_snapshot
 from loop.faces.sources import DemoSource
 from test_companion import pixels_plugin

@@ -13,7 +13,8 @@ import pytest
 
 from loop.cli import _Face, _parser, main
 from loop.errors import UserError
-from loop.faces import bench_loop, display
+from loop.faces import display
+from loop.faces.bench import loop as bench_loop
 from loop.store.session import SessionStore
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -73,7 +74,7 @@ def test_every_option_a_face_reads_is_parsed(words):
     arguments (the bench kinds no longer share one parser that gave each every option)."""
     args = _parser().parse_args([*words, *REQUIRED.get(words, [])])
     faces = [args.handler] if isinstance(args.handler, _Face) else \
-        [_Face("bench_loop"), _Face("bench_policies")]
+        [_Face("bench.loop"), _Face("bench.policies")]
     for face in faces:
         for name in set(re.findall(r"\bargs\.([a-z_]+)", inspect.getsource(face.target()))):
             assert hasattr(args, name), f"{' '.join(words)}: {face.module} reads args.{name}"
@@ -83,12 +84,12 @@ REQUIRED = {("replay",): ["s.h5"], ("train",): ["data"], ("eval",): ["p.h5", "da
             ("export",): ["s.h5", "-o", "p.specialneurons"], ("apply",): ["p.specialneurons"],
             ("merge",): ["a.h5", "b.h5", "-o", "c.h5"], ("info",): ["s.h5"],
             ("classify",): ["x.png"], ("base",): ["convert"]}
-DISPATCH = [(["devices"], "devices", "run"), (["bench", "kernels"], "bench_kernels", "run"),
-            (["bench", "base"], "bench_base", "run"), (["bench", "loop"], "bench_loop", "run"),
-            (["bench", "loop", "--policy", "all"], "bench_policies", "run"),
-            (["bench", "train"], "bench_train", "run"),
-            (["bench", "train-step"], "bench_train_step", "run"),
-            (["bench", "sessions"], "bench_sessions", "run"),
+DISPATCH = [(["devices"], "devices", "run"), (["bench", "kernels"], "bench.kernels", "run"),
+            (["bench", "base"], "bench.base", "run"), (["bench", "loop"], "bench.loop", "run"),
+            (["bench", "loop", "--policy", "all"], "bench.policies", "run"),
+            (["bench", "train"], "bench.train", "run"),
+            (["bench", "train-step"], "bench.train_step", "run"),
+            (["bench", "sessions"], "bench.sessions", "run"),
             (["base"], "base_command", "run"), (["live"], "live", "run"),
             (["replay"], "replay", "run"), (["train"], "train", "run"),
             (["eval"], "eval_folder", "run"), (["export"], "export", "run"),

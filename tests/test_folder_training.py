@@ -146,7 +146,7 @@ def test_eval_reports_confusion_and_mistakes(device, base_spec, tmp_path, capsys
 
 def test_training_window_stop_n_show_saves_snapshots(device, base_spec, tmp_path, monkeypatch):
     import pygame
-    from loop.faces.train_window import TrainWindow
+    from loop.faces.windows.train_window import TrainWindow
     from loop.store.plugin_read import read_plugin
     core, job = _window_job(device, base_spec, tmp_path)
     window = TrainWindow(core, job, epochs=50, out_dir=tmp_path / "out")
@@ -175,7 +175,7 @@ def _window_job(device, base_spec, tmp_path):
 def test_the_about_dialog_comes_before_training(device, base_spec, tmp_path):
     """The About dialog: nothing trains until Yes; No cancels."""
     import pygame
-    from loop.faces.train_window import ABOUT_PANEL, ABOUT_RECT, NO_BUTTON, TrainWindow
+    from loop.faces.windows.train_window import ABOUT_PANEL, ABOUT_RECT, NO_BUTTON, TrainWindow
     core, job = _window_job(device, base_spec, tmp_path)
     about = ["the last layer is reconfigured to the patch's 3 categories"]
     window = TrainWindow(core, job, epochs=50, out_dir=tmp_path / "out", about=about)
@@ -202,7 +202,7 @@ def test_the_about_dialog_and_feature_progress_come_before_extraction(device, ba
     computed), then the features' progress, which Esc cancels."""
     import pygame
     from loop.core.folder_training import ExtractionCancelled
-    from loop.faces.train_window import TrainWindow
+    from loop.faces.windows.train_window import TrainWindow
     core, _ = _window_job(device, base_spec, tmp_path)
     job = None  # the About dialog and the features' progress come before any job
     about = ["the last layer is reconfigured to the patch's 3 categories"]
@@ -257,10 +257,10 @@ def test_the_result_screen_stays_until_the_user_closes_it(device, base_spec, tmp
     Esc, q or closing the window."""
     import pygame
     from loop.faces.train import finish_training
-    from loop.faces.train_graphs import CURVE, NUMBERS
-    from loop.faces.train_result import (ACCURACY_AT, BACKGROUND, FILES_AT, TEXT, _cut,
+    from loop.faces.windows.train_graphs import CURVE, NUMBERS
+    from loop.faces.windows.train_result import (ACCURACY_AT, BACKGROUND, FILES_AT, TEXT, _cut,
                                          cell_colour, cell_rect)
-    from loop.faces.train_window import ACCURACY_GRAPH, LOSS_GRAPH, TrainWindow
+    from loop.faces.windows.train_window import ACCURACY_GRAPH, LOSS_GRAPH, TrainWindow
     from loop.store.data_folder import held_out_split, scan_folder
     make_folder(tmp_path / "data", per_category=4)
     folder = scan_folder(tmp_path / "data")

@@ -5,8 +5,8 @@ import pytest
 
 from loop.cli import _parser
 from loop.faces import live
-from loop.faces.live_app import LiveApp
-from loop.faces.live_keys import edit_keys, live_keys
+from loop.faces.windows.live_app import LiveApp
+from loop.faces.windows.live_keys import edit_keys, live_keys
 from loop.faces.sources import DemoSource
 from loop.store.session_loader import load_session
 from test_live_window import app, at, post, pump_until, session_window  # noqa: F401

@@ -4,7 +4,7 @@ picture visible, the heat map has a legend, the most uncertain region is marked.
 import numpy as np
 import pygame
 
-from loop.faces.overlays import LABEL_ALPHA, PALETTE
+from loop.faces.windows.overlays import LABEL_ALPHA, PALETTE
 from test_live_window import app, at, post, pump_until  # noqa: F401  (the fixture)
 
 

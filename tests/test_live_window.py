@@ -8,7 +8,7 @@ import pytest
 
 from loop.cli import _parser
 from loop.faces import live
-from loop.faces.live_app import LiveApp
+from loop.faces.windows.live_app import LiveApp
 from loop.faces.sources import DemoSource
 
 

@@ -8,7 +8,7 @@ from loop.core.patch import PatchSpec, categories_from_names
 from loop.core.settings import TrainerSettings
 from loop.demo.scene import DemoScene
 from loop.faces import live
-from loop.faces.live_app import LiveApp
+from loop.faces.windows.live_app import LiveApp
 from loop.store.session import SessionStore
 
 

@@ -150,7 +150,7 @@ def test_older_files_are_read_as_they_are_and_converted_by_a_writer(tmp_path):
 
 
 def test_bench_sessions_reports_open_close_memory_and_size(capsys):
-    from loop.faces import bench_sessions
+    from loop.faces.bench import sessions as bench_sessions
     assert bench_sessions.run(argparse.Namespace(json=True), sizes=(60,)) == 0
     report = json.loads(capsys.readouterr().out)
     row = report["sessions"][0]

@@ -136,7 +136,7 @@ def run(args) -> int:
                 result = companion_result(i, *companion.run(frame), files)
                 print(json.dumps(result, allow_nan=False), flush=True)
             return 0
-        from loop.faces.companion_app import CompanionApp  # pygame only for a window
+        from loop.faces.windows.companion_app import CompanionApp  # pygame only for a window
         CompanionApp(companion, plugins, source, note, args.snap_dir).run()
         return 0
     finally:

@@ -137,7 +137,7 @@ def run(args, max_frames: int | None = None) -> int:
     require_display("--screenshot FILE")  # before anything is opened or created
     source, note = open_source(args.camera, args.video, args.images, args.demo)
     core, link, session_note = open_session(args, source)
-    from loop.faces.live_app import LiveApp  # pygame only when a window is wanted
+    from loop.faces.windows.live_app import LiveApp  # pygame only when a window is wanted
     app = LiveApp(core, source, note or session_note, window=args.window, link=link)
     try:
         app.run(max_frames, args.screenshot, args.autoclick)

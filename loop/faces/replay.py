@@ -20,7 +20,7 @@ def run(args, max_frames: int | None = None) -> int:
             link.close()
         raise UserError(f"{shown(args.session)}: has no labeled frames to replay")
     from dataclasses import replace
-    from loop.faces.live_app import LiveApp  # pygame only when a window is wanted
+    from loop.faces.windows.live_app import LiveApp  # pygame only when a window is wanted
     core.change_settings(replace(core.trainer.settings, training=False))  # edit first; t trains
     first = core.labeled_frames()[0].image
     LiveApp(core, None, note, frame_size=(first.shape[1], first.shape[0]), link=link,

@@ -115,7 +115,7 @@ def run(args, answer_frames: int | None = None) -> int:
         answer_frames = 1
     window = None
     if _wants_window(args):  # the About dialog comes before the features are computed
-        from loop.faces.train_window import TrainWindow
+        from loop.faces.windows.train_window import TrainWindow
         window = TrainWindow(core, None, args.epochs, path.parent, about=about)
         if not window.ask_about(answer_frames):
             return _cancelled(core, window)

@@ -16,7 +16,7 @@ from loop.core.engine import LoopCore
 from loop.core.folder_training import AugmentSettings, ExtractionPlan
 from loop.core.patch import Category, PatchSpec
 from loop.errors import UserError
-from loop.faces.bench_train import demo_folder
+from loop.faces.bench.train import demo_folder
 from loop.faces.train_cluster import ClusterShards, local_cluster
 from loop.faces.train_extract import build_job, fill_store, open_store
 from loop.store.data_folder import held_out_split, scan_folder

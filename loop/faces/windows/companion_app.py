@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pygame
 
-from loop.faces.companion_view import CompanionView
-from loop.faces.key_table import KeyTable, key
-from loop.faces.live_app import _fitting_window
-from loop.faces.live_view import MIN_WINDOW, ViewState
-from loop.faces.overlays import VIEWS
+from loop.faces.windows.companion_view import CompanionView
+from loop.faces.windows.key_table import KeyTable, key
+from loop.faces.windows.live_app import _fitting_window
+from loop.faces.windows.live_view import MIN_WINDOW, ViewState
+from loop.faces.windows.overlays import VIEWS
 from loop.safe_files import shown
 from loop.store.snap import default_snap_category, snap_frame
 

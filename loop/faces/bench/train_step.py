@@ -10,7 +10,7 @@ import json
 from loop.core.engine import LoopCore
 from loop.core.patch import Category, PatchSpec
 from loop.errors import UserError
-from loop.faces.bench_train_speed import train_steps_per_second
+from loop.faces.bench.train_speed import train_steps_per_second
 from patchloop_kernels.runtime import Device
 
 CATEGORIES = ("background", "ball", "box")

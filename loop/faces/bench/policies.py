@@ -17,7 +17,7 @@ from loop.demo.policies import POLICIES
 from loop.demo.policy_run import PolicyRun, run_policy
 from loop.demo.scene import DemoScene
 from loop.errors import UserError
-from loop.faces.bench_loop import demo_core
+from loop.faces.bench.loop import demo_core
 from loop.faces.progress import ProgressBar
 from loop.faces.wording import counted
 from patchloop_kernels.runtime import Device

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from loop.faces.timing import median_seconds
+from loop.faces.bench.timing import median_seconds
 
 STEPS = 30
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pygame
 
-from loop.faces.live_view import PALETTE
+from loop.faces.windows.live_view import PALETTE
 from loop.faces.train_summary import TrainingResult
 
 BACKGROUND = (25, 25, 30)

@@ -17,12 +17,12 @@ import pygame  # noqa: E402  (after the banner is silenced)
 
 from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
 from loop.errors import UserError
-from loop.faces.edit_mode import EditMode
-from loop.faces.live_keys import edit_keys, live_keys
-from loop.faces.live_view import MIN_WINDOW, LiveView, ViewState
-from loop.faces.window_prefs import PrefsKeeper, with_window_prefs
-from loop.faces.text_entry import TextEntry
-from loop.faces.window_files import export_in_background, snap_in_background
+from loop.faces.windows.edit_mode import EditMode
+from loop.faces.windows.live_keys import edit_keys, live_keys
+from loop.faces.windows.live_view import MIN_WINDOW, LiveView, ViewState
+from loop.faces.windows.window_prefs import PrefsKeeper, with_window_prefs
+from loop.faces.windows.text_entry import TextEntry
+from loop.faces.windows.window_files import export_in_background, snap_in_background
 from loop.core.verdict_worker import VerdictWorker
 from loop.demo.metrics import verdict_accuracy
 
@@ -96,7 +96,7 @@ class LiveApp:
         self.core.start()
         clicker = None
         if autoclick:
-            from loop.faces.autoclick import AutoClicker
+            from loop.faces.windows.autoclick import AutoClicker
             clicker = AutoClicker(self)
         started = time.monotonic()
         try:

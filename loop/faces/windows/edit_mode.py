@@ -13,7 +13,7 @@ import time
 import pygame
 
 from loop.core.labels import WholeFrameLabel
-from loop.faces.key_table import KeyTable, key
+from loop.faces.windows.key_table import KeyTable, key
 
 VERDICT_SECONDS = 1.0   # how long the verdict shows after stepping to a frame
 FILTERS = ("all frames", "disagreeing frames, worst first", "frames of the selected category")

@@ -88,7 +88,7 @@ def measure(frames: int, folder: Path) -> dict:
     generate(path, frames)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     child = subprocess.run(
-        [sys.executable, "-c", "import json, sys; from loop.faces.bench_sessions import "
+        [sys.executable, "-c", "import json, sys; from loop.faces.bench.sessions import "
          "measure_open_close as m; print(json.dumps(m(sys.argv[1])))", str(path)],
         capture_output=True, text=True, env=env, check=True)
     result = {"frames": frames, **json.loads(child.stdout)}

@@ -13,9 +13,9 @@ import cv2
 import pygame
 
 from loop.core.folder_training import ExtractionCancelled
-from loop.faces.live_view import PALETTE
-from loop.faces.train_graphs import draw_graph
-from loop.faces.train_result import BACKGROUND, draw_result
+from loop.faces.windows.live_view import PALETTE
+from loop.faces.windows.train_graphs import draw_graph
+from loop.faces.windows.train_result import BACKGROUND, draw_result
 from loop.faces.train_summary import TrainingResult
 from loop.safe_files import check_plain_name, shown
 

@@ -24,7 +24,7 @@ from loop.demo.curves import curve_report
 from loop.demo.held_out import HeldOutSet
 from loop.demo.metrics import upsample_cells
 from loop.demo.scene import DemoScene
-from loop.faces.bench_train_speed import train_steps_per_second
+from loop.faces.bench.train_speed import train_steps_per_second
 from loop.faces.sources import DemoSource
 from loop.core.verdict_worker import VerdictWorker
 from loop.faces.wording import counted

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from loop.faces.overlays import VIEWS
+from loop.faces.windows.overlays import VIEWS
 
 SETTLE_SECONDS = 1.0   # the view is saved once it stops changing this long
 

@@ -99,7 +99,7 @@ def _measure(base, root: Path, fine_tune: int) -> dict:
 
 def run(args) -> int:
     if getattr(args, "images", None) is not None:
-        from loop.faces import bench_train_cluster
+        from loop.faces.bench import train_cluster as bench_train_cluster
         return bench_train_cluster.run(args)
     device = Device.default()
     base = BaseNetwork(device, open_base(args.base))

@@ -14,7 +14,7 @@ import numpy as np
 
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
-from loop.faces.timing import median_seconds
+from loop.faces.bench.timing import median_seconds
 from patchloop_kernels.runtime import Device
 
 SIZES = [(224, 224), (240, 320)]

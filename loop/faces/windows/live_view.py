@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pygame
 
-from loop.faces.overlays import (PALETTE, VIEWS, heat_image, label_map_at, legend_colours,
+from loop.faces.windows.overlays import (PALETTE, VIEWS, heat_image, label_map_at, legend_colours,
                                  most_uncertain_cell, verdict_image, with_labels)
 
 PANEL_WIDTH = 300

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pygame
 
-from loop.faces.key_table import KeyTable, gesture, key
-from loop.faces.overlays import VIEWS
+from loop.faces.windows.key_table import KeyTable, gesture, key
+from loop.faces.windows.overlays import VIEWS
 
 
 def _settings(window, change, said=None):
@@ -112,7 +112,7 @@ def live_keys() -> KeyTable:
 
 def edit_keys(inside_live: bool) -> KeyTable:
     """Edit mode's own keys first, then the gestures and settings it shares with live."""
-    from loop.faces.edit_mode import EDIT_KEYS
+    from loop.faces.windows.edit_mode import EDIT_KEYS
     leave = KeyTable([key("e, Esc", "back to the live camera", (pygame.K_e, pygame.K_ESCAPE),
                           lambda w, e: w.leave_edit())]) if inside_live else \
         KeyTable([key("Esc", "quit (everything is saved)", (pygame.K_ESCAPE,),

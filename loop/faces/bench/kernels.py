@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from loop.faces.timing import median_seconds
+from loop.faces.bench.timing import median_seconds
 from patchloop_kernels.conv import ConvBackward, ConvForward, ConvGeometry
 from patchloop_kernels.gemm import MatrixView, prepare_gemm
 from patchloop_kernels.runtime import Device, Tensor
@@ -106,7 +106,7 @@ def tuning_report(device: Device, base_path, repeats: int) -> dict:
     in the same run."""
     from loop.base.loading import open_base
     from loop.base.network import BaseNetwork
-    from loop.faces.bench_base import SIZES
+    from loop.faces.bench.base import SIZES
 
     network = BaseNetwork(device, open_base(base_path))
     frames = []

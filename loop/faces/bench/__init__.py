@@ -1,0 +1,1 @@
+"""`patchloop bench KIND`: measurements, each beside its peer in the same run."""

@@ -1,0 +1,1 @@
+"""The windows: pygame loops that draw state and turn events into core calls."""
