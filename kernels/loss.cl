@@ -79,7 +79,7 @@ __kernel void cross_entropy_cells(__global float *dx, __global float *cell_loss,
     *(__global float8u *)(cell_weight + cell0) = w;
 }
 
-// The seed's masked squared error on one output channel, per cell. Targets in {-1, 0, +1},
+// The masked squared error on one output channel, per cell. Targets in {-1, 0, +1},
 // 0 = unlabeled: cell_loss = (p - t)^2 |t|, cell_weight = |t|, dx = 2 (p - t) |t|.
 __kernel void masked_squared_error_cells(__global float *dx, __global float *cell_loss,
                                          __global float *cell_weight, __global const float *p,

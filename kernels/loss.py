@@ -46,7 +46,7 @@ class WeightedCrossEntropy(_MaskedLoss):
 
 
 class MaskedSquaredError(_MaskedLoss):
-    """The seed's loss: sum((p - t)^2 |t|) / sum(|t|), targets in {-1, 0, +1}, 0 = unlabeled.
+    """The masked squared-error loss: sum((p - t)^2 |t|) / sum(|t|), targets in {-1, 0, +1}, 0 = unlabeled.
     prediction (N, 1, H, W), targets float (N, H, W)."""
 
     def __init__(self, device: Device, prediction: Tensor, targets: Tensor):

@@ -18,7 +18,7 @@ __kernel void softmax_forward(__global float *y, __global const float *x, int C,
     for (int c = 0; c < C; c++) dst[(long)c * HW] *= inv;
 }
 
-// Two-category probabilities from one score per cell (the seed's squared-error patches,
+// Two-category probabilities from one score per cell (the squared-error patches,
 // trained towards +1 for the category and -1 for background):
 //   p = clamp((s + 1) / 2, 0, 1);  y[n, 0] = 1 - p, y[n, 1] = p.   Work-item (position, n).
 __kernel void score_probabilities_forward(__global float *y, __global const float *s, int HW)

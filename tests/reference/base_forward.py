@@ -1,5 +1,5 @@
 """numpy twin of the base network's forward pass, straight from a BaseSpec: the yardstick
-for the OpenCL forward and the check that the seed conversion is right.
+for the OpenCL forward and the check that the weights' conversion is right.
 
 Feature maps are (C, H, W) float32 inside; taps come out as (1, C, H, W).
 """
