@@ -13,7 +13,7 @@ from loop.faces.windows.companion_app import APPLY_KEYS, CompanionApp
 from loop.store.plugin_export import export_snapshot
 from loop.faces.sources import DemoSource
 from test_companion import pixels_plugin
-from test_live_window import post
+from window_driver import post
 from test_plugin import trained_core
 
 MAGENTA = (255, 0, 255)

@@ -12,7 +12,7 @@ from loop.faces.sources import DemoSource
 from loop.store.records import SessionFormatError
 from loop.store.session import SessionStore
 from loop.store.session_loader import load_session
-from test_live_window import at, post, pump_until, session_window
+from window_driver import at, post, pump_until, session_window
 from test_plugin import trained_core
 
 

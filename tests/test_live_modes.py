@@ -9,7 +9,7 @@ from loop.faces.windows.live_app import LiveApp
 from loop.faces.windows.live_keys import edit_keys, live_keys
 from loop.faces.sources import DemoSource
 from loop.store.session_loader import load_session
-from test_live_window import app, at, post, pump_until, session_window  # noqa: F401
+from window_driver import app, at, post, pump_until, session_window  # noqa: F401
 
 
 def _click(app, x, y, button):

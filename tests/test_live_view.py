@@ -5,7 +5,7 @@ import numpy as np
 import pygame
 
 from loop.faces.windows.overlays import LABEL_ALPHA, PALETTE
-from test_live_window import app, at, post, pump_until  # noqa: F401  (the fixture)
+from window_driver import app, at, post, pump_until  # noqa: F401  (the fixture)
 
 
 def _frame_pixels(app):

@@ -1,9 +1,8 @@
 """Hostile session files, generated: a valid session mutated hundreds of ways (huge declared
 frames, millions of labels in a few KB, soft-link loops, external links, deep or huge JSON,
-wrong types, NaN labels, labels for missing frames, random bytes, cut files, damaged
-journals, FIFOs and links to /dev/zero). Every one is read by the loader and by `info` in a
-child process under `ulimit -v`: each ends in success or a one-line error naming the file,
-within seconds, and nothing crashes."""
+wrong types, NaN labels, labels for missing frames, random bytes, cut files, damaged journals,
+FIFOs, links to /dev/zero), each read by the loader and by `info` in a child under `ulimit -v`:
+success or a one-line error naming the file, within seconds; nothing crashes."""
 import json
 import os
 import random
