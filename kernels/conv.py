@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .conv_implicit import ImplicitBackward, ImplicitForward, fits as implicit_fits
-from .gemm import MatrixView, activation_code, prepare_gemm, prepare_gemm_nt
+from .conv_implicit import ImplicitForward, fits as implicit_fits
+from .gemm import MatrixView, activation_code, prepare_gemm
 from .runtime import Device, Launch, Plan, Tensor
 
 
@@ -84,25 +84,25 @@ ACT_SPAN = 64  # elements per work-item of activation_backward (conv.cl)
 GROUP_WORK = 1 << 16
 
 
-def _rows_by_planes(rows: int, planes: int, work_per_row: int) -> tuple[int, int]:
+def rows_by_planes(rows: int, planes: int, work_per_row: int) -> tuple[int, int]:
     """A (rows, planes) work-group holding about GROUP_WORK units; kernels guard both ends."""
     items = max(1, GROUP_WORK // max(1, work_per_row))
     group_rows = min(rows, items)
     return group_rows, max(1, min(planes, items // group_rows, 64))
 
 
-def _check(tensor: Tensor, shape, what: str) -> None:
+def check_shape(tensor: Tensor, shape, what: str) -> None:
     if tensor.shape != tuple(shape):
         raise ValueError(f"convolution: {what} has shape {tensor.shape}, expected {tuple(shape)}")
 
 
-def _geometry_args(g: ConvGeometry, n: int, h: int, w: int) -> list[int]:
+def geometry_args(g: ConvGeometry, n: int, h: int, w: int) -> list[int]:
     oh, ow = g.output_size(h, w)
     top, left, _, _ = g.pads(h, w)
     return [n, g.c_in, h, w, g.c_out, oh, ow, g.kernel, g.stride, g.dilation, top, left, g.groups]
 
 
-def _im2col(device, g, x, col, n, h, w) -> Launch:
+def im2col_launch(device, g, x, col, n, h, w) -> Launch:
     oh, ow = g.output_size(h, w)
     top, left, _, _ = g.pads(h, w)
     rows = g.c_in * g.kernel * g.kernel
@@ -130,10 +130,10 @@ class PaddedMap:
         return Tensor.empty(device, (size,))
 
 
-def _pad(device, g: ConvGeometry, padded: Tensor, x: Tensor, planes: int, h: int, w: int):
+def pad_launch(device, g: ConvGeometry, padded: Tensor, x: Tensor, planes: int, h: int, w: int):
     top, left, hp, wp = PaddedMap.layout(g, h, w)
     return Launch.prepare(device, "conv", "pad_forward", (hp, planes),
-                          _rows_by_planes(hp, planes, wp),
+                          rows_by_planes(hp, planes, wp),
                           [padded, x, x, 0, h, w, top, left, hp, wp, planes])
 
 
@@ -151,16 +151,16 @@ class ConvForward(Plan):
         if c != g.c_in:
             raise ValueError(f"convolution expects {g.c_in} input channels, got {c}")
         oh, ow = g.output_size(h, w)
-        _check(weight, g.weight_shape, "weight")
-        _check(bias, (g.c_out,), "bias")
+        check_shape(weight, g.weight_shape, "weight")
+        check_shape(bias, (g.c_out,), "bias")
         if y_padded is None:
-            _check(y, (n, g.c_out, oh, ow), "output")
+            check_shape(y, (n, g.c_out, oh, ow), "output")
         elif not g.uses_gemm or residual is not None or y.size < n * g.c_out * y_padded[2] * y_padded[3]:
             raise ValueError("convolution: only a dense one without residual writes a padded map")
         if x_padded is not None and not (g.is_depthwise and residual is None):
             raise ValueError("convolution: only a depthwise one reads a padded map")
         if residual is not None:
-            _check(residual, y.shape, "residual")
+            check_shape(residual, y.shape, "residual")
         super().__init__()
         self.col: Tensor | None = None
         self.padded: Tensor | None = None  # a depthwise one's padded input, for its backward
@@ -175,7 +175,7 @@ class ConvForward(Plan):
                 operand = x
             else:
                 self.col = operand = Tensor.empty(device, (n, rows, oh * ow))
-                self.add(_im2col(device, g, x, self.col, n, h, w))
+                self.add(im2col_launch(device, g, x, self.col, n, h, w))
             if y_padded is None:
                 c_view, c_padding = MatrixView(y, 0, g.c_out * oh * ow, oh * ow), None
             else:
@@ -196,134 +196,15 @@ class ConvForward(Plan):
                 # Zeroed once: the slack past the map stays zero, as the backward needs.
                 self.padded = padded = PaddedMap.tensor(device, g, n, h, w, zeroed=True)
                 self.scratch.append(padded)
-                self.add(_pad(device, g, padded, x, planes, h, w))
+                self.add(pad_launch(device, g, padded, x, planes, h, w))
             self.add(Launch.prepare(
-                device, "conv", "depthwise_forward", (oh, planes),
-                _rows_by_planes(oh, planes, ow * g.kernel * g.kernel),
+                device, "depthwise", "depthwise_forward", (oh, planes),
+                rows_by_planes(oh, planes, ow * g.kernel * g.kernel),
                 [y, padded, weight, bias, g.c_out, hp, wp, oh, ow,
                  activation_code(g.activation), planes], {"DW_K": g.kernel, "DW_S": g.stride}))
         else:
             self.add(Launch.prepare(
                 device, "conv", "conv_direct_forward", (-(-ow // 8), oh, n * g.c_out), None,
                 [y, x, weight, bias, residual if residual is not None else y,
-                 residual is not None] + _geometry_args(g, n, h, w)
+                 residual is not None] + geometry_args(g, n, h, w)
                 + [activation_code(g.activation)]))
-
-
-class ConvBackward(Plan):
-    """From dy (the gradient at the activation's output y): dweight, dbias, and dx if asked.
-    dz (the gradient before the activation) is kept in `self.dz` (for an implicit GEMM, as a
-    padded map: see ImplicitBackward). Needs the forward's im2col buffer (`forward.col`) for
-    dense convolutions that use one.
-
-    dx_residual: a gradient that also reaches x by another path (x fed a residual add
-    further on); dx becomes the sum. Only 1x1 stride-1 dense convolutions take it: it rides
-    in their GEMM's epilogue, which is where residual blocks need it."""
-
-    def __init__(self, device: Device, g: ConvGeometry, forward: ConvForward, x: Tensor,
-                 weight: Tensor, y: Tensor, dy: Tensor, dweight: Tensor, dbias: Tensor,
-                 dx: Tensor | None = None, dx_residual: Tensor | None = None):
-        n, _, h, w = x.shape
-        oh, ow = g.output_size(h, w)
-        _check(dy, y.shape, "dy")
-        _check(dweight, g.weight_shape, "weight gradient")
-        _check(dbias, (g.c_out,), "bias gradient")
-        if dx is not None:
-            _check(dx, x.shape, "input gradient")
-        if dx_residual is not None:
-            if dx is None or not (g.uses_gemm and g.skips_im2col):
-                raise ValueError("convolution: only a 1x1 stride-1 dense one with dx adds a "
-                                 "residual gradient")
-            _check(dx_residual, x.shape, "residual gradient")
-        act = activation_code(g.activation)
-        super().__init__()
-        if forward.implicit is not None:
-            # Its own activation pass writes dz straight into the padded map it needs.
-            implicit = ImplicitBackward(device, g, forward.implicit, dy, y, act, weight,
-                                        dweight, dbias, dx)
-            self.add(implicit)
-            self.dz = implicit.dz
-            return
-        if act:
-            self.dz = Tensor.empty(device, y.shape)
-            self.add(Launch.prepare(
-                device, "conv", "activation_backward", (-(-dy.size // ACT_SPAN),), None,
-                [self.dz, dy, y, dy.size, act]))
-        else:
-            self.dz = dy
-        dz = self.dz
-        self.add(Launch.prepare(device, "conv", "conv_backward_bias", (g.c_out,), None,
-                                            [dbias, dz, n, g.c_out, oh * ow]))
-        if g.uses_gemm:
-            self._dense(device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow, dx_residual)
-        elif g.is_depthwise:
-            self._depthwise(device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow)
-        else:
-            geometry = _geometry_args(g, n, h, w)
-            self.add(Launch.prepare(
-                device, "conv", "conv_direct_backward_weight",
-                (g.kernel * g.kernel, g.c_in // g.groups, g.c_out), None,
-                [dweight, dz, x] + geometry))
-            if dx is not None:
-                self.add(Launch.prepare(
-                    device, "conv", "conv_direct_backward_input", (w, h, n * g.c_in), None,
-                    [dx, dz, weight] + geometry))
-
-    def _depthwise(self, device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow):
-        """Depthwise backward in the forward's register-blocked shape (the direct kernels
-        are 3-8x slower on the shapes fine-tuning meets)."""
-        planes, build = n * g.c_in, {"DW_K": g.kernel, "DW_S": g.stride}
-        _, _, hp, wp = PaddedMap.layout(g, h, w)
-        padded = forward.padded
-        if padded is None:  # the forward fused a residual and ran the direct kernel
-            padded = PaddedMap.tensor(device, g, n, h, w, zeroed=True)
-            self.scratch.append(padded)
-            self.add(_pad(device, g, padded, x, planes, h, w))
-        self.add(Launch.prepare(
-            device, "conv", "depthwise_backward_weight", (g.kernel, g.c_in),
-            (g.kernel, min(g.c_in, 16)), [dweight, self.dz, padded, n, g.c_in, hp, wp, oh, ow],
-            build))
-        if dx is None:
-            return
-        top, left, bottom, right = g.pads(h, w)
-        flipped = g.kernel - 1 - top
-        if g.stride != 1 or (top, left) != (bottom, right) or top != left or flipped < 0:
-            self.add(Launch.prepare(device, "conv", "conv_direct_backward_input",
-                                    (w, h, n * g.c_in), None,
-                                    [dx, self.dz, weight] + _geometry_args(g, n, h, w)))
-            return
-        # dx = dz, padded by K - 1 - pad, correlated with the kernel turned half a turn.
-        turned = ConvGeometry(g.c_in, g.c_in, g.kernel, 1, flipped, groups=g.c_in)
-        dz_padded = PaddedMap.tensor(device, turned, n, oh, ow)
-        zero_bias = Tensor.from_numpy(device, np.zeros(g.c_in, np.float32))
-        self.scratch += [dz_padded, zero_bias]
-        self.add(_pad(device, turned, dz_padded, self.dz, planes, oh, ow))
-        _, _, hp2, wp2 = PaddedMap.layout(turned, oh, ow)
-        self.add(Launch.prepare(
-            device, "conv", "depthwise_forward", (h, planes),
-            _rows_by_planes(h, planes, w * g.kernel * g.kernel),
-            [dx, dz_padded, weight, zero_bias, g.c_in, hp2, wp2, h, w, 0, planes],
-            {"DW_K": g.kernel, "DW_S": 1, "DW_FLIP": 1}))
-
-    def _dense(self, device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow,
-               dx_residual=None):
-        rows, hw = g.c_in * g.kernel * g.kernel, oh * ow
-        col = x if g.skips_im2col else forward.col
-        # dW (C_out x rows) = sum_n dz[n] (C_out x hw) @ col[n]^T: both read along hw.
-        self.add(prepare_gemm_nt(
-            device, MatrixView(dweight, 0, 0, rows), MatrixView(self.dz, 0, g.c_out * hw, hw),
-            MatrixView(col, 0, rows * hw, hw), g.c_out, rows, hw, n))
-        if dx is None:
-            return
-        # dcol[n] (rows x hw) = W^T (rows x C_out) @ dz[n]; W^T is read through strides.
-        target = dx if g.skips_im2col else Tensor.empty(device, (n, rows, hw))
-        self.scratch.append(target)
-        self.add(prepare_gemm(
-            device, MatrixView(target, 0, rows * hw, hw), MatrixView(weight, 0, 0, 1, rows),
-            MatrixView(self.dz, 0, g.c_out * hw, hw), rows, hw, g.c_out, n,
-            residual=dx_residual))
-        if not g.skips_im2col:
-            top, left, _, _ = g.pads(h, w)
-            self.add(Launch.prepare(
-                device, "conv", "col2im_backward", (h, n * g.c_in), None,
-                [dx, target, n, g.c_in, h, w, oh, ow, g.kernel, g.stride, g.dilation, top, left]))

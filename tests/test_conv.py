@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from patchloop_kernels.conv import ConvBackward, ConvForward, ConvGeometry
+from patchloop_kernels.conv import ConvForward, ConvGeometry
+from patchloop_kernels.conv_backward import ConvBackward
 from patchloop_kernels.gemm import MatrixView, matmul, prepare_gemm_nt
 from patchloop_kernels.runtime import Tensor
 from reference.conv_ref import conv_backward, conv_forward

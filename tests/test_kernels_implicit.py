@@ -3,7 +3,8 @@ against the numpy twin in reference/conv_ref.py, on random shapes."""
 import numpy as np
 import pytest
 
-from patchloop_kernels.conv import ConvBackward, ConvForward, ConvGeometry
+from patchloop_kernels.conv import ConvForward, ConvGeometry
+from patchloop_kernels.conv_backward import ConvBackward
 from patchloop_kernels.conv_implicit import fits
 from patchloop_kernels.runtime import Tensor
 from reference.conv_ref import conv_backward, conv_forward

@@ -3,7 +3,8 @@ conv 3x3 + ReLU -> depthwise 3x3 + ReLU6 -> 1x1 conv -> global average pool -> w
 cross-entropy."""
 import numpy as np
 
-from patchloop_kernels.conv import ConvBackward, ConvForward, ConvGeometry
+from patchloop_kernels.conv import ConvForward, ConvGeometry
+from patchloop_kernels.conv_backward import ConvBackward
 from patchloop_kernels.loss import WeightedCrossEntropy
 from patchloop_kernels.pool import prepare_global_avg_pool, prepare_global_avg_pool_backward
 from patchloop_kernels.runtime import Plan, Tensor

@@ -3,7 +3,8 @@ map size, over parameters in flat buffers (their geometry: patch_layers)."""
 from __future__ import annotations
 
 from loop.core.patch_layers import residual_consumers
-from patchloop_kernels.conv import ConvBackward, ConvForward, ConvGeometry
+from patchloop_kernels.conv import ConvForward, ConvGeometry
+from patchloop_kernels.conv_backward import ConvBackward
 from patchloop_kernels.flat import FlatTensors
 from patchloop_kernels.runtime import Device, Plan, Tensor
 

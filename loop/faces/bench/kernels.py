@@ -11,7 +11,8 @@ import time
 import numpy as np
 
 from loop.faces.bench.timing import median_seconds
-from patchloop_kernels.conv import ConvBackward, ConvForward, ConvGeometry
+from patchloop_kernels.conv import ConvForward, ConvGeometry
+from patchloop_kernels.conv_backward import ConvBackward
 from patchloop_kernels.gemm import MatrixView, prepare_gemm
 from patchloop_kernels.runtime import Device, Tensor
 
