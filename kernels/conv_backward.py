@@ -8,7 +8,8 @@ import numpy as np
 from .conv import (ACT_SPAN, ConvForward, ConvGeometry, PaddedMap, check_shape, geometry_args,
                    pad_launch, rows_by_planes)
 from .conv_implicit import ImplicitBackward
-from .gemm import MatrixView, activation_code, prepare_gemm, prepare_gemm_nt
+from .gemm import MatrixView, activation_code, prepare_gemm
+from .gemm_nt import prepare_gemm_nt
 from .runtime import Device, Launch, Plan, Tensor
 
 

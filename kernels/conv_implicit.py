@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .gemm import group_shape, sum_parts
+from .gemm import group_shape
+from .gemm_nt import sum_parts
 from .runtime import Device, Launch, Plan, Tensor
 from .tuning import TUNE_MIN_WORK
 

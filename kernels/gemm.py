@@ -45,7 +45,7 @@ def activation_code(name: str) -> int:
     return ACTIVATIONS[name]
 
 
-def _check_fits(view: MatrixView, batches: int, rows: int, cols: int, what: str) -> None:
+def check_fits(view: MatrixView, batches: int, rows: int, cols: int, what: str) -> None:
     last = (view.offset + (batches - 1) * view.batch_stride + (rows - 1) * view.row_stride
             + (cols - 1) * view.col_stride)
     if view.offset < 0 or last >= view.tensor.size:
@@ -68,10 +68,10 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
     map's size. Its border is the caller's to zero, once."""
     if b.col_stride != 1 or c.col_stride != 1:
         raise ValueError("gemm: B and C must be contiguous along their columns")
-    _check_fits(a, batches, m, k, "A")
-    _check_fits(b, batches, k, n, "B")
+    check_fits(a, batches, m, k, "A")
+    check_fits(b, batches, k, n, "B")
     if c_padding is None:
-        _check_fits(c, 1 if reduce_batches else batches, m, n, "C")
+        check_fits(c, 1 if reduce_batches else batches, m, n, "C")
     elif residual is not None or reduce_batches or n < TILE_N:
         raise ValueError("gemm: a padded C takes no residual, no batch sum, and a wide B")
     if bias is not None and bias.size < m:
@@ -99,10 +99,10 @@ def _gemv(device: Device, c: MatrixView, a: MatrixView, b: MatrixView, m: int, k
     """A matrix times one contiguous vector (gemv_forward): a layer on one sample."""
     rows = -(-m // GEMV_ROWS)
     launch = Launch.prepare(
-        device, "gemm", "gemv_forward", (rows,), (min(rows, 64),),
+        device, "gemv", "gemv_forward", (rows,), (min(rows, 64),),
         [c.tensor, c.offset, a.tensor, a.offset, a.row_stride,
          b.tensor, b.offset, bias if bias is not None else a.tensor, bias is not None, m, k,
-         act], {"TM": TILE_M, "NV": TILE_VECTORS})
+         act])
     return Plan([launch])
 
 
@@ -235,74 +235,6 @@ def group_shape(panels: int, row_tiles: int, k: int, tile_n: int = TILE_N,
     if cols == 1:
         rows = min(row_tiles, GROUP_ROWS)
     return cols, rows, 1
-
-
-def prepare_gemm_nt(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
-                    m: int, n: int, k: int, batches: int = 1, accumulate: bool = False) -> Plan:
-    """C (m x n) = sum over batches of A[b] (m x k) @ B[b] (n x k)^T; A and B rows contiguous
-    along k (their row_stride is the leading dimension), C contiguous along n. Two variants,
-    tuned per shape: one work-item sums every batch (the default), or each batch's tiles
-    share a work-group and write partial sums that sum_parts adds up."""
-    if a.col_stride != 1 or b.col_stride != 1 or c.col_stride != 1:
-        raise ValueError("gemm_nt: A and B must be contiguous along k, C along its columns")
-    _check_fits(a, batches, m, k, "A")
-    _check_fits(b, batches, n, k, "B")
-    _check_fits(c, 1, m, n, "C")
-    args = (c, a, b, m, n, k, batches, accumulate)
-    variant = "summed"
-    if batches > 1 and c.row_stride == n and worth_tuning(m * n * k * batches):
-        key = f"gemm_nt m={m} n={n} k={k} batches={batches} lda={a.row_stride} ldb={b.row_stride}"
-        variant = device.tuning.choose(key, ["summed", "parts"], _nt_runner(device, args))
-    return _gemm_nt_plan(device, variant, *args)
-
-
-def _gemm_nt_plan(device, variant, c, a, b, m, n, k, batches, accumulate) -> Plan:
-    tiles = (-(-n // NT_COLS), -(-m // NT_ROWS))
-    tail = [m, n, k, batches]
-    plan = Plan()
-    build = {"TM": TILE_M, "NV": TILE_VECTORS}
-    a_args = [a.tensor, a.offset, a.batch_stride, a.row_stride]
-    b_args = [b.tensor, b.offset, b.batch_stride, b.row_stride]
-    if variant == "summed":
-        plan.add(Launch.prepare(device, "gemm", "gemm_nt_forward", tiles,
-                                (1, min(GROUP_ROWS, tiles[1])),
-                                [c.tensor, c.offset, c.row_stride] + a_args + b_args + tail
-                                + [accumulate, 0], build))
-        return plan
-    parts = Tensor.empty(device, (batches, m, n))
-    plan.scratch.append(parts)
-    # A group spans the tiles of one batch (within 256 work-items, for GPUs too).
-    cols = min(tiles[0], 32)
-    plan.add(Launch.prepare(device, "gemm", "gemm_nt_forward", tiles + (batches,),
-                            (cols, min(tiles[1], max(1, 256 // cols)), 1),
-                            [parts, 0, n] + a_args + b_args + tail + [0, m * n], build))
-    plan.add(sum_parts(device, c.tensor, c.offset, parts, m * n, batches, accumulate))
-    return plan
-
-
-def _nt_runner(device: Device, args):
-    """variant -> a function that runs it once on zero-filled copies of the operands."""
-    c, a, b = args[:3]
-    copies = [replace(v, tensor=Tensor.from_numpy(device, np.zeros(v.tensor.size, np.float32)))
-              for v in (c, a, b)]
-    queue = device.new_queue()
-
-    def prepare(variant):
-        plan = _gemm_nt_plan(device, variant, *copies, *args[3:])
-
-        def run():
-            plan.enqueue(queue)
-            queue.finish()
-        return run
-    return prepare
-
-
-def sum_parts(device: Device, out: Tensor, out_offset: int, parts: Tensor, count: int,
-              how_many: int, accumulate: bool) -> Launch:
-    """out[offset + i] (+)= sum over the `how_many` parts (each `count` floats) of `parts`."""
-    return Launch.prepare(device, "gemm", "sum_parts", (count,), (min(count, 64),),
-                          [out, out_offset, parts, count, how_many, accumulate],
-                          {"TM": TILE_M, "NV": TILE_VECTORS})
 
 
 def matmul(device: Device, a_np, b_np, queue=None):

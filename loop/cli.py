@@ -9,6 +9,7 @@ import sys
 from dataclasses import dataclass
 
 from loop.core.patch import PATCH_TAPS
+from loop.faces.train_arguments import add_training_options
 from loop.errors import UserError
 from loop.safe_files import shown
 
@@ -201,21 +202,7 @@ def _train(train) -> None:
     train.add_argument("data_dir", help="folder with map_clsloc.txt at its root")
     train.add_argument("--check", action="store_true", help="report the folder's problems, stop")
     _base(train)
-    train.add_argument("--batch", type=int, default=16, help="images per step (default 16)")
-    train.add_argument("--lr", type=float, default=0.005, help="learning rate (default 0.005)")
-    train.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    train.add_argument("--decay", type=float, default=1e-4, help="weight decay (default 1e-4)")
-    train.add_argument("--epochs", type=int, default=10, help="passes over the images (default 10)")
-    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
-                       help="rand-tilt-shift copies of every training image")
-    train.add_argument("--tilt", type=float, default=10.0, help="augment: max rotation, degrees")
-    train.add_argument("--shift", type=float, default=0.08, help="augment: max shift, of the size")
-    train.add_argument("--colour-shift", type=float, default=20.0,
-                       help="augment: max shift per colour channel (0-255 units)")
-    train.add_argument("--gain", type=float, default=0.15, help="augment: max brightness change")
-    train.add_argument("--flips", action="store_true", help="augment: mirror images too")
-    train.add_argument("--held-out", type=float, default=0.1, help="fraction kept for validation")
-    train.add_argument("--seed", type=int, default=0, help="fixes the held-out split")
+    add_training_options(train)
     train.add_argument("--trigger", help="comma-separated base synsets that trigger the patch")
     train.add_argument("--tap", default="stride16", choices=PATCH_TAPS,
                        help="where the patch reads the base (default stride16; stride8+16: a "

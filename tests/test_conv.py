@@ -4,7 +4,8 @@ import pytest
 
 from patchloop_kernels.conv import ConvForward, ConvGeometry
 from patchloop_kernels.conv_backward import ConvBackward
-from patchloop_kernels.gemm import MatrixView, matmul, prepare_gemm_nt
+from patchloop_kernels.gemm import MatrixView, matmul
+from patchloop_kernels.gemm_nt import prepare_gemm_nt
 from patchloop_kernels.runtime import Tensor
 from reference.conv_ref import conv_backward, conv_forward
 from closeness import assert_close

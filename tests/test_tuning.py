@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from patchloop_kernels import conv_implicit, gemm, tuning
+from patchloop_kernels import conv_implicit, gemm, gemm_nt, tuning
 from patchloop_kernels.conv import ConvForward, ConvGeometry
 from patchloop_kernels.gemm import MatrixView, gemm_variants, matmul, prepare_gemm
 from patchloop_kernels.runtime import Tensor
@@ -84,7 +84,7 @@ def test_both_gemm_nt_variants_match_numpy(device, monkeypatch, index, accumulat
     c0 = rng.standard_normal((m, n)).astype(np.float32)
     ta, tb = Tensor.from_numpy(device, a), Tensor.from_numpy(device, b)
     tc = Tensor.from_numpy(device, c0 if accumulate else np.full((m, n), np.nan, np.float32))
-    gemm.prepare_gemm_nt(device, MatrixView(tc, 0, 0, n), MatrixView(ta, 0, m * k, k),
+    gemm_nt.prepare_gemm_nt(device, MatrixView(tc, 0, 0, n), MatrixView(ta, 0, m * k, k),
                          MatrixView(tb, 0, n * k, k), m, n, k, batches,
                          accumulate).enqueue(device.queue)
     expected = np.einsum("bmk,bnk->mn", a.astype(np.float64), b) + (c0 if accumulate else 0)
