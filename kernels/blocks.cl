@@ -11,9 +11,7 @@
 #endif
 #define TN (8 * NV)
 
-// float8 with 4-byte alignment: rows need not start on 32-byte boundaries, and PoCL's
-// vload8 is a real call (not inlined), so we dereference an under-aligned vector type instead.
-typedef float8 float8u __attribute__((aligned(4)));
+#include "common.cl"
 
 // The block of a product whose operands are both contiguous along the summed index k
 // (weight gradients: the output gradient times the layer's input, summed over positions):

@@ -12,14 +12,7 @@
 
 #define OW_BLOCK 8
 
-// float8 with 4-byte alignment, for loads from rows at any offset (see gemm.cl).
-typedef float8 float8u __attribute__((aligned(4)));
-
-inline float activate(float v, int act) {
-    if (act == 1) return v > 0.0f ? v : 0.0f;
-    if (act == 2) return v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
-    return v;
-}
+#include "common.cl"
 
 // Direct grouped convolution. Work-item (ow block of 8, oh, n*C_out + co) computes 8 outputs
 // of one row; the block is kept in registers while the (ci, kh, kw) loop runs.

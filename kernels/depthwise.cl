@@ -3,8 +3,7 @@
 // kernel turned half a turn: conv.py). Inputs are padded explicitly first (conv.cl's
 // pad_forward). act: 0 none, 1 ReLU, 2 ReLU6.
 
-// float8 with 4-byte alignment, for loads from rows at any offset (see gemm.cl).
-typedef float8 float8u __attribute__((aligned(4)));
+#include "common.cl"
 
 // Depthwise convolution (groups == C_in == C_out, dilation 1) on an explicitly padded input
 // (pad_forward), with the kernel size DW_K and stride DW_S fixed at build time so the tap

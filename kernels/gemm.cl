@@ -12,11 +12,6 @@
 
 #include "blocks.cl"
 
-inline float activate(float v, int act) {
-    if (act == 1) return v > 0.0f ? v : 0.0f;
-    if (act == 2) return v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
-    return v;
-}
 
 // The K loop both GEMMs share: acc[i][v] += A(row i, k) * B(k, 8v..8v+7) for k < K, where
 // B's rows are `ldb` floats apart (packed panels: ldb = TN). Inlined, so the accumulators

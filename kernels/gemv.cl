@@ -1,14 +1,7 @@
 // Matrix times vector for CPU OpenCL (PoCL): a fully connected layer on one sample (the
 // base's classifier). act: 0 none, 1 ReLU, 2 ReLU6 (as in gemm.cl).
 
-// float8 with 4-byte alignment, for loads from rows at any offset (see gemm.cl).
-typedef float8 float8u __attribute__((aligned(4)));
-
-inline float activate(float v, int act) {
-    if (act == 1) return v > 0.0f ? v : 0.0f;
-    if (act == 2) return v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
-    return v;
-}
+#include "common.cl"
 
 // Matrix times vector (a fully connected layer on one sample):
 //   y[y_off + m] = act(sum_k A[a_off + m*lda + k] * x[x_off + k] + bias[m])      for m < M

@@ -7,7 +7,7 @@
 // Work-item (block of 8 positions, n): the 8 cells in float8 lanes (PoCL runs one work-item
 // per cell as a scalar loop: 65 ns a cell, against a few here); a block cut by the end of
 // the map takes the scalar path, cell by cell.
-typedef float8 float8u __attribute__((aligned(4)));
+#include "common.cl"
 typedef int8 int8u __attribute__((aligned(4)));
 
 inline void cross_entropy_cell(__global float *grad, __global float *cell_loss,
