@@ -73,6 +73,12 @@ def test_one_plugin_overlay_icon_once_per_frame_and_help_of_its_own(
         probabilities = app.latest[1][1][0].probabilities
         assert (probabilities.argmax(axis=0) == 1).any(), "it sees a ball on the frozen frame"
         assert np.abs(tinted - raw).max() > 40, "the verdict tints the frame"
+        post(pygame.KEYDOWN, key=pygame.K_x, mod=0)   # the overlay back, as a heat map
+        post(pygame.KEYDOWN, key=pygame.K_v, mod=0)
+        app.step()
+        rect = app.view.frame_rect
+        corner = pygame.surfarray.array3d(app.screen)[rect.right - 34, rect.y + 34]
+        assert tuple(corner) == (240, 240, 240), "the heat map carries its scale"
 
         post(pygame.KEYDOWN, key=pygame.K_h, mod=0)
         app.step()

@@ -40,6 +40,8 @@ class CompanionView:
             image = self._picture(state, frame, chosen)
             screen.blit(pygame.image.frombuffer(image.tobytes(), self.frame_rect.size, "RGB"),
                         self.frame_rect.topleft)
+            if state.show_verdict and chosen is not None and chosen.probabilities is not None:
+                self._legend(state, chosen.probabilities)
             self._fired(window, results)
             self._panel(window, base_top, results, chain)
         if window.frozen:
@@ -65,6 +67,16 @@ class CompanionView:
             return heat_image(frame, uncertainty(probabilities), size, state.smooth,
                               cv2.COLORMAP_INFERNO)
         return verdict_image(frame, probabilities, size, state.smooth)
+
+    def _legend(self, state, probabilities) -> None:
+        """The heat map's and the uncertainty's scales, as the live window draws them, and the
+        ring on the most uncertain region."""
+        view = VIEWS[state.view]
+        if view == "heat map":
+            self.view.scale_bar("P(not background)", cv2.COLORMAP_JET)
+        elif view == "uncertainty":
+            self.view.scale_bar("uncertainty", cv2.COLORMAP_INFERNO)
+        self.view.mark_uncertain(uncertainty(probabilities))
 
     def _fired(self, window, results) -> None:
         """Icons side by side from the frame's top-right corner; a FIRED line for each."""

@@ -113,23 +113,31 @@ class LiveView:
     def _legend(self, state: ViewState, core, verdict) -> None:
         """What the colours mean (a scale for the heat map and the uncertainty), and a ring
         on the most uncertain region: where a click helps most."""
-        rect = self.frame_rect
         view = VIEWS[state.view]
         if view != "verdict":
             name = core.spec.categories[state.selected].name
-            title = f"P({name})" if view == "heat map" else "uncertainty"
-            colour_map = cv2.COLORMAP_JET if view == "heat map" else cv2.COLORMAP_INFERNO
-            bar = pygame.Rect(rect.right - 34, rect.y + 34, 14, min(160, rect.height - 80))
-            colours = legend_colours(bar.height, colour_map)
-            for i, colour in enumerate(colours[::-1]):
-                pygame.draw.line(self.screen, [int(c) for c in colour],
-                                 (bar.x, bar.y + i), (bar.right - 1, bar.y + i))
-            pygame.draw.rect(self.screen, (240, 240, 240), bar, 1)
-            self.text(title, (rect.right - 10 - self.font.size(title)[0], rect.y + 12))
-            self.text("1", (bar.x - 12, bar.y - 4))
-            self.text("0", (bar.x - 12, bar.bottom - 10))
-        row, column = most_uncertain_cell(verdict.uncertainty)
-        h, w = verdict.uncertainty.shape
+            self.scale_bar(f"P({name})" if view == "heat map" else "uncertainty",
+                           cv2.COLORMAP_JET if view == "heat map" else cv2.COLORMAP_INFERNO)
+        self.mark_uncertain(verdict.uncertainty)
+
+    def scale_bar(self, title: str, colour_map: int) -> None:
+        """A heat map's colours from 0 to 1, with its title, at the frame's right edge."""
+        rect = self.frame_rect
+        bar = pygame.Rect(rect.right - 34, rect.y + 34, 14, min(160, rect.height - 80))
+        colours = legend_colours(bar.height, colour_map)
+        for i, colour in enumerate(colours[::-1]):
+            pygame.draw.line(self.screen, [int(c) for c in colour],
+                             (bar.x, bar.y + i), (bar.right - 1, bar.y + i))
+        pygame.draw.rect(self.screen, (240, 240, 240), bar, 1)
+        self.text(title, (rect.right - 10 - self.font.size(title)[0], rect.y + 12))
+        self.text("1", (bar.x - 12, bar.y - 4))
+        self.text("0", (bar.x - 12, bar.bottom - 10))
+
+    def mark_uncertain(self, uncertainty) -> None:
+        """A ring with '?' on the most uncertain region of the frame."""
+        rect = self.frame_rect
+        row, column = most_uncertain_cell(uncertainty)
+        h, w = uncertainty.shape
         centre = (int(rect.x + (column + 0.5) * rect.width / w),
                   int(rect.y + (row + 0.5) * rect.height / h))
         radius = max(8, int(1.5 * rect.width / w))
