@@ -21,7 +21,8 @@ from loop.core.patch_arch import patch_arch
 from loop.core.settings import TrainerSettings
 from loop.store.plugin_export import export_snapshot
 from loop.store.merge import merge_files
-from loop.store.records import LabelRecord, SessionState, Snapshot
+from loop.core.snapshot import Snapshot
+from loop.store.records import LabelRecord, SessionState
 from loop.store.session import SessionStore
 from loop.store.session_loader import load_session
 
@@ -51,8 +52,8 @@ def trained_state(seed: int, frames: int = 40) -> SessionState:
         state.labels.append(LabelRecord.of(frame_id, WholeFrameLabel(frame_id % 2), 2.0))
     weights = rng.standard_normal(WEIGHTS).astype(np.float32)
     state.snapshots["20260101-000000-0000abcd"] = Snapshot(
-        "20260101-000000-0000abcd", {"tag": "20260101-000000-0000abcd", "created": 3.0,
-                                     "size": weights.size}, weights, weights * 0)
+        "20260101-000000-0000abcd", 3.0, SPEC, weights, weights * 0, state.settings,
+        np.zeros(2, np.int64), 0)
     state.loss_log = [(i, 1.0 / (i + 1)) for i in range(100)]
     return state
 

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from loop.cli import _parser, main
 from loop.core.labels import LabelDisc
 from loop.core.settings import TrainerSettings
 from loop.store.plugin_read import read_plugin
-from loop.store.records import Snapshot
+from loop.core.snapshot import Snapshot
 from loop.store.session import SessionStore
 from loop.store.session_loader import load_session
 
@@ -37,11 +38,10 @@ def running_session(folder: Path) -> SessionStore:
     return store
 
 
-def _core_snapshot(snap: Snapshot):
-    from loop.core.snapshot import Snapshot as CoreSnapshot
+def _core_snapshot(snap: Snapshot) -> Snapshot:
+    """The snapshot as the window would take it: 5 s in, 3 steps."""
     import numpy as np
-    return CoreSnapshot(snap.tag, 5.0, SPEC, snap.weights, snap.velocity, TrainerSettings(),
-                        np.array([1, 1]), 3)
+    return replace(snap, created=5.0, label_counts=np.array([1, 1]), steps=3)
 
 
 def tree(folder: Path) -> dict:

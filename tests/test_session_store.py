@@ -45,7 +45,7 @@ def check(state):
     assert state.excluded == {1}
     assert state.loss_log == [(1, 0.5), (2, 0.25)]
     snap = state.snapshots["20261123-000000-abcd1234"]
-    assert np.array_equal(snap.weights, np.arange(10)) and snap.header["steps"] == 7
+    assert np.array_equal(snap.weights, np.arange(10)) and snap.steps == 7
 
 
 def test_round_trip_through_the_file(tmp_path):

@@ -5,7 +5,7 @@ finite coordinates): a bad one is a SessionFormatError and leaves the state unch
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -13,6 +13,7 @@ from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
 from loop.core.categories import with_names
 from loop.core.patch import Category, PatchSpec
 from loop.core.settings import TrainerSettings
+from loop.core.snapshot import Snapshot
 
 MIN_SIDE, MAX_SIDE = 16, 4096
 MAX_LABELS = 1_000_000     # a label a second for 11 days; 41 bytes each in the file
@@ -55,14 +56,6 @@ class LabelRecord:
             return LabelRecord(frame_id, "whole", 0.0, 0.0, 0.0, label.category, when)
         return LabelRecord(frame_id, "disc", float(label.x), float(label.y), float(label.radius),
                            int(label.category), when)
-
-
-@dataclass
-class Snapshot:
-    tag: str
-    header: dict          # created, steps, settings, label_counts
-    weights: np.ndarray
-    velocity: np.ndarray
 
 
 @dataclass
@@ -149,7 +142,7 @@ class SessionState:
     def latest_snapshot(self) -> "Snapshot | None":
         if not self.snapshots:
             return None
-        return max(self.snapshots.values(), key=lambda s: s.header.get("created", 0))
+        return max(self.snapshots.values(), key=lambda s: s.created)
 
     def active_count(self) -> int:
         return sum(r.active for r in self.labels)
@@ -207,14 +200,39 @@ def scale_label(label, factor: int):
     return LabelDisc(label.x / factor, label.y / factor, label.radius / factor, label.category)
 
 
-def stored_snapshot(snapshot) -> "Snapshot":
-    """A core Snapshot as a session keeps it: a JSON header and two float32 arrays."""
-    header = {"tag": snapshot.tag, "created": snapshot.created, "steps": snapshot.steps,
-              "settings": settings_to_json(snapshot.settings),
-              "label_counts": [int(c) for c in snapshot.label_counts],
-              "size": int(snapshot.weights.size)}
-    return Snapshot(snapshot.tag, header, np.ascontiguousarray(snapshot.weights, np.float32),
-                    np.ascontiguousarray(snapshot.velocity, np.float32))
+def stored_snapshot(snapshot: Snapshot) -> Snapshot:
+    """A snapshot as a session keeps it: its arrays contiguous float32."""
+    return replace(snapshot, weights=np.ascontiguousarray(snapshot.weights, np.float32),
+                   velocity=np.ascontiguousarray(snapshot.velocity, np.float32))
+
+
+def snapshot_header(snapshot: Snapshot) -> dict:
+    """What a session file or journal stores of a snapshot besides its arrays (JSON)."""
+    return {"tag": snapshot.tag, "created": snapshot.created, "steps": snapshot.steps,
+            "settings": settings_to_json(snapshot.settings),
+            "label_counts": [int(c) for c in snapshot.label_counts],
+            "size": int(snapshot.weights.size)}
+
+
+def snapshot_from_header(header: dict, state: "SessionState", weights: np.ndarray,
+                         velocity: np.ndarray) -> Snapshot:
+    """A stored snapshot back (its patch: the session's; a field an older or damaged header
+    lacks: a default, or the session's settings). SessionFormatError on a wrong type."""
+    try:
+        created = header.get("created", 0.0)
+        if isinstance(created, bool) or not isinstance(created, (int, float)) \
+                or not math.isfinite(created):
+            raise ValueError("no creation time")
+        steps = header.get("steps", 0)
+        settings = settings_from_json(header["settings"]) if "settings" in header \
+            else state.settings
+        counts = np.array(header.get("label_counts", []), np.int64).ravel()
+        return Snapshot(str(header["tag"]), float(created), state.spec, weights, velocity,
+                        settings, counts, int(steps))
+    except SessionFormatError:
+        raise
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        raise SessionFormatError(f"snapshot {_brief(header.get('tag'))}: {exc}") from None
 
 
 def _brief(value, limit: int = 120) -> str:

@@ -25,12 +25,14 @@ import numpy as np
 
 from loop.core.patch import PatchSpec
 from loop.core.settings import TrainerSettings
+from loop.core.snapshot import Snapshot
 from loop.store.frame_shelf import FrameShelf
 from loop.store.journal import JournalError, JournalWriter, Record
 from loop.store.records import (MAX_LOSS_POINTS, LabelRecord, SessionFormatError,
-                                SessionState, Snapshot, check_image, check_label, frame_factor,
+                                SessionState, check_image, check_label, frame_factor,
                                 label_event, scale_label, settings_to_json, shrink_frame,
-                                categories_from_json, stored_snapshot, window_from_json)
+                                categories_from_json, snapshot_header, stored_snapshot,
+                                window_from_json)
 from loop.safe_files import shown
 from loop.store.session_file import VERSION, FileCounts, append, create_file
 from loop.store.session_loader import load_session
@@ -195,7 +197,7 @@ class SessionStore:
     def save_snapshot(self, snapshot) -> None:
         """A core Snapshot (loop.core.snapshot) into the journal, then the state."""
         stored = stored_snapshot(snapshot)
-        self._append_records([Record.snapshot(stored.header, stored.weights.tobytes()
+        self._append_records([Record.snapshot(snapshot_header(stored), stored.weights.tobytes()
                                               + stored.velocity.tobytes())])
         self.state.snapshots[stored.tag] = stored
         self.pending.snapshot_saved(stored.tag)

@@ -40,7 +40,8 @@ import h5py
 import numpy as np
 
 from loop.store.records import (MAX_SIDE, SessionFormatError, SessionState,
-                                check_frame_shape, settings_to_json, spec_to_json)
+                                check_frame_shape, settings_to_json, snapshot_header,
+                                spec_to_json)
 from loop.safe_files import write_atomically
 from loop.store.session_rows import LABEL_DTYPE, MAX_WEIGHTS, label_rows
 
@@ -219,7 +220,7 @@ def _append_snapshots(f: h5py.File, counts: FileCounts, snapshots: list) -> int:
     headers.resize((n, HEADER_BYTES))
     arrays.resize((n, 2, width))
     for row, snap in enumerate(snapshots, start):
-        headers[row] = _padded(snap.header, HEADER_BYTES)
+        headers[row] = _padded(snapshot_header(snap), HEADER_BYTES)
         both = np.zeros((2, width), np.float32)
         both[0, :snap.weights.size], both[1, :snap.velocity.size] = snap.weights, snap.velocity
         arrays[row] = both

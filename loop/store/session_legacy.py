@@ -15,7 +15,7 @@ import h5py
 import numpy as np
 
 from loop.store.records import (MAX_FRAMES, MAX_LABELS, MAX_LOSS_POINTS, SessionFormatError,
-                                SessionState, Snapshot, check_frame_shape)
+                                SessionState, check_frame_shape, snapshot_from_header)
 from loop.safe_files import shown
 from loop.store.session_h5 import Checked, whole
 from loop.store.session_rows import (LABEL_DTYPE, MAX_SNAPSHOTS, MAX_WEIGHTS,
@@ -68,5 +68,5 @@ def read_legacy(checked: Checked, state: SessionState, frames: bool, arrays: boo
             w, v = np.asarray(weights[()], np.float32), np.asarray(velocity[()], np.float32)
         else:
             w = v = np.zeros(0, np.float32)
-        state.snapshots[tag] = Snapshot(tag, header, w, v)
+        state.snapshots[tag] = snapshot_from_header(header, state, w, v)
 

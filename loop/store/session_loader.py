@@ -13,7 +13,6 @@ every other record, before and after it, is kept."""
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,8 @@ import numpy as np
 
 from loop.store.journal import (EVENT, FRAME, FRAME_HEAD, SNAP_HEAD, SNAPSHOT, JournalError,
                                 JournalScan, read_journal)
-from loop.store.records import (SessionFormatError, SessionState, Snapshot, check_frame_shape)
+from loop.store.records import (SessionFormatError, SessionState, check_frame_shape,
+                                snapshot_from_header)
 from loop.safe_files import check_plain_name, shown
 from loop.store.session_paths import journal_path
 from loop.store.session_read import FileCounts, read_session_counts
@@ -156,10 +156,7 @@ def _snapshot(state: SessionState, body: bytes, arrays: bool) -> None:
         weights, velocity = both[:size].copy(), both[size:].copy()
     else:
         weights = velocity = np.zeros(0, np.float32)
-    created = header.get("created", 0)
-    if not isinstance(created, (int, float)) or not math.isfinite(created):
-        raise SessionFormatError(f"snapshot {tag} has no creation time")
-    state.snapshots[tag] = Snapshot(tag, header, weights, velocity)
+    state.snapshots[tag] = snapshot_from_header(header, state, weights, velocity)
 
 
 def _json(data: bytes, what: str):

@@ -6,11 +6,11 @@ how snapshot arrays come back into memory when a rebuild or a resumed window nee
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from loop.store.records import SessionState, Snapshot
+from loop.store.records import SessionState
 from loop.store.session_file import Append, FileCounts
 from loop.store.session_read import read_session_counts, read_snapshot_arrays
 
@@ -57,7 +57,7 @@ def drop_old_arrays(state: SessionState) -> None:
     for tag, snap in state.snapshots.items():
         if snap is not latest and snap.weights.size:
             empty = np.zeros(0, np.float32)
-            state.snapshots[tag] = Snapshot(tag, snap.header, empty, empty)
+            state.snapshots[tag] = replace(snap, weights=empty, velocity=empty)
 
 
 def load_all_arrays(path, state: SessionState) -> None:
@@ -75,7 +75,7 @@ def load_latest_arrays(path, state: SessionState, counts: FileCounts) -> None:
     latest = state.latest_snapshot()
     if latest is not None and not latest.weights.size:
         weights, velocity = read_snapshot_arrays(path, counts.snapshot_rows[latest.tag])
-        state.snapshots[latest.tag] = Snapshot(latest.tag, latest.header, weights, velocity)
+        state.snapshots[latest.tag] = replace(latest, weights=weights, velocity=velocity)
 
 
 def _same_time(a: float, b: float) -> bool:

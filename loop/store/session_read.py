@@ -13,9 +13,9 @@ import h5py
 import numpy as np
 
 from loop.store.records import (MAX_FRAMES, MAX_LABELS, MAX_LOSS_POINTS, MAX_SIDE,
-                                SessionFormatError, SessionState, Snapshot, check_frame_shape,
-                                categories_from_json, settings_from_json, spec_from_json,
-                                window_from_json)
+                                SessionFormatError, SessionState, categories_from_json,
+                                check_frame_shape, settings_from_json, snapshot_from_header,
+                                spec_from_json, window_from_json)
 from loop.safe_files import shown
 from loop.store.session_file import (COMMIT_FIELDS, FORMAT, FRAME_DTYPE, HEADER_BYTES,
                                      MAX_SETTINGS_ROWS, SETTINGS_BYTES, TILE, VERSION,
@@ -167,7 +167,7 @@ def _read_snapshots(checked: Checked, state: SessionState, counts: FileCounts,
             weights, velocity = both[0, :size].copy(), both[1, :size].copy()
         else:
             weights = velocity = np.zeros(0, np.float32)
-        state.snapshots[tag] = Snapshot(tag, header, weights, velocity)
+        state.snapshots[tag] = snapshot_from_header(header, state, weights, velocity)
         counts.snapshot_rows[tag] = row
 
 
