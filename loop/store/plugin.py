@@ -44,6 +44,7 @@ import numpy as np
 from loop.core.patch import HYPERCOLUMNS, PatchSpec
 from loop.core.patch_arch import PatchArch
 from loop.safe_files import write_atomically
+from loop.store.records import spec_to_json
 
 MAGIC = b"SPECIALNEURONS\x00\x01"
 VERSION = 3          # the newest manifest version written and read
@@ -147,16 +148,18 @@ def write_plugin(path, spec: PatchSpec, arch: PatchArch, input_hw, weights: dict
         layer_dicts = [_layer_dict(g, r) for g, r in zip(layers, arch.residuals)]
     else:
         layer_dicts = [_layer_dict(g) for g in layers]
+    fields = spec_to_json(spec)   # the one encoding of a patch definition
     manifest = {
         "format": "specialneurons", "version": manifest_version(spec, arch),
-        "name": spec.name,
-        "description": spec.description, "created": created, "tag": tag,
-        "categories": [[c.tag, c.index, c.name] for c in spec.categories],
-        "triggers": list(spec.triggers), "topology": spec.topology, "tap": spec.tap,
-        "base": {"name": spec.base_name, "hash": spec.base_hash} if spec.topology == "head" else None,
+        "name": fields["name"], "description": fields["description"], "created": created,
+        "tag": tag, "categories": fields["categories"], "triggers": fields["triggers"],
+        "topology": fields["topology"], "tap": fields["tap"],
+        "base": {"name": fields["base_name"], "hash": fields["base_hash"]}
+        if spec.topology == "head" else None,
         "input": {"height": int(input_hw[0]), "width": int(input_hw[1]), "order": "rgb",
                   "norm_offset": base_norm[0], "norm_scale": base_norm[1], "resize": "bilinear"},
-        "threshold": spec.threshold, "pooling": spec.pooling, "loss": spec.loss, "dtype": dtype,
+        "threshold": fields["threshold"], "pooling": fields["pooling"], "loss": fields["loss"],
+        "dtype": dtype,
         "layers": layer_dicts, "tensors": tensors, "icon": icon_entry}
     if arch.tuned:
         manifest["fine_tune"] = {"input": arch.input_layer, "layers": arch.tuned,

@@ -14,6 +14,7 @@ from loop.core.patch import (HYPERCOLUMNS, MAX_FINE_TUNE, PATCH_TAPS, TOPOLOGIES
                              PatchSpec)
 from loop.core.patch_arch import arch_from_layers
 from loop.errors import UserError
+from loop.store.records import SessionFormatError, spec_from_json
 from loop.store.plugin import (DTYPES, MAGIC, MAX_FILE, MAX_MANIFEST, VERSION, Plugin,
                                PluginError, check_icon)
 from loop.safe_files import read_input, shown
@@ -175,13 +176,16 @@ def _spec(manifest: dict, version: int):
               and all(_is_layer_name(b) for b in fine_tune["blocks"]),
               "fine_tune must name between 1 and 32 tuned blocks")
         blocks = len(fine_tune["blocks"])
+    fields = {"name": name, "categories": [[c.tag, c.index, c.name] for c in cats],
+              "triggers": triggers, "topology": topology, "tap": tap,
+              "threshold": float(threshold), "seed": 0, "description": description,
+              "base_name": base_name, "base_hash": base_hash,
+              "pooling": str(manifest.get("pooling", "detect")),
+              "loss": str(manifest.get("loss", "cross_entropy")), "fine_tune": blocks}
     try:
-        spec = PatchSpec(name, cats, tuple(triggers), topology, tap, float(threshold), 0,
-                         description, base_name, base_hash,
-                         str(manifest.get("pooling", "detect")),
-                         str(manifest.get("loss", "cross_entropy")), blocks)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise PluginError(f"the patch definition is not valid ({exc})") from None
+        spec = spec_from_json(fields)   # the one way a patch definition is built from JSON
+    except (SessionFormatError, OverflowError) as exc:
+        raise PluginError(f"the {exc}") from None
     return spec, _input(manifest)
 
 
