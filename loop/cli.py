@@ -212,6 +212,8 @@ def _train(train) -> None:
                             "(default 0: the base stays frozen)")
     train.add_argument("--name", help="the patch's name (default: the folder's)")
     train.add_argument("--session", help="the session file to write (default: sessions/...)")
+    train.add_argument("--json", action="store_true", help="the result (or --check's report) "
+                       "as one JSON object on stdout; the lines for people go to stderr")
     window = train.add_mutually_exclusive_group()
     window.add_argument("--headless", action="store_true", help="no window, progress bars only")
     window.add_argument("--window", action="store_true",

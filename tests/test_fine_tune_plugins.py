@@ -29,23 +29,22 @@ def fine_tuned(base_spec, tmp_path_factory):
     session = root / "tuned.h5"
     plugin = root / "tuned.specialneurons"
     import io
-    from contextlib import redirect_stdout
-    out = io.StringIO()
-    with redirect_stdout(out):
+    from contextlib import redirect_stderr, redirect_stdout
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
         assert main(["train", str(root / "data"), "--epochs", "4", "--held-out", "0.25",
                      "--fine-tune", "2", "--headless", "--session", str(session),
-                     "--base", str(base_spec.path)]) == 0
-        assert main(["export", str(session), "-o", str(plugin), "--onnx",
-                     "--base", str(base_spec.path)]) == 0
-    return root, session, plugin, out.getvalue()
+                     "--base", str(base_spec.path), "--json"]) == 0
+    assert main(["export", str(session), "-o", str(plugin), "--onnx",
+                 "--base", str(base_spec.path)]) == 0
+    return root, session, plugin, err.getvalue(), json.loads(out.getvalue())
 
 
 def test_fine_tuning_on_photographs_beats_chance(fine_tuned, base_spec):
-    root, session, _, out = fine_tuned
-    assert "fine-tuning the base's last 2 blocks (b9, b10)" in out
-    assert "taken once per image at b8.project" in out
-    accuracy = float(out.split("held-out accuracy ")[1].split()[0])
-    assert accuracy >= 0.8, out  # chance is 1/3
+    root, session, _, said, result = fine_tuned
+    assert "fine-tuning the base's last 2 blocks (b9, b10)" in said
+    assert "taken once per image at b8.project" in said
+    assert result["held_out_accuracy"] >= 0.8, result  # chance is 1/3
     state = SessionStore.open(session).state
     assert state.spec.fine_tune == 2
     import h5py
@@ -60,7 +59,7 @@ def test_fine_tuning_on_photographs_beats_chance(fine_tuned, base_spec):
 
 
 def test_the_plugin_carries_the_tuned_blocks(fine_tuned, base_spec, base_network):
-    _, session, plugin_path, _ = fine_tuned
+    _, session, plugin_path, _, _ = fine_tuned
     plugin = read_plugin(plugin_path)
     assert plugin.manifest["version"] == 2
     assert plugin.manifest["fine_tune"] == {"input": "b8.project", "layers": 6,
@@ -78,7 +77,7 @@ def test_the_plugin_carries_the_tuned_blocks(fine_tuned, base_spec, base_network
 
 
 def test_info_tells_what_is_fine_tuned(fine_tuned, base_spec, capsys):
-    _, session, plugin_path, _ = fine_tuned
+    _, session, plugin_path, _, _ = fine_tuned
     assert main(["info", str(session)]) == 0
     assert "fine-tuning 2 base blocks" in capsys.readouterr().out
     assert main(["info", str(plugin_path), "--base", str(base_spec.path)]) == 0
@@ -88,7 +87,7 @@ def test_info_tells_what_is_fine_tuned(fine_tuned, base_spec, capsys):
 
 
 def test_eval_reads_the_fine_tuned_plugin(fine_tuned, base_spec, capsys):
-    root, _, plugin_path, _ = fine_tuned
+    root, _, plugin_path, _, _ = fine_tuned
     assert main(["eval", str(plugin_path), str(root / "data"), "--json",
                  "--base", str(base_spec.path)]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -118,7 +117,7 @@ def test_strided_tuned_blocks_agree_in_onnx(base_network, base_spec, tmp_path):
 
 def test_the_onnx_model_runs_the_tuned_blocks(fine_tuned, base_spec):
     ort = pytest.importorskip("onnxruntime")
-    _, _, plugin_path, _ = fine_tuned
+    _, _, plugin_path, _, _ = fine_tuned
     session = ort.InferenceSession(str(plugin_path.with_suffix(".onnx")),
                                    providers=["CPUExecutionProvider"])
     applied, _ = load_plugin_core(str(plugin_path), str(base_spec.path))
@@ -143,7 +142,7 @@ def load_companion_plugin(path, base_spec):
 
 
 def test_a_plugin_branching_elsewhere_is_refused(fine_tuned, base_spec, tmp_path, capsys):
-    _, _, plugin_path, _ = fine_tuned
+    _, _, plugin_path, _, _ = fine_tuned
     data = plugin_path.read_bytes()
     moved = tmp_path / "moved.specialneurons"
     moved.write_bytes(_rewrite(data, lambda m: m["fine_tune"].update(input="b7.add")))
@@ -168,7 +167,7 @@ def test_a_plugin_branching_elsewhere_is_refused(fine_tuned, base_spec, tmp_path
 
 
 def test_damaged_fine_tune_fields_load_or_fail_with_one_line(fine_tuned, tmp_path):
-    _, _, plugin_path, _ = fine_tuned
+    _, _, plugin_path, _, _ = fine_tuned
     data = plugin_path.read_bytes()
     rng = random.Random(3)
     values = [None, -1, 0, 1, 5, 99, 2**40, "b8.add", "", [], {}, 1.5, True, "x" * 300]

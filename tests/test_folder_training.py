@@ -1,5 +1,7 @@
 """Training from an image folder: real photographs in three categories, and a broken folder
 whose every problem is reported."""
+import json
+
 import cv2
 import numpy as np
 import pytest
@@ -115,11 +117,12 @@ def test_training_on_photographs_beats_chance(device, base_spec, tmp_path, capsy
     make_folder(tmp_path / "data", per_category=8)
     session = tmp_path / "trained.h5"
     assert main(["train", str(tmp_path / "data"), "--epochs", "4", "--held-out", "0.25",
-                 "--session", str(session), "--base", str(base_spec.path)]) == 0
-    out = capsys.readouterr().out
-    assert "reconfigured to the patch's 3 categories" in out
-    accuracy = float(out.split("held-out accuracy ")[1].split()[0])
-    assert accuracy >= 0.8, out  # chance is 1/3
+                 "--session", str(session), "--base", str(base_spec.path), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "reconfigured to the patch's 3 categories" in captured.err, "people's lines: stderr"
+    result = json.loads(captured.out)
+    assert result["held_out_accuracy"] >= 0.8, result  # chance is 1/3
+    assert result["session"] == str(session) and result["held_out_images"] == 6
     state = SessionStore.open(session).state
     assert state.spec.pooling == "mean" and len(state.snapshots) == 1
     assert len(state.frames) == len(state.labels) == 18

@@ -6,6 +6,9 @@ interruption goes on from the features already there. The result is a session fi
 it, edit it, train it further live, export it."""
 from __future__ import annotations
 
+import contextlib
+import json
+import math
 import os
 import sys
 import tempfile
@@ -98,11 +101,23 @@ def _check_args(args) -> Path:
 def run(args, answer_frames: int | None = None) -> int:
     """`answer_frames`: how many frames the window's questions (the About dialog, the result
     screen) wait for the user; None waits until the user answers, except under SDL's dummy
-    video driver, where no one can (one frame: drawn, read by tests, never blocking)."""
+    video driver, where no one can (one frame: drawn, read by tests, never blocking).
+    With --json the lines for people go to stderr and stdout gets one JSON object: the
+    folder's check, or the training's result."""
+    if not getattr(args, "json", False):
+        return _run(args, answer_frames, {})
+    report: dict = {}
+    with contextlib.redirect_stdout(sys.stderr):
+        code = _run(args, answer_frames, report)
+    print(json.dumps(report, indent=2))
+    return code
+
+
+def _run(args, answer_frames, report: dict) -> int:
     path = None if args.check else _check_args(args)
     folder = check_folder(args.data_dir)
     if args.check:
-        return _report_check(args, folder)
+        return _report_check(args, folder, report)
     if folder.problems:
         raise UserError(f"{args.data_dir}: {len(folder.problems)} problems (listed above); "
                         "fix them, or see them again with --check")
@@ -142,6 +157,7 @@ def run(args, answer_frames: int | None = None) -> int:
           + (" (stopped early)" if result.stopped_early else ""))
     if result.confusion is not None:
         print("\n".join(confusion_table(result.confusion)))
+    report.update(result_report(result, job.images, feature_rate))
     if window is not None:  # the session is on disk before the result screen names it
         window.show_result(result, answer_frames)
         window.close()
@@ -149,8 +165,11 @@ def run(args, answer_frames: int | None = None) -> int:
     return 0
 
 
-def _report_check(args, folder) -> int:
+def _report_check(args, folder, report: dict) -> int:
     unreadable = _unreadable(folder.images)
+    report.update({"images": len(folder.images), "problems": list(folder.problems),
+                   "unreadable": [str(p) for p in unreadable],
+                   "categories": {c.name: n for c, n in zip(folder.categories, folder.counts())}})
     summary = ", ".join(f"{c.name} {n}" for c, n in zip(folder.categories, folder.counts()))
     print(f"{args.data_dir}: {len(folder.images)} images in {len(folder.categories)} "
           f"categories ({summary}); {len(folder.problems)} problems; "
@@ -293,3 +312,15 @@ def _save(path: Path, core: LoopCore, job: FolderTraining) -> None:
     except SessionFormatError as exc:
         raise UserError(str(exc)) from exc
 
+
+
+def result_report(result: TrainingResult, images: int, feature_rate) -> dict:
+    """The training's result for `train --json`."""
+    accuracy = result.held_out_accuracy
+    return {"session": result.session, "images": images, "steps": result.steps,
+            "planned_steps": result.planned_steps, "stopped_early": result.stopped_early,
+            "held_out_images": result.held_out_images,
+            "held_out_accuracy": None if math.isnan(accuracy) else round(accuracy, 4),
+            "confusion": result.confusion, "patch_files": list(result.patch_files),
+            "feature_images_per_second": None if feature_rate is None
+            else round(feature_rate, 2)}
