@@ -10,6 +10,9 @@ from dataclasses import replace
 import numpy as np
 
 from loop.core.patch import MAX_CATEGORY_NAME, Category, PatchSpec, plain_category_name
+from loop.core.patch_arch import patch_arch
+from loop.core.patch_layers import parameter_layout
+from loop.core.patch_weights import PatchWeights
 
 MAX_CATEGORIES = 32
 QUIET_MARGIN = 2.0   # a new output's bias starts this far below the lowest trained bias
@@ -88,8 +91,6 @@ def grown_momentum(arrays: dict, last: int, outputs: int) -> dict:
 def grown_dense(model, base, weights: np.ndarray, velocity):
     """Dense weights (and momentum) saved before the newest categories were added, grown to
     fit `model` (which has them all); ValueError when they are no earlier state of it."""
-    from loop.core.patch_arch import patch_arch
-    from loop.core.patch_layers import parameter_layout
     spec = model.spec
     for outputs in range(2, spec.outputs):
         fewer = replace(spec, categories=spec.categories[:outputs])
@@ -111,8 +112,6 @@ def grown_dense(model, base, weights: np.ndarray, velocity):
 def grown_model(old, spec, base, queue):
     """A PatchWeights for `spec` (more outputs than `old`'s) holding `old`'s weights and
     momentum, the new outputs' rows quiet (grown, grown_momentum)."""
-    from loop.core.patch_arch import patch_arch
-    from loop.core.patch_weights import PatchWeights
     state = old.state(queue)
     weights, velocity = (old.layout.unpack(state[k]) for k in ("weights", "velocity"))
     arch = patch_arch(spec, base.spec if base is not None else None)

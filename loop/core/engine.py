@@ -25,6 +25,7 @@ from loop.core.patch_weights import PatchWeights
 from loop.core.pixel_maps import PixelMaps
 from loop.core.receptive_field import map_size, patch_cell_field
 from loop.core.settings import TrainerSettings
+from loop.core.snapshot import load_dense, restore_snapshot, take_snapshot
 from loop.core.trainer import OnlineTrainer
 from loop.core.verdict import Verdict, base_top, frame_verdict
 from patchloop_kernels.runtime import Device
@@ -221,7 +222,6 @@ class LoopCore:
     def load_saved_weights(self, weights: np.ndarray, velocity: np.ndarray | None = None):
         """A snapshot's dense weights (and momentum) into the patch. A snapshot saved before
         the newest categories were added has fewer outputs: it is grown to fit."""
-        from loop.core.snapshot import load_dense
         if np.asarray(weights).size != self.model.layout.dense_size:
             weights, velocity = grown_dense(self.model, self.base, np.asarray(weights, np.float32),
                                             velocity)
@@ -243,11 +243,9 @@ class LoopCore:
     # -- snapshots ------------------------------------------------------------------------
     def snapshot(self):
         """A full snapshot (weights, momentum, settings, categories, label counts)."""
-        from loop.core.snapshot import take_snapshot
         return take_snapshot(self)
 
     def restore(self, snapshot) -> None:
-        from loop.core.snapshot import restore_snapshot
         restore_snapshot(self, snapshot)
 
     # -- training -------------------------------------------------------------------------

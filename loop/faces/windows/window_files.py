@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 
+from loop.store.plugin_export import export_snapshot
+from loop.store.snap import snap_frame
+
 
 def snap_in_background(say, snap_dir, frame, category) -> None:
     """The frame into the snap folder (map_clsloc.txt layout) under `category`, ready for
     `patchloop train`."""
-    from loop.store.snap import snap_frame
 
     def write():
         try:
@@ -24,7 +26,6 @@ def snap_in_background(say, snap_dir, frame, category) -> None:
 def export_in_background(say, spec, snapshot, session, base_spec) -> None:
     """`snapshot`'s patch as a plugin beside the session file,
     `<session>-<tag>.specialneurons`."""
-    from loop.store.plugin_export import export_snapshot
     out = session.with_name(f"{session.stem}-{snapshot.tag}.specialneurons")
 
     def write():
