@@ -10,7 +10,7 @@
 // and dropped: WP/OW - 1 of wasted work (2.5% at 120x160, 10% at 15x20).
 //
 // The register block is gemm.cl's: each work-item keeps TM x (8*NV) float8 accumulators over
-// the whole r loop (POCL_NOTES.md: GPU-style tiles run 10-100x slower on PoCL).
+// the whole r loop (docs/opencl-on-the-cpu.md: GPU-style tiles run far slower on PoCL).
 // act: 0 none, 1 ReLU, 2 ReLU6 (as in gemm.cl).
 
 #include "blocks.cl"

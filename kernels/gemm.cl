@@ -1,6 +1,7 @@
 // Register-blocked SGEMM written for CPU OpenCL (PoCL): each work-item owns a TM x (8*NV)
 // block of C and keeps it in float8 accumulators over the whole K loop. GPU-style tiling
-// (one output per work-item, local memory) runs 10-100x slower on PoCL; see POCL_NOTES.md.
+// (one output per work-item, local memory) runs far slower on PoCL: see
+// docs/opencl-on-the-cpu.md.
 //
 // C[b](m,n) = act(beta*C[b](m,n) + sum_k A[b](m,k) * B[b](k,n) + bias[m]) + R[b](m,n)
 //   A(m,k) at A[a_off + b*a_sb + m*a_sm + k*a_sk]    any strides: A is read a scalar at a time

@@ -16,7 +16,7 @@ from .tuning import TUNE_MIN_WORK
 TILE_M, TILE_VECTORS = 4, 2
 TILE_N = 8 * TILE_VECTORS
 # Work-items of one group run as a loop in one PoCL thread; a group of 16 row tiles over one
-# column panel of B keeps that panel in cache (POCL_NOTES.md: 28-59 vs 100-122 GFLOP/s).
+# column panel of B keeps that panel in cache (docs/opencl-on-the-cpu.md: 28-59 vs 100-122 GFLOP/s).
 GROUP_ROWS = 16
 NT_ROWS, NT_COLS = 2, 4  # gemm_nt_forward's NT_M and NT_N
 GEMV_ROWS = 4  # gemv_forward's

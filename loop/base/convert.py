@@ -3,7 +3,7 @@ keep one converted copy in the per-user cache.
 
 Channel counts, expand ratios and kernel sizes come from the weight shapes; strides are
 not in the weights, so they follow EfficientNet-B0's placement, which fits the stored
-batch-norm statistics best (shared/BASE_NOTES.md).
+batch-norm statistics best (docs/base-network.md).
 """
 import hashlib
 import os
