@@ -23,38 +23,58 @@ ROOT = Path(__file__).resolve().parent.parent
 ATTEMPTS = 50
 
 
+SILENT_SECONDS = 60   # the fork server has said nothing this long: it is stuck, fail
+
+
 class ForkServer:
+    """Talks to session_writer_child.py through its pipes, reading the raw descriptor (select
+    and a text reader's own buffer do not mix) and never waiting without a bound."""
+
     def __init__(self):
         env = dict(os.environ, PYTHONPATH=str(ROOT))
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name(
             "session_writer_child.py"))], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True, env=env, bufsize=1)
+            env=env)
+        self.fd = self.proc.stdout.fileno()
+        self.pending = b""
+
+    def line(self, deadline: float) -> str | None:
+        """The next whole line, or None when `deadline` (monotonic) passes first."""
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.fd], [], [], left)[0]:
+                return None
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                raise AssertionError("the fork server died")
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        return line.decode().strip()
 
     def run(self, command: str, kill_after: float | None = None) -> list[str]:
         """The worker's lines; with kill_after, it is killed that many seconds in."""
-        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.write(command.encode() + b"\n")
         self.proc.stdin.flush()
-        first = self.proc.stdout.readline()
-        assert first.startswith("pid "), first
+        first = self.line(time.monotonic() + SILENT_SECONDS)
+        assert first is not None and first.startswith("pid "), first
         pid = int(first.split()[1])
         lines = []
         if kill_after is not None:
             deadline = time.monotonic() + kill_after
-            while (left := deadline - time.monotonic()) > 0:
-                if select.select([self.proc.stdout], [], [], left)[0]:
-                    line = self.proc.stdout.readline().strip()
-                    if line == "exit":  # it finished before its moment came
-                        return lines
-                    lines.append(line)
+            while (line := self.line(deadline)) is not None:
+                if line == "exit":  # it finished before its moment came
+                    return lines
+                lines.append(line)
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        for line in self.proc.stdout:  # what it printed before it died or finished
-            if line.strip() == "exit":
+        while (line := self.line(time.monotonic() + SILENT_SECONDS)) is not None:
+            if line.endswith("exit"):  # a line the kill cut short runs into "exit"
                 return lines
-            lines.append(line.strip())
-        raise AssertionError("the fork server died")
+            lines.append(line)
+        raise AssertionError(f"the fork server said nothing for {SILENT_SECONDS} s after "
+                             f"{lines[-3:]}")
 
     def timed(self, command: str) -> float:
         start = time.monotonic()
