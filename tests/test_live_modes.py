@@ -23,11 +23,12 @@ def _key(k, mod=0):
 
 def test_edit_mode_inside_live_steps_back_edits_and_returns(app):
     assert pump_until(app, lambda: app.worker.latest() is not None)
-    first = app.worker.latest()[1].frame_id
-    _click(app, 160, 120, 1)
+    _click(app, 160, 120, 1)   # labels whichever frame is shown when the window takes it
+    assert pump_until(app, lambda: app.core.labeled_frames())
+    first = app.core.labeled_frames()[0].frame_id
     assert pump_until(app, lambda: app.worker.latest()[1].frame_id != first)
     _click(app, 40, 40, 3)
-    app.step()
+    assert pump_until(app, lambda: len(app.core.labeled_frames()) == 2)
     second = max(f.frame_id for f in app.core.labeled_frames())
     _key(pygame.K_e)
     app.step()
