@@ -2,7 +2,6 @@
 patch's verdict is laid over the frame, the icon and FIRED are drawn before the frame's
 only flip (no flicker), the help lists the window's own keys (its key table), and `o`,
 Tab and `r` work with a single plugin too."""
-import time
 
 import cv2
 import numpy as np
@@ -13,19 +12,10 @@ from loop.faces.windows.companion_app import APPLY_KEYS, CompanionApp
 from loop.store.plugin_export import export_snapshot
 from loop.faces.sources import DemoSource
 from test_companion import pixels_plugin
-from window_driver import post
+from window_driver import post, pump_until
 from test_plugin import trained_core
 
 MAGENTA = (255, 0, 255)
-
-
-def pump(app, condition, seconds=30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        app.step()
-        if condition():
-            return True
-    return False
 
 
 def _frame_pixels(app):
@@ -49,7 +39,7 @@ def test_one_plugin_overlay_icon_once_per_frame_and_help_of_its_own(
     try:
         def fired():
             return app.latest is not None and app.latest[1][1][0].fired
-        assert pump(app, fired), "the trained patch fires on the demo"
+        assert pump_until(app, fired, seconds=30), "the trained patch fires on the demo"
         post(pygame.KEYDOWN, key=pygame.K_SPACE, mod=0)  # hold that frame
         app.step()
         assert app.frozen
@@ -99,19 +89,19 @@ def test_one_plugin_window_adds_selects_and_removes(device, base_spec, tmp_path,
     app = CompanionApp(companion, plugins, DemoSource(), window=(900, 600))
     app.start()
     try:
-        assert pump(app, lambda: app.latest is not None)
+        assert pump_until(app, lambda: app.latest is not None)
         post(pygame.KEYDOWN, key=pygame.K_r, mod=0)
         app.step()
         assert len(app.plugins) == 1 and "last patch stays" in app.message
         for key in (pygame.K_o, pygame.K_DOWN, pygame.K_RETURN):
             post(pygame.KEYDOWN, key=key, mod=0)
-        assert pump(app, lambda: len(app.plugins) == 2 and app.latest is not None
+        assert pump_until(app, lambda: len(app.plugins) == 2 and app.latest is not None
                     and len(app.latest[1][1]) == 2), app.message
         post(pygame.KEYDOWN, key=pygame.K_TAB, mod=0)
         app.step()
         assert app.selected == 1 and "overlay: b" in app.message
         post(pygame.KEYDOWN, key=pygame.K_r, mod=0)
-        assert pump(app, lambda: len(app.plugins) == 1)
+        assert pump_until(app, lambda: len(app.plugins) == 1)
         assert app.plugins[0].spec.name == "a"
     finally:
         app.close()

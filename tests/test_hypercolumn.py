@@ -5,32 +5,17 @@ import numpy as np
 import pytest
 
 from loop.core.engine import LoopCore
-from loop.core.labels import LabelDisc
 from loop.core.patch import PatchSpec, categories_from_names
 from loop.demo.scene import DemoScene
 from loop.faces.apply import load_plugin_core
 from loop.store.plugin_export import export_snapshot
 from loop.store.plugin_read import read_plugin
+from test_plugin import trained_core
 
 
 @pytest.fixture(scope="module")
 def fine_core(base_network):
-    spec = PatchSpec("fine", categories_from_names(["background", "ball", "box"]),
-                     tap="stride8+16", base_name=base_network.spec.name,
-                     base_hash=base_network.hash)
-    core = LoopCore(spec, base=base_network)
-    scene = DemoScene(seed=6)
-    for index in (0, 40, 80):
-        frame = scene.frame(index)
-        verdict = core.observe(frame.image)
-        for category in (1, 2, 0):
-            ys, xs = np.nonzero(frame.truth == category)
-            if len(xs):
-                core.label(verdict.frame_id, LabelDisc(xs[len(xs) // 2], ys[len(ys) // 2], 8,
-                                                       category))
-    for _ in range(40):
-        core.trainer.step()
-    return core
+    return trained_core(base_network, tap="stride8+16", steps=40)
 
 
 def test_cells_are_8_pixels_and_the_features_stack_both_maps(fine_core, base_network):

@@ -17,9 +17,10 @@ from loop.store.plugin import MAGIC, PluginError
 from loop.store.plugin_read import read_plugin
 
 
-def trained_core(base_network, topology="head"):
+def trained_core(base_network, topology="head", tap="stride16", steps=30):
+    """A patch taught three labels on each of three demo frames, `steps` steps."""
     spec = PatchSpec("ball", categories_from_names(["background", "ball", "box"]),
-                     topology=topology, base_name=base_network.spec.name,
+                     topology=topology, tap=tap, base_name=base_network.spec.name,
                      base_hash=base_network.hash)
     core = LoopCore(spec, base=base_network if topology == "head" else None)
     scene = DemoScene(seed=6)
@@ -31,7 +32,7 @@ def trained_core(base_network, topology="head"):
             if len(xs):
                 core.label(verdict.frame_id, LabelDisc(xs[len(xs) // 2], ys[len(ys) // 2], 8,
                                                        category))
-    for _ in range(30):
+    for _ in range(steps):
         core.trainer.step()
     return core
 
