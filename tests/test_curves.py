@@ -28,3 +28,12 @@ def test_pixel_scores_follow_the_cell_scores(base_network):
     pixels = core.pixel_probabilities(probabilities, frame.shape)
     assert pixels.shape == (core.spec.outputs,) + frame.shape
     assert np.allclose(pixels.sum(axis=0), 1, atol=1e-4), "still probabilities per pixel"
+
+
+def test_a_live_verdict_spreads_its_cells_where_they_lie_as_the_host_path_does(base_network):
+    from test_plugin import trained_core
+    core = trained_core(base_network)
+    frame = DemoScene(seed=6).frame(30).image
+    verdict = core.observe(frame)
+    assert np.allclose(verdict.pixels, core.pixel_probabilities(verdict.probabilities,
+                                                                frame.shape[:2]), atol=1e-6)

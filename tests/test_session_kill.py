@@ -137,6 +137,13 @@ def test_kill_9_while_saving_a_trained_session(server, tmp_path):
     assert leftovers(tmp_path) == [], "the next writer removes what a killed one left"
 
 
+def kill_then_rerun(server, command: str, out: Path, seconds: float) -> None:
+    """`command` killed `seconds` in; when it left no `out`, a rerun is not blocked."""
+    server.run(command, kill_after=seconds)
+    if not out.exists():
+        assert "done" in server.run(command), "a rerun is not blocked"
+
+
 def test_kill_9_while_merging(server, tmp_path):
     for name in ("a", "b"):
         SessionStore.write_new(tmp_path / f"{name}.h5", trained_state(1, frames=12))
@@ -144,10 +151,8 @@ def test_kill_9_while_merging(server, tmp_path):
     rng = random.Random(9)
     for attempt in range(ATTEMPTS):
         out = tmp_path / f"m{attempt}.h5"
-        command = f"merge {out} 0 {tmp_path / 'a.h5'} {tmp_path / 'b.h5'}"
-        server.run(command, kill_after=rng.uniform(0, 1.3 * whole))
-        if not out.exists():
-            assert "done" in server.run(command), "a rerun is not blocked"
+        kill_then_rerun(server, f"merge {out} 0 {tmp_path / 'a.h5'} {tmp_path / 'b.h5'}", out,
+                        rng.uniform(0, 1.3 * whole))
         state = load_session(out).state
         assert len(state.frames) == 24 and len(state.labels) == 24
     assert leftovers(tmp_path) == []
@@ -161,8 +166,5 @@ def test_kill_9_while_exporting(server, tmp_path):
     rng = random.Random(11)
     for attempt in range(ATTEMPTS):
         out = tmp_path / f"e{attempt}.specialneurons"
-        command = f"export {out} 0 {session}"
-        server.run(command, kill_after=rng.uniform(0, 1.3 * whole))
-        if not out.exists():
-            assert "done" in server.run(command), "a rerun is not blocked"
+        kill_then_rerun(server, f"export {out} 0 {session}", out, rng.uniform(0, 1.3 * whole))
         assert read_plugin(out).manifest["name"] == "kill"

@@ -84,16 +84,17 @@ class LoopCore:
         if triggered:
             pipeline.patch.enqueue(self.queue)
             probabilities = pipeline.patch.read(self.queue)
+            pixels = pipeline.read_pixels(self.queue)
         else:
             k, h, w = (self.spec.outputs,) + pipeline.patch.probabilities.shape[2:]
             probabilities = np.zeros((k, h, w), np.float32)
             probabilities[0] = 1.0
+            pixels = self.pixel_probabilities(probabilities, frame.shape[:2])
         features = pipeline.features.read_into(pipeline.features_np, self.queue)[0].copy()
         frame_id = self.recent.keep(frame, features, frame_id)
         category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)
         return Verdict(frame_id, probabilities, category, confidence, triggered, best,
-                       self.receptive_frame(frame.shape[:2]), version, frame.shape[:2],
-                       self.pixel_probabilities(probabilities, frame.shape[:2]))
+                       self.receptive_frame(frame.shape[:2]), version, frame.shape[:2], pixels)
 
     def verdict_on_features(self, features: np.ndarray) -> np.ndarray:
         """The current patch's per-cell probabilities (K, h, w) for stored features (a held

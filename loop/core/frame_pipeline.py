@@ -13,6 +13,7 @@ from loop.core.patch import PIXELS_INPUT
 from loop.core.patch_input import PatchInput, deepest_layer
 from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.runtime import Tensor
+from patchloop_kernels.upsample import prepare_upsample
 
 BASE_INPUT = (240, 320)  # (height, width) the base sees: frames are resized to it on the device
 PIPELINES_KEPT = 4   # frame shapes whose device plans are kept (each holds a base plan)
@@ -38,6 +39,17 @@ class FramePipeline:
             self.pixels_input = FramePreprocess(device, frame_shape, self.features, 127.0, 128.0)
         self.patch = None if features_only else core.model.inference_plan(self.features)
         self.features_np = np.empty(self.features.shape, np.float32)
+        if self.patch is not None:  # the verdict over the frame's pixels, spread where it lies
+            k = self.patch.probabilities.shape[1]
+            self.pixels = Tensor.empty(device, (k,) + tuple(frame_shape[:2]))
+            self.spread = prepare_upsample(device, self.pixels, self.patch.probabilities)
+            self.pixels_np = np.empty(self.pixels.shape, np.float32)
+
+    def read_pixels(self, queue) -> np.ndarray:
+        """float32 (K, H, W): the patch's probabilities (after it ran) spread over the frame,
+        from the device buffer the patch wrote them to (no round trip through the host)."""
+        self.spread.enqueue(queue)
+        return self.pixels.read_into(self.pixels_np, queue).copy()
 
     def run(self, frame: np.ndarray, queue, run_base: bool) -> None:
         if self.base_plan is not None and run_base:
