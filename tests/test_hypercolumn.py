@@ -65,3 +65,24 @@ def test_exported_applied_and_onnx_agree(fine_core, base_spec, tmp_path):
 def test_a_hypercolumn_cannot_fine_tune():
     with pytest.raises(ValueError, match="cannot fine-tune"):
         PatchSpec("x", categories_from_names(["bg", "x"]), tap="stride8+16", fine_tune=1)
+
+
+def test_hidden_width_is_kept_and_older_files_read_with_the_width_they_were_made_with(
+        fine_core, base_spec, tmp_path):
+    from loop.store.records import SessionFormatError, spec_from_json, spec_to_json
+    assert fine_core.spec.hidden == 32, "a new hypercolumn head is 32 wide"
+    assert PatchSpec("p", categories_from_names(["bg", "x"])).hidden == 64
+    assert PatchSpec("p", categories_from_names(["bg", "x"]), topology="pixels").hidden == 16
+    data = spec_to_json(fine_core.spec)
+    assert spec_from_json(data) == fine_core.spec
+    older = {k: v for k, v in data.items() if k != "hidden"}
+    assert spec_from_json(older).hidden == 64, "saved before widths were written: 64 wide"
+    assert spec_from_json({**older, "topology": "pixels", "tap": "stride16"}).hidden == 16
+    for bad in (0, -1, 257, 10 ** 12, True, "32", 32.0, None):
+        with pytest.raises(SessionFormatError):
+            spec_from_json({**data, "hidden": bad})
+    snapshot = fine_core.snapshot()
+    out = export_snapshot(fine_core.spec, snapshot.weights, tmp_path / "h.specialneurons",
+                          snapshot.tag, fine_core.base.spec)
+    plugin = read_plugin(out)
+    assert plugin.manifest["hidden"] == 32 and plugin.spec.hidden == 32

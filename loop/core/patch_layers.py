@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from loop.core.patch import HEAD_HIDDEN, PIXELS_HIDDEN
 from patchloop_kernels.conv import ConvGeometry
 from patchloop_kernels.flat import FlatLayout
 from patchloop_kernels.runtime import Device
 
-HEAD_HIDDEN = 64
-PIXELS_HIDDEN = 16
 PIXELS_DEPTH = 7
 
 
@@ -37,8 +36,8 @@ def patch_layers(spec, input_channels: int) -> list[ConvGeometry]:
     for the squared-error loss)."""
     outputs = 1 if spec.loss == "squared_error" else spec.outputs
     if spec.topology == "head":
-        return head_layers(input_channels, outputs)
-    return pixels_layers(outputs)
+        return head_layers(input_channels, outputs, spec.hidden)
+    return pixels_layers(outputs, spec.hidden)
 
 
 def parameter_layout(device: Device, layers: list[ConvGeometry]) -> FlatLayout:

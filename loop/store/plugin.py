@@ -9,8 +9,10 @@ Layout (little-endian):
 Manifest: format ("specialneurons"), version (1), name, description, created (unix s),
 tag (time-based hash), categories [[tag, index, name]], triggers [tag], topology ("head" or
 "pixels"), tap, base {name, hash} (null for pixels), input {height, width, order ("rgb"),
-norm_offset, norm_scale, resize ("bilinear")}, threshold, pooling ("detect" or "mean"), dtype ("float32", "float16" or
-"int8"), layers [{in, out, kernel, stride, padding, dilation, groups, activation}],
+norm_offset, norm_scale, resize ("bilinear")}, threshold, pooling ("detect" or "mean"),
+hidden (the topology's hidden width; plugins written before it have none and are as wide
+as every patch of their topology was then: 64 for head, 16 for pixels), dtype ("float32",
+"float16" or "int8"), layers [{in, out, kernel, stride, padding, dilation, groups, activation}],
 tensors [{name, shape, dtype, offset, size, sha256}] and icon ({offset, size, sha256} of a
 PNG, or null).
 
@@ -159,7 +161,7 @@ def write_plugin(path, spec: PatchSpec, arch: PatchArch, input_hw, weights: dict
         "input": {"height": int(input_hw[0]), "width": int(input_hw[1]), "order": "rgb",
                   "norm_offset": base_norm[0], "norm_scale": base_norm[1], "resize": "bilinear"},
         "threshold": fields["threshold"], "pooling": fields["pooling"], "loss": fields["loss"],
-        "dtype": dtype,
+        "hidden": fields["hidden"], "dtype": dtype,
         "layers": layer_dicts, "tensors": tensors, "icon": icon_entry}
     if arch.tuned:
         manifest["fine_tune"] = {"input": arch.input_layer, "layers": arch.tuned,

@@ -182,6 +182,8 @@ def _spec(manifest: dict, version: int):
               "base_name": base_name, "base_hash": base_hash,
               "pooling": str(manifest.get("pooling", "detect")),
               "loss": str(manifest.get("loss", "cross_entropy")), "fine_tune": blocks}
+    if "hidden" in manifest:   # plugins written before hidden widths were written have none
+        fields["hidden"] = manifest["hidden"]
     try:
         spec = spec_from_json(fields)   # the one way a patch definition is built from JSON
     except (SessionFormatError, OverflowError) as exc:

@@ -11,7 +11,7 @@ import numpy as np
 
 from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
 from loop.core.categories import with_names
-from loop.core.patch import Category, PatchSpec
+from loop.core.patch import HEAD_HIDDEN, PIXELS_HIDDEN, Category, PatchSpec
 from loop.core.settings import TrainerSettings
 from loop.core.snapshot import Snapshot
 
@@ -250,7 +250,7 @@ def spec_to_json(spec: PatchSpec) -> dict:
             "triggers": list(spec.triggers), "topology": spec.topology, "tap": spec.tap,
             "threshold": spec.threshold, "seed": spec.seed, "description": spec.description,
             "base_name": spec.base_name, "base_hash": spec.base_hash, "pooling": spec.pooling,
-            "loss": spec.loss, "fine_tune": spec.fine_tune}
+            "loss": spec.loss, "fine_tune": spec.fine_tune, "hidden": spec.hidden}
 
 
 def spec_from_json(data: dict) -> PatchSpec:
@@ -261,9 +261,15 @@ def spec_from_json(data: dict) -> PatchSpec:
                          str(data["tap"]), float(data["threshold"]), int(data["seed"]),
                          str(data["description"]), str(data["base_name"]), str(data["base_hash"]),
                          str(data.get("pooling", "detect")), str(data.get("loss", "cross_entropy")),
-                         _whole(data.get("fine_tune", 0)))
+                         _whole(data.get("fine_tune", 0)), _whole(data.get("hidden", _older_hidden(data))))
     except (KeyError, TypeError, ValueError) as exc:
         raise SessionFormatError(f"patch definition is not valid ({exc})") from exc
+
+
+def _older_hidden(data: dict) -> int:
+    """The hidden width of a patch saved before widths were written: the one every patch of
+    its topology had then."""
+    return PIXELS_HIDDEN if data.get("topology") == "pixels" else HEAD_HIDDEN
 
 
 def _whole(value) -> int:
