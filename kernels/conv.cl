@@ -141,29 +141,62 @@ __kernel void conv_backward_bias(__global float *db, __global const float *dz,
     db[co] = acc + (h.x + h.y) + (h.z + h.w);
 }
 
-// dz = dy * act'(z), read off the activation's output y (ReLU: y > 0; ReLU6: 0 < y < 6).
-// Work-item i handles ACT_SPAN consecutive elements of the flat tensor of `count`, in float8
-// with the comparisons' lane masks (no branches, no built-in calls).
-#define ACT_SPAN 64
-__kernel void activation_backward(__global float *dz, __global const float *dy,
-                                  __global const float *y, int count, int act)
+// The gradient through an activation and the bias gradient, in one pass over dy and y
+// (N, C, H, W): dz = dy * act'(y), read off the activation's output y (ReLU: y > 0; ReLU6:
+// 0 < y < 6), and db_part[n*C + c] = sum over h, w of dz (gemm.cl's sum_parts adds the N
+// parts of each channel's bias gradient). With has_padded, dz also goes into
+// the inside of a padded map dzp (planes of HP x WP, the inside from row PT, column PL; the
+// caller zeroes its border once): a depthwise convolution's input gradient reads it there.
+// With y_padded, y is the inside of such a map (YHP x YWP, from row YPT, column YPL): the
+// layer wrote its output straight into the next depthwise convolution's padded input.
+// Work-item: one plane (n*C + c), in float8 with the comparisons' lane masks.
+inline float8 gradient_through8(float8 g, float8 v, int act)
 {
-    const int i0 = get_global_id(0) * ACT_SPAN;
-    if (i0 + ACT_SPAN <= count) {
-        for (int i = i0; i < i0 + ACT_SPAN; i += 8) {
-            const float8 v = *(const __global float8u *)(y + i);
-            int8 pass = act == 0 ? (int8)(-1) : v > 0.0f;
-            if (act == 2) pass &= v < 6.0f;
-            const int8 g = as_int8(*(const __global float8u *)(dy + i));
-            *(__global float8u *)(dz + i) = as_float8(g & pass);
+    int8 pass = v > 0.0f;
+    if (act == 2) pass &= v < 6.0f;
+    return as_float8(as_int8(g) & pass);
+}
+
+inline float gradient_through(float g, float v, int act)
+{
+    return v > 0.0f && (act == 1 || v < 6.0f) ? g : 0.0f;
+}
+
+__kernel void activation_backward_bias(
+    __global float *dz, __global float *db_part, __global float *dzp, int has_padded,
+    int HP, int WP, int PT, int PL, __global const float *dy,
+    __global const float *y, int y_padded, int YHP, int YWP, int YPT, int YPL,
+    int planes, int H, int W, int act)
+{
+    const int plane = get_global_id(0);
+    if (plane >= planes) return;
+    float8 acc8 = (float8)(0.0f);
+    float acc = 0.0f;
+    // Plain maps: a plane is one contiguous run; with a padded one, it goes row by row.
+    const int by_rows = has_padded || y_padded;
+    const int runs = by_rows ? H : 1, run = by_rows ? W : H * W;
+    for (int r = 0; r < runs; r++) {
+        const long at = (long)plane * H * W + (long)r * run;
+        __global float *padded = dzp + ((long)plane * HP + PT + r) * WP + PL;
+        const __global float *yr = y_padded ? y + ((long)plane * YHP + YPT + r) * YWP + YPL
+                                            : y + at;
+        int i = 0;
+        for (; i + 8 <= run; i += 8) {
+            const float8 d = gradient_through8(*(const __global float8u *)(dy + at + i),
+                                               *(const __global float8u *)(yr + i), act);
+            *(__global float8u *)(dz + at + i) = d;
+            if (has_padded) *(__global float8u *)(padded + i) = d;
+            acc8 += d;
         }
-        return;
+        for (; i < run; i++) {
+            const float d = gradient_through(dy[at + i], yr[i], act);
+            dz[at + i] = d;
+            if (has_padded) padded[i] = d;
+            acc += d;
+        }
     }
-    for (int i = i0; i < count; i++) {
-        const float v = y[i];
-        const bool pass = act == 0 || (v > 0.0f && (act == 1 || v < 6.0f));
-        dz[i] = pass ? dy[i] : 0.0f;
-    }
+    const float4 h = acc8.lo + acc8.hi;
+    db_part[plane] = acc + (h.x + h.y) + (h.z + h.w);
 }
 
 // col (N, C_in*K*K, OH*OW): row r = (ci*K + kh)*K + kw holds the input under that tap.

@@ -79,7 +79,6 @@ class ConvGeometry:
         return self.kernel == 1 and self.stride == 1 and self.pads(1, 1) == (0, 0, 0, 0)
 
 
-ACT_SPAN = 64  # elements per work-item of activation_backward (conv.cl)
 # Work a work-group should hold: PoCL pays a few microseconds per group (see gemm.py).
 GROUP_WORK = 1 << 16
 
@@ -162,6 +161,7 @@ class ConvForward(Plan):
         if residual is not None:
             check_shape(residual, y.shape, "residual")
         super().__init__()
+        self.x_shape, self.y_padded = (n, c, h, w), y_padded  # for the backward
         self.col: Tensor | None = None
         self.padded: Tensor | None = None  # a depthwise one's padded input, for its backward
         self.implicit: ImplicitForward | None = None
@@ -191,7 +191,7 @@ class ConvForward(Plan):
             top, left, hp, wp = PaddedMap.layout(g, h, w)
             planes = n * g.c_in
             if x_padded is not None:
-                padded = x
+                self.padded = padded = x
             else:
                 # Zeroed once: the slack past the map stays zero, as the backward needs.
                 self.padded = padded = PaddedMap.tensor(device, g, n, h, w, zeroed=True)

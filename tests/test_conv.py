@@ -33,7 +33,7 @@ CASES = [
     (1, 9, 23, ConvGeometry(3, 3, 5, 2, "same", 1, 3, "relu6")),
     # Implicit GEMMs (conv_implicit.cl): the pixels patch's shape over two weight-gradient
     # chunks, asymmetric SAME padding (k 2 and 4), fewer output channels than a tile's rows.
-    (2, 20, 150, ConvGeometry(16, 16, 3, 1, 2, 2, 1, "relu")),
+    (2, 20, 300, ConvGeometry(16, 16, 3, 1, 2, 2, 1, "relu")),
     (1, 6, 9, ConvGeometry(3, 4, 2, 1, "same", 1, 1, "none")),
     (2, 5, 11, ConvGeometry(5, 3, 4, 1, "same", 1, 1, "relu6")),
 ]

@@ -5,6 +5,7 @@ import pytest
 
 from patchloop_kernels.conv import ConvForward, ConvGeometry
 from patchloop_kernels.conv_backward import ConvBackward
+from patchloop_kernels import conv_implicit, conv_implicit_weight
 from patchloop_kernels.conv_implicit import fits
 from patchloop_kernels.runtime import Tensor
 from reference.conv_ref import conv_backward, conv_forward
@@ -77,3 +78,45 @@ def test_which_convolutions_take_the_implicit_path():
     assert not fits(ConvGeometry(8, 8, 1), 10, 10)                 # 1x1: a plain GEMM
     assert not fits(ConvGeometry(8, 8, 3, 1, 0), 10, 10)           # shrinks the map
     assert not fits(ConvGeometry(8, 8, 3, 1, 1, groups=8), 10, 10)  # depthwise
+
+
+class _Pick:
+    """A stand-in tuning log that always chooses candidate `index` (the last if fewer)."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def choose(self, key, candidates, prepare):
+        prepare(candidates[min(self.index, len(candidates) - 1)])  # the runner builds too
+        return candidates[min(self.index, len(candidates) - 1)]
+
+
+@pytest.mark.parametrize("index", range(max(len(conv_implicit.VARIANTS),
+                                            len(conv_implicit_weight.WEIGHT_BLOCKS))))
+def test_every_tuned_block_matches_reference(device, monkeypatch, index):
+    """Each forward/input-gradient register block and each weight-gradient block, on a shape
+    whose sizes are not multiples of any block (odd channels, taps, positions), the weight
+    gradient summed over many chunks."""
+    monkeypatch.setattr(conv_implicit, "TUNE_MIN_WORK", 0)
+    monkeypatch.setattr(conv_implicit_weight, "TUNE_MIN_WORK", 0)
+    # Chunks of 60 positions: several per sample, each with a tail that is no whole float8.
+    monkeypatch.setattr(conv_implicit_weight, "WEIGHT_CHUNK", 60)
+    monkeypatch.setattr(device, "tuning", _Pick(index))
+    rng = np.random.default_rng(100 + index)
+    g = ConvGeometry(5, 7, 3, 1, 2, 2, activation="relu")
+    n, h, w = 2, 11, 19
+    x = rng.standard_normal((n, 5, h, w)).astype(np.float32)
+    weight = (rng.standard_normal(g.weight_shape) * 0.5).astype(np.float32)
+    bias = rng.standard_normal(7).astype(np.float32)
+    tx, tw, tb = (Tensor.from_numpy(device, a) for a in (x, weight, bias))
+    ty = _nan(device, (n, 7, h, w))
+    forward = ConvForward(device, g, tx, tw, tb, ty)
+    forward.enqueue(device.queue)
+    assert_close(ty.numpy(), conv_forward(x, weight, bias, g)[0], what=f"forward {index}")
+    dy = rng.standard_normal(ty.shape).astype(np.float32)
+    tdw, tdb, tdx = (_nan(device, s) for s in (weight.shape, bias.shape, x.shape))
+    ConvBackward(device, g, forward, tx, tw, ty, Tensor.from_numpy(device, dy), tdw, tdb,
+                 tdx).enqueue(device.queue)
+    dx_ref, dw_ref, _ = conv_backward(x, weight, ty.numpy(), dy, g)
+    assert_close(tdx.numpy(), dx_ref, atol=1e-3, rtol=1e-4, what=f"dx {index}")
+    assert_close(tdw.numpy(), dw_ref, atol=1e-3, rtol=1e-4, what=f"dweight {index}")
