@@ -193,3 +193,27 @@ def test_pacer_gives_verdicts_their_turn():
     assert not released.wait(0.05), "one verdict is not enough for a step"
     pacer.verdict_done()
     assert released.wait(1.0), "the second verdict lets the step go"
+
+
+def test_a_long_step_still_leaves_the_verdicts_their_rate():
+    import threading
+    import time
+    from loop.core.pacer import Pacer
+    pacer = Pacer(verdicts_per_step=2)
+    for seconds, wanted in ((0.0, 2), (0.01, 2), (0.2, 3), (1.0, 15)):
+        pacer.step_took(seconds)
+        assert pacer.verdicts_wanted() == wanted, seconds
+    assert Pacer(verdicts_per_step=0).verdicts_wanted() == 0, "no pacing where none is wanted"
+    pacer.verdict_done()
+    time.sleep(pacer.FLOWING + 0.05)  # longer than FLOWING, well inside FLOWING + the step
+    released = threading.Event()
+
+    def trainer():
+        pacer.wait_turn()
+        released.set()
+
+    threading.Thread(target=trainer, daemon=True).start()
+    assert not released.wait(0.1), "a stream held up by a long step still flows"
+    for _ in range(15):
+        pacer.verdict_done()
+    assert released.wait(2.0), "the verdicts a long step wants let it go"

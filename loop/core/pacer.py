@@ -1,6 +1,7 @@
 """Taking turns with the verdicts on one device."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -8,15 +9,25 @@ import time
 class Pacer:
     """Keeps verdicts flowing while training: when verdicts are coming (the live window),
     the trainer takes one step per `verdicts_per_step` verdicts, so a step never holds the
-    device for two frames in a row; when none are coming it trains flat out."""
+    device for two frames in a row; when none are coming it trains flat out.
+
+    A long step (a pixels patch: about 0.2 s on two CPU cores) changes both numbers. No
+    verdict can finish while a step holds the device, so the stream counts as flowing for
+    FLOWING seconds plus the last step's length (with FLOWING alone, every step longer
+    than it made the stream look stopped, and the trainer ran back to back: 2 verdicts/s).
+    And a step then takes as many verdicts as keep MIN_VERDICT_RATE while training."""
 
     FLOWING = 0.25  # seconds: verdicts closer together than this count as a live stream
+    # Verdicts per second the window keeps while training, however long a step is: below
+    # about 15 the picture stops looking live.
+    MIN_VERDICT_RATE = 15.0
 
     def __init__(self, verdicts_per_step: int = 2):
         self.verdicts_per_step = verdicts_per_step
         self._done = 0
         self._last = 0.0
         self._at_last_step = 0
+        self._step_seconds = 0.0
         self._changed = threading.Condition()
 
     def verdict_done(self) -> None:
@@ -25,9 +36,23 @@ class Pacer:
             self._last = time.monotonic()
             self._changed.notify_all()
 
+    def step_took(self, seconds: float) -> None:
+        """How long the trainer's last step held the device."""
+        with self._changed:
+            self._step_seconds = max(0.0, seconds)
+
+    def verdicts_wanted(self) -> int:
+        """Verdicts a step waits for while the stream flows."""
+        if self.verdicts_per_step == 0:
+            return 0
+        return max(self.verdicts_per_step,
+                   math.ceil(self._step_seconds * self.MIN_VERDICT_RATE - 1e-9))
+
     def wait_turn(self) -> None:
         with self._changed:
-            while (time.monotonic() - self._last < self.FLOWING
-                   and self._done - self._at_last_step < self.verdicts_per_step):
-                self._changed.wait(self.FLOWING)
+            wanted = self.verdicts_wanted()
+            flowing = self.FLOWING + self._step_seconds
+            while (time.monotonic() - self._last < flowing
+                   and self._done - self._at_last_step < wanted):
+                self._changed.wait(flowing)
             self._at_last_step = self._done

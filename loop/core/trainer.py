@@ -207,10 +207,12 @@ class OnlineTrainer:
             self.pacer.wait_turn()
         rate = settings.learning_rate * self.backoff.factor
         with self.device_turn:
+            started = time.perf_counter()
             result = step.run(self.queue, features, labels, class_weights, rate,
                               settings.momentum, settings.weight_decay)
             after = step.loss_now(self.queue) if result.finite and self._suspect(result.loss) \
                 else None
+            self.pacer.step_took(time.perf_counter() - started)
         reason = _divergence(result, None if self.backoff.must_keep else after)
         if reason is not None:
             self._undo_step(reason, settings)
