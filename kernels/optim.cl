@@ -53,3 +53,13 @@ __kernel void nonfinite_count(__global volatile int *count, __global const uint 
 }
 
 __kernel void fill_int(__global int *dst, int value) { dst[get_global_id(0)] = value; }
+
+// A running average of weights (Polyak/EMA), in place: avg = (1 - rate) avg + rate w
+// (in this form rate 1 gives w exactly). Work-item i updates elements [16 i, 16 i + 16).
+__kernel void running_average(__global float *avg, __global const float *w, int count,
+                              float rate)
+{
+    const int i0 = get_global_id(0) * 16;
+    const float keep = 1.0f - rate;
+    for (int i = i0; i < min(i0 + 16, count); i++) avg[i] = keep * avg[i] + rate * w[i];
+}

@@ -1,4 +1,5 @@
-"""Launchers for optim.cl: the SGD step, the gradient-norm clip and the non-finite check."""
+"""Launchers for optim.cl: the SGD step, the gradient-norm clip, the non-finite check and the
+running average of weights."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,6 +28,22 @@ class SgdStep:
         self.launch.set_arg(5, float(learning_rate))
         self.launch.set_arg(6, float(momentum))
         self.launch.set_arg(7, float(weight_decay))
+        self.launch.enqueue(queue)
+
+
+class RunningAverage:
+    """average = (1 - rate) average + rate weights over two flat buffers of one length; the rate is
+    given at each call (1 copies)."""
+
+    def __init__(self, device: Device, average: Tensor, weights: Tensor):
+        if average.size != weights.size:
+            raise ValueError(f"running average over {average.size} and {weights.size} elements")
+        self.launch = Launch.prepare(device, "optim", "running_average",
+                                     (-(-average.size // 16),), None,
+                                     [average, weights, average.size, 1.0])
+
+    def enqueue(self, queue, rate: float) -> None:
+        self.launch.set_arg(3, float(rate))
         self.launch.enqueue(queue)
 
 

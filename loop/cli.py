@@ -8,7 +8,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-from loop.core.patch import PATCH_TAPS
+from loop.core.patch import FINE_TUNE_TAP, LIVE_TAP, PATCH_TAPS
 from loop.faces.train_arguments import add_training_options
 from loop.errors import UserError
 from loop.safe_files import shown
@@ -144,9 +144,9 @@ def _bench_kinds(bench) -> None:
     loop.add_argument("--seed", type=int, default=0, help="demo scene and patch seed")
     loop.add_argument("--plot", type=_output_file, help="write the accuracy curve to this PNG")
     loop.add_argument("--batch", type=int, default=16, help="the trainer's batch size")
-    loop.add_argument("--tap", default="stride16", choices=PATCH_TAPS,
-                      help="where the head reads the base (stride8+16: 8-pixel cells from the "
-                      "stride-8 map with the stride-16 map spread over it)")
+    loop.add_argument("--tap", default=LIVE_TAP, choices=PATCH_TAPS,
+                      help=f"where the head reads the base (default {LIVE_TAP}: 8-pixel cells "
+                      "from the stride-8 map with the stride-16 map spread over it)")
     loop.set_defaults(handler=_bench_loop)
     train = kinds.add_parser("train", help="training from a folder: features and steps per second")
     train.add_argument("--fine-tune", type=int, default=3, metavar="STAGES",
@@ -175,9 +175,9 @@ def _live(live) -> None:
     live.add_argument("--categories", help="comma-separated names, background first "
                       "(default: background,object; the demo's own with --demo)")
     live.add_argument("--topology", choices=["head", "pixels"], default="head")
-    live.add_argument("--tap", default="stride16", choices=PATCH_TAPS,
-                      help="where the head reads the base (stride8+16: a hypercolumn, 8-pixel "
-                      "cells)")
+    live.add_argument("--tap", choices=PATCH_TAPS,
+                      help=f"where the head reads the base (default {LIVE_TAP}: a hypercolumn, "
+                      f"8-pixel cells; {FINE_TUNE_TAP} with --fine-tune)")
     live.add_argument("--fine-tune", type=int, default=0, metavar="STAGES",
                       help="also train the base's last STAGES blocks below the tap (slower steps)")
     live.add_argument("--loss", choices=["cross_entropy", "squared_error"],

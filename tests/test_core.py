@@ -217,3 +217,33 @@ def test_a_long_step_still_leaves_the_verdicts_their_rate():
     for _ in range(15):
         pacer.verdict_done()
     assert released.wait(2.0), "the verdicts a long step wants let it go"
+
+
+def test_steady_verdicts_read_a_running_average_of_the_weights(base_network):
+    """With `steady` on, each step moves the weights the verdicts read STEADY_RATE of the
+    way to the trained ones, which keep training as they are; off, they are the trained
+    ones again at the next step."""
+    from dataclasses import replace
+    from loop.core.trainer import STEADY_RATE
+    from test_plugin import trained_core
+    core = trained_core(base_network, steps=5)
+    model, queue = core.model, core.queue
+
+    def published():
+        return core.snapshot().weights.astype(np.float64)
+
+    def trained():
+        return model.layout.dense(model.training.flat.numpy(queue)).astype(np.float64)
+
+    assert np.array_equal(published(), trained()), "without steady: the trained weights"
+    core.change_settings(replace(core.trainer.settings, steady=True))
+    for _ in range(3):
+        before = published()
+        assert core.trainer.step()
+        after, raw = published(), trained()
+        assert not np.allclose(after, raw), "the verdicts' weights lag the trained ones"
+        assert np.allclose(after, (1 - STEADY_RATE) * before + STEADY_RATE * raw, atol=1e-6)
+    core.change_settings(replace(core.trainer.settings, steady=False))
+    assert core.trainer.step()
+    assert np.array_equal(published(), trained())
+    core.close()

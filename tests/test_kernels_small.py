@@ -6,7 +6,7 @@ import pytest
 from closeness import assert_close
 from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.loss import MaskedSquaredError, WeightedCrossEntropy
-from patchloop_kernels.optim import GradientClip, NonfiniteCount, SgdStep
+from patchloop_kernels.optim import GradientClip, NonfiniteCount, RunningAverage, SgdStep
 from patchloop_kernels.pool import prepare_global_avg_pool, prepare_global_avg_pool_backward
 from patchloop_kernels.runtime import Tensor
 from patchloop_kernels.softmax import prepare_softmax
@@ -153,6 +153,28 @@ def test_sgd_steps(device, size):
         w, v = small_ref.sgd_step(w.astype(np.float64), v, g, lr, momentum, decay)
     assert_close(tw.numpy(), w, atol=1e-5, rtol=1e-5, what="weights")
     assert_close(tv.numpy(), v, atol=1e-5, rtol=1e-5, what="velocity")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_running_average_of_weights(device, seed):
+    """Random lengths (around the work-item's 16) and rates; rate 1 copies every element."""
+    rng = np.random.default_rng(seed)
+    size = int(rng.integers(1, 50000)) if seed > 1 else 15 + seed * 2
+    average = rng.standard_normal(size).astype(np.float32)
+    ta = Tensor.from_numpy(device, average)
+    expected = average.astype(np.float64)
+    tw = Tensor.from_numpy(device, np.zeros(size, np.float32))
+    mix = RunningAverage(device, ta, tw)
+    for rate in rng.uniform(0.01, 0.5, 4):
+        weights = rng.standard_normal(size).astype(np.float32)
+        tw.write(weights, device.queue)
+        mix.enqueue(device.queue, rate)
+        expected = small_ref.running_average(expected, weights.astype(np.float64), rate)
+    assert_close(ta.numpy(), expected, atol=1e-5, rtol=1e-5, what="running average")
+    weights = rng.standard_normal(size).astype(np.float32)
+    tw.write(weights, device.queue)
+    mix.enqueue(device.queue, 1.0)
+    assert np.array_equal(ta.numpy(), weights), "rate 1 writes every element"
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -38,6 +38,13 @@ def at(app, x, y):
     return int(rect.x + x * scale), int(rect.y + y * scale)
 
 
+def cell_at(probabilities, x, y, frame_hw=(240, 320)):
+    """The (row, column) of the verdict cell over frame pixel (x, y), whatever the patch's
+    cell size."""
+    rows, columns = probabilities.shape[1:]
+    return y * rows // frame_hw[0], x * columns // frame_hw[1]
+
+
 def post(event_type, **fields):
     pygame.event.post(pygame.event.Event(event_type, **fields))
 

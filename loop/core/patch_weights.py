@@ -2,7 +2,8 @@
 once without ever seeing half-updated weights:
 
   training   -- what the trainer's SGD updates in place (its own queue)
-  published  -- the last finished step's weights, copied under a lock after each step
+  published  -- the last finished step's weights, copied under a lock after each step (or,
+                for steady verdicts, their running average)
   inference  -- what verdicts read; refreshed from `published` between frames
   last_good  -- the last weights known finite, restored when training diverges
 """
@@ -19,6 +20,7 @@ from loop.core.patch_layers import parameter_layout
 from loop.core.patch_plans import PatchForward
 from loop.core.train_step import TrainStep
 from patchloop_kernels.flat import FlatTensors
+from patchloop_kernels.optim import RunningAverage
 from patchloop_kernels.runtime import Device, Tensor
 from patchloop_kernels.softmax import prepare_score_probabilities, prepare_softmax
 
@@ -47,6 +49,7 @@ class PatchWeights:
         self.last_good = FlatTensors(device, self.layout, flat)
         self.grads = FlatTensors(device, self.layout)
         self.velocity = FlatTensors(device, self.layout)
+        self._average = RunningAverage(device, self.published.flat, self.training.flat)
         self.version = 0            # bumped by each publish
         self._inference_version = 0
         self._lock = threading.Lock()
@@ -56,10 +59,16 @@ class PatchWeights:
         return TrainStep(self.device, self.arch, self.training, self.grads, self.velocity,
                          batch, self.feature_shape, self.spec.loss)
 
-    def publish(self, queue) -> None:
-        """After a finite step: the training weights become the published and last good."""
+    def publish(self, queue, average_rate: float | None = None) -> None:
+        """After a finite step: the training weights become the last good, and the published
+        (what verdicts, snapshots and exports read), or with `average_rate` move the published
+        that far towards them: a running average of the weights (the training weights keep
+        training as they are)."""
         with self._lock:
-            _copy(queue, self.published, self.training)
+            if average_rate is None:
+                _copy(queue, self.published, self.training)
+            else:
+                self._average.enqueue(queue, average_rate)
             _copy(queue, self.last_good, self.training)
             queue.finish()
             self.version += 1

@@ -22,6 +22,7 @@ class TrainerSettings:
     balance_classes: bool = True  # class weights from label counts
     augment: bool = True         # rand-tilt-shift copies of labeled frames, made when idle
     flips: bool = False          # mirror images too (only where the category allows it)
+    steady: bool = False         # `a`: verdicts from a running average of the weights
 
     def __post_init__(self):
         if not MIN_LR <= self.learning_rate <= MAX_LR:

@@ -40,6 +40,11 @@ SUSPECT_FACTOR, SUSPECT_FLOOR = 2.0, 1.0
 # "Much worse": the batch's loss after the step above this factor of the loss before it.
 DIVERGED_RISE, DIVERGED_MARGIN = 1.5, 0.1
 RECENT_LOSSES = 20
+# Steady verdicts (the `steady` setting): each step moves the verdicts' weights this far
+# towards the trained ones. On the demo (hypercolumn, alternating clicks, 6 seeds) 0.05 took
+# the median largest fall of the accuracy curve after 90% from 0.064 to 0.026; the price is a
+# verdict that answers a click about 20 steps later.
+STEADY_RATE = 0.05
 
 
 class OnlineTrainer:
@@ -217,7 +222,7 @@ class OnlineTrainer:
         if reason is not None:
             self._undo_step(reason, settings)
             return True
-        self.model.publish(self.queue)
+        self.model.publish(self.queue, STEADY_RATE if settings.steady else None)
         self.status.learning_rate, self.status.grad_norm = rate, result.grad_norm
         self.status.record(result.loss)
         self._recent_losses.append(result.loss)

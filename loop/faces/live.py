@@ -12,7 +12,7 @@ from pathlib import Path
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
-from loop.core.patch import PatchSpec, categories_from_names
+from loop.core.patch import PatchSpec, categories_from_names, live_tap
 from loop.demo.scene import CATEGORIES
 from loop.errors import UserError
 from loop.faces.display import require_display
@@ -42,7 +42,8 @@ def build_core(args, source, spec: PatchSpec | None = None) -> LoopCore:
         names = ["background", "object"]
     try:
         spec = PatchSpec(args.name, categories_from_names(names), topology=args.topology,
-                         tap=args.tap, loss=args.loss, fine_tune=args.fine_tune)
+                         tap=args.tap or live_tap(args.fine_tune), loss=args.loss,
+                         fine_tune=args.fine_tune)
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     device = Device.default()

@@ -76,3 +76,8 @@ def bilinear_resize(image, height, width):
 def frame_preprocess(frame, height, width, offset=127.0, scale=128.0, bgr=False):
     img = frame[..., ::-1] if bgr else frame
     return ((bilinear_resize(img, height, width) - offset) / scale).transpose(2, 0, 1)
+
+
+def running_average(average, weights, rate):
+    """The running average of weights after one more step (Polyak/EMA)."""
+    return (1 - rate) * average + rate * weights

@@ -27,6 +27,12 @@ def _toggle_new_only(w, e):
               lambda s: "training on new labels only" if s.new_only else "training on all labels")
 
 
+def _toggle_steady(w, e):
+    _settings(w, lambda s: replace(s, steady=not s.steady),
+              lambda s: "steady verdicts: from a running average of the weights (slower to "
+              "follow a click)" if s.steady else "verdicts from the newest weights")
+
+
 def _select(w, e):
     if e.key == pygame.K_TAB:
         w.select((w.state.selected + 1) % w.core.spec.outputs)
@@ -78,6 +84,8 @@ TRAINING_KEYS = KeyTable([
                                else s.less_momentum(), lambda s: f"momentum {s.momentum:.2f}")),
     key("t", "training on / off", (pygame.K_t,), _toggle_training),
     key("n", "train on new labels only / all labels", (pygame.K_n,), _toggle_new_only),
+    key("a", "steady verdicts (a running average of the weights) on / off", (pygame.K_a,),
+        _toggle_steady),
     key("s", "snapshot", (pygame.K_s,), lambda w, e: w.take_snapshot()),
     key("Ctrl+E", "export the patch as a plugin beside the session", (),
         lambda w, e: w.export(), ctrl_keys=(pygame.K_e,)),

@@ -198,7 +198,8 @@ class LiveView:
         for line in (f"{rate}   momentum {settings.momentum:.2f}",
                      f"weight decay {settings.weight_decay:.2g}   batch {settings.batch_size}",
                      f"training {'on' if settings.training else 'off'}, "
-                     f"{'new labels only' if settings.new_only else 'all labels'}",
+                     f"{'new labels only' if settings.new_only else 'all labels'}"
+                     f"{', steady verdicts' if settings.steady else ''}",
                      f"brush {state.brush} px   {'FROZEN' if worker.frozen else ''}",
                      f"{status.steps_per_second:.1f} steps/s   {worker.verdicts_per_second:.1f} verdicts/s",
                      f"verdict {worker.verdict_ms:.0f} ms   loss {_loss_text(status)}"):
