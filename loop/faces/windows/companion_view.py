@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pygame
 
-from loop.faces.windows.live_view import DIM, LiveView, frame_area, wrap_to_width
+from loop.faces.windows.live_view import DIM, LiveView, frame_area
+from loop.faces.windows.text_wrap import wrap_to_width
 from loop.faces.windows.overlays import PALETTE, VIEWS, heat_image, verdict_image
 
 FIRED_COLOUR = (255, 230, 90)

@@ -10,8 +10,10 @@ import cv2
 import numpy as np
 import pygame
 
+from loop.faces.windows.help_page import draw_help_page
 from loop.faces.windows.overlays import (PALETTE, VIEWS, heat_image, label_map_at, legend_colours,
                                  most_uncertain_cell, verdict_image, with_labels)
+from loop.faces.windows.text_wrap import wrap_to_width
 
 PANEL_WIDTH = 300
 STATUS_STRIP = 28   # under the frame: the replay window's frame counter
@@ -254,12 +256,7 @@ class LiveView:
                       (box.x + 12, box.y + 72), (255, 160, 120))
 
     def help_page(self, lines) -> None:
-        box = pygame.Rect(40, 40, self.screen.get_width() - 80, 26 + 20 * len(lines))
-        pygame.draw.rect(self.screen, (10, 10, 20), box)
-        pygame.draw.rect(self.screen, (200, 200, 200), box, 1)
-        for i, (key, what) in enumerate(lines):
-            self.text(key, (box.x + 14, box.y + 12 + 20 * i), (255, 220, 120))
-            self.text(what, (box.x + 200, box.y + 12 + 20 * i))
+        draw_help_page(self, lines)
 
 
 def _loss_text(status) -> str:
@@ -268,24 +265,3 @@ def _loss_text(status) -> str:
         return "-"
     loss = f"{status.last_loss:.3g}"
     return loss if status.steps_per_second > 0 else f"{loss} (not training)"
-
-
-def wrap_to_width(text: str, font, width: int) -> list[str]:
-    """Lines of whole words that each render no wider than `width` pixels; a word wider than
-    that on its own (a long path) is broken across lines, never cut off."""
-    lines, line = [], ""
-    for word in text.split():
-        candidate = f"{line} {word}" if line else word
-        if font.size(candidate)[0] <= width:
-            line = candidate
-            continue
-        if line:
-            lines.append(line)
-        while font.size(word)[0] > width and len(word) > 1:
-            cut = next(n for n in range(len(word) - 1, 0, -1) if font.size(word[:n])[0] <= width)
-            lines.append(word[:cut])
-            word = word[cut:]
-        line = word
-    if line:
-        lines.append(line)
-    return lines
