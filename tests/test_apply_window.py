@@ -11,6 +11,7 @@ from loop.faces.apply import load_companion
 from loop.faces.windows.companion_app import APPLY_KEYS, CompanionApp
 from loop.store.plugin_export import export_snapshot
 from loop.faces.sources import DemoSource
+from loop.faces.windows.help_page import help_layout
 from test_companion import pixels_plugin
 from window_driver import post, pump_until
 from test_plugin import trained_core
@@ -73,7 +74,7 @@ def test_one_plugin_overlay_icon_once_per_frame_and_help_of_its_own(
         post(pygame.KEYDOWN, key=pygame.K_h, mod=0)
         app.step()
         lines = APPLY_KEYS.help_lines()
-        bottom = 40 + 26 + 20 * len(lines) - 1
+        bottom = help_layout(app.view.view, lines)[0].bottom - 1  # the page its LiveView draws
         screen = pygame.surfarray.array3d(app.screen)
         assert tuple(screen[app.screen.get_width() // 2, bottom]) == (200, 200, 200)
         assert not any("learning rate" in what or "label" in what for _, what in lines)

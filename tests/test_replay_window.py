@@ -10,6 +10,7 @@ from loop.demo.scene import DemoScene
 from loop.faces import live
 from loop.faces.windows.live_app import LiveApp
 from loop.store.session import SessionStore
+from loop.faces.windows.help_page import help_layout
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def test_help_lists_the_replay_keys_and_an_empty_filter_says_so(replay):
     app.step()
     # The help box is drawn from the replay's own key table: its bottom edge sits where
     # that table's length puts it.
-    bottom = 40 + 26 + 20 * len(REPLAY_HELP) - 1
+    bottom = help_layout(app.view, REPLAY_HELP)[0].bottom - 1
     screen = pygame.surfarray.array3d(app.screen)
     assert tuple(screen[app.screen.get_width() // 2, bottom]) == (200, 200, 200)
     assert dict(REPLAY_HELP)["Left / Right"].startswith("previous / next labeled frame")

@@ -16,22 +16,26 @@ KEY_COLOUR, BOX, EDGE = (255, 220, 120), (10, 10, 20), (200, 200, 200)
 
 def draw_help_page(view, lines) -> None:
     """On `view`'s screen with its font and text(): `lines` of (key, what it does)."""
-    screen = view.screen
-    width = screen.get_width() - 2 * MARGIN
-    height = screen.get_height() - 2 * MARGIN - 24
+    box, placed, key_width = help_layout(view, lines)
+    pygame.draw.rect(view.screen, BOX, box)
+    pygame.draw.rect(view.screen, EDGE, box, 1)
+    for key, x, y, wrapped in placed:
+        view.text(key, (box.x + 14 + x, box.y + 12 + y), KEY_COLOUR)
+        for i, line in enumerate(wrapped):
+            view.text(line, (box.x + 14 + x + key_width, box.y + 12 + y + LINE * i))
+
+
+def help_layout(view, lines):
+    """(the page's box, where each line goes, the keys' column width) on `view`'s screen."""
+    width = view.screen.get_width() - 2 * MARGIN
+    height = view.screen.get_height() - 2 * MARGIN - 24
     key_width = max([view.font.size(key)[0] for key, _ in lines] or [0]) + KEY_GAP
     for columns in range(1, MAX_COLUMNS + 1):
         placed = place_in_columns(lines, view.font, width // columns, height, columns, key_width)
         if placed is not None:
             break
     used = max([y + LINE * len(wrapped) for _, _, y, wrapped in placed] or [0])
-    box = pygame.Rect(MARGIN, MARGIN, width, 24 + used)
-    pygame.draw.rect(screen, BOX, box)
-    pygame.draw.rect(screen, EDGE, box, 1)
-    for key, x, y, wrapped in placed:
-        view.text(key, (box.x + 14 + x, box.y + 12 + y), KEY_COLOUR)
-        for i, line in enumerate(wrapped):
-            view.text(line, (box.x + 14 + x + key_width, box.y + 12 + y + LINE * i))
+    return pygame.Rect(MARGIN, MARGIN, width, 24 + used), placed, key_width
 
 
 def place_in_columns(lines, font, column_width: int, height: int, columns: int,
