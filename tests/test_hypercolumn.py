@@ -86,3 +86,18 @@ def test_hidden_width_is_kept_and_older_files_read_with_the_width_they_were_made
                           snapshot.tag, fine_core.base.spec)
     plugin = read_plugin(out)
     assert plugin.manifest["hidden"] == 32 and plugin.spec.hidden == 32
+
+
+def test_a_new_live_patch_reads_the_hypercolumn_unless_it_fine_tunes_or_reads_pixels(base_spec):
+    from loop.cli import _parser
+    from loop.faces import live
+    from loop.faces.sources import DemoSource
+    for extra, tap, hidden in (([], "stride8+16", 32), (["--fine-tune", "1"], "stride16", 64),
+                               (["--topology", "pixels"], "stride16", 16),
+                               (["--tap", "stride16"], "stride16", 64)):
+        args = _parser().parse_args(["live", "--demo", "--base", str(base_spec.path)] + extra)
+        core = live.build_core(args, DemoSource(seed=1))
+        try:
+            assert (core.spec.tap, core.spec.hidden) == (tap, hidden), extra
+        finally:
+            core.close()

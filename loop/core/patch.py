@@ -129,9 +129,10 @@ class PatchSpec:
         return not self.triggers or any(tag in self.triggers for tag in base_top_tags)
 
 
-def live_tap(fine_tune: int = 0) -> str:
-    """The tap a new live patch reads when none is asked for."""
-    return FINE_TUNE_TAP if fine_tune else LIVE_TAP
+def live_tap(topology: str = "head", fine_tune: int = 0) -> str:
+    """The tap a new live patch reads when none is asked for (a pixels patch reads the frame:
+    it keeps the plain default, as every pixels patch before it)."""
+    return LIVE_TAP if topology == "head" and not fine_tune else FINE_TUNE_TAP
 
 
 def default_hidden(topology: str, tap: str) -> int:

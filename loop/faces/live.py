@@ -42,7 +42,7 @@ def build_core(args, source, spec: PatchSpec | None = None) -> LoopCore:
         names = ["background", "object"]
     try:
         spec = PatchSpec(args.name, categories_from_names(names), topology=args.topology,
-                         tap=args.tap or live_tap(args.fine_tune), loss=args.loss,
+                         tap=args.tap or live_tap(args.topology, args.fine_tune), loss=args.loss,
                          fine_tune=args.fine_tune)
     except ValueError as exc:
         raise UserError(str(exc)) from exc

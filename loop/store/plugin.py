@@ -118,7 +118,7 @@ def _encode(name: str, array: np.ndarray, dtype: str):
 def manifest_version(spec: PatchSpec, arch: PatchArch) -> int:
     """The oldest manifest version that holds this patch, so older readers take what they
     can read."""
-    if spec.tap in HYPERCOLUMNS:
+    if spec.topology == "head" and spec.tap in HYPERCOLUMNS:
         return HYPERCOLUMN_VERSION
     return TUNED_VERSION if arch.tuned else FROZEN_VERSION
 
