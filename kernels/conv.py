@@ -95,6 +95,19 @@ def check_shape(tensor: Tensor, shape, what: str) -> None:
         raise ValueError(f"convolution: {what} has shape {tensor.shape}, expected {tuple(shape)}")
 
 
+def checked_sizes(g: ConvGeometry, x: Tensor, weight: Tensor, bias: Tensor,
+                  x_padded=None) -> tuple[int, int, int, int, int, int]:
+    """(n, c, h, w, output height, output width) of a convolution's input, its weight and
+    bias checked against the geometry (x_padded: the input's shape inside its padding)."""
+    n, c, h, w = x_padded or x.shape
+    if c != g.c_in:
+        raise ValueError(f"convolution expects {g.c_in} input channels, got {c}")
+    oh, ow = g.output_size(h, w)
+    check_shape(weight, g.weight_shape, "weight")
+    check_shape(bias, (g.c_out,), "bias")
+    return n, c, h, w, oh, ow
+
+
 def geometry_args(g: ConvGeometry, n: int, h: int, w: int) -> list[int]:
     oh, ow = g.output_size(h, w)
     top, left, _, _ = g.pads(h, w)
@@ -146,12 +159,7 @@ class ConvForward(Plan):
         """x_padded (N, C, H, W): x is a depthwise convolution's input already padded (see
         PaddedMap). y_padded (top, left, padded height, padded width): y is such a padded
         map and a dense convolution writes into its inside."""
-        n, c, h, w = x_padded or x.shape
-        if c != g.c_in:
-            raise ValueError(f"convolution expects {g.c_in} input channels, got {c}")
-        oh, ow = g.output_size(h, w)
-        check_shape(weight, g.weight_shape, "weight")
-        check_shape(bias, (g.c_out,), "bias")
+        n, c, h, w, oh, ow = checked_sizes(g, x, weight, bias, x_padded)
         if y_padded is None:
             check_shape(y, (n, g.c_out, oh, ow), "output")
         elif not g.uses_gemm or residual is not None or y.size < n * g.c_out * y_padded[2] * y_padded[3]:

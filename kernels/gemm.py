@@ -5,7 +5,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .runtime import Device, Launch, Plan, Tensor
+from . import gemm_specialized
+from .runtime import Device, Launch, Plan, Tensor, enough_groups
 from .tuning import TUNE_MIN_WORK
 
 # The default register block: 4 rows x 16 columns (8 float8 sums). Over the base's 39 GEMM
@@ -19,7 +20,7 @@ TILE_N = 8 * TILE_VECTORS
 # column panel of B keeps that panel in cache (docs/opencl-on-the-cpu.md: 28-59 vs 100-122 GFLOP/s).
 GROUP_ROWS = 16
 NT_ROWS, NT_COLS = 2, 4  # gemm_nt_forward's NT_M and NT_N
-GEMV_ROWS = 4  # gemv_forward's
+GEMV_ROWS = 8  # gemv_forward's
 GROUP_WORK = 1 << 17  # multiply-adds a work-group should hold (see group_shape)
 # Packing B costs one pass over it; it pays once this many rows of C reuse each panel.
 PACK_MIN_ROWS = 32
@@ -58,14 +59,17 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
                  bias: Tensor | None = None, residual: Tensor | None = None,
                  residual_offset: int = 0, accumulate: bool = False,
                  activation: str = "none", pack_b: bool | None = None,
-                 c_padding: tuple[int, int, int, int] | None = None) -> Plan:
+                 c_padding: tuple[int, int, int, int] | None = None,
+                 a_fixed: bool = False) -> Plan:
     """C = act(accumulate*C + A@B + bias) + residual, for `batches` matrices (or their sum).
 
     pack_b: copy B into contiguous column panels first (see pack_panels in gemm.cl). By
     default B is packed when it is at least one panel wide and enough row tiles reuse it.
     c_padding: (width, padded width, top, left): C's rows are maps of that width stored
     inside zero borders (a depthwise convolution's padded input); C.row_stride is a padded
-    map's size. Its border is the caller's to zero, once."""
+    map's size. Its border is the caller's to zero, once.
+    a_fixed: A's contents never change once the plan is built (a frozen layer's weights), so
+    gemm_specialized may copy them once into row tiles."""
     if b.col_stride != 1 or c.col_stride != 1:
         raise ValueError("gemm: B and C must be contiguous along their columns")
     check_fits(a, batches, m, k, "A")
@@ -83,13 +87,17 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
     packed = pack_b
     if packed is None:
         packed = (n >= TILE_N and m >= PACK_MIN_ROWS) or c_padding is not None
-    default = {"rows": TILE_M, "vectors": TILE_VECTORS, "packed": packed, "tall": False}
     call = _GemmCall(c, a, b, m, n, k, batches, reduce_batches, bias, residual,
-                     residual_offset, accumulate, activation_code(activation), c_padding)
-    variant = default
-    if worth_tuning(m * n * k_total * (1 if reduce_batches else batches)):
+                     residual_offset, accumulate, activation_code(activation), c_padding,
+                     a_fixed)
+    if gemm_specialized.fits(call):
+        candidates = specialized_variants(n, pack_b, a_fixed)
+    else:
+        default = {"rows": TILE_M, "vectors": TILE_VECTORS, "packed": packed, "tall": False}
         candidates = gemm_variants(default, fixed_packing=pack_b is not None or
                                    c_padding is not None)
+    variant = candidates[0]
+    if worth_tuning(m * n * k_total * (1 if reduce_batches else batches)):
         variant = device.tuning.choose(call.key(), candidates, _runner(device, call))
     return call.plan(device, variant)
 
@@ -99,7 +107,7 @@ def _gemv(device: Device, c: MatrixView, a: MatrixView, b: MatrixView, m: int, k
     """A matrix times one contiguous vector (gemv_forward): a layer on one sample."""
     rows = -(-m // GEMV_ROWS)
     launch = Launch.prepare(
-        device, "gemv", "gemv_forward", (rows,), (min(rows, 64),),
+        device, "gemv", "gemv_forward", (rows,), enough_groups((rows,), (min(rows, 64),)),
         [c.tensor, c.offset, a.tensor, a.offset, a.row_stride,
          b.tensor, b.offset, bias if bias is not None else a.tensor, bias is not None, m, k,
          act])
@@ -116,6 +124,29 @@ def worth_tuning(multiply_adds: int) -> bool:
 # by up to 8% on the compute-bound shapes. Each variant costs compile time at the first
 # tuning (PoCL compiles a kernel again for every work-group shape): the list stays short.
 VARIANTS = [(4, 2, False), (4, 2, True), (6, 2, False), (6, 2, True), (8, 1, False)]
+
+
+# gemm_specialized's variants (rows, float8 vectors, packed B, tall work-groups), the default
+# first. Over the base's 23 1x1 shapes at 240x320 (PoCL, AVX2, one loaded run) 6x16 took
+# 7.4 ms in all, 5x16 7.5, 8x8 9.7, 4x24 13.1 and 3x32 15.7 (spilled: 12 sums plus 4 loads
+# pass AVX2's 16 registers); against 11.9 ms for gemm_forward's default.
+SPECIALIZED_VARIANTS = [(6, 2, False, False), (6, 2, True, False), (6, 2, False, True),
+                        (4, 2, False, False), (8, 1, False, False)]
+
+
+def specialized_variants(n: int, pack_b: bool | None = None, a_fixed: bool = False
+                         ) -> list[dict]:
+    """gemm_specialized's candidates for a call of n columns: B packed or not as pack_b says
+    (either when None); unpacked ones need a whole tile of columns. Fixed weights are
+    packed into row tiles in every one."""
+    out = []
+    for rows, vectors, packed, tall in SPECIALIZED_VARIANTS:
+        packed = packed if pack_b is None else pack_b
+        variant = {"rows": rows, "vectors": vectors, "packed": packed or n < 8 * vectors,
+                   "tall": tall, "specialized": True, "packed_a": a_fixed}
+        if variant not in out:
+            out.append(variant)
+    return out
 
 
 def gemm_variants(default: dict, fixed_packing: bool = False) -> list[dict]:
@@ -149,6 +180,7 @@ class _GemmCall:
     accumulate: bool
     act: int
     c_padding: tuple | None
+    a_fixed: bool = False
 
     def key(self) -> str:
         a = self.a
@@ -156,7 +188,8 @@ class _GemmCall:
                 f"{' summed' if self.reduce_batches else ''} a_strides={a.row_stride},"
                 f"{a.col_stride} b_ld={self.b.row_stride}"
                 f"{' padded' if self.c_padding else ''}"
-                f"{' residual' if self.residual is not None else ''}")
+                f"{' residual' if self.residual is not None else ''}"
+                f"{' fixed_a' if self.a_fixed else ''}")
 
     def plan(self, device: Device, variant: dict) -> Plan:
         rows, vectors, packed = variant["rows"], variant["vectors"], variant["packed"]
@@ -170,6 +203,8 @@ class _GemmCall:
         else:
             local = group_shape(panels, grid[1], k * (batches if self.reduce_batches else 1),
                                 tile_n, rows)
+        if variant.get("specialized"):
+            return gemm_specialized.plan(device, self, variant, local)
         c, a, b = self.c, self.a, self.b
         tail = [self.bias if self.bias is not None else c.tensor, self.bias is not None,
                 self.residual if self.residual is not None else c.tensor, self.residual_offset,

@@ -7,7 +7,10 @@
 //   y[y_off + m] = act(sum_k A[a_off + m*lda + k] * x[x_off + k] + bias[m])      for m < M
 // Work-item: GEMV_ROWS rows, float8 sums along k (the GEMM's narrow path runs one scalar
 // row at a time: 0.7 ms for the base's 1000x1280 classifier). A's rows need not be aligned.
-#define GEMV_ROWS 4
+// The classifier's 5 MB of weights come from memory every frame: 8 rows in flight per
+// work-item took 0.26 ms where 4 took 0.31 (16: 0.25-0.29; prefetch hints did not help),
+// and at least 64 work-groups (gemm.py) 0.15 ms: both threads stream it.
+#define GEMV_ROWS 8
 
 __kernel void gemv_forward(__global float *y, int y_off,
                            __global const float *A, int a_off, int lda,

@@ -170,3 +170,16 @@ def test_a_process_measures_within_its_budget(tmp_path, monkeypatch):
     assert log.entry("late") is None
     log.remeasure = True
     assert log.choose("late", ["a", "b"], Counting({"a": 200_000, "b": 10})) == "b"
+
+
+def test_every_tuned_variant_has_a_name_in_bench_kernels():
+    """`bench kernels --tune` names each chosen variant, whichever kernel chose it (a log
+    holds them as JSON lists)."""
+    from loop.faces.bench.kernels import _variant_text
+    from patchloop_kernels import conv_implicit, conv_implicit_weight, gemm
+    lists = (gemm.VARIANTS, gemm.SPECIALIZED_VARIANTS, conv_implicit.VARIANTS,
+             conv_implicit_weight.WEIGHT_BLOCKS, ["summed", "parts"])
+    for variants in lists:
+        names = [_variant_text(list(v) if not isinstance(v, str) else v) for v in variants]
+        assert all(isinstance(n, str) and n for n in names)
+        assert len(set(names)) == len(names), names

@@ -4,7 +4,9 @@ A plan runs, from a uint8 RGB frame: on-device preprocessing (resize + normalize
 layer up to the global pool. The classifier (pool, fully connected layer over the 1,000
 classes, softmax) runs only when the classes are asked for (`classify`, or
 `read_probabilities`): a frame whose classes nobody reads skips it. Each tap (the output of a
-stage) is a tensor of the plan, so a patch reads it where it lies: no copy.
+stage) is a tensor of the plan, so a patch reads it where it lies: no copy. The layers take
+the forward-only kernels docs/kernels.md lists under "The base's forward" (the base is
+frozen: its weights are packed once for the GEMMs).
 """
 from __future__ import annotations
 
@@ -13,7 +15,10 @@ import hashlib
 import numpy as np
 
 from loop.base.config import AddLayer, BaseSpec, ConvLayer, FcLayer, PoolLayer
+from loop.base import frozen_convs
+from patchloop_kernels import expand_depthwise, im2col_stride2
 from patchloop_kernels.conv import ConvForward, ConvGeometry, PaddedMap
+from patchloop_kernels.depthwise_bands import DepthwiseBandForward, reads_plain
 from patchloop_kernels.gemm import MatrixView, prepare_gemm
 from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.pool import prepare_global_avg_pool
@@ -21,6 +26,10 @@ from patchloop_kernels.runtime import Device, Plan, Tensor
 from patchloop_kernels.softmax import prepare_softmax
 
 MIN_SIDE = 64
+# An expand whose output is at least this large runs fused with its stride-2 depthwise
+# reader (expand_depthwise.cl): the first block's 7.6 MB map at 240x320 made the pair
+# memory-bound; on the smaller maps after it, the two apart were faster.
+FUSE_MIN_BYTES = 4 << 20
 
 
 def geometry(layer: ConvLayer) -> ConvGeometry:
@@ -132,15 +141,17 @@ class BaseForward(Plan):
         self._sole_reader = _sole_readers(spec)
         if stop_at is not None and stop_at not in spec.layer_by_name and stop_at != "input":
             raise ValueError(f"the base has no layer {stop_at!r}")
+        self._stop_at = stop_at
         for layer in spec.layers:
             if stop_at in self.outputs:
                 break
-            if isinstance(layer, AddLayer):
+            if isinstance(layer, AddLayer) or layer.name in self.outputs:
                 continue  # produced by the conv it was fused into
-            plan = self._layer(device, network, layer, fused)
+            plan, kind = self._fused_pair(device, network, layer) or (
+                self._layer(device, network, layer, fused), self._kind(layer))
             in_classifier = isinstance(layer, PoolLayer) or bool(self.classifier.launches)
             (self.classifier if in_classifier else self).add(plan)
-            self.layer_kinds.append((self._kind(layer), plan))
+            self.layer_kinds.append((kind, plan))
         self.taps = {name: self.outputs[layer] for name, layer in spec.taps.items()
                      if layer in self.outputs}
         self.complete = stop_at is None
@@ -159,6 +170,26 @@ class BaseForward(Plan):
             return "1x1" if layer.k == 1 else f"{layer.k}x{layer.k}"
         return "other"
 
+    def _fused_pair(self, device, network, layer):
+        """(plan, kind) for an expand and its stride-2 depthwise reader in one kernel, where
+        the expanded map is large; None otherwise."""
+        reader = self._sole_reader.get(layer.name)
+        if (reader is None or not isinstance(layer, ConvLayer) or self._stop_at == layer.name
+                or layer.input in self.padded):
+            return None
+        x = self.outputs[layer.input]
+        g, dw = geometry(layer), geometry(reader)
+        n, _, h, w = x.shape
+        if (n != 1 or not expand_depthwise.fits(g, dw, h, w)
+                or g.c_out * h * w * 4 < FUSE_MIN_BYTES):
+            return None
+        oh, ow = dw.output_size(h, w)
+        out = Tensor.empty(device, (1, dw.c_out, oh, ow))
+        plan = expand_depthwise.ExpandDepthwiseForward(
+            device, g, dw, x, *network.params[layer.name], *network.params[reader.name], out)
+        self.outputs[reader.name] = out
+        return plan, "1x1+depthwise"
+
     def _layer(self, device, network, layer, fused) -> Plan:
         if isinstance(layer, ConvLayer):
             x = self.outputs[layer.input]
@@ -169,12 +200,30 @@ class BaseForward(Plan):
             residual = self.outputs[add.inputs[1]] if add else None
             w, b = network.params[layer.name]
             reader = self._sole_reader.get(layer.name)
-            if reader is not None and g.uses_gemm and add is None and ow >= 8:
+            # A dense conv writes straight into its depthwise reader's padded input, unless
+            # that one pads small maps itself (depthwise_small_forward): there most float8
+            # stores into a padded map would straddle its rows and go lane by lane.
+            if (reader is not None and g.uses_gemm and add is None and ow >= 8
+                    and not reads_plain(geometry(reader), oh, ow)):
                 dw = geometry(reader)
                 out = PaddedMap.tensor(device, dw, 1, oh, ow, zeroed=True)
-                plan = ConvForward(device, g, x, w, b, out, x_padded=x_shape,
-                                   y_padded=PaddedMap.layout(dw, oh, ow))
+                if g.skips_im2col and x_shape is None:
+                    plan = frozen_convs.pointwise(device, g, x, w, b, out, None,
+                                                  PaddedMap.layout(dw, oh, ow))
+                else:
+                    plan = ConvForward(device, g, x, w, b, out, x_padded=x_shape,
+                                       y_padded=PaddedMap.layout(dw, oh, ow))
                 self.padded[layer.name] = (1, g.c_out, oh, ow)
+            elif g.skips_im2col and g.uses_gemm and x_shape is None:
+                out = Tensor.empty(device, (1, g.c_out, oh, ow))
+                plan = frozen_convs.pointwise(device, g, x, w, b, out, residual)
+            elif (residual is None and x_shape is None
+                  and im2col_stride2.fits(g, x.shape[0], *x.shape[2:])):
+                out = Tensor.empty(device, (1, g.c_out, oh, ow))
+                plan = frozen_convs.stride2_dense(device, g, x, w, b, out)
+            elif g.is_depthwise and residual is None:
+                out = Tensor.empty(device, (1, g.c_out, oh, ow))
+                plan = DepthwiseBandForward(device, g, x, w, b, out, x_padded=x_shape)
             else:
                 out = Tensor.empty(device, (1, g.c_out, oh, ow))
                 plan = ConvForward(device, g, x, w, b, out, residual, x_padded=x_shape)

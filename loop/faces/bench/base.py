@@ -1,7 +1,11 @@
 """`patchloop bench base`: the base network's forward per frame (batch 1, steady state) at
 224x224 and 240x320, with and without the classifier (pool + FC + softmax, which runs only
 when the classes are read), time by layer kind, onnxruntime on the same weights in the same
-run, and the first frame's time from process start (programs cached)."""
+run, and the first frame's time from process start (programs cached).
+
+Beside the wall-clock ratio, the CPU time per frame of both (onnxruntime with its threads
+told not to spin): on a machine other processes load, onnxruntime's spinning threads make
+its frame time balloon (25-46 ms against 5-10), while CPU time stays comparable."""
 from __future__ import annotations
 
 import json
@@ -43,18 +47,36 @@ def _by_kind(plan, queue, repeats) -> dict[str, float]:
     return {k: round(v, 3) for k, v in kinds.items()}
 
 
+def _cpu_ms(call, repeats: int) -> float:
+    """CPU time of this process (all its threads) per call, median of five batches."""
+    call()
+    batch = max(1, repeats // 5)
+    per_call = []
+    for _ in range(5):
+        start = time.process_time()
+        for _ in range(batch):
+            call()
+        per_call.append((time.process_time() - start) / batch)
+    return round(float(np.median(per_call)) * 1e3, 3)
+
+
 def _onnxruntime_ms(spec, h, w, repeats):
+    """(wall ms, CPU ms without spinning) per frame, or (None, None, why)."""
     try:
         import onnxruntime as ort
         from loop.base.onnx_export import to_onnx
     except ImportError:
-        return None, "onnxruntime/onnx not installed (pip install 'patchloop[bench]')"
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
-    session = ort.InferenceSession(to_onnx(spec, h, w).SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
+        return None, None, "onnxruntime/onnx not installed (pip install 'patchloop[bench]')"
+    model = to_onnx(spec, h, w).SerializeToString()
     x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
-    return median_seconds(lambda: session.run(None, {"input": x}), repeats) * 1e3, None
+    sessions = []
+    for spinning in ("1", "0"):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count() or 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        sessions.append(ort.InferenceSession(model, options, providers=["CPUExecutionProvider"]))
+    wall = median_seconds(lambda: sessions[0].run(None, {"input": x}), repeats) * 1e3
+    return wall, _cpu_ms(lambda: sessions[1].run(None, {"input": x}), repeats), None
 
 
 def _first_frame_seconds(base_path) -> float:
@@ -84,12 +106,16 @@ def run(args) -> int:
 
         ours = median_seconds(frame_once, args.repeats) * 1e3
         features = median_seconds(features_once, args.repeats) * 1e3
-        peer, why = _onnxruntime_ms(spec, h, w, args.repeats)
+        ours_cpu = _cpu_ms(frame_once, args.repeats)
+        peer, peer_cpu, why = _onnxruntime_ms(spec, h, w, args.repeats)
         row = {"size": f"{h}x{w}", "median_ms": round(ours, 3),
                "without_classifier_median_ms": round(features, 3),
                "by_kind_ms": _by_kind(plan, device.queue, args.repeats),
                "onnxruntime_median_ms": None if peer is None else round(peer, 3),
-               "ratio_to_onnxruntime": None if peer is None else round(ours / peer, 3)}
+               "ratio_to_onnxruntime": None if peer is None else round(ours / peer, 3),
+               "cpu_ms_per_frame": ours_cpu,
+               "onnxruntime_cpu_ms_per_frame": peer_cpu,
+               "cpu_ratio_to_onnxruntime": None if peer is None else round(ours_cpu / peer_cpu, 3)}
         if why:
             row["onnxruntime_note"] = why
         rows.append(row)
@@ -109,6 +135,10 @@ def run(args) -> int:
         print(f"{r['size']:>8s}: {r['median_ms']:.2f} ms per frame ({versus}); "
               f"{r['without_classifier_median_ms']:.2f} ms without the classifier")
         print(f"{'':10s}by layer kind, each timed alone: {kinds}")
+        if peer is not None:
+            print(f"{'':10s}CPU time per frame: {r['cpu_ms_per_frame']:.2f} ms, onnxruntime "
+                  f"(not spinning) {r['onnxruntime_cpu_ms_per_frame']:.2f} ms, "
+                  f"{r['cpu_ratio_to_onnxruntime']:.2f}x")
     print(f"first frame from process start: {process_s:.2f} s "
           f"({in_process_s:.2f} s after the interpreter started)")
     return 0

@@ -152,6 +152,11 @@ def _variant_text(variant) -> str:
     if isinstance(variant, dict):
         return (f"{variant['rows']}x{8 * variant['vectors']}"
                 f"{' packed' if variant['packed'] else ''}{' tall' if variant['tall'] else ''}")
+    if len(variant) == 2:  # an implicit convolution's weight-gradient block: rows x columns
+        return f"{variant[0]}x{variant[1]} block"
+    if len(variant) == 4:  # gemm_specialized: rows, float8 vectors, packed B, tall groups
+        rows, vectors, packed, tall = variant
+        return f"{rows}x{8 * vectors}{' packed' if packed else ''}{' tall' if tall else ''}"
     rows, vectors, tall = variant
     return f"{rows}x{8 * vectors}{' tall' if tall else ''}"
 

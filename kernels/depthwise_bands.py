@@ -1,0 +1,70 @@
+"""The base's depthwise convolutions (forward only): depthwise.cl's depthwise_band_forward,
+a band of output rows per work-item on a padded map, or, on small maps,
+depthwise_small_forward, which pads each plane in private memory. ConvForward (conv.py)
+keeps depthwise_forward, one row per work-item, for training and its backward."""
+from __future__ import annotations
+
+from .conv import ConvGeometry, PaddedMap, check_shape, checked_sizes, rows_by_planes
+from .gemm import activation_code
+from .runtime import Device, Launch, Plan, Tensor, enough_groups
+
+# Float8 blocks a work-item should compute: enough that reading its K*K weights is small
+# beside the taps (a band of rows on small maps, one row on wide ones).
+BAND_BLOCKS = 64
+# depthwise_small_forward's private padded plane, in floats (4 KB: the 7x7 to 15x20 maps
+# of the last stages, k5 included), and planes per work-group.
+PRIVATE_FLOATS = 1024
+SMALL_GROUP = 16
+
+
+def reads_plain(g: ConvGeometry, h: int, w: int) -> bool:
+    """Whether the convolution takes depthwise_small_forward, which pads each plane in
+    private memory: its padded plane fits PRIVATE_FLOATS. Its input is then a plain map."""
+    _, _, hp, wp = PaddedMap.layout(g, h, w)
+    return hp * wp <= PRIVATE_FLOATS
+
+
+def band_rows(oh: int, ow: int, blocks: int = BAND_BLOCKS) -> int:
+    """Rows per work-item: about `blocks` float8 blocks."""
+    return max(1, min(oh, -(-blocks // -(-ow // 8))))
+
+
+class DepthwiseBandForward(Plan):
+    """y (N, C, OH, OW) = act(depthwise(x) + bias). x is (N, C, H, W), or, with x_padded
+    (N, C, H, W), already a PaddedMap of that map (a dense conv wrote into it)."""
+
+    def __init__(self, device: Device, g: ConvGeometry, x: Tensor, weight: Tensor,
+                 bias: Tensor, y: Tensor, x_padded: tuple[int, int, int, int] | None = None,
+                 blocks: int = BAND_BLOCKS):
+        if not g.is_depthwise:
+            raise ValueError(f"depthwise_bands: {g} is not a depthwise convolution")
+        n, c, h, w, oh, ow = checked_sizes(g, x, weight, bias, x_padded)
+        check_shape(y, (n, g.c_out, oh, ow), "output")
+        super().__init__()
+        top, left, hp, wp = PaddedMap.layout(g, h, w)
+        planes = n * c
+        if x_padded is None and reads_plain(g, h, w):
+            self.add(Launch.prepare(
+                device, "depthwise", "depthwise_small_forward", (planes,),
+                enough_groups((planes,), (min(planes, SMALL_GROUP),)),
+                [y, x, weight, bias, c, h, w, top, left, hp, wp, oh, ow,
+                 activation_code(g.activation), planes],
+                {"DW_K": g.kernel, "DW_S": g.stride, "DW_PRIVATE": PRIVATE_FLOATS}))
+            return
+        if x_padded is not None:
+            padded = x
+        else:
+            padded = PaddedMap.tensor(device, g, n, h, w, zeroed=True)
+            self.scratch.append(padded)
+            # conv.py's pad_launch, in at least MIN_GROUPS work-groups (it made 7 at 224x224).
+            self.add(Launch.prepare(device, "conv", "pad_forward", (hp, planes),
+                                    enough_groups((hp, planes), rows_by_planes(hp, planes, wp)),
+                                    [padded, x, x, 0, h, w, top, left, hp, wp, planes]))
+        band = band_rows(oh, ow, blocks)
+        bands = -(-oh // band)
+        self.add(Launch.prepare(
+            device, "depthwise", "depthwise_band_forward", (bands, planes),
+            enough_groups((bands, planes),
+                          rows_by_planes(bands, planes, band * ow * g.kernel * g.kernel)),
+            [y, padded, weight, bias, c, hp, wp, oh, ow, activation_code(g.activation),
+             planes, band], {"DW_K": g.kernel, "DW_S": g.stride, "DW_PRIVATE": PRIVATE_FLOATS}))

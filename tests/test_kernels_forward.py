@@ -1,0 +1,162 @@
+"""The base's forward-only kernels against their numpy twins: gemm_specialized (every
+variant, plain, residual and padded outputs, fixed weights), depthwise_band_forward and
+depthwise_small_forward, and expand_depthwise_forward. Outputs start as NaN, so an element a kernel
+skips shows up; a padded map's border must stay untouched."""
+import numpy as np
+import pytest
+
+from closeness import assert_close
+from patchloop_kernels import gemm
+from patchloop_kernels.conv import ConvGeometry, PaddedMap
+from patchloop_kernels.depthwise_bands import DepthwiseBandForward
+from patchloop_kernels.expand_depthwise import ExpandDepthwiseForward
+from patchloop_kernels.gemm import MatrixView, prepare_gemm, specialized_variants
+from patchloop_kernels.runtime import Tensor
+from reference.conv_ref import activate, conv_forward
+
+
+class Pick:
+    """A stand-in tuning log that always chooses candidate `index` (the last if fewer)."""
+
+    def __init__(self, index: int):
+        self.index = index
+
+    def choose(self, key, candidates, prepare):
+        return candidates[min(self.index, len(candidates) - 1)]
+
+
+def _nan(device, shape):
+    return Tensor.from_numpy(device, np.full(shape, np.nan, np.float32))
+
+
+VARIANTS = range(len(specialized_variants(64, None, True)))
+
+
+@pytest.mark.parametrize("index", VARIANTS)
+@pytest.mark.parametrize("m,n,k,batches", [(37, 97, 30, 1), (13, 49, 9, 2), (6, 8, 5, 1),
+                                           (25, 300, 64, 1)])
+@pytest.mark.parametrize("fixed", [False, True])
+def test_every_specialized_variant_matches_numpy(device, monkeypatch, index, m, n, k,
+                                                 batches, fixed):
+    """Plain outputs with a residual, and ReLU6 ones, on fixed weights or not."""
+    monkeypatch.setattr(gemm, "TUNE_MIN_WORK", 0)
+    monkeypatch.setattr(device, "tuning", Pick(index))
+    rng = np.random.default_rng(index + 7 * m)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((batches, k, n)).astype(np.float32)
+    bias = rng.standard_normal(m).astype(np.float32)
+    residual = rng.standard_normal((batches, m, n)).astype(np.float32)
+    ta, tb, tbias, tres = (Tensor.from_numpy(device, v) for v in (a, b, bias, residual))
+    z = np.einsum("mk,bkn->bmn", a.astype(np.float64), b) + bias[None, :, None]
+    for act, res in (("none", tres), ("relu6", None)):
+        tc = _nan(device, (batches, m, n))
+        prepare_gemm(device, MatrixView(tc, 0, m * n, n), MatrixView(ta, 0, 0, k),
+                     MatrixView(tb, 0, k * n, n), m, n, k, batches, bias=tbias, residual=res,
+                     activation=act, a_fixed=fixed).enqueue(device.queue)
+        expected = activate(z, act) + (residual if res is not None else 0)
+        assert_close(tc.numpy(), expected, what=f"variant {index}, {act}")
+
+
+@pytest.mark.parametrize("index", VARIANTS)
+@pytest.mark.parametrize("h,w,kernel,stride", [(9, 13, 5, 2), (7, 7, 3, 1), (15, 20, 3, 1),
+                                               (4, 12, 5, 1)])
+def test_specialized_writes_inside_a_padded_map(device, monkeypatch, index, h, w, kernel,
+                                                stride):
+    """An expand writing straight into its depthwise reader's padded input: every inside
+    element written, the border left as it was."""
+    monkeypatch.setattr(gemm, "TUNE_MIN_WORK", 0)
+    monkeypatch.setattr(device, "tuning", Pick(index))
+    rng = np.random.default_rng(index + h)
+    m, k = 11, 6
+    dw = ConvGeometry(m, m, kernel, stride, "same" if stride == 2 else kernel // 2, groups=m)
+    top, left, hp, wp = PaddedMap.layout(dw, h, w)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    x = rng.standard_normal((k, h * w)).astype(np.float32)
+    bias = rng.standard_normal(m).astype(np.float32)
+    out = _nan(device, (m * hp * wp,))
+    prepare_gemm(device, MatrixView(out, 0, m * hp * wp, hp * wp),
+                 MatrixView(Tensor.from_numpy(device, a), 0, 0, k),
+                 MatrixView(Tensor.from_numpy(device, x), 0, k * h * w, h * w), m, h * w, k,
+                 bias=Tensor.from_numpy(device, bias), activation="relu6",
+                 c_padding=(w, wp, top, left), a_fixed=True).enqueue(device.queue)
+    got = out.numpy().reshape(m, hp, wp)
+    inside = got[:, top:top + h, left:left + w]
+    expected = activate(a.astype(np.float64) @ x + bias[:, None], "relu6").reshape(m, h, w)
+    assert_close(inside, expected, what=f"variant {index}, inside")
+    border = np.ones((hp, wp), bool)
+    border[top:top + h, left:left + w] = False
+    assert np.isnan(got[:, border]).all(), "a border element was written"
+
+
+def _padded_input(device, g, x):
+    """x (1, C, H, W) in a zero-bordered PaddedMap tensor, as a producer leaves it."""
+    _, c, h, w = x.shape
+    top, left, hp, wp = PaddedMap.layout(g, h, w)
+    tensor = PaddedMap.tensor(device, g, 1, h, w, zeroed=True)
+    flat = np.zeros(tensor.size, np.float32)
+    flat[:c * hp * wp].reshape(c, hp, wp)[:, top:top + h, left:left + w] = x[0]
+    tensor.write(flat)
+    return tensor
+
+
+@pytest.mark.parametrize("c,h,w,kernel,stride", [
+    (5, 9, 13, 3, 1), (4, 15, 20, 5, 1), (3, 7, 7, 5, 1), (6, 14, 14, 5, 2), (2, 17, 31, 3, 2),
+    (3, 5, 6, 3, 1), (4, 30, 41, 5, 2)])
+@pytest.mark.parametrize("blocks", [1, 64])
+def test_depthwise_bands_match_reference(device, c, h, w, kernel, stride, blocks):
+    """Bands of one row or of many, from a plain input (padded in private memory on small
+    maps, by a padding pass on larger ones) or a padded one."""
+    rng = np.random.default_rng(c * h + w)
+    g = ConvGeometry(c, c, kernel, stride, "same" if stride == 2 else kernel // 2, groups=c,
+                     activation="relu6")
+    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal(g.weight_shape).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    expected, _ = conv_forward(x, weight, bias, g)
+    tw, tb = Tensor.from_numpy(device, weight), Tensor.from_numpy(device, bias)
+    y = _nan(device, expected.shape)
+    DepthwiseBandForward(device, g, Tensor.from_numpy(device, x), tw, tb, y,
+                         blocks=blocks).enqueue(device.queue)
+    assert_close(y.numpy(), expected, what="plain input")
+    y = _nan(device, expected.shape)
+    DepthwiseBandForward(device, g, _padded_input(device, g, x), tw, tb, y,
+                         x_padded=(1, c, h, w), blocks=blocks).enqueue(device.queue)
+    assert_close(y.numpy(), expected, what="padded input")
+
+
+@pytest.mark.parametrize("c_in,c_exp,h,w,kernel", [
+    (16, 96, 24, 32, 3), (5, 13, 17, 19, 5), (3, 8, 16, 16, 3), (7, 12, 21, 40, 5)])
+def test_expand_depthwise_matches_the_two_apart(device, c_in, c_exp, h, w, kernel):
+    """Odd and even sizes (the SAME padding's odd pixel on either side), channel counts that
+    fill no whole group, bands past the last row."""
+    rng = np.random.default_rng(c_exp * h)
+    expand = ConvGeometry(c_in, c_exp, 1, activation="relu6")
+    dw = ConvGeometry(c_exp, c_exp, kernel, 2, "same", groups=c_exp, activation="relu6")
+    x = rng.standard_normal((1, c_in, h, w)).astype(np.float32)
+    w1 = (rng.standard_normal(expand.weight_shape) * 0.7).astype(np.float32)
+    b1 = rng.standard_normal(c_exp).astype(np.float32)
+    w2 = rng.standard_normal(dw.weight_shape).astype(np.float32)
+    b2 = rng.standard_normal(c_exp).astype(np.float32)
+    mid, _ = conv_forward(x, w1, b1, expand)
+    expected, _ = conv_forward(mid.astype(np.float32), w2, b2, dw)
+    y = _nan(device, expected.shape)
+    ExpandDepthwiseForward(device, expand, dw, *(Tensor.from_numpy(device, v)
+                                                 for v in (x, w1, b1, w2, b2)),
+                           y).enqueue(device.queue)
+    assert_close(y.numpy(), expected, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("c,h,w,kernel", [(3, 24, 32, 3), (2, 17, 21, 3), (4, 19, 40, 5),
+                                          (1, 16, 16, 3)])
+def test_im2col_stride2_matches_the_taps(device, c, h, w, kernel):
+    """The stem's columns: every tap of every output position, zero outside the map (SAME
+    padding puts the odd pixel at the bottom/right, or on both sides at odd sizes)."""
+    from patchloop_kernels.im2col_stride2 import im2col_stride2
+    from reference.conv_ref import _taps
+    g = ConvGeometry(c, 8, kernel, 2, "same")
+    x = np.random.default_rng(h * w).standard_normal((1, c, h, w)).astype(np.float32)
+    oh, ow = g.output_size(h, w)
+    col = _nan(device, (c * kernel * kernel, oh * ow))
+    im2col_stride2(device, g, Tensor.from_numpy(device, x), col).enqueue(device.queue)
+    expected = _taps(x, g, oh, ow)[0].reshape(c * kernel * kernel, oh * ow)
+    assert_close(col.numpy(), expected, atol=0, rtol=0)
