@@ -247,3 +247,30 @@ def test_steady_verdicts_read_a_running_average_of_the_weights(base_network):
     assert core.trainer.step()
     assert np.array_equal(published(), trained())
     core.close()
+
+
+def test_a_clicks_first_steps_go_before_waiting_verdicts_when_steps_are_short():
+    import threading
+    import time
+    from loop.core.pacer import Pacer
+    pacer = Pacer(verdicts_per_step=2)
+    pacer.step_took(0.01)
+    passed = threading.Event()
+
+    def verdict():
+        pacer.let_urgent_steps_go()
+        passed.set()
+
+    with pacer.urgent_step():
+        threading.Thread(target=verdict, daemon=True).start()
+        assert not passed.wait(0.1), "the verdict waits for the urgent step"
+    assert passed.wait(2.0), "and goes once it is done"
+    pacer.step_took(0.2)   # a long step (a pixels patch) never stops the picture for this
+    with pacer.urgent_step():
+        started = time.monotonic()
+        pacer.let_urgent_steps_go()
+        assert time.monotonic() - started < 0.05
+    simulation = Pacer(verdicts_per_step=0)
+    assert not simulation.paced
+    with simulation.urgent_step():
+        simulation.let_urgent_steps_go()   # nothing to wait for step by step

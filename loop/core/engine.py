@@ -67,6 +67,7 @@ class LoopCore:
     def observe(self, frame: np.ndarray, frame_id: int | None = None) -> Verdict:
         """Run the base and the patch on one uint8 RGB frame; remember it for labeling."""
         frame = _check_frame(frame)
+        self.trainer.pacer.let_urgent_steps_go()
         with self.device_turn:
             verdict = self._observe(frame, frame_id)
         self.trainer.pacer.verdict_done()

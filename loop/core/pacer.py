@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from contextlib import contextmanager, nullcontext
 
 
 class Pacer:
@@ -21,6 +22,10 @@ class Pacer:
     # Verdicts per second the window keeps while training, however long a step is: below
     # about 15 the picture stops looking live.
     MIN_VERDICT_RATE = 15.0
+    # An urgent step (right after a click) goes before the verdicts waiting for the device,
+    # when steps are this short: the picture then stops for a few hundredths of a second,
+    # not for a long step. A verdict never waits longer than URGENT_WAIT for such steps.
+    URGENT_LIMIT, URGENT_WAIT = 0.05, 0.25
 
     def __init__(self, verdicts_per_step: int = 2):
         self.verdicts_per_step = verdicts_per_step
@@ -28,6 +33,7 @@ class Pacer:
         self._last = 0.0
         self._at_last_step = 0
         self._step_seconds = 0.0
+        self._urgent = 0
         self._changed = threading.Condition()
 
     def verdict_done(self) -> None:
@@ -36,6 +42,11 @@ class Pacer:
             self._last = time.monotonic()
             self._changed.notify_all()
 
+    @property
+    def paced(self) -> bool:
+        """Whether steps take turns with verdicts (False: a step-by-step simulation)."""
+        return self.verdicts_per_step > 0
+
     def step_took(self, seconds: float) -> None:
         """How long the trainer's last step held the device."""
         with self._changed:
@@ -43,10 +54,35 @@ class Pacer:
 
     def verdicts_wanted(self) -> int:
         """Verdicts a step waits for while the stream flows."""
-        if self.verdicts_per_step == 0:
+        if not self.paced:
             return 0
         return max(self.verdicts_per_step,
                    math.ceil(self._step_seconds * self.MIN_VERDICT_RATE - 1e-9))
+
+    def urgent_step(self):
+        """A context for a step the user waits for (the first ones after a click): verdicts
+        let it have the device first, when steps are short."""
+        if not self.paced or self._step_seconds > self.URGENT_LIMIT:
+            return nullcontext()
+        return self._urgent_turn()
+
+    @contextmanager
+    def _urgent_turn(self):
+        with self._changed:
+            self._urgent += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._urgent -= 1
+                self._changed.notify_all()
+
+    def let_urgent_steps_go(self) -> None:
+        """Before a verdict takes the device: an urgent step waiting for it goes first."""
+        with self._changed:
+            deadline = time.monotonic() + self.URGENT_WAIT
+            while self._urgent and time.monotonic() < deadline:
+                self._changed.wait(max(0.0, deadline - time.monotonic()))
 
     def wait_turn(self) -> None:
         with self._changed:
