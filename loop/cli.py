@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from loop.core.patch import FINE_TUNE_TAP, LIVE_TAP, PATCH_TAPS
 from loop.faces.train_arguments import add_training_options
+from loop.cli_values import output_file as _output_file, seconds as _seconds
+from loop.cli_values import window_size as _window_size
 from loop.errors import UserError
 from loop.safe_files import shown
 
@@ -39,26 +41,6 @@ class _Face:
 def _bench_loop(args) -> int:
     """The real-time loop; with --policy, the simulated labeling policies step by step."""
     return _Face("bench.policies" if args.policy else "bench.loop")(args)
-
-
-def _window_size(text: str) -> tuple[int, int]:
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"window size {text!r} is not WxH, e.g. 1280x720")
-    if width < 320 or height < 240:
-        raise argparse.ArgumentTypeError(f"window size {text!r} is below 320x240")
-    return width, height
-
-
-def _output_file(text: str) -> str:
-    """A file to write: its folder must exist, checked before the minutes of work it ends."""
-    folder = os.path.dirname(text) or "."
-    if not os.path.isdir(folder):
-        raise argparse.ArgumentTypeError(f"{text!r}: there is no folder {folder!r} to write into")
-    if not os.access(folder, os.W_OK):
-        raise argparse.ArgumentTypeError(f"{text!r}: the folder {folder!r} is not writable")
-    return text
 
 
 def _json(parser) -> None:
@@ -163,11 +145,17 @@ def _bench_kinds(bench) -> None:
     step.add_argument("--batch", type=int, default=16, help="the batch size (default 16)")
     step.add_argument("--repeats", type=int, default=20, help="timed steps")
     step.set_defaults(handler=_Face("bench.train_step"))
+    live = kinds.add_parser("live", help="verdicts/s and steps/s of the live loop, headless")
+    live.add_argument("--topology", choices=["head", "pixels"], default="pixels")
+    live.add_argument("--tap", choices=PATCH_TAPS, help=f"head: default {LIVE_TAP}")
+    live.add_argument("--seconds", type=_seconds, default=20.0, help="measured while training")
+    live.add_argument("--seed", type=int, default=0, help="demo video seed")
+    live.set_defaults(handler=_Face("bench.live"))
     kinds.add_parser("sessions", help="opening and closing sessions of many frames"
                      ).set_defaults(handler=_Face("bench.sessions"))
     for name, kind in kinds.choices.items():
         _json(kind)
-        if name in ("base", "loop", "train", "train-step"):
+        if name in ("base", "loop", "train", "train-step", "live"):
             _base(kind, "; default: EfficientNet-Lite0")
 
 

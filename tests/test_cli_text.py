@@ -27,6 +27,7 @@ BENCH_OPTIONS = {
              "--base"},
     "train": {"--fine-tune", "--images", "--json", "--base"},
     "train-step": {"--topology", "--fine-tune", "--batch", "--repeats", "--json", "--base"},
+    "live": {"--topology", "--tap", "--seconds", "--seed", "--json", "--base"},
     "sessions": {"--json"},
 }
 
@@ -90,6 +91,7 @@ DISPATCH = [(["devices"], "devices", "run"), (["bench", "kernels"], "bench.kerne
             (["bench", "train"], "bench.train", "run"),
             (["bench", "train-step"], "bench.train_step", "run"),
             (["bench", "sessions"], "bench.sessions", "run"),
+            (["bench", "live"], "bench.live", "run"),
             (["base"], "base_command", "run"), (["live"], "live", "run"),
             (["replay"], "replay", "run"), (["train"], "train", "run"),
             (["eval"], "eval_folder", "run"), (["export"], "export", "run"),

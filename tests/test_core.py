@@ -274,3 +274,15 @@ def test_a_clicks_first_steps_go_before_waiting_verdicts_when_steps_are_short():
     assert not simulation.paced
     with simulation.urgent_step():
         simulation.let_urgent_steps_go()   # nothing to wait for step by step
+
+
+def test_bench_live_reports_rates_while_training(capsys):
+    """The headless live loop of a pixels patch (no base needed): verdicts come while the
+    trainer trains, and the report says how fast each went."""
+    import json
+    from loop.cli import main
+    assert main(["bench", "live", "--seconds", "3", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["topology"] == "pixels" and report["trainer_batch"] == 16
+    assert report["idle"]["steps_per_second"] == 0 < report["idle"]["verdicts_per_second"]
+    assert report["training"]["steps_per_second"] > 0 < report["training"]["verdicts_per_second"]
