@@ -286,3 +286,21 @@ def test_bench_live_reports_rates_while_training(capsys):
     assert report["topology"] == "pixels" and report["trainer_batch"] == 16
     assert report["idle"]["steps_per_second"] == 0 < report["idle"]["verdicts_per_second"]
     assert report["training"]["steps_per_second"] > 0 < report["training"]["verdicts_per_second"]
+
+
+def test_a_new_label_cuts_a_steps_wait_for_verdicts_short():
+    import threading
+    from loop.core.pacer import Pacer
+    pacer = Pacer(verdicts_per_step=2)
+    pacer.FLOWING = 5.0
+    pacer.verdict_done()   # a live stream: a step waits for two verdicts
+    released = threading.Event()
+
+    def trainer():
+        pacer.wait_turn()
+        released.set()
+
+    threading.Thread(target=trainer, daemon=True).start()
+    assert not released.wait(0.1)
+    pacer.release()        # the user labeled: the step goes without its verdicts
+    assert released.wait(2.0)

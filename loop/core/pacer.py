@@ -34,6 +34,7 @@ class Pacer:
         self._at_last_step = 0
         self._step_seconds = 0.0
         self._urgent = 0
+        self._released = False
         self._changed = threading.Condition()
 
     def verdict_done(self) -> None:
@@ -84,11 +85,18 @@ class Pacer:
             while self._urgent and time.monotonic() < deadline:
                 self._changed.wait(max(0.0, deadline - time.monotonic()))
 
+    def release(self) -> None:
+        """A step waiting for its turn goes now (the user just labeled: no waiting)."""
+        with self._changed:
+            self._released = True
+            self._changed.notify_all()
+
     def wait_turn(self) -> None:
         with self._changed:
             wanted = self.verdicts_wanted()
             flowing = self.FLOWING + self._step_seconds
-            while (time.monotonic() - self._last < flowing
+            while (not self._released and time.monotonic() - self._last < flowing
                    and self._done - self._at_last_step < wanted):
                 self._changed.wait(flowing)
+            self._released = False
             self._at_last_step = self._done

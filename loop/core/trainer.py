@@ -115,6 +115,7 @@ class OnlineTrainer:
                 self._fresh.remove(frame_id)
             self._fresh.append(frame_id)
             self._burst = BURST_STEPS
+        self.pacer.release()
         self._wake.set()
 
     # -- thread ---------------------------------------------------------------------------
@@ -208,16 +209,21 @@ class OnlineTrainer:
         self.status.training_now = bool(frames)
         if not frames:
             return False
+        urgent = self._burst > 0
+        if not urgent:
+            self.pacer.wait_turn()   # cut short by a new label (notify_labels)
+            if self._burst > 0:      # a click came meanwhile: this step trains on it
+                urgent = True
+                frames, counts = self._batch(settings)
+                if not frames:
+                    return False
+        if urgent:
+            self._burst -= 1
         self.last_batch = frames
         step = self._train_step(len(frames))
         features = np.stack([f.features for f in frames])
         labels = np.stack([f.label_map for f in frames]).astype(np.int32)
         class_weights = self._class_weights(settings, counts)
-        urgent = self._burst > 0
-        if urgent:
-            self._burst -= 1
-        else:
-            self.pacer.wait_turn()
         rate = settings.learning_rate * self.backoff.factor
         with self.pacer.urgent_step() if urgent else nullcontext(), self.device_turn:
             started = time.perf_counter()
