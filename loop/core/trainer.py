@@ -29,7 +29,8 @@ from loop.core.pacer import Pacer
 from loop.core.progress_watch import PATIENCE, ProgressWatch
 from loop.core.rate_backoff import RateBackoff
 from loop.core.settings import TrainerSettings
-from loop.core.train_step import StepResult, TrainStep
+from loop.core.divergence import divergence
+from loop.core.train_step import TrainStep
 from loop.core.trainer_status import TrainerStatus
 
 IDLE_WAIT = 0.05  # seconds the thread sleeps when there is nothing to train on
@@ -40,8 +41,6 @@ BURST_STEPS = 8
 # A step whose loss is this far above the recent median is checked again after it ran: did
 # it make its own batch worse? (Most steps are not suspect, so most pay nothing extra.)
 SUSPECT_FACTOR, SUSPECT_FLOOR = 2.0, 1.0
-# "Much worse": the batch's loss after the step above this factor of the loss before it.
-DIVERGED_RISE, DIVERGED_MARGIN = 1.5, 0.1
 RECENT_LOSSES = 20
 # Steady verdicts (the `steady` setting): each step moves the verdicts' weights this far
 # towards the trained ones. On the demo (hypercolumn, alternating clicks, 6 seeds) 0.05 took
@@ -232,7 +231,7 @@ class OnlineTrainer:
             after = step.loss_now(self.queue) if result.finite and self._suspect(result.loss) \
                 else None
             self.pacer.step_took(time.perf_counter() - started)
-        reason = _divergence(result, None if self.backoff.must_keep else after)
+        reason = divergence(result, None if self.backoff.must_keep else after)
         if reason is not None:
             self._undo_step(reason, settings)
             return True
@@ -301,14 +300,3 @@ class OnlineTrainer:
         since = " since 'new labels only' was switched on" if settings.new_only else ""
         self.status.notice("categories", f"training waits for a second category: only "
                                          f"'{name}' has labels{since}; label another one")
-
-
-def _divergence(result: StepResult, loss_after: float | None) -> str | None:
-    """Why a step must be undone, or None to keep it."""
-    if not result.finite or not np.isfinite(result.loss):
-        return "a weight or gradient stopped being finite"
-    if loss_after is not None and not np.isfinite(loss_after):
-        return "the step made the loss non-finite"
-    if loss_after is not None and loss_after > DIVERGED_RISE * result.loss + DIVERGED_MARGIN:
-        return f"a step raised its batch's loss from {result.loss:.3g} to {loss_after:.3g}"
-    return None
