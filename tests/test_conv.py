@@ -9,6 +9,7 @@ from patchloop_kernels.gemm_nt import prepare_gemm_nt
 from patchloop_kernels.runtime import Tensor
 from reference.conv_ref import conv_backward, conv_forward
 from closeness import assert_close
+from conv_probe import ConvProbe
 
 # (N, H, W, geometry): odd sizes, batch > 1, depthwise, grouped, dilated, SAME and symmetric
 # padding, 1x1 maps, one channel, a kernel larger than its input.
@@ -122,14 +123,8 @@ def test_conv_backward_finite_differences(device, g):
     x, weight, bias = _random_case(rng, n, h, w, g)
     oh, ow = g.output_size(h, w)
     r = rng.standard_normal((n, g.c_out, oh, ow))
-    tx, tw, tb = (Tensor.from_numpy(device, a) for a in (x, weight, bias))
-    ty = Tensor.empty(device, (n, g.c_out, oh, ow))
-    forward = ConvForward(device, g, tx, tw, tb, ty)
-
-    def loss():
-        forward.enqueue(device.queue)
-        return float((ty.numpy().astype(np.float64) * r).sum())
-
+    probe = ConvProbe(device, g, x, weight, bias, r)
+    tx, tw, ty, forward, loss = probe.tx, probe.tw, probe.ty, probe.forward, probe.loss
     loss()
     tdy = Tensor.from_numpy(device, r.astype(np.float32))
     tdw, tdb, tdx = (Tensor.empty(device, s) for s in (weight.shape, bias.shape, x.shape))

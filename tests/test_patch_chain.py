@@ -62,21 +62,27 @@ def _reference(layers, params, x, dlogits):
     return ys[-1], grads
 
 
+def _check_against_reference(device, layers, rng, layout, params, weights, grads, x, forward):
+    """A random logits gradient through the chain's forward and backward: logits and every
+    parameter's gradient as the numpy twin has them."""
+    dlogits = rng.standard_normal(forward.logits.shape).astype(np.float32)
+    backward = PatchBackward(device, layers, weights, grads, forward,
+                             Tensor.from_numpy(device, dlogits))
+    forward.enqueue(device.queue)
+    backward.enqueue(device.queue)
+    logits_ref, grads_ref = _reference(layers, params, x, dlogits)
+    assert_close(forward.logits.numpy(), logits_ref, atol=1e-4, rtol=1e-4, what="logits")
+    got = layout.unpack(grads.flat.numpy())
+    for name, expected in grads_ref.items():
+        assert_close(got[name], expected, atol=1e-3, rtol=1e-4, what=name)
+
+
 @pytest.mark.parametrize("n,h,w", [(2, 9, 13), (1, 17, 6), (3, 4, 21)])
 def test_chain_matches_reference(device, n, h, w):
     rng = np.random.default_rng(n * 100 + h)
     layout, params, weights, grads, x, forward = _chain(device, CHAIN, rng, n, h, w)
     assert forward.chained == {0, 1, 2}
-    dlogits = rng.standard_normal(forward.logits.shape).astype(np.float32)
-    backward = PatchBackward(device, CHAIN, weights, grads, forward,
-                             Tensor.from_numpy(device, dlogits))
-    forward.enqueue(device.queue)
-    backward.enqueue(device.queue)
-    logits_ref, grads_ref = _reference(CHAIN, params, x, dlogits)
-    assert_close(forward.logits.numpy(), logits_ref, atol=1e-4, rtol=1e-4, what="logits")
-    got = layout.unpack(grads.flat.numpy())
-    for name, expected in grads_ref.items():
-        assert_close(got[name], expected, atol=1e-3, rtol=1e-4, what=name)
+    _check_against_reference(device, CHAIN, rng, layout, params, weights, grads, x, forward)
 
 
 def test_chain_gradients_match_finite_differences(device):
@@ -136,13 +142,4 @@ def test_expand_into_depthwise_padding_matches_reference(device):
     layout, params, weights, grads, x, forward = _chain(device, BLOCK, rng, 2, 7, 9)
     assert forward.layer_plans[1].padded is forward.activations[0]
     assert forward.layer_plans[3].padded is forward.activations[2]
-    dlogits = rng.standard_normal(forward.logits.shape).astype(np.float32)
-    backward = PatchBackward(device, BLOCK, weights, grads, forward,
-                             Tensor.from_numpy(device, dlogits))
-    forward.enqueue(device.queue)
-    backward.enqueue(device.queue)
-    logits_ref, grads_ref = _reference(BLOCK, params, x, dlogits)
-    assert_close(forward.logits.numpy(), logits_ref, atol=1e-4, rtol=1e-4, what="logits")
-    got = layout.unpack(grads.flat.numpy())
-    for name, expected in grads_ref.items():
-        assert_close(got[name], expected, atol=1e-3, rtol=1e-4, what=name)
+    _check_against_reference(device, BLOCK, rng, layout, params, weights, grads, x, forward)

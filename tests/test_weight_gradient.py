@@ -4,11 +4,12 @@ a wide layer's weight gradient through ConvBackward."""
 import numpy as np
 import pytest
 
-from patchloop_kernels.conv import ConvForward, ConvGeometry
+from patchloop_kernels.conv import ConvGeometry
 from patchloop_kernels.conv_backward import ConvBackward
 from patchloop_kernels.runtime import Tensor
 from patchloop_kernels.weight_gradient import WeightGradient, transpose_launch
 from closeness import assert_close
+from conv_probe import ConvProbe
 
 
 def _nan(device, shape):
@@ -50,14 +51,8 @@ def test_wide_weight_gradient_finite_differences(device, g):
     bias = rng.standard_normal(g.c_out).astype(np.float32)
     oh, ow = g.output_size(h, w)
     r = rng.standard_normal((n, g.c_out, oh, ow))
-    tx, tw, tb = (Tensor.from_numpy(device, a) for a in (x, weight, bias))
-    ty = Tensor.empty(device, (n, g.c_out, oh, ow))
-    forward = ConvForward(device, g, tx, tw, tb, ty)
-
-    def loss():
-        forward.enqueue(device.queue)
-        return float((ty.numpy().astype(np.float64) * r).sum())
-
+    probe = ConvProbe(device, g, x, weight, bias, r)
+    tx, tw, ty, forward, loss = probe.tx, probe.tw, probe.ty, probe.forward, probe.loss
     loss()
     tdw = _nan(device, weight.shape)
     ConvBackward(device, g, forward, tx, tw, ty, Tensor.from_numpy(device, r.astype(np.float32)),
