@@ -126,7 +126,8 @@ def _bench_kinds(bench) -> None:
     loop.add_argument("--seed", type=int, default=0, help="demo scene and patch seed")
     loop.add_argument("--plot", type=_output_file, help="write the accuracy curve to this PNG")
     loop.add_argument("--batch", type=int, default=16, help="the trainer's batch size")
-    loop.add_argument("--tap", default=LIVE_TAP, choices=PATCH_TAPS,
+    loop.add_argument("--topology", choices=["head", "pixels"], default="head")
+    loop.add_argument("--tap", choices=PATCH_TAPS,
                       help=f"where the head reads the base (default {LIVE_TAP}: 8-pixel cells "
                       "from the stride-8 map with the stride-16 map spread over it)")
     loop.set_defaults(handler=_bench_loop)

@@ -17,7 +17,7 @@ from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
 from loop.core.labels import LabelDisc
-from loop.core.patch import PatchSpec, categories_from_names
+from loop.core.patch import PatchSpec, categories_from_names, live_tap
 from loop.core.settings import TrainerSettings
 from loop.demo.annotator import SimulatedAnnotator
 from loop.demo.curves import curve_report
@@ -37,11 +37,21 @@ POLL_SECONDS = 0.01    # how often the simulated user looks at the window
 
 
 def demo_core(base: BaseNetwork, scene: DemoScene, seed: int, batch: int,
-              tap: str = "stride16") -> LoopCore:
-    """A fresh core with an untrained patch for the demo scene's categories."""
+              tap: str | None = "stride16", topology: str = "head") -> LoopCore:
+    """A fresh core with an untrained patch for the demo scene's categories (a pixels patch
+    keeps the base only for the held-out set's bookkeeping: it reads the frame)."""
     spec = PatchSpec("demo", categories_from_names([n for _, n in scene.categories]),
-                     tap=tap, seed=seed, base_name=base.spec.name, base_hash=base.hash)
-    return LoopCore(spec, base=base, settings=TrainerSettings(batch_size=batch))
+                     topology=topology, tap=tap or live_tap(topology), seed=seed,
+                     base_name=base.spec.name, base_hash=base.hash)
+    return LoopCore(spec, base=base if topology == "head" else None,
+                    settings=TrainerSettings(batch_size=batch))
+
+
+def patch_name(args) -> str:
+    """How a report names the patch it ran."""
+    if args.topology == "pixels":
+        return "pixels (on the frame)"
+    return f"head on {args.tap or live_tap()}"
 
 
 def _cell_of(core: LoopCore, x, y, frame_hw, grid_hw):
@@ -121,8 +131,8 @@ def run(args) -> int:
     device = Device.default()
     base = BaseNetwork(device, open_base(args.base))
     scene = DemoScene(seed=args.seed)
-    core = demo_core(base, scene, args.seed, args.batch, args.tap)
-    report = {"device": device.describe(), "frame": "240x320", "patch": f"head on {args.tap}",
+    core = demo_core(base, scene, args.seed, args.batch, args.tap, args.topology)
+    report = {"device": device.describe(), "frame": "240x320", "patch": patch_name(args),
               "trainer_batch": args.batch,
               "loop": run_loop(core, scene, args.clicks, args.seconds)}
     report["training_speed_batch16"] = train_steps_per_second(core, batch=16)

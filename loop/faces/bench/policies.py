@@ -17,7 +17,7 @@ from loop.demo.policies import POLICIES
 from loop.demo.policy_run import PolicyRun, run_policy
 from loop.demo.scene import DemoScene
 from loop.errors import UserError
-from loop.faces.bench.loop import demo_core
+from loop.faces.bench.loop import demo_core, patch_name
 from loop.faces.progress import ProgressBar
 from loop.faces.wording import counted
 from patchloop_kernels.runtime import Device
@@ -41,13 +41,13 @@ def run(args) -> int:
     progress = ProgressBar("policies", len(names))
     for done, name in enumerate(names):
         progress.update(done, name)
-        core = demo_core(base, scene, args.seed, args.batch, args.tap)
+        core = demo_core(base, scene, args.seed, args.batch, args.tap, args.topology)
         held_out = held_out or HeldOutSet(core, scene)  # the base is shared: so are features
         results[name] = policy_report(run_policy(core, scene, POLICIES[name](seed=args.seed),
                                                  args.clicks, held_out=held_out))
         core.close()
     progress.done()
-    report = {"device": device.describe(), "frame": "240x320", "patch": f"head on {args.tap}",
+    report = {"device": device.describe(), "frame": "240x320", "patch": patch_name(args),
               "trainer_batch": args.batch, "seed": args.seed, "clicks": args.clicks,
               "policies": results}
     print(json.dumps(report, indent=2) if args.json else _table(report))
