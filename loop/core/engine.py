@@ -279,10 +279,13 @@ class LoopCore:
             failed += trainer.status.restores - restores
         return losses, failed
 
-    def train_step_plan(self, batch: int):
+    def train_step_plan(self, batch: int, whole_input: bool = False):
         """(a training step's device plan at this batch, a queue of its own): what a
-        benchmark times apart from the trainer (it does not touch the trainer's state)."""
-        return self.model.make_train_step(batch), self.device.new_queue()
+        benchmark times apart from the trainer (it does not touch the trainer's state). The
+        trainer's own step shape (a pixels patch's windows), or with `whole_input` a step on
+        whole inputs."""
+        shape = self.model.feature_shape if whole_input else self.trainer.step_shape
+        return self.model.make_train_step(batch, shape), self.device.new_queue()
 
     def start(self) -> None:
         self.trainer.start()

@@ -55,9 +55,10 @@ class PatchWeights:
         self._lock = threading.Lock()
 
     # -- trainer side ---------------------------------------------------------------------
-    def make_train_step(self, batch: int) -> TrainStep:
+    def make_train_step(self, batch: int, input_shape: tuple[int, ...] | None = None) -> TrainStep:
+        """A step's plan for `batch` inputs of `input_shape` (default: the patch's input)."""
         return TrainStep(self.device, self.arch, self.training, self.grads, self.velocity,
-                         batch, self.feature_shape, self.spec.loss)
+                         batch, input_shape or self.feature_shape, self.spec.loss)
 
     def publish(self, queue, average_rate: float | None = None) -> None:
         """After a finite step: the training weights become the last good, and the published

@@ -31,6 +31,7 @@ from loop.core.rate_backoff import RateBackoff
 from loop.core.settings import TrainerSettings
 from loop.core.divergence import divergence
 from loop.core.train_step import TrainStep
+from loop.core.train_windows import train_windows
 from loop.core.trainer_status import TrainerStatus
 
 IDLE_WAIT = 0.05  # seconds the thread sleeps when there is nothing to train on
@@ -76,6 +77,7 @@ class OnlineTrainer:
         self._fresh: list[int] = []  # frame ids with labels not yet trained on, newest last
         self._new_only_since = 0.0
         self._rng = random.Random(seed)
+        self.windows = train_windows(model.arch, model.feature_shape, seed)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -129,6 +131,7 @@ class OnlineTrainer:
             raise RuntimeError("stop the trainer before it changes models")
         self.model = model
         self._steps.clear()
+        self.windows = train_windows(model.arch, model.feature_shape, model.spec.seed)
         self.watch = ProgressWatch(model.spec.outputs)
 
     def start(self) -> None:
@@ -195,10 +198,25 @@ class OnlineTrainer:
         weights = balanced_class_weights(counts)
         return np.where(weights > 0, weights, 1.0).astype(np.float32)
 
+    @property
+    def step_shape(self) -> tuple[int, ...]:
+        """One input of a training step: the patch's input, or the window a step cuts."""
+        shape = self.model.feature_shape
+        return shape if self.windows is None else self.windows.shape(shape)
+
     def _train_step(self, batch: int) -> TrainStep:
         if batch not in self._steps:
-            self._steps[batch] = self.model.make_train_step(batch)
+            self._steps[batch] = self.model.make_train_step(batch, self.step_shape)
         return self._steps[batch]
+
+    def _inputs(self, frames: list[LabeledFrame],
+                settings: TrainerSettings) -> tuple[np.ndarray, np.ndarray]:
+        if self.windows is not None:
+            count = self.windows.count(len(frames), settings.batch_size,
+                                       self.model.feature_shape)
+            return self.windows.batch(frames, count)
+        return (np.stack([f.features for f in frames]),
+                np.stack([f.label_map for f in frames]).astype(np.int32))
 
     def step(self) -> bool:
         """One training step if there is anything to train; False when idle."""
@@ -219,9 +237,8 @@ class OnlineTrainer:
         if urgent:
             self._burst -= 1
         self.last_batch = frames
-        step = self._train_step(len(frames))
-        features = np.stack([f.features for f in frames])
-        labels = np.stack([f.label_map for f in frames]).astype(np.int32)
+        features, labels = self._inputs(frames, settings)
+        step = self._train_step(len(features))
         class_weights = self._class_weights(settings, counts)
         rate = settings.learning_rate * self.backoff.factor
         with self.pacer.urgent_step() if urgent else nullcontext(), self.device_turn:

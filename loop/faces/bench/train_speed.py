@@ -11,25 +11,35 @@ from loop.faces.bench.timing import median_seconds
 STEPS = 30
 
 
-def _random_batch(core, batch, rng):
-    c, h, w = core.model.feature_shape
-    oh, ow = core.model.cells
-    features = np.maximum(rng.standard_normal((batch, c, h, w)), 0).astype(np.float32)
-    labels = rng.integers(-1, core.spec.outputs, (batch, oh, ow)).astype(np.int32)
+def _random_batch(core, step, rng):
+    features = np.maximum(rng.standard_normal(step.features.shape), 0).astype(np.float32)
+    labels = rng.integers(-1, core.spec.outputs, step.label_shape).astype(np.int32)
     return features, labels
 
 
-def train_steps_per_second(core, batch: int = 16, steps: int = STEPS) -> dict:
-    rng = np.random.default_rng(0)
-    features, labels = _random_batch(core, batch, rng)
+def _timed(core, step, queue, steps: int):
+    """(seconds per step, the batch it ran on)."""
+    features, labels = _random_batch(core, step, np.random.default_rng(0))
     weights = np.ones(core.spec.outputs, np.float32)
-    step, queue = core.train_step_plan(batch)
     seconds = median_seconds(
         lambda: step.run(queue, features, labels, weights, 1e-4, 0.9, 1e-4), steps)
+    return seconds, (features, labels, weights)
+
+
+def train_steps_per_second(core, batch: int = 16, steps: int = STEPS) -> dict:
+    """The trainer's own step (a pixels patch's: on windows around the labels) and, where
+    that is not the whole input, the step on whole inputs too."""
+    step, queue = core.train_step_plan(batch)
+    seconds, inputs = _timed(core, step, queue, steps)
     result = {"batch": batch, "feature_shape": list(core.model.feature_shape),
+              "step_input_shape": list(step.features.shape[1:]),
               "patchloop_ms_per_step": round(seconds * 1e3, 2),
               "patchloop_steps_per_second": round(1.0 / seconds, 2)}
-    result.update(_pytorch(core, features, labels, weights, steps))
+    if tuple(step.features.shape[1:]) != tuple(core.model.feature_shape):
+        whole, whole_queue = core.train_step_plan(batch, whole_input=True)
+        result["whole_input_ms_per_step"] = round(_timed(core, whole, whole_queue,
+                                                         steps)[0] * 1e3, 2)
+    result.update(_pytorch(core, *inputs, steps))
     return result
 
 

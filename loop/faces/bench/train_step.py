@@ -56,12 +56,16 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    c, h, w = report["feature_shape"]
+    shape = "x".join(map(str, report["feature_shape"]))
     tuned = ", ".join(report["fine_tune_blocks"]) or "none"
     print(f"device: {report['device']}")
-    print(f"{report['topology']} patch on {c}x{h}x{w} inputs, batch {report['batch']}, "
+    print(f"{report['topology']} patch on {shape} inputs, batch {report['batch']}, "
           f"fine-tuned blocks: {tuned}")
-    print(f"patchloop: {report['patchloop_ms_per_step']:.1f} ms per step "
+    window = ""
+    if "whole_input_ms_per_step" in report:
+        window = (f" on {'x'.join(map(str, report['step_input_shape']))} windows around the "
+                  f"labels (whole inputs: {report['whole_input_ms_per_step']:.1f} ms)")
+    print(f"patchloop: {report['patchloop_ms_per_step']:.1f} ms per step{window} "
           f"({report['patchloop_steps_per_second']:.2f} steps/s, median of {report['steps']})")
     if torch_sps:
         print(f"PyTorch {report['pytorch_version']} ({report['pytorch_threads']} threads): "

@@ -1,0 +1,114 @@
+"""Where a pixels patch trains: a window of each frame around its labels, not the whole frame.
+
+A pixels patch keeps the frame's size through all its layers, and its masked loss only
+reads the labeled pixels: what the rest of the frame computes in a training step is
+thrown away. So each frame of a batch is cut to a fixed window around one of its labeled
+pixels, picked at random, and the step runs on the windows: about a quarter of the frame's
+pixels.
+
+The step is exact, not an approximation: a label counts only where the window holds its
+whole receptive field. Labels within `margin` (the field's radius) of a window side that
+lies inside the frame are left out of that step; where a side is the frame's own border the
+window's zero padding is the frame's, so labels there count. A left-out label is trained on
+in other steps, from windows placed around it."""
+from __future__ import annotations
+
+import math
+import random
+
+import numpy as np
+
+from loop.core.receptive_field import receptive_field
+
+# (height, width) of a window in the pixels patch's input (the frame at 120x160): a step
+# at batch 16 takes ~1/3.5 of a whole frame's time; the window keeps 44x44 pixels of labels
+# (more at the frame's borders) around the picked one.
+WINDOW = (72, 72)
+
+
+class TrainWindows:
+    """Cuts a batch's features (C, H, W) and label maps (H, W) to windows."""
+
+    def __init__(self, window: tuple[int, int], margin: int, seed: int = 0):
+        self.window = tuple(window)
+        self.margin = margin
+        if min(self.window) <= 2 * margin:
+            raise ValueError(f"a {window} window keeps no labels with a {margin}-pixel margin")
+        self._rng = random.Random(seed)
+
+    def shape(self, feature_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The training step's input shape for frames of `feature_shape` (C, H, W)."""
+        c, h, w = feature_shape
+        return (c, min(h, self.window[0]), min(w, self.window[1]))
+
+    def place(self, label_map: np.ndarray, category: int | None = None) -> tuple[int, int]:
+        """(top, left) of a window around a labeled pixel picked at random: of `category`,
+        else of a category picked among the frame's labels. (Picking among all its pixels
+        would train a small object's label about as rarely as its area is small next to the
+        background's.)"""
+        h, w = label_map.shape
+        wh, ww = min(h, self.window[0]), min(w, self.window[1])
+        if category is None:
+            present = np.unique(label_map[label_map >= 0])
+            category = present[self._rng.randrange(len(present))] if len(present) else None
+        ys, xs = np.nonzero(label_map == category) if category is not None else ((), ())
+        if len(ys) == 0:
+            return (h - wh) // 2, (w - ww) // 2
+        pick = self._rng.randrange(len(ys))
+        top = min(max(0, int(ys[pick]) - wh // 2), h - wh)
+        left = min(max(0, int(xs[pick]) - ww // 2), w - ww)
+        return top, left
+
+    def cut(self, features: np.ndarray, label_map: np.ndarray, category: int | None = None):
+        """(features, labels) of one frame's window around a labeled pixel."""
+        return self.cut_at(features, label_map, *self.place(label_map, category))
+
+    def cut_at(self, features: np.ndarray, label_map: np.ndarray, top: int, left: int):
+        """(features, labels) of the window at (top, left): labels whose receptive field
+        leaves the window (near a side inside the frame) unlabeled (-1)."""
+        _, h, w = features.shape
+        wh, ww = min(h, self.window[0]), min(w, self.window[1])
+        labels = np.full((wh, ww), -1, label_map.dtype)
+        m = self.margin
+        y0, y1 = (m if top > 0 else 0), wh - (m if top + wh < h else 0)
+        x0, x1 = (m if left > 0 else 0), ww - (m if left + ww < w else 0)
+        labels[y0:y1, x0:x1] = label_map[top + y0:top + y1, left + x0:left + x1]
+        return features[:, top:top + wh, left:left + ww], labels
+
+    def count(self, frames: int, batch_size: int, feature_shape: tuple[int, ...]) -> int:
+        """Windows in a step on `frames` frames: as many as cost what the whole frames would,
+        up to the batch size and never fewer than the frames. A frame alone gives a window
+        for each of its categories in turn: a step on one window of background only would
+        push the whole patch towards background, and the next one back."""
+        _, h, w = feature_shape
+        _, wh, ww = self.shape(feature_shape)
+        return max(frames, min(batch_size, math.ceil(frames * h * w / (wh * ww))))
+
+    def batch(self, frames, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """`count` windows of LabeledFrames, frame after frame in turn and, within a frame,
+        category after category from a random one: (N, C, h, w) features, (N, h, w) int32
+        labels."""
+        present = [np.unique(f.label_map[f.label_map >= 0]) for f in frames]
+        first = [self._rng.randrange(max(1, len(p))) for p in present]
+        cuts = []
+        for i in range(count):
+            n, turn = i % len(frames), i // len(frames)
+            categories = present[n]
+            category = categories[(first[n] + turn) % len(categories)] if len(categories) else None
+            cuts.append(self.cut(frames[n].features, frames[n].label_map, category))
+        return (np.stack([c[0] for c in cuts]),
+                np.stack([c[1] for c in cuts]).astype(np.int32))
+
+
+def train_windows(arch, feature_shape: tuple[int, ...], seed: int = 0) -> TrainWindows | None:
+    """The windows a patch trains on, or None where it trains on whole inputs: a head's maps
+    are small (a step on them is already fast), and only a chain that keeps its input's size
+    (stride 1, same padding: a pixels patch) maps a window of labels to a window of input."""
+    if arch.input_layer is not None or arch.tuned:
+        return None
+    _, h, w = feature_shape
+    if any(g.output_size(h, w) != (h, w) for g in arch.layers):
+        return None
+    size, _ = receptive_field(list(arch.layers))
+    windows = TrainWindows(WINDOW, (size - 1) // 2, seed)
+    return None if windows.shape(feature_shape) == tuple(feature_shape) else windows
