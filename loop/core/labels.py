@@ -74,11 +74,23 @@ class LabeledFrame:
     augmented_from: int | None = None    # the frame this is a rand-tilt-shift copy of
     cells: tuple | None = None           # the verdict's grid (h, w); None: the features'
                                          # (they differ when tuned base blocks stride)
+    _categories: frozenset | None = field(default=None, init=False, repr=False, compare=False)
 
     def relabel(self) -> None:
         h, w = self.cells or self.features.shape[1:]
         fh, fw = self.image.shape[:2]
         self.label_map = rasterize(self.labels, h, w, fh, fw)
+        self._categories = None
+
+    @property
+    def categories(self) -> frozenset:
+        """The categories this frame has labeled cells of (kept until its labels change:
+        every training step asks it of every frame)."""
+        if self.label_map is None:
+            return frozenset()
+        if self._categories is None:
+            self._categories = frozenset(np.unique(self.label_map[self.label_map >= 0]).tolist())
+        return self._categories
 
     @property
     def labeled_cells(self) -> int:

@@ -1,7 +1,8 @@
 """The online trainer: a thread of its own, with its own OpenCL queue, that keeps training
 the patch on the labeled frames and publishes consistent weights for the verdicts.
 
-Minibatches put frames with new labels first, then past frames at random.
+Minibatches put frames with new labels first, then frames for the categories still
+missing, then past frames at random (batch_choice.py).
 
 A step is kept unless it diverged: the loss, a weight or a gradient stopped being finite, or
 the step made its own batch's loss much worse. A large loss alone (new or contradicting
@@ -24,6 +25,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from loop.core.batch_choice import choose_batch
 from loop.core.labels import LabeledFrame, balanced_class_weights, label_counts
 from loop.core.pacer import Pacer
 from loop.core.progress_watch import PATIENCE, ProgressWatch
@@ -184,12 +186,9 @@ class OnlineTrainer:
             counts = label_counts(usable, self.model.spec.outputs)
             if not usable or (counts > 0).sum() < 2:
                 return [], counts
-            by_id = {f.frame_id: f for f in usable}
-            size = min(settings.batch_size, len(usable))
-            chosen = [by_id[i] for i in reversed(self._fresh) if i in by_id][:size]
-            self._fresh = [i for i in self._fresh if i not in {f.frame_id for f in chosen}]
-            rest = [f for f in usable if f not in chosen]
-            chosen += self._rng.sample(rest, min(size - len(chosen), len(rest)))
+            chosen = choose_batch(usable, self._fresh, settings.batch_size, self._rng)
+            taken = {f.frame_id for f in chosen}
+            self._fresh = [i for i in self._fresh if i not in taken]
             return chosen, counts
 
     def _class_weights(self, settings: TrainerSettings, counts: np.ndarray) -> np.ndarray:

@@ -1,0 +1,48 @@
+"""A training batch: new labels first, every labeled category in it, no frame twice."""
+import random
+
+import numpy as np
+
+from loop.core.batch_choice import choose_batch
+from loop.core.labels import LabelDisc, LabeledFrame
+
+
+def _frame(frame_id: int, categories) -> LabeledFrame:
+    frame = LabeledFrame(frame_id, np.zeros((64, 64, 3), np.uint8),
+                         np.zeros((4, 8, 8), np.float32),
+                         [LabelDisc(8 + 12 * i, 8 + 12 * i, 3, c) for i, c in enumerate(categories)])
+    frame.relabel()
+    return frame
+
+
+def test_random_frame_sets_give_batches_with_every_category_and_the_new_frames_first():
+    rng = np.random.default_rng(0)
+    for trial in range(400):
+        k = int(rng.integers(2, 6))
+        frames = [_frame(i, rng.choice(k, int(rng.integers(1, 3)), replace=False).tolist())
+                  for i in range(int(rng.integers(1, 40)))]
+        fresh = [int(i) for i in rng.choice(len(frames), min(len(frames), int(rng.integers(0, 4))), replace=False)]
+        size = int(rng.integers(1, 20))
+        batch = choose_batch(frames, fresh, size, random.Random(trial))
+        ids = [f.frame_id for f in batch]
+        assert len(ids) == len(set(ids)) == min(size, len(frames))
+        assert ids[:len(fresh)] == list(reversed(fresh))[:size]
+        labeled = set().union(*(f.categories for f in frames))
+        held = set().union(*(f.categories for f in batch))
+        if size >= len(fresh) + len(labeled):
+            assert held == labeled, (trial, held, labeled)
+
+
+def test_a_category_labeled_on_one_frame_of_many_is_in_every_batch():
+    frames = [_frame(i, [0, 1]) for i in range(60)] + [_frame(60, [2])]
+    rng = random.Random(1)
+    assert all(any(f.frame_id == 60 for f in choose_batch(frames, [], 16, rng))
+               for _ in range(200))
+
+
+def test_categories_follow_the_labels():
+    frame = _frame(1, [0, 2])
+    assert frame.categories == {0, 2}
+    frame.labels.append(LabelDisc(40, 40, 3, 1))
+    frame.relabel()
+    assert frame.categories == {0, 1, 2}
