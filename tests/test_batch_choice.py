@@ -8,9 +8,9 @@ from loop.core.labels import LabelDisc, LabeledFrame
 
 
 def _frame(frame_id: int, categories) -> LabeledFrame:
+    discs = [LabelDisc(8 + 12 * i, 8 + 12 * i, 3, c) for i, c in enumerate(categories)]
     frame = LabeledFrame(frame_id, np.zeros((64, 64, 3), np.uint8),
-                         np.zeros((4, 8, 8), np.float32),
-                         [LabelDisc(8 + 12 * i, 8 + 12 * i, 3, c) for i, c in enumerate(categories)])
+                         np.zeros((4, 8, 8), np.float32), discs)
     frame.relabel()
     return frame
 
@@ -21,7 +21,8 @@ def test_random_frame_sets_give_batches_with_every_category_and_the_new_frames_f
         k = int(rng.integers(2, 6))
         frames = [_frame(i, rng.choice(k, int(rng.integers(1, 3)), replace=False).tolist())
                   for i in range(int(rng.integers(1, 40)))]
-        fresh = [int(i) for i in rng.choice(len(frames), min(len(frames), int(rng.integers(0, 4))), replace=False)]
+        picked = min(len(frames), int(rng.integers(0, 4)))
+        fresh = [int(i) for i in rng.choice(len(frames), picked, replace=False)]
         size = int(rng.integers(1, 20))
         batch = choose_batch(frames, fresh, size, random.Random(trial))
         ids = [f.frame_id for f in batch]

@@ -81,8 +81,10 @@ def test_windows_lie_inside_the_frame_and_keep_exactly_the_labels_whose_field_th
         ys, xs = np.mgrid[top:top + wh, left:left + ww]
         # A label is kept where its field [y - margin, y + margin] lies in the window, or
         # runs past a window side that is the frame's border.
-        holds_y = ((ys - margin >= top) | (top == 0)) & ((ys + margin < top + wh) | (top + wh == h))
-        holds_x = ((xs - margin >= left) | (left == 0)) & ((xs + margin < left + ww) | (left + ww == w))
+        holds_y = (((ys - margin >= top) | (top == 0))
+                   & ((ys + margin < top + wh) | (top + wh == h)))
+        holds_x = (((xs - margin >= left) | (left == 0))
+                   & ((xs + margin < left + ww) | (left + ww == w)))
         assert np.array_equal(keep, (inside >= 0) & holds_y & holds_x)
         if (label_map >= 0).any():
             assert keep.any(), "the picked label itself is always kept"
@@ -94,11 +96,14 @@ def test_every_label_is_picked_in_time():
     spots = [(2, 3), (30, 45), (57, 88), (10, 80)]
     for y, x in spots:
         label_map[y, x] = 1
-    seen = set()
+    held = set()
     for _ in range(200):
-        _, labels = windows.cut(np.zeros((1, 60, 90), np.float32), label_map)
-        seen.add(int((labels >= 0).sum()))
-    assert seen == {1}, "each window holds one of the far-apart labels, with its whole field"
+        top, left = windows.place(label_map)
+        _, labels = windows.cut_at(np.zeros((1, 60, 90), np.float32), label_map, top, left)
+        inside = [s for s in spots if top <= s[0] < top + 20 and left <= s[1] < left + 20]
+        assert len(inside) == 1 and (labels >= 0).sum() == 1, "one far-apart label a window"
+        held.update(inside)
+    assert held == set(spots)
 
 
 def test_too_small_a_window_for_the_margin_is_refused():
