@@ -34,6 +34,7 @@ from loop.core.settings import TrainerSettings
 from loop.core.divergence import divergence
 from loop.core.train_step import TrainStep
 from loop.core.train_windows import train_windows
+from loop.core.trainer_notices import rate_notice, waiting_notice
 from loop.core.trainer_status import TrainerStatus
 
 IDLE_WAIT = 0.05  # seconds the thread sleeps when there is nothing to train on
@@ -275,13 +276,7 @@ class OnlineTrainer:
         self._show_rate(settings)
 
     def _show_rate(self, settings: TrainerSettings) -> None:
-        if not self.backoff.active:
-            self.status.notice("rate", None)
-            return
-        self.status.notice(
-            "rate", f"learning rate cut to {settings.learning_rate * self.backoff.factor:.2g} "
-                    f"(your setting: {settings.learning_rate:.2g}) because "
-                    f"{self.backoff.reason}; it climbs back as steps succeed")
+        self.status.notice("rate", rate_notice(settings.learning_rate, self.backoff))
 
     def _watch_progress(self, loss: float, settings: TrainerSettings) -> None:
         if not self.watch.observe(loss):
@@ -307,12 +302,5 @@ class OnlineTrainer:
         self.status.notice("recovered", text)
 
     def _say_what_is_missing(self, counts, settings: TrainerSettings) -> None:
-        """The notice that training waits for a second category, while that is so."""
-        present = [] if counts is None else np.flatnonzero(counts)
-        if len(present) != 1:
-            self.status.notice("categories", None)
-            return
-        name = self.model.spec.categories[int(present[0])].name
-        since = " since 'new labels only' was switched on" if settings.new_only else ""
-        self.status.notice("categories", f"training waits for a second category: only "
-                                         f"'{name}' has labels{since}; label another one")
+        self.status.notice("categories", waiting_notice(counts, self.model.spec.categories,
+                                                        settings.new_only))
