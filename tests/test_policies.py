@@ -255,3 +255,16 @@ def test_bench_loop_policy_json_and_a_bad_name(capsys, base_spec):
     assert main(["bench", "loop", "--policy", "sloppy"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "'sloppy'" in err and "alternating" in err
+
+
+def test_a_policy_that_trained_no_step_reports_strict_json(capsys, base_spec):
+    """background_first's first clicks are one category: no step runs, and the learning rate
+    of "the last step" is none (not NaN, which strict JSON readers refuse)."""
+    assert main(["bench", "loop", "--policy", "background_first", "--clicks", "2", "--json",
+                 "--base", str(base_spec.path)]) == 0
+    report = json.loads(capsys.readouterr().out, parse_constant=lambda name: 1 / 0)
+    run = report["policies"]["background_first"]
+    assert run["training_steps"] == 0 and run["final_learning_rate"] is None
+    assert main(["bench", "loop", "--policy", "background_first", "--clicks", "2",
+                 "--base", str(base_spec.path)]) == 0
+    assert "nan" not in capsys.readouterr().out

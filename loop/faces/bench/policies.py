@@ -8,6 +8,7 @@ learning rate at the end, whether the run got stuck (and why), and its wall time
 from __future__ import annotations
 
 import json
+import math
 
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
@@ -62,7 +63,8 @@ def policy_report(run: PolicyRun) -> dict:
         "divergence_restores": run.restores,
         "learning_rate_changes": run.rate_changes,
         "stuck_recoveries": run.recoveries,
-        "final_learning_rate": run.learning_rate,
+        # None when no step ran (a NaN would make the report invalid JSON).
+        "final_learning_rate": run.learning_rate if math.isfinite(run.learning_rate) else None,
         "wrong_labels_kept": sum(not m.move.truthful and not m.move.take_back
                                  for m in run.labels),
         "stuck": bool(run.stuck), "stuck_reasons": run.stuck,
@@ -87,12 +89,13 @@ def _table(report) -> str:
              f"{HELD_OUT} held-out frames, after the last click",
              row(name for name, _ in COLUMNS)]
     for name, r in report["policies"].items():
+        rate = r["final_learning_rate"]
         lines.append(row([name, r["clicks"], f"{r['final_balanced_accuracy']:.3f}",
                           r["clicks_to_90"] or "-", r["clicks_to_95"] or "-",
-                          f"{r['final_pixel_balanced_accuracy']:.3f}", r["training_steps"], r["divergence_restores"],
-                          r["learning_rate_changes"], r["stuck_recoveries"],
-                          f"{r['final_learning_rate']:.2g}", "yes" if r["stuck"] else "no",
-                          f"{r['seconds']:.1f}"]))
+                          f"{r['final_pixel_balanced_accuracy']:.3f}", r["training_steps"],
+                          r["divergence_restores"], r["learning_rate_changes"],
+                          r["stuck_recoveries"], "-" if rate is None else f"{rate:.2g}",
+                          "yes" if r["stuck"] else "no", f"{r['seconds']:.1f}"]))
     lines += [f"{name} is stuck: {'; '.join(r['stuck_reasons'])}"
               for name, r in report["policies"].items() if r["stuck"]]
     return "\n".join(lines)
