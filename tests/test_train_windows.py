@@ -134,13 +134,6 @@ def test_the_pixels_trainer_steps_on_windows_and_learns(device):
         core.close()
 
 
-def test_a_step_takes_as_many_windows_as_the_whole_frames_would_cost():
-    windows = TrainWindows((72, 72), 14)
-    shape = (3, 120, 160)   # a frame costs 3.7 windows
-    assert [windows.count(n, 16, shape) for n in (1, 2, 3, 4, 5, 16)] == [4, 8, 12, 15, 16, 16]
-    assert windows.count(20, 16, shape) == 20, "never fewer windows than frames"
-
-
 def test_a_lone_frames_windows_take_its_categories_in_turn():
     class Frame:
         def __init__(self, label_map):

@@ -13,7 +13,6 @@ window's zero padding is the frame's, so labels there count. A left-out label is
 in other steps, from windows placed around it."""
 from __future__ import annotations
 
-import math
 import random
 
 import numpy as np
@@ -75,19 +74,12 @@ class TrainWindows:
         labels[y0:y1, x0:x1] = label_map[top + y0:top + y1, left + x0:left + x1]
         return features[:, top:top + wh, left:left + ww], labels
 
-    def count(self, frames: int, batch_size: int, feature_shape: tuple[int, ...]) -> int:
-        """Windows in a step on `frames` frames: as many as cost what the whole frames would,
-        up to the batch size and never fewer than the frames. A frame alone gives a window
-        for each of its categories in turn: a step on one window of background only would
-        push the whole patch towards background, and the next one back."""
-        _, h, w = feature_shape
-        _, wh, ww = self.shape(feature_shape)
-        return max(frames, min(batch_size, math.ceil(frames * h * w / (wh * ww))))
-
     def batch(self, frames, count: int) -> tuple[np.ndarray, np.ndarray]:
         """`count` windows of LabeledFrames, frame after frame in turn and, within a frame,
         category after category from a random one: (N, C, h, w) features, (N, h, w) int32
-        labels."""
+        labels. (A frame alone gives a window for each of its categories in turn: a step on
+        one window of background only would push the whole patch towards background, and
+        the next one back.)"""
         present = [np.unique(f.label_map[f.label_map >= 0]) for f in frames]
         first = [self._rng.randrange(max(1, len(p))) for p in present]
         cuts = []

@@ -32,6 +32,7 @@ from loop.core.progress_watch import PATIENCE, ProgressWatch
 from loop.core.rate_backoff import RateBackoff
 from loop.core.settings import TrainerSettings
 from loop.core.divergence import divergence
+from loop.core.step_inputs import planned_batch, step_inputs
 from loop.core.train_step import TrainStep
 from loop.core.train_windows import train_windows
 from loop.core.trainer_notices import rate_notice, waiting_notice
@@ -152,6 +153,9 @@ class OnlineTrainer:
             self._thread = None
 
     def _loop(self) -> None:
+        # The step's plan before the first click needs it (building one takes 0.1-0.5 s).
+        with self.device_turn:
+            self._train_step(planned_batch(1, self.settings.batch_size))
         while not self._stop.is_set():
             if not self.turn():
                 self._wake.wait(IDLE_WAIT)
@@ -209,15 +213,6 @@ class OnlineTrainer:
             self._steps[batch] = self.model.make_train_step(batch, self.step_shape)
         return self._steps[batch]
 
-    def _inputs(self, frames: list[LabeledFrame],
-                settings: TrainerSettings) -> tuple[np.ndarray, np.ndarray]:
-        if self.windows is not None:
-            count = self.windows.count(len(frames), settings.batch_size,
-                                       self.model.feature_shape)
-            return self.windows.batch(frames, count)
-        return (np.stack([f.features for f in frames]),
-                np.stack([f.label_map for f in frames]).astype(np.int32))
-
     def step(self) -> bool:
         """One training step if there is anything to train; False when idle."""
         settings = self.settings
@@ -237,7 +232,7 @@ class OnlineTrainer:
         if urgent:
             self._burst -= 1
         self.last_batch = frames
-        features, labels = self._inputs(frames, settings)
+        features, labels = step_inputs(frames, settings.batch_size, self.windows)
         step = self._train_step(len(features))
         class_weights = self._class_weights(settings, counts)
         rate = settings.learning_rate * self.backoff.factor
