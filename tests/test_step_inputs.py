@@ -63,3 +63,18 @@ def test_a_padded_step_is_the_step_on_the_frames_there_are(device):
     padded_loss, padded_grads = _step(device, *step_inputs(frames, 8))
     assert abs(loss - padded_loss) <= 1e-5 * max(1.0, abs(loss))
     assert_close(padded_grads, grads, rtol=1e-4, atol=1e-6 * float(np.abs(grads).max()))
+
+
+def test_warming_a_plan_up_changes_no_weight_and_no_velocity(device):
+    for loss in ("cross_entropy", "squared_error"):
+        categories = CATEGORIES if loss == "cross_entropy" else CATEGORIES[:2]
+        spec = PatchSpec("p", categories, topology="pixels", hidden=4, seed=3, loss=loss)
+        model = PatchWeights(device, spec, patch_arch(spec), (20, 24))
+        queue = device.new_queue()
+        rng = np.random.default_rng(0)
+        velocity = rng.standard_normal(model.layout.size).astype(np.float32)
+        model.velocity.flat.write(velocity, queue)
+        before = model.training.flat.numpy(queue)
+        model.make_train_step(4).warm_up(queue)
+        assert np.array_equal(model.training.flat.numpy(queue), before)
+        assert np.array_equal(model.velocity.flat.numpy(queue), velocity)

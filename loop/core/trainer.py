@@ -153,9 +153,10 @@ class OnlineTrainer:
             self._thread = None
 
     def _loop(self) -> None:
-        # The step's plan before the first click needs it (building one takes 0.1-0.5 s).
+        # The step's plan, built and run once before the first click waits for it (building
+        # one takes 0.1-0.5 s, its first run more than later ones).
         with self.device_turn:
-            self._train_step(planned_batch(1, self.settings.batch_size))
+            self._train_step(planned_batch(1, self.settings.batch_size)).warm_up(self.queue)
         while not self._stop.is_set():
             if not self.turn():
                 self._wake.wait(IDLE_WAIT)
