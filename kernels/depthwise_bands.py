@@ -1,7 +1,8 @@
 """The base's depthwise convolutions (forward only): depthwise.cl's depthwise_band_forward,
 a band of output rows per work-item on a padded map, or, on small maps,
-depthwise_small_forward, which pads each plane in private memory. ConvForward (conv.py)
-keeps depthwise_forward, one row per work-item, for training and its backward."""
+depthwise_small_forward, which pads each plane in private memory, or, on maps 4 to 8 wide
+at stride 1, depthwise_narrow.cl, a plane in registers. ConvForward (conv.py) keeps
+depthwise_forward, one row per work-item, for training and its backward."""
 from __future__ import annotations
 
 from .conv import ConvGeometry, PaddedMap, check_shape, checked_sizes, rows_by_planes
@@ -24,6 +25,15 @@ def reads_plain(g: ConvGeometry, h: int, w: int) -> bool:
     return hp * wp <= PRIVATE_FLOATS
 
 
+def fits_narrow(g: ConvGeometry, h: int, w: int) -> bool:
+    """Whether depthwise_narrow_forward computes it: stride 1, padding K // 2 on every side,
+    rows of 4 to 8 (a float8 each; a row's spilled float8 store must end inside the next
+    row), taps at most 4 lanes either side."""
+    p = g.kernel // 2
+    return (g.stride == 1 and g.dilation == 1 and g.kernel % 2 == 1 and g.kernel <= 9
+            and g.pads(h, w) == (p, p, p, p) and 4 <= w <= 8 and h * w >= 8)
+
+
 def band_rows(oh: int, ow: int, blocks: int = BAND_BLOCKS) -> int:
     """Rows per work-item: about `blocks` float8 blocks."""
     return max(1, min(oh, -(-blocks // -(-ow // 8))))
@@ -43,6 +53,13 @@ class DepthwiseBandForward(Plan):
         super().__init__()
         top, left, hp, wp = PaddedMap.layout(g, h, w)
         planes = n * c
+        if x_padded is None and fits_narrow(g, h, w):
+            self.add(Launch.prepare(
+                device, "depthwise_narrow", "depthwise_narrow_forward", (planes,),
+                enough_groups((planes,), (min(planes, SMALL_GROUP),)),
+                [y, x, weight, bias, c, activation_code(g.activation), planes],
+                {"DW_K": g.kernel, "DW_H": h, "DW_W": w}))
+            return
         if x_padded is None and reads_plain(g, h, w):
             self.add(Launch.prepare(
                 device, "depthwise", "depthwise_small_forward", (planes,),

@@ -1,7 +1,8 @@
 """The base's forward-only kernels against their numpy twins: gemm_specialized (every
-variant, plain, residual and padded outputs, fixed weights), depthwise_band_forward and
-depthwise_small_forward, and expand_depthwise_forward. Outputs start as NaN, so an element a kernel
-skips shows up; a padded map's border must stay untouched."""
+variant, plain, residual and padded outputs, fixed weights), depthwise_band_forward,
+depthwise_small_forward and depthwise_narrow_forward, and expand_depthwise_forward. Outputs
+start as NaN, so an element a kernel skips shows up; a padded map's border must stay
+untouched."""
 import numpy as np
 import pytest
 
@@ -101,7 +102,10 @@ def _padded_input(device, g, x):
 
 @pytest.mark.parametrize("c,h,w,kernel,stride", [
     (5, 9, 13, 3, 1), (4, 15, 20, 5, 1), (3, 7, 7, 5, 1), (6, 14, 14, 5, 2), (2, 17, 31, 3, 2),
-    (3, 5, 6, 3, 1), (4, 30, 41, 5, 2)])
+    (3, 5, 6, 3, 1), (4, 30, 41, 5, 2),
+    # depthwise_narrow_forward's (rows of 4 to 8, stride 1): odd and even widths, a kernel
+    # wider than the map, two rows only
+    (5, 7, 7, 3, 1), (4, 8, 4, 5, 1), (6, 9, 6, 7, 1), (2, 5, 5, 9, 1), (3, 2, 8, 3, 1)])
 @pytest.mark.parametrize("blocks", [1, 64])
 def test_depthwise_bands_match_reference(device, c, h, w, kernel, stride, blocks):
     """Bands of one row or of many, from a plain input (padded in private memory on small
