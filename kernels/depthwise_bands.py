@@ -19,8 +19,13 @@ SMALL_GROUP = 16
 
 
 def reads_plain(g: ConvGeometry, h: int, w: int) -> bool:
-    """Whether the convolution takes depthwise_small_forward, which pads each plane in
-    private memory: its padded plane fits PRIVATE_FLOATS. Its input is then a plain map."""
+    """Whether the convolution reads a plain map: depthwise_narrow_forward or
+    depthwise_rows_forward (padding by swizzles in registers), or depthwise_small_forward
+    (a padded plane in private memory, when it fits PRIVATE_FLOATS)."""
+    return fits_narrow(g, h, w) or fits_rows(g, h, w) or _fits_private(g, h, w)
+
+
+def _fits_private(g: ConvGeometry, h: int, w: int) -> bool:
     _, _, hp, wp = PaddedMap.layout(g, h, w)
     return hp * wp <= PRIVATE_FLOATS
 
@@ -32,6 +37,20 @@ def fits_narrow(g: ConvGeometry, h: int, w: int) -> bool:
     p = g.kernel // 2
     return (g.stride == 1 and g.dilation == 1 and g.kernel % 2 == 1 and g.kernel <= 9
             and g.pads(h, w) == (p, p, p, p) and 4 <= w <= 8 and h * w >= 8)
+
+
+# depthwise_rows_forward: float8s a row at most (taps across them are swizzles), and band
+# rows by a row's float8s, so the band's sums and the row being read fit 16 registers.
+ROWS_MAX_VECTORS = 5
+ROWS_BAND = {1: 8, 2: 4, 3: 2, 4: 2, 5: 1}
+
+
+def fits_rows(g: ConvGeometry, h: int, w: int) -> bool:
+    """Whether depthwise_rows_forward computes it: stride 1, padding K // 2 on every side,
+    rows of 8 to 8 * ROWS_MAX_VECTORS, taps at most 4 lanes either side."""
+    p = g.kernel // 2
+    return (g.stride == 1 and g.dilation == 1 and g.kernel % 2 == 1 and g.kernel <= 9
+            and g.pads(h, w) == (p, p, p, p) and 8 <= w <= 8 * ROWS_MAX_VECTORS)
 
 
 def band_rows(oh: int, ow: int, blocks: int = BAND_BLOCKS) -> int:
@@ -60,7 +79,17 @@ class DepthwiseBandForward(Plan):
                 [y, x, weight, bias, c, activation_code(g.activation), planes],
                 {"DW_K": g.kernel, "DW_H": h, "DW_W": w}))
             return
-        if x_padded is None and reads_plain(g, h, w):
+        if x_padded is None and fits_rows(g, h, w):
+            vectors = -(-w // 8)
+            band = min(ROWS_BAND[vectors], h)
+            bands = -(-h // band)
+            self.add(Launch.prepare(
+                device, "depthwise_rows", "depthwise_rows_forward", (bands, planes),
+                enough_groups((bands, planes), (bands, min(planes, SMALL_GROUP))),
+                [y, x, weight, bias, c, activation_code(g.activation), planes],
+                {"DW_K": g.kernel, "DW_H": h, "DW_W": w, "DW_V": vectors, "DW_R": band}))
+            return
+        if x_padded is None and _fits_private(g, h, w):
             self.add(Launch.prepare(
                 device, "depthwise", "depthwise_small_forward", (planes,),
                 enough_groups((planes,), (min(planes, SMALL_GROUP),)),

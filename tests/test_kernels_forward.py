@@ -1,8 +1,8 @@
 """The base's forward-only kernels against their numpy twins: gemm_specialized (every
 variant, plain, residual and padded outputs, fixed weights), depthwise_band_forward,
-depthwise_small_forward and depthwise_narrow_forward, and expand_depthwise_forward. Outputs
-start as NaN, so an element a kernel skips shows up; a padded map's border must stay
-untouched."""
+depthwise_small_forward, depthwise_narrow_forward and depthwise_rows_forward, and
+expand_depthwise_forward. Outputs start as NaN, so an element a kernel skips shows up; a
+padded map's border must stay untouched."""
 import numpy as np
 import pytest
 
@@ -105,7 +105,11 @@ def _padded_input(device, g, x):
     (3, 5, 6, 3, 1), (4, 30, 41, 5, 2),
     # depthwise_narrow_forward's (rows of 4 to 8, stride 1): odd and even widths, a kernel
     # wider than the map, two rows only
-    (5, 7, 7, 3, 1), (4, 8, 4, 5, 1), (6, 9, 6, 7, 1), (2, 5, 5, 9, 1), (3, 2, 8, 3, 1)])
+    (5, 7, 7, 3, 1), (4, 8, 4, 5, 1), (6, 9, 6, 7, 1), (2, 5, 5, 9, 1), (3, 2, 8, 3, 1),
+    # depthwise_rows_forward's (rows of 8 to 40, stride 1): 1 to 5 float8s a row, rows
+    # ending 1 to 7 lanes into their last float8, bands that overrun the map
+    (3, 14, 14, 5, 1), (2, 6, 8, 3, 1), (2, 11, 9, 7, 1), (3, 8, 10, 5, 1), (2, 28, 28, 5, 1),
+    (2, 5, 33, 5, 1), (2, 30, 40, 3, 1)])
 @pytest.mark.parametrize("blocks", [1, 64])
 def test_depthwise_bands_match_reference(device, c, h, w, kernel, stride, blocks):
     """Bands of one row or of many, from a plain input (padded in private memory on small

@@ -1,0 +1,118 @@
+// The base's depthwise forward on maps 8 to 8 * DW_V wide, stride 1, padding DW_K / 2 on
+// every side, NCHW float32: like depthwise_narrow.cl, rows held in float8 registers and
+// every tap's horizontal offset a swizzle, here across a row's DW_V float8s, for a band of
+// DW_R output rows per work-item. act: 0 none, 1 ReLU, 2 ReLU6.
+//
+//   x (planes, DW_H, DW_W), y the same, w (C, DW_K, DW_K), bias (C); plane = n * C + c.
+// Work-item (band, plane): output rows band * DW_R .. + DW_R - 1 (those below DW_H not
+// stored). Each input row the band needs is read once: its last float8 ends at the row's
+// end and is moved back into place, so every read stays inside the row and the lanes past
+// DW_W come out zero (the right padding). All stores stay inside the band's rows.
+
+#include "common.cl"
+
+#ifndef DW_K
+#define DW_K 5
+#endif
+#ifndef DW_H
+#define DW_H 14
+#endif
+#ifndef DW_W
+#define DW_W 14
+#endif
+#ifndef DW_V
+#define DW_V 2
+#endif
+#ifndef DW_R
+#define DW_R 4
+#endif
+#define DW_P (DW_K / 2)
+#define DW_LATE (8 * DW_V - DW_W)  // lanes of the last float8 past the row's end
+
+// Lanes 8 + d .. 15 + d of the 16 lanes (lo, hi), for -7 <= d <= 7 (a constant once
+// unrolled): d > 0 reads into hi, d < 0 into lo (as lo = the previous float8).
+inline float8 lanes_across(float8 lo, float8 mid, float8 hi, int d)
+{
+    switch (d) {
+    case -7: return (float8)(lo.s1234, lo.s567, mid.s0);
+    case -6: return (float8)(lo.s2345, lo.s67, mid.s01);
+    case -5: return (float8)(lo.s3456, lo.s7, mid.s012);
+    case -4: return (float8)(lo.s4567, mid.s0123);
+    case -3: return (float8)(lo.s567, mid.s0123, mid.s4);
+    case -2: return (float8)(lo.s67, mid.s0123, mid.s45);
+    case -1: return (float8)(lo.s7, mid.s0123, mid.s456);
+    case 1: return (float8)(mid.s1234, mid.s567, hi.s0);
+    case 2: return (float8)(mid.s2345, mid.s67, hi.s01);
+    case 3: return (float8)(mid.s3456, mid.s7, hi.s012);
+    case 4: return (float8)(mid.s4567, hi.s0123);
+    case 5: return (float8)(mid.s567, hi.s0123, hi.s4);
+    case 6: return (float8)(mid.s67, hi.s0123, hi.s45);
+    case 7: return (float8)(mid.s7, hi.s0123, hi.s456);
+    default: return mid;
+    }
+}
+
+__kernel void depthwise_rows_forward(
+    __global float *y, __global const float *x, __global const float *w,
+    __global const float *bias, int C, int act, int planes)
+{
+    const int band = get_global_id(0), plane = get_global_id(1);
+    const int oh0 = band * DW_R;
+    if (oh0 >= DW_H || plane >= planes) return;
+    const int c = plane % C;
+    const __global float *xs = x + (long)plane * DW_H * DW_W;
+    const __global float *wc = w + c * DW_K * DW_K;
+    const float8 zero = (float8)(0.0f);
+    float8 acc[DW_R][DW_V];
+    const float b = bias[c];
+    #pragma unroll
+    for (int r = 0; r < DW_R; r++)
+        #pragma unroll
+        for (int v = 0; v < DW_V; v++) acc[r][v] = (float8)(b);
+    #pragma unroll
+    for (int i = 0; i < DW_R + DW_K - 1; i++) {
+        const int ih = oh0 - DW_P + i;
+        if (ih >= 0 && ih < DW_H) {  // else the top or bottom padding
+            const __global float *xr = xs + ih * DW_W;
+            float8 row[DW_V + 2];
+            row[0] = zero;
+            row[DW_V + 1] = zero;
+            #pragma unroll
+            for (int v = 0; v < DW_V - 1; v++)
+                row[v + 1] = *(const __global float8u *)(xr + 8 * v);
+            row[DW_V] = lanes_across(zero, *(const __global float8u *)(xr + DW_W - 8), zero,
+                                     DW_LATE);
+            #pragma unroll
+            for (int kw = 0; kw < DW_K; kw++) {
+                #pragma unroll
+                for (int v = 0; v < DW_V; v++) {
+                    const float8 in = lanes_across(row[v], row[v + 1], row[v + 2], kw - DW_P);
+                    #pragma unroll
+                    for (int kh = 0; kh < DW_K; kh++) {
+                        const int r = i - kh;  // the band row this input row feeds at tap kh
+                        if (r >= 0 && r < DW_R) acc[r][v] += wc[kh * DW_K + kw] * in;
+                    }
+                }
+            }
+        }
+    }
+    #pragma unroll
+    for (int r = 0; r < DW_R; r++) {
+        if (oh0 + r >= DW_H) continue;
+        __global float *yr = y + ((long)plane * DW_H + oh0 + r) * DW_W;
+        float8 out[DW_V + 1];
+        out[0] = zero;
+        #pragma unroll
+        for (int v = 0; v < DW_V; v++) {
+            float8 o = acc[r][v];
+            if (act == 1) o = o > 0.0f ? o : 0.0f;
+            if (act == 2) o = o > 0.0f ? (o < 6.0f ? o : 6.0f) : 0.0f;
+            out[v + 1] = o;
+        }
+        #pragma unroll
+        for (int v = 0; v < DW_V - 1; v++) *(__global float8u *)(yr + 8 * v) = out[v + 1];
+        // The last float8 ends at the row's end (it rewrites lanes the one before it wrote).
+        *(__global float8u *)(yr + DW_W - 8) = lanes_across(out[DW_V - 1], out[DW_V], zero,
+                                                            -DW_LATE);
+    }
+}
