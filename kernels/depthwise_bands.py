@@ -58,13 +58,21 @@ def band_rows(oh: int, ow: int, blocks: int = BAND_BLOCKS) -> int:
     return max(1, min(oh, -(-blocks // -(-ow // 8))))
 
 
+def takes_plane_stride(g: ConvGeometry, h: int, w: int) -> bool:
+    """Whether DepthwiseBandForward can space its output planes wider than OH * OW (the
+    register kernels, on a plain input)."""
+    return fits_narrow(g, h, w) or fits_rows(g, h, w)
+
+
 class DepthwiseBandForward(Plan):
     """y (N, C, OH, OW) = act(depthwise(x) + bias). x is (N, C, H, W), or, with x_padded
-    (N, C, H, W), already a PaddedMap of that map (a dense conv wrote into it)."""
+    (N, C, H, W), already a PaddedMap of that map (a dense conv wrote into it). y_plane:
+    floats from one output plane to the next, if not OH * OW (`takes_plane_stride`; y's
+    buffer then holds N * C planes of y_plane floats)."""
 
     def __init__(self, device: Device, g: ConvGeometry, x: Tensor, weight: Tensor,
                  bias: Tensor, y: Tensor, x_padded: tuple[int, int, int, int] | None = None,
-                 blocks: int = BAND_BLOCKS):
+                 blocks: int = BAND_BLOCKS, y_plane: int | None = None):
         if not g.is_depthwise:
             raise ValueError(f"depthwise_bands: {g} is not a depthwise convolution")
         n, c, h, w, oh, ow = checked_sizes(g, x, weight, bias, x_padded)
@@ -72,12 +80,17 @@ class DepthwiseBandForward(Plan):
         super().__init__()
         top, left, hp, wp = PaddedMap.layout(g, h, w)
         planes = n * c
+        y_plane = y_plane or oh * ow
+        if y_plane != oh * ow and (x_padded is not None or not takes_plane_stride(g, h, w)
+                                   or y_plane < oh * ow or y.buffer.size < 4 * planes * y_plane):
+            raise ValueError(f"depthwise_bands: cannot space {oh}x{ow} output planes "
+                             f"{y_plane} floats apart here")
         if x_padded is None and fits_narrow(g, h, w):
             self.add(Launch.prepare(
                 device, "depthwise_narrow", "depthwise_narrow_forward", (planes,),
                 enough_groups((planes,), (min(planes, SMALL_GROUP),)),
                 [y, x, weight, bias, c, activation_code(g.activation), planes],
-                {"DW_K": g.kernel, "DW_H": h, "DW_W": w}))
+                {"DW_K": g.kernel, "DW_H": h, "DW_W": w, "DW_YP": y_plane}))
             return
         if x_padded is None and fits_rows(g, h, w):
             vectors = -(-w // 8)
@@ -87,7 +100,8 @@ class DepthwiseBandForward(Plan):
                 device, "depthwise_rows", "depthwise_rows_forward", (bands, planes),
                 enough_groups((bands, planes), (bands, min(planes, SMALL_GROUP))),
                 [y, x, weight, bias, c, activation_code(g.activation), planes],
-                {"DW_K": g.kernel, "DW_H": h, "DW_W": w, "DW_V": vectors, "DW_R": band}))
+                {"DW_K": g.kernel, "DW_H": h, "DW_W": w, "DW_V": vectors, "DW_R": band,
+                 "DW_YP": y_plane}))
             return
         if x_padded is None and _fits_private(g, h, w):
             self.add(Launch.prepare(

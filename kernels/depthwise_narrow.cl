@@ -1,7 +1,10 @@
 // The base's depthwise forward on maps at most 8 wide (the last stage's 7x7 at 224x224),
 // stride 1, padding DW_K / 2 on every side, NCHW float32. act: 0 none, 1 ReLU, 2 ReLU6.
 //
-//   x (planes, DW_H, DW_W), y the same, w (C, DW_K, DW_K), bias (C); plane = n * C + c.
+//   x (planes, DW_H, DW_W), w (C, DW_K, DW_K), bias (C); plane = n * C + c; y the same as
+//   x, but DW_YP floats from one plane to the next (DW_YP >= DW_H * DW_W: a 1x1 GEMM
+//   reading y wants its rows of B aligned to float8s; the floats between planes are left
+//   undefined).
 // Work-item: one plane. Its DW_H rows are loaded once into float8 registers (lanes past
 // DW_W zeroed), every tap's horizontal offset is a swizzle of a row (zeros shifted in: the
 // padding), and the DW_H output rows are summed in registers, tap by tap. No padded copy:
@@ -19,6 +22,9 @@
 #endif
 #ifndef DW_W
 #define DW_W 7
+#endif
+#ifndef DW_YP
+#define DW_YP (DW_H * DW_W)
 #endif
 #define DW_P (DW_K / 2)
 
@@ -76,14 +82,14 @@ __kernel void depthwise_narrow_forward(
             }
         }
     }
-    __global float *ys = y + (long)plane * DW_H * DW_W;
+    __global float *ys = y + (long)plane * DW_YP;
     #pragma unroll
     for (int r = 0; r < DW_H; r++) {
         float8 v = acc[r];
         if (act == 1) v = v > 0.0f ? v : 0.0f;
         if (act == 2) v = v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
         // Rows in order: a float8 spilling into the next row is overwritten by that row's.
-        if ((r + 1) * DW_W + 8 - DW_W <= DW_H * DW_W) {
+        if (r * DW_W + 8 <= DW_YP) {
             *(__global float8u *)(ys + r * DW_W) = v;
         } else {
             float out[8];

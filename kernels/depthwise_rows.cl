@@ -3,7 +3,8 @@
 // every tap's horizontal offset a swizzle, here across a row's DW_V float8s, for a band of
 // DW_R output rows per work-item. act: 0 none, 1 ReLU, 2 ReLU6.
 //
-//   x (planes, DW_H, DW_W), y the same, w (C, DW_K, DW_K), bias (C); plane = n * C + c.
+//   x (planes, DW_H, DW_W), w (C, DW_K, DW_K), bias (C); plane = n * C + c; y the same as
+//   x, but DW_YP floats from one plane to the next (as depthwise_narrow.cl's).
 // Work-item (band, plane): output rows band * DW_R .. + DW_R - 1 (those below DW_H not
 // stored). Each input row the band needs is read once: its last float8 ends at the row's
 // end and is moved back into place, so every read stays inside the row and the lanes past
@@ -25,6 +26,9 @@
 #endif
 #ifndef DW_R
 #define DW_R 4
+#endif
+#ifndef DW_YP
+#define DW_YP (DW_H * DW_W)
 #endif
 #define DW_P (DW_K / 2)
 #define DW_LATE (8 * DW_V - DW_W)  // lanes of the last float8 past the row's end
@@ -99,7 +103,7 @@ __kernel void depthwise_rows_forward(
     #pragma unroll
     for (int r = 0; r < DW_R; r++) {
         if (oh0 + r >= DW_H) continue;
-        __global float *yr = y + ((long)plane * DW_H + oh0 + r) * DW_W;
+        __global float *yr = y + (long)plane * DW_YP + (oh0 + r) * DW_W;
         float8 out[DW_V + 1];
         out[0] = zero;
         #pragma unroll

@@ -132,6 +132,25 @@ def test_depthwise_bands_match_reference(device, c, h, w, kernel, stride, blocks
     assert_close(y.numpy(), expected, what="padded input")
 
 
+@pytest.mark.parametrize("c,h,w,kernel", [(3, 7, 7, 5), (2, 14, 14, 3), (2, 15, 20, 5)])
+def test_depthwise_output_planes_spaced_apart(device, c, h, w, kernel):
+    """The register kernels' output planes spaced to whole float8s (for the 1x1 GEMM reading
+    them): every plane's map is written where it belongs."""
+    rng = np.random.default_rng(h + w)
+    g = ConvGeometry(c, c, kernel, 1, kernel // 2, groups=c, activation="relu6")
+    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal(g.weight_shape).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    expected, _ = conv_forward(x, weight, bias, g)
+    plane = -(-h * w // 8) * 8
+    flat = _nan(device, (c * plane,))
+    y = Tensor(device, (1, c, h, w), buffer=flat.buffer)
+    tx, tw, tb = (Tensor.from_numpy(device, v) for v in (x, weight, bias))
+    DepthwiseBandForward(device, g, tx, tw, tb, y, y_plane=plane).enqueue(device.queue)
+    got = flat.numpy().reshape(c, plane)[:, :h * w].reshape(expected.shape)
+    assert_close(got, expected, what=f"planes {plane} apart")
+
+
 @pytest.mark.parametrize("c_in,c_exp,h,w,kernel", [
     (16, 96, 24, 32, 3), (5, 13, 17, 19, 5), (3, 8, 16, 16, 3), (7, 12, 21, 40, 5)])
 def test_expand_depthwise_matches_the_two_apart(device, c_in, c_exp, h, w, kernel):
