@@ -22,7 +22,7 @@ def reads_plain(g: ConvGeometry, h: int, w: int) -> bool:
     """Whether the convolution reads a plain map: depthwise_narrow_forward or
     depthwise_rows_forward (padding by swizzles in registers), or depthwise_small_forward
     (a padded plane in private memory, when it fits PRIVATE_FLOATS)."""
-    return fits_narrow(g, h, w) or fits_rows(g, h, w) or _fits_private(g, h, w)
+    return takes_plane_stride(g, h, w) or _fits_private(g, h, w)
 
 
 def _fits_private(g: ConvGeometry, h: int, w: int) -> bool:
@@ -53,6 +53,25 @@ def fits_rows(g: ConvGeometry, h: int, w: int) -> bool:
             and g.pads(h, w) == (p, p, p, p) and 8 <= w <= 8 * ROWS_MAX_VECTORS)
 
 
+# depthwise_stride2_forward: input float8s a row at most, and band rows by the output's
+# float8s a row (its sums, the input row and the taps' windows fit 16 registers). Wider
+# rows leave bands of one row, where each tap's window (two swizzles and an even-lane
+# gather) feeds one multiply-add: 56 wide, k5, 144 channels took 0.271 ms against the
+# padded-map kernel's 0.191; 28 wide, k3: 0.040 against 0.054.
+STRIDE2_MAX_VECTORS = 4
+STRIDE2_BAND = {1: 4, 2: 2}
+
+
+def fits_stride2(g: ConvGeometry, h: int, w: int) -> bool:
+    """Whether depthwise_stride2_forward computes it: stride 2, input rows of 8 to
+    8 * STRIDE2_MAX_VECTORS (32), output rows of at least 4 (a narrower row's float8 store
+    spills past the next row's start), taps at most 7 lanes either side."""
+    top, left, _, _ = g.pads(h, w)
+    oh, ow = g.output_size(h, w)
+    return (g.stride == 2 and g.dilation == 1 and g.kernel <= 9 and left <= 7
+            and 8 <= w <= 8 * STRIDE2_MAX_VECTORS and ow >= 4 and oh >= 1)
+
+
 def band_rows(oh: int, ow: int, blocks: int = BAND_BLOCKS) -> int:
     """Rows per work-item: about `blocks` float8 blocks."""
     return max(1, min(oh, -(-blocks // -(-ow // 8))))
@@ -61,7 +80,7 @@ def band_rows(oh: int, ow: int, blocks: int = BAND_BLOCKS) -> int:
 def takes_plane_stride(g: ConvGeometry, h: int, w: int) -> bool:
     """Whether DepthwiseBandForward can space its output planes wider than OH * OW (the
     register kernels, on a plain input)."""
-    return fits_narrow(g, h, w) or fits_rows(g, h, w)
+    return fits_narrow(g, h, w) or fits_rows(g, h, w) or fits_stride2(g, h, w)
 
 
 class DepthwiseBandForward(Plan):
@@ -103,6 +122,9 @@ class DepthwiseBandForward(Plan):
                 {"DW_K": g.kernel, "DW_H": h, "DW_W": w, "DW_V": vectors, "DW_R": band,
                  "DW_YP": y_plane}))
             return
+        if x_padded is None and fits_stride2(g, h, w):
+            self.add(_stride2_launch(device, g, x, weight, bias, y, h, w, y_plane))
+            return
         if x_padded is None and _fits_private(g, h, w):
             self.add(Launch.prepare(
                 device, "depthwise", "depthwise_small_forward", (planes,),
@@ -128,3 +150,20 @@ class DepthwiseBandForward(Plan):
                           rows_by_planes(bands, planes, band * ow * g.kernel * g.kernel)),
             [y, padded, weight, bias, c, hp, wp, oh, ow, activation_code(g.activation),
              planes, band], {"DW_K": g.kernel, "DW_S": g.stride, "DW_PRIVATE": PRIVATE_FLOATS}))
+
+
+def _stride2_launch(device, g, x, weight, bias, y, h, w, y_plane) -> Launch:
+    n, c = x.shape[:2]
+    planes = n * c
+    top, left, _, _ = g.pads(h, w)
+    oh, ow = g.output_size(h, w)
+    vectors = -(-ow // 8)
+    # Output rows narrower than a float8 spill into the next row: one work-item a plane.
+    band = oh if ow < 8 else min(STRIDE2_BAND[vectors], oh)
+    bands = -(-oh // band)
+    return Launch.prepare(
+        device, "depthwise_stride2", "depthwise_stride2_forward", (bands, planes),
+        enough_groups((bands, planes), (bands, min(planes, SMALL_GROUP))),
+        [y, x, weight, bias, c, activation_code(g.activation), planes],
+        {"DW_K": g.kernel, "DW_H": h, "DW_W": w, "DW_OH": oh, "DW_OW": ow, "DW_PT": top,
+         "DW_PL": left, "DW_IV": -(-w // 8), "DW_V": vectors, "DW_R": band, "DW_YP": y_plane})

@@ -11,6 +11,7 @@
 // DW_W come out zero (the right padding). All stores stay inside the band's rows.
 
 #include "common.cl"
+#include "lanes.cl"
 
 #ifndef DW_K
 #define DW_K 5
@@ -32,29 +33,6 @@
 #endif
 #define DW_P (DW_K / 2)
 #define DW_LATE (8 * DW_V - DW_W)  // lanes of the last float8 past the row's end
-
-// Lanes 8 + d .. 15 + d of the 16 lanes (lo, hi), for -7 <= d <= 7 (a constant once
-// unrolled): d > 0 reads into hi, d < 0 into lo (as lo = the previous float8).
-inline float8 lanes_across(float8 lo, float8 mid, float8 hi, int d)
-{
-    switch (d) {
-    case -7: return (float8)(lo.s1234, lo.s567, mid.s0);
-    case -6: return (float8)(lo.s2345, lo.s67, mid.s01);
-    case -5: return (float8)(lo.s3456, lo.s7, mid.s012);
-    case -4: return (float8)(lo.s4567, mid.s0123);
-    case -3: return (float8)(lo.s567, mid.s0123, mid.s4);
-    case -2: return (float8)(lo.s67, mid.s0123, mid.s45);
-    case -1: return (float8)(lo.s7, mid.s0123, mid.s456);
-    case 1: return (float8)(mid.s1234, mid.s567, hi.s0);
-    case 2: return (float8)(mid.s2345, mid.s67, hi.s01);
-    case 3: return (float8)(mid.s3456, mid.s7, hi.s012);
-    case 4: return (float8)(mid.s4567, hi.s0123);
-    case 5: return (float8)(mid.s567, hi.s0123, hi.s4);
-    case 6: return (float8)(mid.s67, hi.s0123, hi.s45);
-    case 7: return (float8)(mid.s7, hi.s0123, hi.s456);
-    default: return mid;
-    }
-}
 
 __kernel void depthwise_rows_forward(
     __global float *y, __global const float *x, __global const float *w,

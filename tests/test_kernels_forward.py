@@ -1,7 +1,7 @@
 """The base's forward-only kernels against their numpy twins: gemm_specialized (every
 variant, plain, residual and padded outputs, fixed weights), depthwise_band_forward,
-depthwise_small_forward, depthwise_narrow_forward and depthwise_rows_forward, and
-expand_depthwise_forward. Outputs start as NaN, so an element a kernel skips shows up; a
+depthwise_small_forward, depthwise_narrow_forward, depthwise_rows_forward and
+depthwise_stride2_forward, and expand_depthwise_forward. Outputs start as NaN, so an element a kernel skips shows up; a
 padded map's border must stay untouched."""
 import numpy as np
 import pytest
@@ -109,7 +109,11 @@ def _padded_input(device, g, x):
     # depthwise_rows_forward's (rows of 8 to 40, stride 1): 1 to 5 float8s a row, rows
     # ending 1 to 7 lanes into their last float8, bands that overrun the map
     (3, 14, 14, 5, 1), (2, 6, 8, 3, 1), (2, 11, 9, 7, 1), (3, 8, 10, 5, 1), (2, 28, 28, 5, 1),
-    (2, 5, 33, 5, 1), (2, 30, 40, 3, 1)])
+    (2, 5, 33, 5, 1), (2, 30, 40, 3, 1),
+    # depthwise_stride2_forward's (rows of 8 to 32): the SAME padding's odd pixel on either
+    # side, output rows narrower than a float8 (a whole plane a work-item) and wider
+    (3, 14, 14, 5, 2), (2, 31, 32, 5, 2), (3, 28, 28, 3, 2), (2, 15, 20, 5, 2),
+    (2, 9, 8, 3, 2), (2, 17, 25, 7, 2)])
 @pytest.mark.parametrize("blocks", [1, 64])
 def test_depthwise_bands_match_reference(device, c, h, w, kernel, stride, blocks):
     """Bands of one row or of many, from a plain input (padded in private memory on small
@@ -132,22 +136,25 @@ def test_depthwise_bands_match_reference(device, c, h, w, kernel, stride, blocks
     assert_close(y.numpy(), expected, what="padded input")
 
 
-@pytest.mark.parametrize("c,h,w,kernel", [(3, 7, 7, 5), (2, 14, 14, 3), (2, 15, 20, 5)])
-def test_depthwise_output_planes_spaced_apart(device, c, h, w, kernel):
+@pytest.mark.parametrize("c,h,w,kernel,stride", [(3, 7, 7, 5, 1), (2, 14, 14, 3, 1),
+                                                 (2, 15, 20, 5, 1), (3, 14, 14, 5, 2)])
+def test_depthwise_output_planes_spaced_apart(device, c, h, w, kernel, stride):
     """The register kernels' output planes spaced to whole float8s (for the 1x1 GEMM reading
     them): every plane's map is written where it belongs."""
     rng = np.random.default_rng(h + w)
-    g = ConvGeometry(c, c, kernel, 1, kernel // 2, groups=c, activation="relu6")
+    g = ConvGeometry(c, c, kernel, stride, "same" if stride == 2 else kernel // 2, groups=c,
+                     activation="relu6")
     x = rng.standard_normal((1, c, h, w)).astype(np.float32)
     weight = rng.standard_normal(g.weight_shape).astype(np.float32)
     bias = rng.standard_normal(c).astype(np.float32)
     expected, _ = conv_forward(x, weight, bias, g)
-    plane = -(-h * w // 8) * 8
+    oh, ow = expected.shape[2:]
+    plane = -(-oh * ow // 8) * 8
     flat = _nan(device, (c * plane,))
-    y = Tensor(device, (1, c, h, w), buffer=flat.buffer)
+    y = Tensor(device, (1, c, oh, ow), buffer=flat.buffer)
     tx, tw, tb = (Tensor.from_numpy(device, v) for v in (x, weight, bias))
     DepthwiseBandForward(device, g, tx, tw, tb, y, y_plane=plane).enqueue(device.queue)
-    got = flat.numpy().reshape(c, plane)[:, :h * w].reshape(expected.shape)
+    got = flat.numpy().reshape(c, plane)[:, :oh * ow].reshape(expected.shape)
     assert_close(got, expected, what=f"planes {plane} apart")
 
 
