@@ -17,6 +17,7 @@ import pyopencl as cl
 
 from loop.base.config import AddLayer, BaseSpec, ConvLayer, FcLayer, PoolLayer
 from loop.base import frozen_convs
+from loop.base.internal_maps import InternalMaps
 from loop.base.layer_readers import block_of, geometry, sole_readers  # noqa: F401 (re-exported)
 from patchloop_kernels import expand_depthwise, im2col_stride2
 from patchloop_kernels.conv import ConvForward, PaddedMap
@@ -125,6 +126,7 @@ class BaseForward(Plan):
         if stop_at is not None and stop_at not in spec.layer_by_name and stop_at != "input":
             raise ValueError(f"the base has no layer {stop_at!r}")
         self._stop_at = stop_at
+        self.internal = InternalMaps(device, spec, height, width, {stop_at})
         for layer in spec.layers:
             if stop_at in self.outputs:
                 break
@@ -167,7 +169,7 @@ class BaseForward(Plan):
                 or g.c_out * h * w * 4 < FUSE_MIN_BYTES):
             return None
         oh, ow = dw.output_size(h, w)
-        out = Tensor.empty(device, (1, dw.c_out, oh, ow))
+        out = self._output(reader.name, (1, dw.c_out, oh, ow))
         plan = expand_depthwise.ExpandDepthwiseForward(
             device, g, dw, x, *network.params[layer.name], *network.params[reader.name], out)
         self.outputs[reader.name] = out
@@ -198,7 +200,7 @@ class BaseForward(Plan):
                                        y_padded=PaddedMap.layout(dw, oh, ow))
                 self.padded[layer.name] = (1, g.c_out, oh, ow)
             elif g.skips_im2col and g.uses_gemm and x_shape is None:
-                out = Tensor.empty(device, (1, g.c_out, oh, ow))
+                out = self._output(layer.name, (1, g.c_out, oh, ow))
                 plan = frozen_convs.pointwise(device, g, x, w, b, out, residual,
                                               x_plane=self.plane_stride.get(layer.input))
             elif (residual is None and x_shape is None
@@ -207,9 +209,7 @@ class BaseForward(Plan):
                 plan = frozen_convs.stride2_dense(device, g, x, w, b, out)
             elif g.is_depthwise and residual is None:
                 plane = self._output_plane(layer, g, x_shape, *(x_shape or x.shape)[2:])
-                out = Tensor(device, (1, g.c_out, oh, ow),
-                             buffer=cl.Buffer(device.context, cl.mem_flags.READ_WRITE,
-                                              4 * g.c_out * plane))
+                out = self._output(layer.name, (1, g.c_out, oh, ow), g.c_out * plane)
                 plan = DepthwiseBandForward(device, g, x, w, b, out, x_padded=x_shape,
                                             y_plane=plane)
                 if plane != oh * ow:
@@ -234,6 +234,17 @@ class BaseForward(Plan):
                                 MatrixView(x, 0, 0, 1), layer.cout, 1, layer.cin, bias=b)
         raise ValueError(f"layer {layer!r} has no device implementation")
 
+    def _output(self, name: str, shape, floats: int | None = None) -> Tensor:
+        """A layer's output tensor: in one of the internal maps' buffers if it is one, else
+        its own (of `floats`, when its planes lie apart)."""
+        tensor = self.internal.tensor(name, shape)
+        if tensor is not None:
+            return tensor
+        if floats is None:
+            return Tensor.empty(self.network.device, shape)
+        return Tensor(self.network.device, shape, buffer=cl.Buffer(
+            self.network.device.context, cl.mem_flags.READ_WRITE, 4 * floats))
+
     def _output_plane(self, layer, g, x_shape, h, w) -> int:
         """Floats between the planes of a depthwise output: whole float8s where its only
         reader is a 1x1 GEMM (B's rows then start aligned: 192x1152x49 took 0.24 against
@@ -252,6 +263,9 @@ class BaseForward(Plan):
             raise ValueError(f"the base has no layer {layer!r}")
         if layer in self.padded:
             raise ValueError(f"base layer {layer!r} is stored padded for its depthwise reader")
+        if layer in self.internal.names:
+            raise ValueError(f"base layer {layer!r} is an internal map, overwritten by later "
+                             "blocks in the frame")
         if layer in self.plane_stride:
             raise ValueError(f"base layer {layer!r} is stored with its planes spaced for "
                              "the 1x1 convolution reading it")
