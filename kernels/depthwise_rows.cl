@@ -9,6 +9,8 @@
 // stored). Each input row the band needs is read once: its last float8 ends at the row's
 // end and is moved back into place, so every read stays inside the row and the lanes past
 // DW_W come out zero (the right padding). All stores stay inside the band's rows.
+// DW_SEG > 1 (rows of DW_SEG * DW_V whole float8s): work-item (band * DW_SEG + segment,
+// plane) takes one segment of its band's rows, reading the float8 either side of it too.
 
 #include "common.cl"
 #include "lanes.cl"
@@ -31,6 +33,9 @@
 #ifndef DW_YP
 #define DW_YP (DW_H * DW_W)
 #endif
+#ifndef DW_SEG
+#define DW_SEG 1
+#endif
 #define DW_P (DW_K / 2)
 #define DW_LATE (8 * DW_V - DW_W)  // lanes of the last float8 past the row's end
 
@@ -38,8 +43,8 @@ __kernel void depthwise_rows_forward(
     __global float *y, __global const float *x, __global const float *w,
     __global const float *bias, int C, int act, int planes)
 {
-    const int band = get_global_id(0), plane = get_global_id(1);
-    const int oh0 = band * DW_R;
+    const int band = get_global_id(0) / DW_SEG, seg = get_global_id(0) % DW_SEG;
+    const int plane = get_global_id(1), oh0 = band * DW_R, c0 = seg * 8 * DW_V;
     if (oh0 >= DW_H || plane >= planes) return;
     const int c = plane % C;
     const __global float *xs = x + (long)plane * DW_H * DW_W;
@@ -55,8 +60,16 @@ __kernel void depthwise_rows_forward(
     for (int i = 0; i < DW_R + DW_K - 1; i++) {
         const int ih = oh0 - DW_P + i;
         if (ih >= 0 && ih < DW_H) {  // else the top or bottom padding
-            const __global float *xr = xs + ih * DW_W;
+            const __global float *xr = xs + ih * DW_W + c0;
             float8 row[DW_V + 2];
+#if DW_SEG > 1
+            // A segment of the row: the float8s either side of it, or the padding's zeros.
+            row[0] = seg > 0 ? *(const __global float8u *)(xr - 8) : zero;
+            row[DW_V + 1] = seg < DW_SEG - 1 ? *(const __global float8u *)(xr + 8 * DW_V)
+                                             : zero;
+            #pragma unroll
+            for (int v = 0; v < DW_V; v++) row[v + 1] = *(const __global float8u *)(xr + 8 * v);
+#else
             row[0] = zero;
             row[DW_V + 1] = zero;
             #pragma unroll
@@ -64,6 +77,7 @@ __kernel void depthwise_rows_forward(
                 row[v + 1] = *(const __global float8u *)(xr + 8 * v);
             row[DW_V] = lanes_across(zero, *(const __global float8u *)(xr + DW_W - 8), zero,
                                      DW_LATE);
+#endif
             #pragma unroll
             for (int kw = 0; kw < DW_K; kw++) {
                 #pragma unroll
@@ -81,7 +95,7 @@ __kernel void depthwise_rows_forward(
     #pragma unroll
     for (int r = 0; r < DW_R; r++) {
         if (oh0 + r >= DW_H) continue;
-        __global float *yr = y + (long)plane * DW_YP + (oh0 + r) * DW_W;
+        __global float *yr = y + (long)plane * DW_YP + (oh0 + r) * DW_W + c0;
         float8 out[DW_V + 1];
         out[0] = zero;
         #pragma unroll
@@ -91,10 +105,15 @@ __kernel void depthwise_rows_forward(
             if (act == 2) o = o > 0.0f ? (o < 6.0f ? o : 6.0f) : 0.0f;
             out[v + 1] = o;
         }
+#if DW_SEG > 1
+        #pragma unroll
+        for (int v = 0; v < DW_V; v++) *(__global float8u *)(yr + 8 * v) = out[v + 1];
+#else
         #pragma unroll
         for (int v = 0; v < DW_V - 1; v++) *(__global float8u *)(yr + 8 * v) = out[v + 1];
         // The last float8 ends at the row's end (it rewrites lanes the one before it wrote).
         *(__global float8u *)(yr + DW_W - 8) = lanes_across(out[DW_V - 1], out[DW_V], zero,
                                                             -DW_LATE);
+#endif
     }
 }

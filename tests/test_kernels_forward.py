@@ -110,6 +110,8 @@ def _padded_input(device, g, x):
     # ending 1 to 7 lanes into their last float8, bands that overrun the map
     (3, 14, 14, 5, 1), (2, 6, 8, 3, 1), (2, 11, 9, 7, 1), (3, 8, 10, 5, 1), (2, 28, 28, 5, 1),
     (2, 5, 33, 5, 1), (2, 30, 40, 3, 1),
+    # and wider rows of whole 16-float segments, on a plain input
+    (2, 24, 48, 3, 1), (3, 12, 112, 5, 1),
     # depthwise_stride2_forward's (rows of 8 to 32): the SAME padding's odd pixel on either
     # side, output rows narrower than a float8 (a whole plane a work-item) and wider
     (3, 14, 14, 5, 2), (2, 31, 32, 5, 2), (3, 28, 28, 3, 2), (2, 15, 20, 5, 2),
