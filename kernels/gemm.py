@@ -49,9 +49,12 @@ def activation_code(name: str) -> int:
 def check_fits(view: MatrixView, batches: int, rows: int, cols: int, what: str) -> None:
     last = (view.offset + (batches - 1) * view.batch_stride + (rows - 1) * view.row_stride
             + (cols - 1) * view.col_stride)
-    if view.offset < 0 or last >= view.tensor.size:
+    # The buffer's room, not the shape's: a map whose planes lie apart (a depthwise output
+    # with its planes spaced to whole float8s for the GEMM reading it) has more.
+    room = view.tensor.buffer.size // view.tensor.dtype.itemsize
+    if view.offset < 0 or last >= room:
         raise ValueError(f"gemm: {what} ({batches}x{rows}x{cols}) does not fit its tensor "
-                         f"of {view.tensor.size} elements")
+                         f"of {room} elements")
 
 
 def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,

@@ -17,6 +17,10 @@
 // Work-item (column tile, row tile, sample) computes a TM x TN block in float8 sums over K.
 // Unpacked, N >= TN: the last tile slides left to end at N and stores only the columns no
 // other tile owns. Packed, the last panel's missing columns are zeros and are not stored.
+// NTAIL (1..8, with PACKED_A and TM <= 8): the last tile holds only N % TN = NTAIL columns
+// and sums them one by one, the tile's TM rows in one float8 (the packed weights' k-th
+// TM values, read with the next ones after them): on the 7x7 maps (N = 49) the slid tile
+// computed 8 columns for 1, with 7 loads for 6 multiply-adds.
 
 #include "blocks.cl"
 
@@ -35,6 +39,9 @@
 #ifndef PACKED_A
 #define PACKED_A 0
 #endif
+#ifndef NTAIL
+#define NTAIL 0
+#endif
 
 inline float8 finish8(float8 v) {
 #if ACT == 1
@@ -44,6 +51,61 @@ inline float8 finish8(float8 v) {
 #endif
     return v;
 }
+
+#if NTAIL
+// The last NTAIL columns n0.. of rows m0.. (see the top); A is packed into row tiles.
+inline void tail_columns(
+    __global float *C, int c_off, int c_sb, int ldc,
+    __global const float *A, __global const float *B, int b_off, int b_sb, int ldb,
+    __global const float *bias, __global const float *R, int r_off,
+    int M, int N, int K, int ow, int wp, int pt, int pl, int n0, int m0, int b, int tiles)
+{
+#if PACKED
+    const __global float *bp = B + ((long)b * tiles + tiles - 1) * K * TN;
+    const int step = TN;
+#else
+    const __global float *bp = B + b_off + (long)b * b_sb + n0;
+    const int step = ldb;
+#endif
+    const __global float *ap = A + (long)(m0 / TM) * K * TM;
+    float rows_bias[8];
+    #pragma unroll
+    for (int i = 0; i < 8; i++) rows_bias[i] = bias[m0 + i < M ? m0 + i : M - 1];
+    float8 acc[NTAIL];
+    #pragma unroll
+    for (int j = 0; j < NTAIL; j++) acc[j] = *(float8u *)rows_bias;
+    for (int k = 0; k < K; k++) {
+        const float8 a = *(const __global float8u *)(ap + k * TM);
+        #pragma unroll
+        for (int j = 0; j < NTAIL; j++) acc[j] += a * bp[j];
+        bp += step;
+    }
+    __global float *c = C + c_off + (long)b * c_sb;
+#if RESIDUAL
+    __global const float *r = R + r_off + (long)b * c_sb;
+#endif
+    #pragma unroll
+    for (int j = 0; j < NTAIL; j++) {
+        const int n = n0 + j;
+#if PADDED
+        const int at = (n / ow + pt) * wp + n % ow + pl;
+#else
+        const int at = n;
+#endif
+        float lanes[8];
+        *(float8u *)lanes = finish8(acc[j]);
+        #pragma unroll
+        for (int i = 0; i < TM; i++) {
+            if (m0 + i >= M) break;
+            float out = lanes[i];
+#if RESIDUAL
+            out += r[(m0 + i) * ldc + n];
+#endif
+            c[(m0 + i) * ldc + at] = out;
+        }
+    }
+}
+#endif
 
 __kernel void gemm_specialized_forward(
     __global float *C, int c_off, int c_sb, int ldc,
@@ -55,6 +117,13 @@ __kernel void gemm_specialized_forward(
     const int tiles = (N + TN - 1) / TN;
     if (m0 >= M || tile >= tiles) return;
     int n0 = tile * TN, first = 0, last = N - n0 < TN ? N - n0 : TN;
+#if NTAIL
+    if (tile == tiles - 1) {
+        tail_columns(C, c_off, c_sb, ldc, A, B, b_off, b_sb, ldb, bias, R, r_off, M, N, K,
+                     ow, wp, pt, pl, n0, m0, b, tiles);
+        return;
+    }
+#endif
 #if PACKED
     const __global float *bp = B + ((long)b * tiles + tile) * K * TN;
     const int step = TN;

@@ -47,7 +47,10 @@ def plan(device: Device, call, variant: dict, local: tuple[int, int, int]) -> Pl
     if bias is None:
         bias = Tensor.from_numpy(device, np.zeros(m, np.float32))
         result.scratch.append(bias)
-    defines = {"TM": rows, "NV": vectors, "ACT": call.act,
+    # The last tile's few columns summed one by one (gemm_specialized.cl's NTAIL): weights
+    # packed into tiles of at most 8 rows, at most 8 columns left over.
+    tail = n % tile_n if variant.get("packed_a") and rows <= 8 and n % tile_n <= 8 else 0
+    defines = {"TM": rows, "NV": vectors, "NTAIL": tail, "ACT": call.act,
                "RESIDUAL": int(call.residual is not None),
                "PADDED": int(call.c_padding is not None), "PACKED": int(packed),
                "PACKED_A": int(bool(variant.get("packed_a")))}
@@ -79,7 +82,8 @@ def _packed_weights(device: Device, a: Tensor, m: int, k: int, defines: dict) ->
     if (m, k, rows) in known:
         return known[(m, k, rows)]
     tiles = -(-m // rows)
-    packed = Tensor.empty(device, (tiles * k * rows,))
+    # 8 floats of slack: the NTAIL path reads a float8 at each k of a tile of TM <= 8 rows.
+    packed = Tensor.empty(device, (tiles * k * rows + 8,))
     queue = device.new_queue()
     Launch.prepare(device, "gemm_specialized", "pack_weight_tiles", (k, tiles), None,
                    [packed, a, m, k], defines).enqueue(queue)

@@ -75,6 +75,20 @@ def test_a_forward_can_stop_where_a_patch_reads(device, base_network, stop_at):
         base_network.plan(240, 320, stop_at="b99.add")
 
 
+def test_internal_maps_are_kept_only_where_a_forward_stops(device, base_network):
+    """An expand's or a depthwise conv's output lives in buffers later blocks reuse: a full
+    forward refuses to hand it out; one that stops there keeps it in its own."""
+    frame = _photo(224, 224)
+    full = base_network.plan(224, 224, frame.shape)
+    with pytest.raises(ValueError, match="internal map"):
+        full.feature_map("b9.expand")
+    part = base_network.plan(224, 224, frame.shape, stop_at="b9.expand")
+    assert "b9.expand" not in part.internal.names and "b8.expand" in part.internal.names
+    part.run(frame, device.queue)
+    kept = part.feature_map("b9.expand").numpy()
+    assert kept.shape == (1, 672, 14, 14) and np.isfinite(kept).all()
+
+
 def test_frame_resized_on_device(device, base_spec, base_network):
     """A 480x640 frame is resized on the device to the plan's 240x320 input."""
     frame = _photo(480, 640)

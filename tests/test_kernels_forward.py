@@ -1,7 +1,8 @@
 """The base's forward-only kernels against their numpy twins: gemm_specialized (every
-variant, plain, residual and padded outputs, fixed weights), depthwise_band_forward and
-depthwise_small_forward, and expand_depthwise_forward. Outputs start as NaN, so an element a kernel
-skips shows up; a padded map's border must stay untouched."""
+variant, plain, residual and padded outputs, fixed weights), depthwise_band_forward,
+depthwise_small_forward, depthwise_narrow_forward, depthwise_rows_forward and
+depthwise_stride2_forward, and expand_depthwise_forward. Outputs start as NaN, so an element a kernel skips shows up; a
+padded map's border must stay untouched."""
 import numpy as np
 import pytest
 
@@ -101,7 +102,20 @@ def _padded_input(device, g, x):
 
 @pytest.mark.parametrize("c,h,w,kernel,stride", [
     (5, 9, 13, 3, 1), (4, 15, 20, 5, 1), (3, 7, 7, 5, 1), (6, 14, 14, 5, 2), (2, 17, 31, 3, 2),
-    (3, 5, 6, 3, 1), (4, 30, 41, 5, 2)])
+    (3, 5, 6, 3, 1), (4, 30, 41, 5, 2),
+    # depthwise_narrow_forward's (rows of 4 to 8, stride 1): odd and even widths, a kernel
+    # wider than the map, two rows only
+    (5, 7, 7, 3, 1), (4, 8, 4, 5, 1), (6, 9, 6, 7, 1), (2, 5, 5, 9, 1), (3, 2, 8, 3, 1),
+    # depthwise_rows_forward's (rows of 8 to 40, stride 1): 1 to 5 float8s a row, rows
+    # ending 1 to 7 lanes into their last float8, bands that overrun the map
+    (3, 14, 14, 5, 1), (2, 6, 8, 3, 1), (2, 11, 9, 7, 1), (3, 8, 10, 5, 1), (2, 28, 28, 5, 1),
+    (2, 5, 33, 5, 1), (2, 30, 40, 3, 1),
+    # and wider rows of whole 16-float segments, on a plain input
+    (2, 24, 48, 3, 1), (3, 12, 112, 5, 1),
+    # depthwise_stride2_forward's (rows of 8 to 32): the SAME padding's odd pixel on either
+    # side, output rows narrower than a float8 (a whole plane a work-item) and wider
+    (3, 14, 14, 5, 2), (2, 31, 32, 5, 2), (3, 28, 28, 3, 2), (2, 15, 20, 5, 2),
+    (2, 9, 8, 3, 2), (2, 17, 25, 7, 2)])
 @pytest.mark.parametrize("blocks", [1, 64])
 def test_depthwise_bands_match_reference(device, c, h, w, kernel, stride, blocks):
     """Bands of one row or of many, from a plain input (padded in private memory on small
@@ -122,6 +136,28 @@ def test_depthwise_bands_match_reference(device, c, h, w, kernel, stride, blocks
     DepthwiseBandForward(device, g, _padded_input(device, g, x), tw, tb, y,
                          x_padded=(1, c, h, w), blocks=blocks).enqueue(device.queue)
     assert_close(y.numpy(), expected, what="padded input")
+
+
+@pytest.mark.parametrize("c,h,w,kernel,stride", [(3, 7, 7, 5, 1), (2, 14, 14, 3, 1),
+                                                 (2, 15, 20, 5, 1), (3, 14, 14, 5, 2)])
+def test_depthwise_output_planes_spaced_apart(device, c, h, w, kernel, stride):
+    """The register kernels' output planes spaced to whole float8s (for the 1x1 GEMM reading
+    them): every plane's map is written where it belongs."""
+    rng = np.random.default_rng(h + w)
+    g = ConvGeometry(c, c, kernel, stride, "same" if stride == 2 else kernel // 2, groups=c,
+                     activation="relu6")
+    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal(g.weight_shape).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    expected, _ = conv_forward(x, weight, bias, g)
+    oh, ow = expected.shape[2:]
+    plane = -(-oh * ow // 8) * 8
+    flat = _nan(device, (c * plane,))
+    y = Tensor(device, (1, c, oh, ow), buffer=flat.buffer)
+    tx, tw, tb = (Tensor.from_numpy(device, v) for v in (x, weight, bias))
+    DepthwiseBandForward(device, g, tx, tw, tb, y, y_plane=plane).enqueue(device.queue)
+    got = flat.numpy().reshape(c, plane)[:, :oh * ow].reshape(expected.shape)
+    assert_close(got, expected, what=f"planes {plane} apart")
 
 
 @pytest.mark.parametrize("c_in,c_exp,h,w,kernel", [

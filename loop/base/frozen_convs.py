@@ -10,19 +10,23 @@ from patchloop_kernels.runtime import Device, Plan, Tensor
 
 
 def pointwise(device: Device, g: ConvGeometry, x: Tensor, weight: Tensor, bias: Tensor,
-              y: Tensor, residual: Tensor | None, y_padded=None) -> Plan:
+              y: Tensor, residual: Tensor | None, y_padded=None, x_plane: int | None = None
+              ) -> Plan:
     """A 1x1 stride-1 convolution as one GEMM on the input (NCHW already is its operand), as
     ConvForward runs it, but with the weights marked fixed: the base is frozen, so they are
     packed into the GEMM's row tiles once. y_padded: y is a depthwise convolution's padded
-    input, (top, left, padded height, padded width) as PaddedMap.layout gives them."""
+    input, (top, left, padded height, padded width) as PaddedMap.layout gives them.
+    x_plane: floats from one input plane to the next, if not H * W (the GEMM's B rows)."""
     n, c, h, w = x.shape
     hw = h * w
+    plane = x_plane or hw
     if y_padded is None:
         c_view, c_padding = MatrixView(y, 0, g.c_out * hw, hw), None
     else:
         top, left, hp, wp = y_padded
         c_view, c_padding = MatrixView(y, 0, g.c_out * hp * wp, hp * wp), (w, wp, top, left)
-    return prepare_gemm(device, c_view, MatrixView(weight, 0, 0, c), MatrixView(x, 0, c * hw, hw),
+    return prepare_gemm(device, c_view, MatrixView(weight, 0, 0, c),
+                        MatrixView(x, 0, c * plane, plane),
                         g.c_out, hw, c, n, bias=bias, residual=residual,
                         activation=g.activation, c_padding=c_padding, a_fixed=True)
 

@@ -13,12 +13,16 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pyopencl as cl
 
 from loop.base.config import AddLayer, BaseSpec, ConvLayer, FcLayer, PoolLayer
 from loop.base import frozen_convs
+from loop.base.internal_maps import InternalMaps
+from loop.base.layer_readers import block_of, geometry, sole_readers  # noqa: F401 (re-exported)
 from patchloop_kernels import expand_depthwise, im2col_stride2
-from patchloop_kernels.conv import ConvForward, ConvGeometry, PaddedMap
-from patchloop_kernels.depthwise_bands import DepthwiseBandForward, reads_plain
+from patchloop_kernels.conv import ConvForward, PaddedMap
+from patchloop_kernels.depthwise_bands import (DepthwiseBandForward, reads_plain,
+                                               takes_plane_stride)
 from patchloop_kernels.gemm import MatrixView, prepare_gemm
 from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.pool import prepare_global_avg_pool
@@ -30,11 +34,6 @@ MIN_SIDE = 64
 # reader (expand_depthwise.cl): the first block's 7.6 MB map at 240x320 made the pair
 # memory-bound; on the smaller maps after it, the two apart were faster.
 FUSE_MIN_BYTES = 4 << 20
-
-
-def geometry(layer: ConvLayer) -> ConvGeometry:
-    return ConvGeometry(layer.cin, layer.cout, layer.k, layer.stride, layer.pad, layer.dilation,
-                        layer.groups, layer.act)
 
 
 def weights_hash(spec: BaseSpec) -> str:
@@ -75,24 +74,6 @@ def tap_channels(spec: BaseSpec, tap: str) -> int:
     while isinstance(layer, AddLayer):
         layer = spec.layer_by_name[layer.inputs[0]]
     return layer.cout
-
-
-def block_of(layer_name: str) -> str:
-    """The base block a layer belongs to: the prefix of its name (`b9.expand` -> `b9`)."""
-    return layer_name.split(".", 1)[0]
-
-
-def _sole_readers(spec: BaseSpec) -> dict:
-    """layer name -> the depthwise conv that is its only reader, where there is one in the
-    same block. A block's output stays a plain map: taps and fine-tuned patches read it."""
-    readers: dict[str, list] = {}
-    for layer in spec.layers:
-        for source in getattr(layer, "inputs", None) or [getattr(layer, "input", None)]:
-            readers.setdefault(source, []).append(layer)
-    taps = set(spec.taps.values())
-    return {name: found[0] for name, found in readers.items()
-            if len(found) == 1 and name not in taps and isinstance(found[0], ConvLayer)
-            and geometry(found[0]).is_depthwise and block_of(found[0].name) == block_of(name)}
 
 
 def _fused_residuals(spec: BaseSpec) -> dict[str, AddLayer]:
@@ -138,10 +119,14 @@ class BaseForward(Plan):
         # A dense conv whose only reader is a depthwise conv writes straight into that one's
         # padded input: no separate padding pass. name -> (N, C, H, W) of the map inside.
         self.padded: dict[str, tuple[int, int, int, int]] = {}
-        self._sole_reader = _sole_readers(spec)
+        self._sole_reader = sole_readers(spec, lambda g: g.is_depthwise)
+        self._gemm_reader = sole_readers(spec, lambda g: g.skips_im2col)
+        # A depthwise output whose planes lie whole float8s apart -> floats between them.
+        self.plane_stride: dict[str, int] = {}
         if stop_at is not None and stop_at not in spec.layer_by_name and stop_at != "input":
             raise ValueError(f"the base has no layer {stop_at!r}")
         self._stop_at = stop_at
+        self.internal = InternalMaps(device, spec, height, width, {stop_at})
         for layer in spec.layers:
             if stop_at in self.outputs:
                 break
@@ -184,7 +169,7 @@ class BaseForward(Plan):
                 or g.c_out * h * w * 4 < FUSE_MIN_BYTES):
             return None
         oh, ow = dw.output_size(h, w)
-        out = Tensor.empty(device, (1, dw.c_out, oh, ow))
+        out = self._output(reader.name, (1, dw.c_out, oh, ow))
         plan = expand_depthwise.ExpandDepthwiseForward(
             device, g, dw, x, *network.params[layer.name], *network.params[reader.name], out)
         self.outputs[reader.name] = out
@@ -215,15 +200,20 @@ class BaseForward(Plan):
                                        y_padded=PaddedMap.layout(dw, oh, ow))
                 self.padded[layer.name] = (1, g.c_out, oh, ow)
             elif g.skips_im2col and g.uses_gemm and x_shape is None:
-                out = Tensor.empty(device, (1, g.c_out, oh, ow))
-                plan = frozen_convs.pointwise(device, g, x, w, b, out, residual)
+                out = self._output(layer.name, (1, g.c_out, oh, ow))
+                plan = frozen_convs.pointwise(device, g, x, w, b, out, residual,
+                                              x_plane=self.plane_stride.get(layer.input))
             elif (residual is None and x_shape is None
                   and im2col_stride2.fits(g, x.shape[0], *x.shape[2:])):
                 out = Tensor.empty(device, (1, g.c_out, oh, ow))
                 plan = frozen_convs.stride2_dense(device, g, x, w, b, out)
             elif g.is_depthwise and residual is None:
-                out = Tensor.empty(device, (1, g.c_out, oh, ow))
-                plan = DepthwiseBandForward(device, g, x, w, b, out, x_padded=x_shape)
+                plane = self._output_plane(layer, g, x_shape, *(x_shape or x.shape)[2:])
+                out = self._output(layer.name, (1, g.c_out, oh, ow), g.c_out * plane)
+                plan = DepthwiseBandForward(device, g, x, w, b, out, x_padded=x_shape,
+                                            y_plane=plane)
+                if plane != oh * ow:
+                    self.plane_stride[layer.name] = plane
             else:
                 out = Tensor.empty(device, (1, g.c_out, oh, ow))
                 plan = ConvForward(device, g, x, w, b, out, residual, x_padded=x_shape)
@@ -244,6 +234,28 @@ class BaseForward(Plan):
                                 MatrixView(x, 0, 0, 1), layer.cout, 1, layer.cin, bias=b)
         raise ValueError(f"layer {layer!r} has no device implementation")
 
+    def _output(self, name: str, shape, floats: int | None = None) -> Tensor:
+        """A layer's output tensor: in one of the internal maps' buffers if it is one, else
+        its own (of `floats`, when its planes lie apart)."""
+        tensor = self.internal.tensor(name, shape)
+        if tensor is not None:
+            return tensor
+        if floats is None:
+            return Tensor.empty(self.network.device, shape)
+        return Tensor(self.network.device, shape, buffer=cl.Buffer(
+            self.network.device.context, cl.mem_flags.READ_WRITE, 4 * floats))
+
+    def _output_plane(self, layer, g, x_shape, h, w) -> int:
+        """Floats between the planes of a depthwise output: whole float8s where its only
+        reader is a 1x1 GEMM (B's rows then start aligned: 192x1152x49 took 0.24 against
+        0.37 ms with rows 49 floats apart) and its kernel can space them; else OH * OW."""
+        oh, ow = g.output_size(h, w)
+        reader = self._gemm_reader.get(layer.name)
+        if (reader is None or x_shape is not None or (oh * ow) % 8 == 0
+                or not takes_plane_stride(g, h, w)):
+            return oh * ow
+        return -(-oh * ow // 8) * 8
+
     def feature_map(self, layer: str) -> Tensor:
         """The (1, C, H, W) output of a base layer, read where it lies (a tap, or where a
         fine-tuned patch branches off)."""
@@ -251,6 +263,12 @@ class BaseForward(Plan):
             raise ValueError(f"the base has no layer {layer!r}")
         if layer in self.padded:
             raise ValueError(f"base layer {layer!r} is stored padded for its depthwise reader")
+        if layer in self.internal.names:
+            raise ValueError(f"base layer {layer!r} is an internal map, overwritten by later "
+                             "blocks in the frame")
+        if layer in self.plane_stride:
+            raise ValueError(f"base layer {layer!r} is stored with its planes spaced for "
+                             "the 1x1 convolution reading it")
         return self.outputs[layer]
 
     def run(self, frame: np.ndarray, queue) -> None:
