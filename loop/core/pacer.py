@@ -12,7 +12,7 @@ class Pacer:
     the trainer takes one step per `verdicts_per_step` verdicts, so a step never holds the
     device for two frames in a row; when none are coming it trains flat out.
 
-    A long step (a pixels patch: about 0.2 s on two CPU cores) changes both numbers. No
+    A long step (fine-tuning: about 0.12 s on two CPU cores) changes both numbers. No
     verdict can finish while a step holds the device, so the stream counts as flowing for
     FLOWING seconds plus the last step's length (with FLOWING alone, every step longer
     than it made the stream look stopped, and the trainer ran back to back: 2 verdicts/s).
