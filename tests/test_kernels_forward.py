@@ -100,6 +100,18 @@ def _padded_input(device, g, x):
     return tensor
 
 
+def _depthwise_case(rng, c, h, w, kernel, stride):
+    """A random depthwise convolution (ReLU6, the base's padding) and its numpy result:
+    (geometry, x, weight, bias, expected)."""
+    g = ConvGeometry(c, c, kernel, stride, "same" if stride == 2 else kernel // 2, groups=c,
+                     activation="relu6")
+    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
+    weight = rng.standard_normal(g.weight_shape).astype(np.float32)
+    bias = rng.standard_normal(c).astype(np.float32)
+    expected, _ = conv_forward(x, weight, bias, g)
+    return g, x, weight, bias, expected
+
+
 @pytest.mark.parametrize("c,h,w,kernel,stride", [
     (5, 9, 13, 3, 1), (4, 15, 20, 5, 1), (3, 7, 7, 5, 1), (6, 14, 14, 5, 2), (2, 17, 31, 3, 2),
     (3, 5, 6, 3, 1), (4, 30, 41, 5, 2),
@@ -121,12 +133,7 @@ def test_depthwise_bands_match_reference(device, c, h, w, kernel, stride, blocks
     """Bands of one row or of many, from a plain input (padded in private memory on small
     maps, by a padding pass on larger ones) or a padded one."""
     rng = np.random.default_rng(c * h + w)
-    g = ConvGeometry(c, c, kernel, stride, "same" if stride == 2 else kernel // 2, groups=c,
-                     activation="relu6")
-    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
-    weight = rng.standard_normal(g.weight_shape).astype(np.float32)
-    bias = rng.standard_normal(c).astype(np.float32)
-    expected, _ = conv_forward(x, weight, bias, g)
+    g, x, weight, bias, expected = _depthwise_case(rng, c, h, w, kernel, stride)
     tw, tb = Tensor.from_numpy(device, weight), Tensor.from_numpy(device, bias)
     y = _nan(device, expected.shape)
     DepthwiseBandForward(device, g, Tensor.from_numpy(device, x), tw, tb, y,
@@ -144,12 +151,7 @@ def test_depthwise_output_planes_spaced_apart(device, c, h, w, kernel, stride):
     """The register kernels' output planes spaced to whole float8s (for the 1x1 GEMM reading
     them): every plane's map is written where it belongs."""
     rng = np.random.default_rng(h + w)
-    g = ConvGeometry(c, c, kernel, stride, "same" if stride == 2 else kernel // 2, groups=c,
-                     activation="relu6")
-    x = rng.standard_normal((1, c, h, w)).astype(np.float32)
-    weight = rng.standard_normal(g.weight_shape).astype(np.float32)
-    bias = rng.standard_normal(c).astype(np.float32)
-    expected, _ = conv_forward(x, weight, bias, g)
+    g, x, weight, bias, expected = _depthwise_case(rng, c, h, w, kernel, stride)
     oh, ow = expected.shape[2:]
     plane = -(-oh * ow // 8) * 8
     flat = _nan(device, (c * plane,))
