@@ -14,7 +14,7 @@ import numpy as np
 
 from .conv_implicit import ImplicitForward, fits as implicit_fits
 from .gemm import MatrixView, activation_code, prepare_gemm
-from .runtime import Device, Launch, Plan, Tensor
+from .runtime import Device, Launch, Plan, Tensor, enough_groups
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,33 @@ def rows_by_planes(rows: int, planes: int, work_per_row: int) -> tuple[int, int]
     items = max(1, GROUP_WORK // max(1, work_per_row))
     group_rows = min(rows, items)
     return group_rows, max(1, min(planes, items // group_rows, 64))
+
+
+# Float8 blocks a depthwise band work-item should compute: enough that reading its K*K
+# weights is small beside the taps (a band of rows on small maps, one row on wide ones).
+BAND_BLOCKS = 64
+
+
+def band_rows(oh: int, ow: int, blocks: int = BAND_BLOCKS) -> int:
+    """Rows per work-item of depthwise_band_forward: about `blocks` float8 blocks."""
+    return max(1, min(oh, -(-blocks // -(-ow // 8))))
+
+
+def depthwise_band_launch(device: Device, kernel: int, stride: int, y: Tensor, padded: Tensor,
+                          weight: Tensor, bias: Tensor, channels: int, hp: int, wp: int,
+                          oh: int, ow: int, act: int, planes: int, flip: bool = False,
+                          blocks: int = BAND_BLOCKS, defines: dict | None = None) -> Launch:
+    """depthwise_band_forward over a padded map (PaddedMap's layout), bands of rows per
+    work-item; `flip`: the kernel turned half a turn (a stride-1 input gradient)."""
+    band = band_rows(oh, ow, blocks)
+    bands = -(-oh // band)
+    build = {"DW_K": kernel, "DW_S": stride, **(defines or {})}
+    if flip:
+        build["DW_FLIP"] = 1
+    return Launch.prepare(
+        device, "depthwise", "depthwise_band_forward", (bands, planes),
+        enough_groups((bands, planes), rows_by_planes(bands, planes, band * ow * kernel * kernel)),
+        [y, padded, weight, bias, channels, hp, wp, oh, ow, act, planes, band], build)
 
 
 def check_shape(tensor: Tensor, shape, what: str) -> None:
@@ -205,11 +232,10 @@ class ConvForward(Plan):
                 self.padded = padded = PaddedMap.tensor(device, g, n, h, w, zeroed=True)
                 self.scratch.append(padded)
                 self.add(pad_launch(device, g, padded, x, planes, h, w))
-            self.add(Launch.prepare(
-                device, "depthwise", "depthwise_forward", (oh, planes),
-                rows_by_planes(oh, planes, ow * g.kernel * g.kernel),
-                [y, padded, weight, bias, g.c_out, hp, wp, oh, ow,
-                 activation_code(g.activation), planes], {"DW_K": g.kernel, "DW_S": g.stride}))
+            # Bands of rows a work-item: 1.6-2x the one-row kernel on fine-tuning's maps.
+            self.add(depthwise_band_launch(device, g.kernel, g.stride, y, padded, weight, bias,
+                                           g.c_out, hp, wp, oh, ow,
+                                           activation_code(g.activation), planes))
         else:
             self.add(Launch.prepare(
                 device, "conv", "conv_direct_forward", (-(-ow // 8), oh, n * g.c_out), None,

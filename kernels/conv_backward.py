@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .conv import (ConvForward, ConvGeometry, PaddedMap, check_shape, geometry_args,
-                   pad_launch, rows_by_planes)
+from .conv import (ConvForward, ConvGeometry, PaddedMap, check_shape, depthwise_band_launch,
+                   geometry_args, pad_launch)
 from .conv_implicit import ImplicitBackward
 from .gemm import MatrixView, activation_code, prepare_gemm
 from .gemm_nt import sum_parts
@@ -124,11 +124,8 @@ class ConvBackward(Plan):
         zero_bias = Tensor.from_numpy(device, np.zeros(g.c_in, np.float32))
         self.scratch.append(zero_bias)
         _, _, hp2, wp2 = PaddedMap.layout(turned, oh, ow)
-        self.add(Launch.prepare(
-            device, "depthwise", "depthwise_forward", (h, planes),
-            rows_by_planes(h, planes, w * g.kernel * g.kernel),
-            [dx, self.dz_padded, weight, zero_bias, g.c_in, hp2, wp2, h, w, 0, planes],
-            {"DW_K": g.kernel, "DW_S": 1, "DW_FLIP": 1}))
+        self.add(depthwise_band_launch(device, g.kernel, 1, dx, self.dz_padded, weight,
+                                       zero_bias, g.c_in, hp2, wp2, h, w, 0, planes, flip=True))
 
     def _dense(self, device, g, forward, x, weight, dweight, dx, n, h, w, oh, ow,
                dx_residual=None):

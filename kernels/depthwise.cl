@@ -7,9 +7,8 @@
 
 // Depthwise convolution (groups == C_in == C_out, dilation 1) on an explicitly padded input
 // (pad_forward), with the kernel size DW_K and stride DW_S fixed at build time so the tap
-// loops unroll into straight float8 code with no bounds checks. Work-item (oh, plane)
-// computes a whole output row, 8 columns at a time; the last block may read past the row
-// (into the next row, or the buffer's slack) for columns it does not store.
+// loops unroll into straight float8 code with no bounds checks. A row's blocks may read
+// past the row (into the next row, or the buffer's slack) for columns they do not store.
 #ifndef DW_K
 #define DW_K 3
 #endif
@@ -25,49 +24,6 @@ inline float8 tap_inputs(const __global float *seg, int kw) {
     const float8 hi = *(const __global float8u *)(seg + kw + 8);
     return (float8)(lo.even, hi.even);
 #endif
-}
-
-__kernel void depthwise_forward(
-    __global float *y, __global const float *xp, __global const float *w,
-    __global const float *bias, int C, int HP, int WP, int OH, int OW, int act, int planes)
-{
-    const int oh = get_global_id(0), plane = get_global_id(1);
-    if (oh >= OH || plane >= planes) return;
-    const int c = plane % C;
-    float wk[DW_K * DW_K];
-    #pragma unroll
-#ifdef DW_FLIP
-    // The input gradient of a stride-1 depthwise convolution: the same correlation with the
-    // kernel turned half a turn, over dz padded by K - 1 - pad (see ConvBackward).
-    for (int i = 0; i < DW_K * DW_K; i++) wk[i] = w[c * DW_K * DW_K + DW_K * DW_K - 1 - i];
-#else
-    for (int i = 0; i < DW_K * DW_K; i++) wk[i] = w[c * DW_K * DW_K + i];
-#endif
-    const float b = bias[c];
-    const __global float *x0 = xp + ((long)plane * HP + oh * DW_S) * WP;
-    __global float *yr = y + ((long)plane * OH + oh) * OW;
-    for (int ow0 = 0; ow0 < OW; ow0 += 8) {
-        float8 acc0 = (float8)(b), acc1 = (float8)(0.0f);
-        #pragma unroll
-        for (int kh = 0; kh < DW_K; kh++) {
-            const __global float *seg = x0 + kh * WP + ow0 * DW_S;
-            #pragma unroll
-            for (int kw = 0; kw < DW_K; kw++) {
-                if (kw & 1) acc1 += wk[kh * DW_K + kw] * tap_inputs(seg, kw);
-                else acc0 += wk[kh * DW_K + kw] * tap_inputs(seg, kw);
-            }
-        }
-        float8 v = acc0 + acc1;
-        if (act == 1) v = v > 0.0f ? v : 0.0f;
-        if (act == 2) v = v > 0.0f ? (v < 6.0f ? v : 6.0f) : 0.0f;
-        if (ow0 + 8 <= OW) {
-            *(__global float8u *)(yr + ow0) = v;
-        } else {
-            float out[8];
-            *(float8u *)out = v;
-            for (int j = 0; ow0 + j < OW; j++) yr[ow0 + j] = out[j];
-        }
-    }
 }
 
 // dw (C, K, K) of a depthwise convolution: dw[c, kh, kw] = sum over n, oh, ow of
@@ -111,9 +67,10 @@ __kernel void depthwise_backward_weight(
     }
 }
 
-// The base's depthwise forward (depthwise_bands.py): the same convolution as
-// depthwise_forward on the same padded input, but a work-item computes `band` output rows of
-// one plane, so its K*K weights are read once per band rather than per row (on the last
+// The depthwise forward on a padded input, for the base (depthwise_bands.py) and for
+// training (conv.py; with DW_FLIP its input gradient too): a work-item computes `band` output
+// rows of one plane, so its K*K weights are read once per band rather than per row (one row
+// a work-item, the kernel before it, was 1.6-2x slower on fine-tuning's maps; on the last
 // stages' 8x10 maps a row is two float8 blocks: the weights cost as much as the taps). The
 // last block of a row slides left to end at OW and stores a whole float8, rewriting a few
 // columns with the same values (rows under 8 wide: lane by lane). Stride 2 reads each pair
@@ -132,7 +89,13 @@ __kernel void depthwise_band_forward(
     const int c = plane % C;
     float wk[DW_K * DW_K];
     #pragma unroll
+#ifdef DW_FLIP
+    // The input gradient of a stride-1 depthwise convolution: the same correlation with the
+    // kernel turned half a turn, over dz padded by K - 1 - pad (see ConvBackward).
+    for (int i = 0; i < DW_K * DW_K; i++) wk[i] = w[c * DW_K * DW_K + DW_K * DW_K - 1 - i];
+#else
     for (int i = 0; i < DW_K * DW_K; i++) wk[i] = w[c * DW_K * DW_K + i];
+#endif
     const float b = bias[c];
     for (int oh = oh_first; oh < oh_end; oh++) {
         const __global float *x0 = xp + ((long)plane * HP + oh * DW_S) * WP;

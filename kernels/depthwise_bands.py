@@ -1,17 +1,16 @@
 """The base's depthwise convolutions (forward only): depthwise.cl's depthwise_band_forward,
 a band of output rows per work-item on a padded map, or, on small maps,
 depthwise_small_forward, which pads each plane in private memory, or, on maps 4 to 8 wide
-at stride 1, depthwise_narrow.cl, a plane in registers. ConvForward (conv.py) keeps
-depthwise_forward, one row per work-item, for training and its backward."""
+at stride 1, depthwise_narrow.cl, a plane in registers. Training (ConvForward and
+ConvBackward, conv.py) takes depthwise_band_forward too, on the padded maps it keeps for
+its backward."""
 from __future__ import annotations
 
-from .conv import ConvGeometry, PaddedMap, check_shape, checked_sizes, rows_by_planes
+from .conv import (BAND_BLOCKS, ConvGeometry, PaddedMap, check_shape, checked_sizes,
+                   depthwise_band_launch, rows_by_planes)
 from .gemm import activation_code
 from .runtime import Device, Launch, Plan, Tensor, enough_groups
 
-# Float8 blocks a work-item should compute: enough that reading its K*K weights is small
-# beside the taps (a band of rows on small maps, one row on wide ones).
-BAND_BLOCKS = 64
 # depthwise_small_forward's private padded plane, in floats (4 KB: the 7x7 to 15x20 maps
 # of the last stages, k5 included), and planes per work-group.
 PRIVATE_FLOATS = 1024
@@ -83,11 +82,6 @@ def fits_stride2(g: ConvGeometry, h: int, w: int) -> bool:
             and 8 <= w <= 8 * STRIDE2_MAX_VECTORS and ow >= 4 and oh >= 1)
 
 
-def band_rows(oh: int, ow: int, blocks: int = BAND_BLOCKS) -> int:
-    """Rows per work-item: about `blocks` float8 blocks."""
-    return max(1, min(oh, -(-blocks // -(-ow // 8))))
-
-
 def takes_plane_stride(g: ConvGeometry, h: int, w: int) -> bool:
     """Whether DepthwiseBandForward can space its output planes wider than OH * OW (the
     register kernels, on a plain input)."""
@@ -155,14 +149,9 @@ class DepthwiseBandForward(Plan):
             self.add(Launch.prepare(device, "conv", "pad_forward", (hp, planes),
                                     enough_groups((hp, planes), rows_by_planes(hp, planes, wp)),
                                     [padded, x, x, 0, h, w, top, left, hp, wp, planes]))
-        band = band_rows(oh, ow, blocks)
-        bands = -(-oh // band)
-        self.add(Launch.prepare(
-            device, "depthwise", "depthwise_band_forward", (bands, planes),
-            enough_groups((bands, planes),
-                          rows_by_planes(bands, planes, band * ow * g.kernel * g.kernel)),
-            [y, padded, weight, bias, c, hp, wp, oh, ow, activation_code(g.activation),
-             planes, band], {"DW_K": g.kernel, "DW_S": g.stride, "DW_PRIVATE": PRIVATE_FLOATS}))
+        self.add(depthwise_band_launch(device, g.kernel, g.stride, y, padded, weight, bias, c,
+                                       hp, wp, oh, ow, activation_code(g.activation), planes,
+                                       blocks=blocks, defines={"DW_PRIVATE": PRIVATE_FLOATS}))
 
 
 def _stride2_launch(device, g, x, weight, bias, y, h, w, y_plane) -> Launch:
