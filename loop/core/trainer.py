@@ -154,9 +154,11 @@ class OnlineTrainer:
 
     def _loop(self) -> None:
         # The step's plan, built and run once before the first click waits for it (building
-        # one takes 0.1-0.5 s, its first run more than later ones).
+        # one takes 0.1-0.5 s, its first run more than later ones). Only the run takes the
+        # device from the verdicts.
+        step = self._train_step(planned_batch(1, self.settings.batch_size))
         with self.device_turn:
-            self._train_step(planned_batch(1, self.settings.batch_size)).warm_up(self.queue)
+            step.warm_up(self.queue)
         while not self._stop.is_set():
             if not self.turn():
                 self._wake.wait(IDLE_WAIT)
