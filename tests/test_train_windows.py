@@ -139,6 +139,7 @@ def test_a_lone_frames_windows_take_its_categories_in_turn():
         def __init__(self, label_map):
             self.label_map = label_map
             self.features = np.zeros((1,) + label_map.shape, np.float32)
+            self.categories = frozenset(np.unique(label_map[label_map >= 0]).tolist())
 
     label_map = np.full((100, 140), -1, np.int32)
     label_map[5:9, 5:9] = 0

@@ -80,7 +80,7 @@ class TrainWindows:
         labels. (A frame alone gives a window for each of its categories in turn: a step on
         one window of background only would push the whole patch towards background, and
         the next one back.)"""
-        present = [np.unique(f.label_map[f.label_map >= 0]) for f in frames]
+        present = [sorted(f.categories) for f in frames]
         first = [self._rng.randrange(max(1, len(p))) for p in present]
         cuts = []
         for i in range(count):
