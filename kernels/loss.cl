@@ -1,9 +1,10 @@
 // Losses over a label map, as three passes: per cell, one reduction, then scaling.
 // Cells are (n, position) of an NCHW logit map; labels hold one int per cell, -1 = unlabeled.
 
-// Class-weighted softmax cross-entropy, per cell:
-//   cell_loss = w[y] * -log softmax(x)[y],  cell_weight = w[y]   (both 0 when unlabeled)
-//   dx (unnormalised) = w[y] * (softmax(x) - onehot(y))       (0 when unlabeled)
+// Class-weighted softmax cross-entropy over logits shifted by a fixed offset per category
+// (logit adjustment: the offset is part of the loss only, not of the patch's verdict):
+//   z = x + offset,  cell_loss = w[y] * -log softmax(z)[y],  cell_weight = w[y]  (0 unlabeled)
+//   dx (unnormalised) = w[y] * (softmax(z) - onehot(y))       (0 when unlabeled)
 // Work-item (block of 8 positions, n): the 8 cells in float8 lanes (PoCL runs one work-item
 // per cell as a scalar loop: 65 ns a cell, against a few here); a block cut by the end of
 // the map takes the scalar path, cell by cell.
@@ -12,7 +13,8 @@ typedef int8 int8u __attribute__((aligned(4)));
 
 inline void cross_entropy_cell(__global float *grad, __global float *cell_loss,
                                __global float *cell_weight, const __global float *src,
-                               const __global float *class_w, int y, int C, int HW)
+                               const __global float *class_w, const __global float *offset,
+                               int y, int C, int HW)
 {
     if (y < 0 || y >= C) {
         for (int c = 0; c < C; c++) grad[(long)c * HW] = 0.0f;
@@ -20,24 +22,24 @@ inline void cross_entropy_cell(__global float *grad, __global float *cell_loss,
         *cell_weight = 0.0f;
         return;
     }
-    float peak = src[0];
-    for (int c = 1; c < C; c++) peak = max(peak, src[(long)c * HW]);
+    float peak = src[0] + offset[0];
+    for (int c = 1; c < C; c++) peak = max(peak, src[(long)c * HW] + offset[c]);
     float total = 0.0f;
-    for (int c = 0; c < C; c++) total += exp(src[(long)c * HW] - peak);
+    for (int c = 0; c < C; c++) total += exp(src[(long)c * HW] + offset[c] - peak);
     const float log_total = log(total);
     const float w = class_w[y];
     for (int c = 0; c < C; c++) {
-        const float p = exp(src[(long)c * HW] - peak - log_total);
+        const float p = exp(src[(long)c * HW] + offset[c] - peak - log_total);
         grad[(long)c * HW] = w * (p - (c == y ? 1.0f : 0.0f));
     }
-    *cell_loss = w * (log_total + peak - src[(long)y * HW]);
+    *cell_loss = w * (log_total + peak - src[(long)y * HW] - offset[y]);
     *cell_weight = w;
 }
 
 __kernel void cross_entropy_cells(__global float *dx, __global float *cell_loss,
                                   __global float *cell_weight, __global const float *x,
                                   __global const int *labels, __global const float *class_w,
-                                  int C, int HW)
+                                  __global const float *offset, int C, int HW)
 {
     const int pos0 = get_global_id(0) * 8, n = get_global_id(1);
     if (pos0 >= HW) return;
@@ -47,7 +49,7 @@ __kernel void cross_entropy_cells(__global float *dx, __global float *cell_loss,
     if (pos0 + 8 > HW) {
         for (int j = 0; pos0 + j < HW; j++)
             cross_entropy_cell(grad + j, cell_loss + cell0 + j, cell_weight + cell0 + j,
-                               src + j, class_w, labels[cell0 + j], C, HW);
+                               src + j, class_w, offset, labels[cell0 + j], C, HW);
         return;
     }
     const int8 y = *(const __global int8u *)(labels + cell0);
@@ -57,20 +59,20 @@ __kernel void cross_entropy_cells(__global float *dx, __global float *cell_loss,
     *(int8u *)ys = y;
     for (int j = 0; j < 8; j++) ws[j] = ys[j] >= 0 && ys[j] < C ? class_w[ys[j]] : 0.0f;
     const float8 w = *(float8u *)ws;
-    float8 peak = *(const __global float8u *)src;
+    float8 peak = *(const __global float8u *)src + offset[0];
     for (int c = 1; c < C; c++) {
-        const float8 v = *(const __global float8u *)(src + (long)c * HW);
+        const float8 v = *(const __global float8u *)(src + (long)c * HW) + offset[c];
         peak = v > peak ? v : peak;
     }
     float8 total = (float8)(0.0f), picked = (float8)(0.0f);
     for (int c = 0; c < C; c++) {
-        const float8 v = *(const __global float8u *)(src + (long)c * HW);
+        const float8 v = *(const __global float8u *)(src + (long)c * HW) + offset[c];
         total += exp(v - peak);
         picked = y == c ? v : picked;
     }
     const float8 log_total = log(total);
     for (int c = 0; c < C; c++) {
-        const float8 v = *(const __global float8u *)(src + (long)c * HW);
+        const float8 v = *(const __global float8u *)(src + (long)c * HW) + offset[c];
         const float8 p = exp(v - peak - log_total);
         const float8 g = w * (p - (y == c ? (float8)(1.0f) : (float8)(0.0f)));
         *(__global float8u *)(grad + (long)c * HW) = valid ? g : 0.0f;

@@ -25,23 +25,30 @@ class _MaskedLoss(Plan):
 
 
 class WeightedCrossEntropy(_MaskedLoss):
-    """Mean of w[y] * -log softmax(logits)[y] over labeled cells, weighted by w[y].
-    logits (N, C, H, W) float, labels (N, H, W) int32 with -1 = unlabeled, weights (C,)."""
+    """Mean of w[y] * -log softmax(logits + offsets)[y] over labeled cells, weighted by w[y].
+    logits (N, C, H, W) float, labels (N, H, W) int32 with -1 = unlabeled, weights (C,),
+    logit offsets (C,) (logit adjustment, in the loss only; zeros when not given)."""
 
-    def __init__(self, device: Device, logits: Tensor, labels: Tensor, class_weights: Tensor):
+    def __init__(self, device: Device, logits: Tensor, labels: Tensor, class_weights: Tensor,
+                 logit_offsets: Tensor | None = None):
         super().__init__()
         n, c, h, w = logits.shape
         if labels.shape != (n, h, w) or labels.dtype != np.int32:
             raise ValueError(f"labels must be int32 {(n, h, w)}, not {labels.dtype} {labels.shape}")
         if class_weights.shape != (c,):
             raise ValueError(f"class weights must have shape ({c},), not {class_weights.shape}")
+        if logit_offsets is None:
+            logit_offsets = Tensor.from_numpy(device, np.zeros(c, np.float32))
+        if logit_offsets.shape != (c,):
+            raise ValueError(f"logit offsets must have shape ({c},), not {logit_offsets.shape}")
+        self.logit_offsets = logit_offsets
         self._finish(device, n * h * w)
         self.dlogits = Tensor.empty(device, logits.shape)
         blocks = -(-h * w // 8)
         self.add(Launch.prepare(device, "loss", "cross_entropy_cells", (blocks, n),
                                 (min(blocks, 64), 1),
                                 [self.dlogits, self.cell_loss, self.cell_weight, logits, labels,
-                                 class_weights, c, h * w]))
+                                 class_weights, logit_offsets, c, h * w]))
         self._reduce(device, n * h * w)
 
 

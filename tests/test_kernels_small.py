@@ -52,33 +52,39 @@ def _labels(rng, n, c, h, w, mode):
 
 @pytest.mark.parametrize("shape,mode", [((2, 3, 5, 7), "mixed"), ((1, 2, 1, 1), "mixed"),
                                         ((3, 4, 6, 5), "none"), ((2, 3, 4, 4), "one-class"),
-                                        ((16, 3, 15, 20), "mixed")])
+                                        ((16, 3, 15, 20), "mixed"), ((3, 5, 7, 9), "offsets"),
+                                        ((2, 3, 4, 8), "offsets")])
 def test_weighted_cross_entropy(device, shape, mode):
     rng = np.random.default_rng(4)
     n, c, h, w = shape
     logits = rng.standard_normal(shape).astype(np.float32) * 3
-    labels = _labels(rng, n, c, h, w, mode)
+    labels = _labels(rng, n, c, h, w, "mixed" if mode == "offsets" else mode)
     weights = rng.uniform(0.2, 3, c).astype(np.float32)
+    offsets = rng.uniform(-3, 1, c).astype(np.float32) if mode == "offsets" else None
     t_logits = Tensor.from_numpy(device, logits)
     loss = WeightedCrossEntropy(device, t_logits, Tensor.from_numpy(device, labels),
-                                Tensor.from_numpy(device, weights))
+                                Tensor.from_numpy(device, weights),
+                                None if offsets is None else Tensor.from_numpy(device, offsets))
     loss.dlogits.write(np.full(shape, np.nan, np.float32))
     loss.enqueue(device.queue)
-    ref_loss, ref_grad = small_ref.weighted_cross_entropy(logits, labels, weights)
+    ref_loss, ref_grad = small_ref.weighted_cross_entropy(logits, labels, weights, offsets)
     assert_close(loss.loss.numpy()[0], ref_loss, atol=1e-5, rtol=1e-4, what="loss")
     assert_close(loss.dlogits.numpy(), ref_grad, atol=1e-6, rtol=1e-4, what="gradient")
     unlabeled = np.broadcast_to((labels < 0)[:, None], shape)
     assert (loss.dlogits.numpy()[unlabeled] == 0).all()
 
 
-def test_weighted_cross_entropy_finite_differences(device):
+@pytest.mark.parametrize("offsets", [None, [0.0, -1.1, -0.4]])
+def test_weighted_cross_entropy_finite_differences(device, offsets):
     rng = np.random.default_rng(5)
     shape = (2, 3, 3, 4)
     logits = rng.standard_normal(shape).astype(np.float32)
     labels = _labels(rng, 2, 3, 3, 4, "mixed")
     t_logits = Tensor.from_numpy(device, logits)
     loss = WeightedCrossEntropy(device, t_logits, Tensor.from_numpy(device, labels),
-                                Tensor.from_numpy(device, np.array([0.5, 1.0, 2.0], np.float32)))
+                                Tensor.from_numpy(device, np.array([0.5, 1.0, 2.0], np.float32)),
+                                None if offsets is None
+                                else Tensor.from_numpy(device, np.array(offsets, np.float32)))
     loss.enqueue(device.queue)
     analytic = loss.dlogits.numpy()
     eps = 1e-2

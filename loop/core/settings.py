@@ -9,6 +9,7 @@ MOMENTUM_STEP = 0.05    # one press of , or . for momentum
 MAX_MOMENTUM = 0.99
 MIN_LR, MAX_LR = 1e-6, 1.0
 MIN_DECAY, MAX_DECAY = 1e-7, 1e-1
+MAX_OBJECT_PRIOR = 20.0
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class TrainerSettings:
     augment: bool = True         # rand-tilt-shift copies of labeled frames, made when idle
     flips: bool = False          # mirror images too (only where the category allows it)
     steady: bool = False         # `a`: verdicts from a running average of the weights
+    # How much likelier than background the verdict takes the other categories where the
+    # patch is unsure (1: not at all). A logit adjustment in the loss: see docs/trainer.md.
+    object_prior: float = 3.0
 
     def __post_init__(self):
         if not MIN_LR <= self.learning_rate <= MAX_LR:
@@ -31,6 +35,8 @@ class TrainerSettings:
             raise ValueError(f"momentum {self.momentum} must be in [0, 1)")
         if not 0.0 <= self.weight_decay <= MAX_DECAY:
             raise ValueError(f"weight decay {self.weight_decay} is outside [0, {MAX_DECAY}]")
+        if isinstance(self.object_prior, bool) or not 1.0 <= self.object_prior <= MAX_OBJECT_PRIOR:
+            raise ValueError(f"object prior {self.object_prior} is outside [1, {MAX_OBJECT_PRIOR:g}]")
         if not 1 <= self.batch_size <= 256:
             raise ValueError(f"batch size {self.batch_size} must be between 1 and 256")
 

@@ -54,8 +54,9 @@ class TrainStep:
         else:
             self.labels = Tensor.empty(device, (n, h, w), np.int32)
             self.class_weights = Tensor.empty(device, (k,))
+            self.logit_offsets = Tensor.from_numpy(device, np.zeros(k, np.float32))
             self.loss = WeightedCrossEntropy(device, self.forward.logits, self.labels,
-                                             self.class_weights)
+                                             self.class_weights, self.logit_offsets)
         self.backward = PatchBackward(device, layers, params, grads, self.forward,
                                       self.loss.dlogits, arch.residuals)
         self.clip = GradientClip(device, grads.flat, MAX_GRAD_NORM)
@@ -76,9 +77,14 @@ class TrainStep:
         self._factor_np = np.zeros(2, np.float32)
 
     def run(self, queue, features: np.ndarray, labels: np.ndarray, class_weights: np.ndarray,
-            learning_rate: float, momentum: float, weight_decay: float) -> StepResult:
-        """One step. On a non-finite result the caller restores good weights."""
+            learning_rate: float, momentum: float, weight_decay: float,
+            logit_offsets: np.ndarray | None = None) -> StepResult:
+        """One step. On a non-finite result the caller restores good weights.
+        `logit_offsets` (one per category, cross-entropy only) shift the logits in the loss
+        alone: see OnlineTrainer's object prior. None keeps the ones the last step used."""
         self.features.write(features, queue, wait=False)
+        if logit_offsets is not None and not self.squared_error:
+            self.logit_offsets.write(np.asarray(logit_offsets, np.float32), queue, wait=False)
         if self.squared_error:
             labels = np.where(labels < 0, 0.0, np.where(labels > 0, 1.0, -1.0)).astype(np.float32)
         self.labels.write(labels, queue, wait=False)

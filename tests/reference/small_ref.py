@@ -12,8 +12,11 @@ def softmax(x):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def weighted_cross_entropy(logits, labels, class_weights):
-    """(loss, dlogits) with -1 = unlabeled; mean weighted by w[y] over labeled cells."""
+def weighted_cross_entropy(logits, labels, class_weights, offsets=None):
+    """(loss, dlogits) with -1 = unlabeled; mean weighted by w[y] over labeled cells, of the
+    logits shifted by `offsets` per category (none: zeros)."""
+    if offsets is not None:
+        logits = logits.astype(np.float64) + np.asarray(offsets, np.float64)[None, :, None, None]
     p = softmax(logits)
     n, c, h, w = logits.shape
     loss_sum, weight_sum = 0.0, 0.0
