@@ -100,3 +100,14 @@ def test_batch_and_momentum_keys_change_the_trainer(app):
     app.step()
     assert app.core.trainer.settings.batch_size == settings.batch_size * 2
     assert abs(app.core.trainer.settings.momentum - (settings.momentum - 0.05)) < 1e-6
+
+
+def test_the_o_key_steps_the_object_prior_and_says_so(app):
+    assert pump_until(app, lambda: app.worker.latest() is not None)
+    seen = []
+    for _ in range(4):
+        post(pygame.KEYDOWN, key=pygame.K_o, mod=0)
+        app.step()
+        seen.append(app.core.trainer.settings.object_prior)
+        assert f"objects x{seen[-1]:g}" in app.state.message
+    assert seen == [5.0, 1.0, 2.0, 3.0], "from the default 3 on, round to it again"

@@ -10,6 +10,7 @@ MAX_MOMENTUM = 0.99
 MIN_LR, MAX_LR = 1e-6, 1.0
 MIN_DECAY, MAX_DECAY = 1e-7, 1e-1
 MAX_OBJECT_PRIOR = 20.0
+OBJECT_PRIORS = (1.0, 2.0, 3.0, 5.0)   # the `o` key steps through these
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,11 @@ class TrainerSettings:
 
     def smaller_batch(self) -> "TrainerSettings":
         return replace(self, batch_size=max(1, self.batch_size // 2))
+
+    def next_object_prior(self) -> "TrainerSettings":
+        """The next of OBJECT_PRIORS above this one, after the last the first."""
+        above = [p for p in OBJECT_PRIORS if p > self.object_prior]
+        return replace(self, object_prior=above[0] if above else OBJECT_PRIORS[0])
 
     def more_momentum(self) -> "TrainerSettings":
         return replace(self, momentum=round(min(MAX_MOMENTUM, self.momentum + MOMENTUM_STEP), 4))

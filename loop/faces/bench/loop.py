@@ -69,6 +69,10 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     latencies, unflipped = [], 0
     pending = None  # (cell, category, t0, features)
     clicks, last_click = 0, -1e9
+    # Scoring the held-out frames takes the user's thread and device turns for a while: it
+    # waits until the newest click has flipped (or timed out), so that time is never
+    # counted as the patch's answer to a click (it was: p95 up to 458 ms).
+    evaluation_due = False
     worker = VerdictWorker(core, DemoSource(seed=scene.seed))
     worker.start()
     core.start()
@@ -89,6 +93,10 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
             elif now - t0 > FLIP_TIMEOUT:
                 unflipped += 1
                 pending = None
+        if pending is None and evaluation_due:
+            curve.append((clicks,) + held_out.scores(core))
+            evaluation_due = False
+            continue
         if pending is None and now - last_click >= CLICK_INTERVAL and truth is not None:
             predicted = upsample_cells(verdict.cell_categories, *truth.shape)
             labeled = tuple(int(c) for c in np.flatnonzero(core.label_counts()))
@@ -104,8 +112,7 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
             last_click = time.perf_counter()
             cell = _cell_of(core, click.x, click.y, truth.shape, verdict.probabilities.shape[1:])
             pending = (cell, click.category, last_click, core.features_of(verdict.frame_id))
-            if clicks % EVALUATE_EVERY == 0:
-                curve.append((clicks,) + held_out.scores(core))
+            evaluation_due = clicks % EVALUATE_EVERY == 0
     elapsed = time.perf_counter() - start
     status = core.trainer.status
     worker.stop()

@@ -82,6 +82,9 @@ TRAINING_KEYS = KeyTable([
     key(", / .", "momentum -0.05 / +0.05", (pygame.K_COMMA, pygame.K_PERIOD),
         lambda w, e: _settings(w, lambda s: s.more_momentum() if e.key == pygame.K_PERIOD
                                else s.less_momentum(), lambda s: f"momentum {s.momentum:.2f}")),
+    key("o", "lean toward objects where unsure: x1 / x2 / x3 / x5", (pygame.K_o,),
+        lambda w, e: _settings(w, lambda s: s.next_object_prior(),
+                               lambda s: f"objects x{s.object_prior:g} where unsure")),
     key("t", "training on / off", (pygame.K_t,), _toggle_training),
     key("n", "train on new labels only / all labels", (pygame.K_n,), _toggle_new_only),
     key("a", "steady verdicts (a running average of the weights) on / off", (pygame.K_a,),

@@ -198,7 +198,8 @@ class LiveView:
         if core.trainer.backoff.active:
             rate += f" (now {settings.learning_rate * core.trainer.backoff.factor:.2g})"
         for line in (f"{rate}   momentum {settings.momentum:.2f}",
-                     f"weight decay {settings.weight_decay:.2g}   batch {settings.batch_size}",
+                     f"weight decay {settings.weight_decay:.2g}   batch {settings.batch_size}"
+                     f"   objects x{settings.object_prior:g}",
                      f"training {'on' if settings.training else 'off'}, "
                      f"{'new labels only' if settings.new_only else 'all labels'}"
                      f"{', steady verdicts' if settings.steady else ''}",
