@@ -230,9 +230,10 @@ def test_bench_loop_text_without_pytorch_or_flips():
         "loop": {"clicks": 1, "seconds": 3.2, "final_balanced_accuracy": 0.5,
                  "clicks_to_90": None, "clicks_to_95": None, "verdicts_per_second": 12.0,
                  "final_pixel_balanced_accuracy": 0.5, "pixel_clicks_to_95": None,
-                 "pixel_clicks_to_97": None,
+                 "pixel_clicks_to_97": None, "final_false_regions_per_frame": 0.25,
                  "click_to_flip_ms": {"median": None, "p95": None, "flipped": 0,
                                       "not_flipped_within_s": [1, 3.0]}}}
     text = bench_loop._text(report)
     assert "None" not in text and "1 click in 3.2 s" in text
+    assert "false object regions per held-out frame 0.25" in text
     assert "PyTorch not installed" in text and "no click flipped the verdict" in text

@@ -37,3 +37,21 @@ def test_a_live_verdict_spreads_its_cells_where_they_lie_as_the_host_path_does(b
     verdict = core.observe(frame)
     assert np.allclose(verdict.pixels, core.pixel_probabilities(verdict.probabilities,
                                                                 frame.shape[:2]), atol=1e-6)
+
+
+def test_false_regions_count_object_specks_where_there_is_no_such_object():
+    from loop.demo.metrics import false_regions
+    truth = np.zeros((60, 80), np.int32)
+    truth[10:30, 10:30] = 1                      # a ball
+    predicted = truth.copy()
+    assert false_regions(truth, predicted, 3) == 0, "a right verdict has no specks"
+    predicted[8:32, 8:32] = 1                    # the ball drawn 2 px fat: a halo, not a speck
+    assert false_regions(truth, predicted, 3) == 0
+    predicted[40:46, 50:56] = 1                  # 36 px of ball on background
+    predicted[50:53, 5:8] = 2                    # 9 px of box: too small to count
+    predicted[12:20, 12:20] = 2                  # box inside the ball: wrong, and counted
+    assert false_regions(truth, predicted, 3) == 2
+    rng = np.random.default_rng(0)
+    for _ in range(50):                          # never more regions than there are
+        guess = rng.integers(0, 3, (20, 30)).astype(np.int32)
+        assert 0 <= false_regions(truth[:20, :30], guess, 3) <= guess.size // 20

@@ -5,7 +5,7 @@ against the truth of every pixel."""
 from __future__ import annotations
 
 from loop.core.engine import LoopCore
-from loop.demo.metrics import balanced_accuracy, cell_truth
+from loop.demo.metrics import balanced_accuracy, cell_truth, false_regions
 from loop.demo.scene import DemoScene
 
 HELD_OUT = 24  # frames
@@ -25,6 +25,16 @@ class HeldOutSet:
     def accuracy(self, core: LoopCore) -> float:
         """The balanced accuracy per cell of `core`'s current patch on these frames."""
         return self.scores(core)[0]
+
+    def false_regions_per_frame(self, core: LoopCore) -> float:
+        """Object regions of `core`'s per-pixel verdict where there is no such object, per
+        frame (metrics.false_regions)."""
+        found = 0
+        for features, truth in zip(self.features, self.pixel_truths):
+            probabilities = core.verdict_on_features(features)
+            pixels = core.pixel_probabilities(probabilities, truth.shape).argmax(axis=0)
+            found += false_regions(truth, pixels, core.spec.outputs)
+        return found / len(self.features)
 
     def scores(self, core: LoopCore) -> tuple[float, float]:
         """(per cell, per pixel) balanced accuracy of `core`'s current patch."""

@@ -1,7 +1,13 @@
 """Scoring verdicts against the demo's ground truth."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
+
+# A predicted region of an object counts as false when it is at least this many pixels and
+# under this share of it is truly that object: a speck where there is nothing.
+FALSE_REGION_PIXELS = 20
+FALSE_REGION_TRUE_SHARE = 0.1
 
 
 def cell_truth(truth: np.ndarray, grid_h: int, grid_w: int) -> np.ndarray:
@@ -34,3 +40,19 @@ def verdict_accuracy(verdict, truth: np.ndarray) -> float:
     grid = verdict.probabilities.shape[1:]
     return balanced_accuracy([cell_truth(truth, *grid)], [verdict.cell_categories],
                              verdict.probabilities.shape[0])
+
+
+def false_regions(truth: np.ndarray, predicted: np.ndarray, categories: int) -> int:
+    """Connected regions a frame's per-pixel verdict gives a category other than background
+    (0) where that category is not: what a patch leaning toward objects pays in specks."""
+    count = 0
+    for category in range(1, categories):
+        mask = (predicted == category).astype(np.uint8)
+        regions, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        for region in range(1, regions):
+            if stats[region, cv2.CC_STAT_AREA] < FALSE_REGION_PIXELS:
+                continue
+            inside = labels == region
+            if (truth[inside] == category).mean() < FALSE_REGION_TRUE_SHARE:
+                count += 1
+    return count

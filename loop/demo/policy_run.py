@@ -53,6 +53,7 @@ class PolicyRun:
     rate_changes: int = 0    # learning-rate changes the trainer made by itself
     recoveries: int = 0      # the trainer's recoveries from no progress
     learning_rate: float = 0.0  # what the last step used (the user's rate x the backoff)
+    false_regions_per_frame: float = 0.0  # at the end, on the held-out frames
     seconds: float = 0.0
     stuck: list = field(default_factory=list)      # why the run counts as stuck; [] if not
 
@@ -109,6 +110,7 @@ def run_policy(core: LoopCore, scene: DemoScene, policy: Policy, clicks: int,
         frozen, index = next_index == index, next_index
     if run.accuracy_by_clicks[-1][0] != run.clicks:
         evaluate()
+    run.false_regions_per_frame = held_out.false_regions_per_frame(core)
     _read_status(core, run)
     run.stuck = stuck_reasons(run, bool(core.label_counts().sum()), stuck_below)
     run.seconds = time.perf_counter() - started

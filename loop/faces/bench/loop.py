@@ -119,10 +119,12 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     core.close()
     frames, verdict_times = worker.verdicts, worker.verdict_times
     curve.append((clicks,) + held_out.scores(core))
+    false_regions = held_out.false_regions_per_frame(core)
 
     return {
         "clicks": clicks, "seconds": round(elapsed, 2), "frames": frames,
         **curve_report([(c, a) for c, a, _ in curve], [(c, p) for c, _, p in curve]),
+        "final_false_regions_per_frame": round(false_regions, 3),
         "click_to_flip_ms": {
             "median": round(float(np.median(latencies)) * 1e3, 1) if latencies else None,
             "p95": round(float(np.percentile(latencies, 95)) * 1e3, 1) if latencies else None,
@@ -164,7 +166,8 @@ def _text(report) -> str:
         f"{_reached(loop['clicks_to_90'])}, to 95%: {_reached(loop['clicks_to_95'])}",
         f"per pixel: balanced accuracy {loop['final_pixel_balanced_accuracy']:.3f}; clicks to "
         f"95%: {_reached(loop['pixel_clicks_to_95'])}, to 97%: "
-        f"{_reached(loop['pixel_clicks_to_97'])}",
+        f"{_reached(loop['pixel_clicks_to_97'])}; false object regions per held-out frame "
+        f"{loop['final_false_regions_per_frame']:g}",
         f"click-to-flip: median {flip['median']} ms, p95 {flip['p95']} ms "
         f"({flip['flipped']} of {counted(flip['flipped'] + unflipped, 'click')} flipped "
         f"within {timeout} s)"

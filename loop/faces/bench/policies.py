@@ -2,9 +2,10 @@
 people click: streaks of one category, bursts, slow clicks, mistakes undone or left in, ...)
 drive a fresh patch each, step by step, on the demo video (loop/demo/policy_run.py).
 
-Reports per policy: held-out balanced accuracy against clicks, clicks to 90% and 95%, the
-trainer's steps, divergence restores, automatic learning-rate changes and recoveries, the
-learning rate at the end, whether the run got stuck (and why), and its wall time."""
+Reports per policy: held-out balanced accuracy against clicks, clicks to 90% and 95%, false
+object regions at the end, the trainer's steps, divergence restores, automatic learning-rate
+changes and recoveries, the learning rate at the end, whether the run got stuck (and why),
+and its wall time."""
 from __future__ import annotations
 
 import json
@@ -59,6 +60,7 @@ def policy_report(run: PolicyRun) -> dict:
     return {
         "clicks": run.clicks,
         **curve_report(run.accuracy_by_clicks, run.pixel_accuracy_by_clicks),
+        "final_false_regions_per_frame": round(run.false_regions_per_frame, 3),
         "training_steps": run.steps,
         "divergence_restores": run.restores,
         "learning_rate_changes": run.rate_changes,
@@ -73,7 +75,7 @@ def policy_report(run: PolicyRun) -> dict:
 
 
 COLUMNS = (("policy", 17), ("clicks", 6), ("accuracy", 8), ("to 90%", 6), ("to 95%", 6),
-           ("per pixel", 9),
+           ("per pixel", 9), ("false regions", 13),
            ("steps", 6), ("restores", 8), ("lr changes", 10), ("recoveries", 10),
            ("final lr", 8), ("stuck", 5), ("seconds", 7))
 
@@ -86,13 +88,15 @@ def _table(report) -> str:
     lines = [f"device: {report['device']}; seed {report['seed']}, "
              f"{counted(report['clicks'], 'click')} per policy, trainer batch "
              f"{report['trainer_batch']}; accuracy: balanced, per cell (and per pixel), on "
-             f"{HELD_OUT} held-out frames, after the last click",
+             f"{HELD_OUT} held-out frames, after the last click; false regions: object "
+             "regions of the per-pixel verdict where there is no such object, per frame",
              row(name for name, _ in COLUMNS)]
     for name, r in report["policies"].items():
         rate = r["final_learning_rate"]
         lines.append(row([name, r["clicks"], f"{r['final_balanced_accuracy']:.3f}",
                           r["clicks_to_90"] or "-", r["clicks_to_95"] or "-",
-                          f"{r['final_pixel_balanced_accuracy']:.3f}", r["training_steps"],
+                          f"{r['final_pixel_balanced_accuracy']:.3f}",
+                          f"{r['final_false_regions_per_frame']:g}", r["training_steps"],
                           r["divergence_restores"], r["learning_rate_changes"],
                           r["stuck_recoveries"], "-" if rate is None else f"{rate:.2g}",
                           "yes" if r["stuck"] else "no", f"{r['seconds']:.1f}"]))
