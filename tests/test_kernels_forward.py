@@ -34,8 +34,11 @@ VARIANTS = range(len(specialized_variants(64, None, True)))
 
 
 @pytest.mark.parametrize("index", VARIANTS)
+# N % 16 of 1, 2, 4 (the last tile's columns summed one by one, in 8, 4, 2 interleaved
+# sums over k) with K past and short of a whole round of them.
 @pytest.mark.parametrize("m,n,k,batches", [(37, 97, 30, 1), (13, 49, 9, 2), (6, 8, 5, 1),
-                                           (25, 300, 64, 1)])
+                                           (25, 300, 64, 1), (11, 18, 7, 1),
+                                           (20, 36, 13, 1)])
 @pytest.mark.parametrize("fixed", [False, True])
 def test_every_specialized_variant_matches_numpy(device, monkeypatch, index, m, n, k,
                                                  batches, fixed):
