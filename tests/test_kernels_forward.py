@@ -61,6 +61,30 @@ def test_every_specialized_variant_matches_numpy(device, monkeypatch, index, m, 
         assert_close(tc.numpy(), expected, what=f"variant {index}, {act}")
 
 
+def test_fixed_weights_with_a_large_b_share_its_panels(device, monkeypatch):
+    """A fixed-weight GEMM whose B passes SHARED_PANEL_BYTES: every row tile in one
+    work-group (gemm_specialized._sharing_panels), every output element written."""
+    from patchloop_kernels import gemm_specialized
+    monkeypatch.setattr(device, "tuning", Pick(0))
+    rng = np.random.default_rng(3)
+    m, k, n = 13, 33, 8003
+    assert 4 * k * n > gemm_specialized.SHARED_PANEL_BYTES
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(m).astype(np.float32)
+    tc = _nan(device, (m, n))
+    plan = prepare_gemm(device, MatrixView(tc, 0, 0, n),
+                        MatrixView(Tensor.from_numpy(device, a), 0, 0, k),
+                        MatrixView(Tensor.from_numpy(device, b), 0, 0, n), m, n, k,
+                        bias=Tensor.from_numpy(device, bias), activation="relu6",
+                        a_fixed=True)
+    launch = plan.launches[-1]
+    assert launch.local_size[1] == launch.global_size[1], "row tiles split across groups"
+    plan.enqueue(device.queue)
+    assert_close(tc.numpy(), activate(a.astype(np.float64) @ b + bias[:, None], "relu6"),
+                 what="large B, fixed weights")
+
+
 @pytest.mark.parametrize("index", VARIANTS)
 @pytest.mark.parametrize("h,w,kernel,stride", [(9, 13, 5, 2), (7, 7, 3, 1), (15, 20, 3, 1),
                                                (4, 12, 5, 1)])
