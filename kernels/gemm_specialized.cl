@@ -42,6 +42,17 @@
 #ifndef NTAIL
 #define NTAIL 0
 #endif
+// Independent sums per tail column: about 8 in all (AVX2 retires two FMAs a cycle, each
+// with a latency of four), within the 16 vector registers.
+#if NTAIL == 1
+#define TAIL_SPLIT 8
+#elif NTAIL == 2
+#define TAIL_SPLIT 4
+#elif NTAIL <= 4
+#define TAIL_SPLIT 2
+#else
+#define TAIL_SPLIT 1
+#endif
 
 inline float8 finish8(float8 v) {
 #if ACT == 1
@@ -71,15 +82,35 @@ inline void tail_columns(
     float rows_bias[8];
     #pragma unroll
     for (int i = 0; i < 8; i++) rows_bias[i] = bias[m0 + i < M ? m0 + i : M - 1];
-    float8 acc[NTAIL];
+    // TAIL_SPLIT sums a column over interleaved k: one sum alone waits out the FMA's
+    // latency at every k, and the last tile then cost most of a whole tile's time.
+    float8 acc[NTAIL][TAIL_SPLIT];
     #pragma unroll
-    for (int j = 0; j < NTAIL; j++) acc[j] = *(float8u *)rows_bias;
-    for (int k = 0; k < K; k++) {
+    for (int j = 0; j < NTAIL; j++) {
+        acc[j][0] = *(float8u *)rows_bias;
+        #pragma unroll
+        for (int s = 1; s < TAIL_SPLIT; s++) acc[j][s] = (float8)(0.0f);
+    }
+    int k = 0;
+    for (; k + TAIL_SPLIT <= K; k += TAIL_SPLIT) {
+        #pragma unroll
+        for (int s = 0; s < TAIL_SPLIT; s++) {
+            const float8 a = *(const __global float8u *)(ap + (k + s) * TM);
+            #pragma unroll
+            for (int j = 0; j < NTAIL; j++) acc[j][s] += a * bp[s * step + j];
+        }
+        bp += TAIL_SPLIT * step;
+    }
+    for (; k < K; k++) {
         const float8 a = *(const __global float8u *)(ap + k * TM);
         #pragma unroll
-        for (int j = 0; j < NTAIL; j++) acc[j] += a * bp[j];
+        for (int j = 0; j < NTAIL; j++) acc[j][0] += a * bp[j];
         bp += step;
     }
+    #pragma unroll
+    for (int j = 0; j < NTAIL; j++)
+        #pragma unroll
+        for (int s = 1; s < TAIL_SPLIT; s++) acc[j][0] += acc[j][s];
     __global float *c = C + c_off + (long)b * c_sb;
 #if RESIDUAL
     __global const float *r = R + r_off + (long)b * c_sb;
@@ -93,7 +124,7 @@ inline void tail_columns(
         const int at = n;
 #endif
         float lanes[8];
-        *(float8u *)lanes = finish8(acc[j]);
+        *(float8u *)lanes = finish8(acc[j][0]);
         #pragma unroll
         for (int i = 0; i < TM; i++) {
             if (m0 + i >= M) break;

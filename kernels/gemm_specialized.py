@@ -31,7 +31,11 @@ def plan(device: Device, call, variant: dict, local: tuple[int, int, int]) -> Pl
     if not packed and n < tile_n:
         raise ValueError(f"gemm_specialized: {n} columns are fewer than a tile of {tile_n}")
     tiles = -(-n // tile_n)
-    local = enough_groups((tiles, -(-m // rows), batches), local)
+    row_tiles = -(-m // rows)
+    if variant.get("packed_a") and not variant["tall"]:
+        local = _sharing_panels(local, tiles, row_tiles, batches, 4 * k * n)
+    else:
+        local = enough_groups((tiles, row_tiles, batches), local)
     c, b = call.c, call.b
     result = Plan()
     if packed:
@@ -62,11 +66,30 @@ def plan(device: Device, call, variant: dict, local: tuple[int, int, int]) -> Pl
     ow, wp, top, left = call.c_padding if call.c_padding is not None else (0, 0, 0, 0)
     result.add(Launch.prepare(
         device, "gemm_specialized", "gemm_specialized_forward",
-        (tiles, -(-m // rows), batches), local,
+        (tiles, row_tiles, batches), local,
         [c.tensor, c.offset, c.batch_stride, c.row_stride, weights, operand, b_offset,
          b.batch_stride, b.row_stride, bias, residual, call.residual_offset, m, n, k,
          ow, wp, top, left], defines))
     return result
+
+
+# B past this many bytes (a core's L2: 1 MB on the project's machines) comes from L3 or
+# memory for each group of row tiles that reads it.
+SHARED_PANEL_BYTES = 1 << 20
+ALL_ROWS_MAX = 8  # row tiles a group may span to read each panel of B once
+
+
+def _sharing_panels(local, tiles: int, row_tiles: int, batches: int, b_bytes: int):
+    """The work-group shape of a GEMM on fixed weights (the base's): every row tile in one
+    group where B is large and the row tiles few (the stem and the first stages' short-K
+    1x1s: 1.2-2.4 MB of B for 16-32 rows of C), and, to reach MIN_GROUPS, fewer columns a
+    group rather than fewer rows. enough_groups halved the rows first, and each half read B
+    from L3 again (16x32x12544 and the stem at 112x112: 7-12% slower, each alone)."""
+    cols, rows, per_batch = local
+    if b_bytes > SHARED_PANEL_BYTES and row_tiles <= ALL_ROWS_MAX:
+        rows = row_tiles
+    per_batch, rows, cols = enough_groups((batches, row_tiles, tiles), (per_batch, rows, cols))
+    return cols, rows, per_batch
 
 
 # Fixed weights packed into row tiles, per weight tensor (and shape, tile rows): every plan

@@ -34,8 +34,11 @@ VARIANTS = range(len(specialized_variants(64, None, True)))
 
 
 @pytest.mark.parametrize("index", VARIANTS)
+# N % 16 of 1, 2, 4 (the last tile's columns summed one by one, in 8, 4, 2 interleaved
+# sums over k) with K past and short of a whole round of them.
 @pytest.mark.parametrize("m,n,k,batches", [(37, 97, 30, 1), (13, 49, 9, 2), (6, 8, 5, 1),
-                                           (25, 300, 64, 1)])
+                                           (25, 300, 64, 1), (11, 18, 7, 1),
+                                           (20, 36, 13, 1)])
 @pytest.mark.parametrize("fixed", [False, True])
 def test_every_specialized_variant_matches_numpy(device, monkeypatch, index, m, n, k,
                                                  batches, fixed):
@@ -56,6 +59,30 @@ def test_every_specialized_variant_matches_numpy(device, monkeypatch, index, m, 
                      activation=act, a_fixed=fixed).enqueue(device.queue)
         expected = activate(z, act) + (residual if res is not None else 0)
         assert_close(tc.numpy(), expected, what=f"variant {index}, {act}")
+
+
+def test_fixed_weights_with_a_large_b_share_its_panels(device, monkeypatch):
+    """A fixed-weight GEMM whose B passes SHARED_PANEL_BYTES: every row tile in one
+    work-group (gemm_specialized._sharing_panels), every output element written."""
+    from patchloop_kernels import gemm_specialized
+    monkeypatch.setattr(device, "tuning", Pick(0))
+    rng = np.random.default_rng(3)
+    m, k, n = 13, 33, 8003
+    assert 4 * k * n > gemm_specialized.SHARED_PANEL_BYTES
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    bias = rng.standard_normal(m).astype(np.float32)
+    tc = _nan(device, (m, n))
+    plan = prepare_gemm(device, MatrixView(tc, 0, 0, n),
+                        MatrixView(Tensor.from_numpy(device, a), 0, 0, k),
+                        MatrixView(Tensor.from_numpy(device, b), 0, 0, n), m, n, k,
+                        bias=Tensor.from_numpy(device, bias), activation="relu6",
+                        a_fixed=True)
+    launch = plan.launches[-1]
+    assert launch.local_size[1] == launch.global_size[1], "row tiles split across groups"
+    plan.enqueue(device.queue)
+    assert_close(tc.numpy(), activate(a.astype(np.float64) @ b + bias[:, None], "relu6"),
+                 what="large B, fixed weights")
 
 
 @pytest.mark.parametrize("index", VARIANTS)
