@@ -237,3 +237,8 @@ def test_bench_loop_text_without_pytorch_or_flips():
     assert "None" not in text and "1 click in 3.2 s" in text
     assert "false object regions per held-out frame 0.25" in text
     assert "PyTorch not installed" in text and "no click flipped the verdict" in text
+    report["loop"]["click_to_flip_ms"] = {"median": 120.0, "p95": 300.0, "flipped": 38,
+                                          "not_flipped_within_s": [0, 3.0],
+                                          "before_a_second_category": 1}
+    text = bench_loop._text(report)
+    assert "(38 of 38 clicks flipped within 3.0 s; 1 click before a second category" in text

@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from loop.core.augment import AugmentRanges, CopyMaker
+from loop.core.awaited_click import AwaitedClick
 from loop.core.labels import LabeledFrame
 from loop.core.labels_book import LabelsBook
 from loop.core.categories import grown_dense, grown_model, renamed, with_category
@@ -167,7 +168,7 @@ class LoopCore:
                              f"{self.spec.outputs})")
 
         frame = self.book.add(frame_id, label, lambda: self.recent.held(frame_id))
-        self.trainer.notify_labels(frame_id)
+        self.trainer.notify_labels(frame_id, AwaitedClick.of(frame, label))
         return frame
 
     def resume(self, images: dict, labels: list, excluded: set) -> None:

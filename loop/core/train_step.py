@@ -103,6 +103,12 @@ class TrainStep:
         return StepResult(float(self._loss_np[0]), float(self._factor_np[1]),
                           int(self._bad_np[0]) == 0)
 
+    def first_logits(self, queue) -> np.ndarray:
+        """The last run's logits (K, h, w) of the batch's first frame, as its forward pass
+        saw it (before that step's update)."""
+        out = np.empty(self.forward.logits.shape[1:], np.float32)
+        return self.forward.logits.read_into(out, queue)
+
     def warm_up(self, queue) -> None:
         """Runs the plan once with no effect: no labels (zero loss, zero gradients), rate 0,
         momentum 1 (the velocity kept as it is). The first launch of each kernel costs

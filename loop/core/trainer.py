@@ -25,6 +25,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from loop.core.awaited_click import AwaitedClick
 from loop.core.batch_choice import choose_batch
 from loop.core.labels import LabeledFrame, balanced_class_weights, label_counts
 from loop.core.pacer import Pacer
@@ -79,6 +80,7 @@ class OnlineTrainer:
         self._burst = 0  # steps left that skip the pacer: a new label is trained on at once
         self._steps: dict[int, TrainStep] = {}
         self._fresh: list[int] = []  # frame ids with labels not yet trained on, newest last
+        self._awaited: AwaitedClick | None = None  # the click whose cell has not turned yet
         self._new_only_since = 0.0
         self._rng = random.Random(seed)
         self.windows = train_windows(model.arch, model.feature_shape, seed)
@@ -113,15 +115,22 @@ class OnlineTrainer:
             self._settings = settings
         self._wake.set()
 
-    def notify_labels(self, frame_id: int) -> None:
-        """A frame got new labels: train on it first."""
+    def notify_labels(self, frame_id: int, awaited: AwaitedClick | None = None) -> None:
+        """A frame got new labels: train on it first. `awaited`: the clicked cell the user
+        now waits to see turn (awaited_click.py); the frame leads every batch until it has."""
         with self.frames_lock:
             if frame_id in self._fresh:
                 self._fresh.remove(frame_id)
             self._fresh.append(frame_id)
             self._burst = BURST_STEPS
+            self._awaited = awaited if self.windows is None else None
         self.pacer.release()
         self._wake.set()
+
+    @property
+    def awaited(self) -> AwaitedClick | None:
+        """The click whose cell has not shown its category yet, while the trainer follows it."""
+        return self._awaited
 
     # -- thread ---------------------------------------------------------------------------
     @property
@@ -173,7 +182,7 @@ class OnlineTrainer:
         # Live, not while a click's first steps run: a copy runs the base (tens of ms on a
         # CPU) and the user is waiting for the clicked cells to turn; it is made a few steps
         # later. (Step by step, where time is not counted, copies come as always.)
-        waiting = trained and self._burst > 0 and self.pacer.paced
+        waiting = trained and (self._burst > 0 or self._awaited is not None) and self.pacer.paced
         if self.augmenter is not None and self.settings.augment and not waiting and (
                 not trained or self.status.steps % AUGMENT_EVERY == 0):
             copied = self.augmenter()
@@ -194,10 +203,36 @@ class OnlineTrainer:
             counts = label_counts(usable, self.model.spec.outputs)
             if not usable or (counts > 0).sum() < 2:
                 return [], counts
-            chosen = choose_batch(usable, self._fresh, settings.batch_size, self._rng)
+            chosen = choose_batch(usable, self._fresh + self._awaited_ids(usable),
+                                  settings.batch_size, self._rng)
             taken = {f.frame_id for f in chosen}
             self._fresh = [i for i in self._fresh if i not in taken]
             return chosen, counts
+
+    def _awaited_ids(self, usable: list[LabeledFrame]) -> list[int]:
+        """[the awaited click's frame id] while it still waits (it then leads the batch),
+        else []. Called under the frames lock."""
+        awaited = self._awaited
+        if awaited is None:
+            return []
+        frame = next((f for f in usable if f.frame_id == awaited.frame_id), None)
+        if frame is None or not awaited.still_labeled(frame) or awaited.steps_left <= 0:
+            self._awaited = None
+            return []
+        return [] if awaited.frame_id in self._fresh else [awaited.frame_id]
+
+    def _follow_awaited(self, step: TrainStep, first: LabeledFrame) -> None:
+        """After a step: has the awaited cell turned in the step's own forward pass over the
+        batch's first frame? (It leads the batch while it waits.)"""
+        awaited = self._awaited
+        if awaited is None or first.frame_id != awaited.frame_id:
+            return
+        if step.squared_error:   # one output per cell: no category to put first
+            self._awaited = None
+            return
+        awaited.steps_left -= 1
+        if awaited.shown(step.first_logits(self.queue)):
+            self._awaited = None
 
     @staticmethod
     def logit_offsets_for(spec, settings: TrainerSettings) -> np.ndarray:
@@ -241,16 +276,16 @@ class OnlineTrainer:
         self.status.training_now = bool(frames)
         if not frames:
             return False
-        urgent = self._burst > 0
+        urgent = self._burst > 0 or self._awaited is not None
         if not urgent:
             self.pacer.wait_turn()   # cut short by a new label (notify_labels)
-            if self._burst > 0:      # a click came meanwhile: this step trains on it
+            if self._burst > 0 or self._awaited is not None:  # a click came meanwhile
                 urgent = True
                 frames, counts = self._batch(settings)
                 if not frames:
                     return False
         if urgent:
-            self._burst -= 1
+            self._burst = max(0, self._burst - 1)
         self.last_batch = frames
         features, labels = step_inputs(frames, settings.batch_size, self.windows)
         step = self._train_step(len(features))
@@ -261,6 +296,8 @@ class OnlineTrainer:
             result = step.run(self.queue, features, labels, class_weights, rate,
                               settings.momentum, settings.weight_decay,
                               self.logit_offsets_for(self.model.spec, settings))
+            if result.finite:
+                self._follow_awaited(step, frames[0])
             after = step.loss_now(self.queue) if result.finite and self._suspect(result.loss) \
                 else None
             self.pacer.step_took(time.perf_counter() - started)

@@ -66,7 +66,7 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     annotator = SimulatedAnnotator()
     held_out = HeldOutSet(core, scene)
     curve = [(0,) + held_out.scores(core)]   # (clicks, per cell, per pixel)
-    latencies, unflipped = [], 0
+    latencies, unflipped, untrainable = [], 0, 0
     pending = None  # (cell, category, t0, features)
     clicks, last_click = 0, -1e9
     # Scoring the held-out frames takes the user's thread and device turns for a while: it
@@ -110,9 +110,14 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
                 continue
             clicks += 1
             last_click = time.perf_counter()
+            evaluation_due = clicks % EVALUATE_EVERY == 0
+            if np.count_nonzero(core.label_counts()) < 2:
+                # The trainer waits for a second category (the panel says so): nothing
+                # can turn yet, so there is no answer to time.
+                untrainable += 1
+                continue
             cell = _cell_of(core, click.x, click.y, truth.shape, verdict.probabilities.shape[1:])
             pending = (cell, click.category, last_click, core.features_of(verdict.frame_id))
-            evaluation_due = clicks % EVALUATE_EVERY == 0
     elapsed = time.perf_counter() - start
     status = core.trainer.status
     worker.stop()
@@ -128,7 +133,8 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
         "click_to_flip_ms": {
             "median": round(float(np.median(latencies)) * 1e3, 1) if latencies else None,
             "p95": round(float(np.percentile(latencies, 95)) * 1e3, 1) if latencies else None,
-            "flipped": len(latencies), "not_flipped_within_s": [unflipped, FLIP_TIMEOUT]},
+            "flipped": len(latencies), "not_flipped_within_s": [unflipped, FLIP_TIMEOUT],
+            "before_a_second_category": untrainable},
         "verdicts_per_second": round(frames / elapsed, 2),
         "verdict_median_ms": round(float(np.median(verdict_times)) * 1e3, 2),
         "training_steps": status.steps,
@@ -153,6 +159,12 @@ def run(args) -> int:
     return 0
 
 
+def _before_training(flip) -> str:
+    waiting = flip.get("before_a_second_category", 0)
+    return (f"; {counted(waiting, 'click')} before a second category, with nothing to train "
+            "yet, not timed") if waiting else ""
+
+
 def _text(report) -> str:
     loop = report["loop"]
     speed = report["training_speed_batch16"]
@@ -170,7 +182,7 @@ def _text(report) -> str:
         f"{loop['final_false_regions_per_frame']:g}",
         f"click-to-flip: median {flip['median']} ms, p95 {flip['p95']} ms "
         f"({flip['flipped']} of {counted(flip['flipped'] + unflipped, 'click')} flipped "
-        f"within {timeout} s)"
+        f"within {timeout} s{_before_training(flip)})"
         if flip["flipped"] else f"click-to-flip: no click flipped the verdict within {timeout} s",
         f"verdicts/s while training: {loop['verdicts_per_second']}",
         f"training steps/s at batch 16: {speed['patchloop_steps_per_second']} "

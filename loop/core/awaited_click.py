@@ -1,0 +1,54 @@
+"""The click the user is waiting on: the cell under it should show its category.
+
+Why the trainer follows it: after the first step, a newly labeled frame is one of dozens of
+labeled frames and their tilt-shift copies, drawn into a batch at random (about one step in
+four once 30 clicks are made). Most clicks turn within the first three steps, but about one
+in ten needed 11-25 steps, most of them steps that did not hold the clicked frame, and on a
+live device those steps come at the verdicts' pace: those clicks took 0.5-1.1 s to show
+(`bench loop`, demo scene). So until the clicked cell shows the category, the clicked frame
+goes first in every batch and the steps go before the verdicts; the step's own forward pass
+over that frame says when the cell has turned, at no extra cost."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from loop.core.labels import LabelDisc, LabeledFrame
+
+# Steps a click is followed for at most: a cell that has not turned by then (labels that
+# contradict each other, a cell the patch cannot tell apart) goes back to the usual pace.
+FOLLOW_STEPS = 40
+
+
+@dataclass
+class AwaitedClick:
+    frame_id: int
+    row: int
+    col: int
+    category: int
+    steps_left: int = FOLLOW_STEPS
+
+    @classmethod
+    def of(cls, frame: LabeledFrame, label) -> "AwaitedClick | None":
+        """The cell under a click's centre, or None for labels that point at no one cell
+        (a whole-frame label, an erase)."""
+        if not isinstance(label, LabelDisc) or label.category < 0 or frame.label_map is None:
+            return None
+        grid_h, grid_w = frame.label_map.shape
+        frame_h, frame_w = frame.image.shape[:2]
+        row = min(grid_h - 1, max(0, int(label.y * grid_h / frame_h)))
+        col = min(grid_w - 1, max(0, int(label.x * grid_w / frame_w)))
+        if int(frame.label_map[row, col]) != label.category:
+            return None
+        return cls(frame.frame_id, row, col, label.category)
+
+    def still_labeled(self, frame: LabeledFrame) -> bool:
+        """Whether the frame still teaches the category there (an undo or a later label
+        over it ends the wait)."""
+        return (not frame.excluded and frame.label_map is not None
+                and int(frame.label_map[self.row, self.col]) == self.category)
+
+    def shown(self, logits: np.ndarray) -> bool:
+        """Whether the frame's logits (K, h, w) put the category first at the cell."""
+        return int(np.argmax(logits[:, self.row, self.col])) == self.category

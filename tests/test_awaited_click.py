@@ -1,0 +1,101 @@
+"""The click the user waits on: its frame leads every batch, and its steps go before the
+verdicts, until the cell under it shows the clicked category (loop/core/awaited_click.py)."""
+import numpy as np
+
+from loop.core.awaited_click import FOLLOW_STEPS, AwaitedClick
+from loop.core.labels import ERASE, LabelDisc, LabeledFrame, WholeFrameLabel
+from loop.demo.scene import DemoScene
+from test_core import ball_frame, make_core
+
+
+def labeled_frame(*labels) -> LabeledFrame:
+    frame = LabeledFrame(7, np.zeros((240, 320, 3), np.uint8), np.zeros((4, 15, 20), np.float32),
+                         list(labels))
+    frame.relabel()
+    return frame
+
+
+def test_the_awaited_cell_is_the_one_under_the_click():
+    click = LabelDisc(40, 40, 20, 1)
+    awaited = AwaitedClick.of(labeled_frame(click), click)
+    assert (awaited.frame_id, awaited.row, awaited.col, awaited.category) == (7, 2, 2, 1)
+    assert awaited.steps_left == FOLLOW_STEPS
+    corner = LabelDisc(319.9, 239.9, 1, 2)
+    assert (AwaitedClick.of(labeled_frame(corner), corner).row,
+            AwaitedClick.of(labeled_frame(corner), corner).col) == (14, 19)
+
+
+def test_labels_that_point_at_no_one_cell_are_not_awaited():
+    whole, erase = WholeFrameLabel(0), LabelDisc(40, 40, 20, ERASE)
+    assert AwaitedClick.of(labeled_frame(whole), whole) is None
+    assert AwaitedClick.of(labeled_frame(LabelDisc(40, 40, 20, 1), erase), erase) is None
+
+
+def test_a_later_label_over_the_cell_ends_the_wait():
+    click = LabelDisc(40, 40, 20, 1)
+    awaited = AwaitedClick.of(labeled_frame(click), click)
+    assert awaited.still_labeled(labeled_frame(click))
+    assert not awaited.still_labeled(labeled_frame(click, LabelDisc(40, 40, 5, 0)))
+
+
+def test_shown_reads_the_category_first_at_the_cell():
+    click = LabelDisc(40, 40, 20, 2)
+    awaited = AwaitedClick.of(labeled_frame(click), click)
+    logits = np.zeros((3, 15, 20), np.float32)
+    logits[0] = 1.0
+    assert not awaited.shown(logits)
+    logits[2, 2, 2] = 2.0
+    assert awaited.shown(logits)
+
+
+def labeled_core(base_network, frames: int = 12):
+    """A core with `frames` frames labeled ball and background, trained a little."""
+    core = make_core(base_network, augment=False)
+    scene = DemoScene(seed=3)
+    frame, x, y = ball_frame(scene)
+    for i in range(frames):
+        verdict = core.observe(scene.frame(40 * i + 3).image)
+        core.label(verdict.frame_id, LabelDisc(20 + 20 * i, 20, 8, 0))
+        if i % 2 == 0:
+            core.label(core.observe(frame.image).frame_id, LabelDisc(x, y, 6, 1))
+    core.train_turns(30)
+    return core, scene
+
+
+def test_the_clicked_frame_leads_every_batch_until_its_cell_shows(base_network):
+    core, scene = labeled_core(base_network)
+    image = scene.frame(401).image
+    verdict = core.observe(image)
+    # A click of the category the patch shows least at a cell: box, never labeled before,
+    # takes several steps to show.
+    probabilities = verdict.probabilities
+    row, col = np.unravel_index(np.argmin(probabilities[2]), probabilities[2].shape)
+    x, y = (col + 0.5) * 320 / probabilities.shape[2], (row + 0.5) * 240 / probabilities.shape[1]
+    core.label(verdict.frame_id, LabelDisc(x, y, 1, 2))
+    features = core.features_of(verdict.frame_id)
+    led = 0
+    while core.trainer.awaited is not None:
+        assert led < FOLLOW_STEPS
+        core.train_turns(1)
+        assert core.trainer.last_batch[0].frame_id == verdict.frame_id
+        led += 1
+    assert led >= 2, "the test's click should take more than one step to show"
+    shown = core.verdict_on_features(features)[:, row, col].argmax()
+    assert shown == 2, f"the wait ended at step {led} with category {shown} at the cell"
+
+
+def test_an_undo_ends_the_wait(base_network):
+    core, scene = labeled_core(base_network, frames=4)
+    verdict = core.observe(scene.frame(401).image)
+    core.label(verdict.frame_id, LabelDisc(100, 100, 1, 2))
+    assert core.trainer.awaited is not None
+    core.undo()
+    core.train_turns(1)
+    assert core.trainer.awaited is None
+
+
+def test_a_whole_frame_label_is_not_awaited(base_network):
+    core, scene = labeled_core(base_network, frames=4)
+    verdict = core.observe(scene.frame(401).image)
+    core.label(verdict.frame_id, WholeFrameLabel(0))
+    assert core.trainer.awaited is None
