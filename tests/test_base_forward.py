@@ -45,6 +45,30 @@ def test_the_classifier_runs_only_when_asked(device, base_network):
     assert not np.array_equal(plan.read_probabilities(device.queue), first)
 
 
+@pytest.mark.parametrize("until", ["b10.add", "b4.add", "input"])
+def test_a_run_stopped_at_a_tap_owes_the_rest_to_the_classes(device, base_network, until):
+    """run(until=) leaves the layers after `until` out; the classes then run them first, so
+    they are the full forward's, and the tap is the same either way."""
+    frame, other = _photo(240, 320), np.zeros((240, 320, 3), np.uint8)
+    full = base_network.plan(240, 320, frame.shape)
+    full.run(frame, device.queue)
+    expected, tap = full.read_probabilities(device.queue).copy(), full.taps["stride8"].numpy()
+    plan = base_network.plan(240, 320, frame.shape)
+    plan.run(other, device.queue)
+    plan.read_probabilities(device.queue)
+    deep = plan.taps["stride32"]
+    for tensor in (plan.logits, deep):
+        tensor.write(np.full(tensor.size, np.nan, np.float32))
+    plan.run(frame, device.queue, until=until)
+    if until != "input":
+        assert np.array_equal(plan.taps["stride8"].numpy(), tap)
+    assert np.isnan(deep.numpy()).all(), "layers after the stop ran"
+    assert np.array_equal(plan.read_probabilities(device.queue), expected)
+    assert np.array_equal(deep.numpy(), full.taps["stride32"].numpy())
+    with pytest.raises(ValueError, match="no layer 'b99.add'"):
+        plan.run(frame, device.queue, until="b99.add")
+
+
 def test_taps_are_the_stage_outputs(device, base_spec, base_network):
     frame = _photo(240, 320)
     plan = base_network.plan(240, 320, frame.shape)

@@ -1,5 +1,8 @@
 """The headless core on the OpenCL path: labels, class weights, the divergence guard,
 snapshots, and that clicks move the verdict."""
+import time
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -304,3 +307,45 @@ def test_a_new_label_cuts_a_steps_wait_for_verdicts_short():
     assert not released.wait(0.1)
     pacer.release()        # the user labeled: the step goes without its verdicts
     assert released.wait(2.0)
+
+
+def test_a_verdict_without_classes_stops_the_base_at_the_patch(base_network):
+    """observe(classes=False): the same verdict, the base's classes left out unless a
+    trigger needs them (then every frame's own)."""
+    black, white = (np.full((240, 320, 3), v, np.uint8) for v in (0, 255))
+    core = make_core(base_network)
+    full, short = core.observe(white), core.observe(white, classes=False)
+    assert full.base_top and short.base_top == ()
+    assert np.array_equal(full.probabilities, short.probabilities)
+    spec = replace(core.spec, triggers=(full.base_top[0][0],))
+    triggered = LoopCore(spec, base=base_network)
+    tops = [triggered.observe(frame, classes=False).base_top for frame in (black, white)]
+    assert tops[1] == full.base_top and tops[0] != tops[1]
+
+
+def test_the_window_names_the_base_classes_on_every_verdict(base_network):
+    """The verdict thread reads the classes every few verdicts and keeps them between."""
+    from loop.core.verdict_worker import CLASSES_EVERY, VerdictWorker
+
+    class Frames:
+        def __init__(self):
+            self.count = 0
+
+        def read(self):
+            self.count += 1
+            return np.full((240, 320, 3), 0 if self.count == 1 else 255, np.uint8)
+
+    core = make_core(base_network)
+    worker = VerdictWorker(core, Frames())
+    tops, deadline = [], time.monotonic() + 60
+    worker.start()
+    try:
+        while len(tops) < CLASSES_EVERY + 2 and time.monotonic() < deadline:
+            latest = worker.latest()
+            if latest is not None and (not tops or latest[1] is not tops[-1][0]):
+                tops.append((latest[1], latest[1].base_top))
+    finally:
+        worker.stop()
+        core.close()
+    assert all(top for _, top in tops), "a verdict came without the base's classes"
+    assert len({top for _, top in tops}) >= 2, "the classes were never read again"

@@ -65,22 +65,27 @@ class LoopCore:
                                                                self.trainer.settings.flips)
 
     # -- verdicts -------------------------------------------------------------------------
-    def observe(self, frame: np.ndarray, frame_id: int | None = None) -> Verdict:
-        """Run the base and the patch on one uint8 RGB frame; remember it for labeling."""
+    def observe(self, frame: np.ndarray, frame_id: int | None = None,
+                classes: bool = True) -> Verdict:
+        """Run the base and the patch on one uint8 RGB frame; remember it for labeling.
+        classes=False: the base's classes only where a trigger needs them (the verdict's
+        `base_top` is empty otherwise), and a patch on a tap runs the base only that far
+        (a third of a 240x320 frame's base time; the window reads the classes every few
+        frames, for its panel)."""
         frame = _check_frame(frame)
         self.trainer.pacer.let_urgent_steps_go()
         with self.device_turn:
-            verdict = self._observe(frame, frame_id)
+            verdict = self._observe(frame, frame_id, classes)
         self.trainer.pacer.verdict_done()
         return verdict
 
-    def _observe(self, frame: np.ndarray, frame_id: int | None) -> Verdict:
+    def _observe(self, frame: np.ndarray, frame_id: int | None, classes: bool) -> Verdict:
         pipeline = self.pipelines.get(frame.shape)
         needs_base = self.spec.topology == "head" or bool(self.spec.triggers)
         pipeline.run(frame, self.queue, needs_base)
         version = self.model.refresh_inference(self.queue)
         best: tuple = ()
-        if pipeline.base_plan is not None and needs_base:
+        if pipeline.base_plan is not None and needs_base and (classes or self.spec.triggers):
             best = base_top(pipeline.base_plan.read_probabilities(self.queue), self.base.classes)
         triggered = self.spec.is_triggered([t[0] for t in best])
         if triggered:

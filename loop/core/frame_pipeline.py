@@ -26,9 +26,12 @@ class FramePipeline:
         self.base_plan = None
         head = core.spec.topology == "head"
         self.patch_input = None
+        # How far the base runs for the patch: its deepest tap (the classes, when asked for,
+        # run the rest: BaseForward.classify).
+        self.tap_layer = deepest_layer(core.model.arch) if head else None
         if core.base is not None and (head or not features_only):
             h, w = core.base_input
-            stop = deepest_layer(core.model.arch) if features_only and head else None
+            stop = self.tap_layer if features_only else None
             self.base_plan = core.base.plan(h, w, frame_shape, stop)
         if head:
             self.patch_input = PatchInput(device, self.base_plan, core.model.arch)
@@ -53,7 +56,7 @@ class FramePipeline:
 
     def run(self, frame: np.ndarray, queue, run_base: bool) -> None:
         if self.base_plan is not None and run_base:
-            self.base_plan.run(frame, queue)
+            self.base_plan.run(frame, queue, self.tap_layer)
             if self.patch_input is not None:
                 self.patch_input.enqueue(queue)
         if self.pixels_input is not None:

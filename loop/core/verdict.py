@@ -16,6 +16,7 @@ class Verdict:
     confidence: float              # its probability
     triggered: bool                # whether the patch ran (its trigger categories were seen)
     base_top: tuple                # ((tag, name, probability), ...) of the base, best first
+                                   # (read every few verdicts unless a trigger needs them)
     receptive_field: tuple[int, int]  # (height, width) of one cell's view, in frame pixels
     weights_version: int           # which published weights produced it
     frame_shape: tuple[int, int]   # (height, width) of the frame
