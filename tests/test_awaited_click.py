@@ -3,7 +3,10 @@ verdicts, until the cell under it shows the clicked category (loop/core/awaited_
 import numpy as np
 
 from loop.core.awaited_click import FOLLOW_STEPS, AwaitedClick
+from loop.core.engine import LoopCore
 from loop.core.labels import ERASE, LabelDisc, LabeledFrame, WholeFrameLabel
+from loop.core.patch import PatchSpec, categories_from_names
+from loop.core.settings import TrainerSettings
 from loop.demo.scene import DemoScene
 from test_core import ball_frame, make_core
 
@@ -99,3 +102,54 @@ def test_a_whole_frame_label_is_not_awaited(base_network):
     verdict = core.observe(scene.frame(401).image)
     core.label(verdict.frame_id, WholeFrameLabel(0))
     assert core.trainer.awaited is None
+
+
+def test_a_pixels_patch_follows_the_click_in_a_window_around_it():
+    """A pixels patch trains on windows: the clicked frame's window is centred on the cell."""
+    spec = PatchSpec("w", categories_from_names(["background", "ball", "box"]),
+                     topology="pixels", hidden=4, seed=2)
+    core = LoopCore(spec, settings=TrainerSettings(augment=False, learning_rate=0.05))
+    scene = DemoScene(seed=3)
+    for i in range(6):
+        verdict = core.observe(scene.frame(40 * i + 3).image)
+        core.label(verdict.frame_id, LabelDisc(30 + 40 * i, 40, 10, 0))
+        core.label(verdict.frame_id, LabelDisc(30 + 40 * i, 200, 10, 1 + i % 2))
+    core.train_turns(10)
+    verdict = core.observe(scene.frame(401).image)
+    probabilities = verdict.probabilities
+    # A cell well inside the frame: its window does not start at the frame's corner.
+    middle = probabilities[2, 40:80, 50:110]
+    row, col = np.add(np.unravel_index(np.argmin(middle), middle.shape), (40, 50))
+    x, y = (col + 0.5) * 320 / probabilities.shape[2], (row + 0.5) * 240 / probabilities.shape[1]
+    core.label(verdict.frame_id, LabelDisc(x, y, 1, 2))
+    features = core.features_of(verdict.frame_id)
+    led = 0
+    while core.trainer.awaited is not None:
+        assert led < FOLLOW_STEPS
+        core.train_turns(1)
+        assert core.trainer.last_batch[0].frame_id == verdict.frame_id
+        led += 1
+    shown = core.verdict_on_features(features)[:, row, col].argmax()
+    assert led >= 2 and shown == 2, f"the wait ended at step {led} with {shown} at the cell"
+    core.close()
+
+
+def test_a_window_around_a_cell_holds_its_label_where_the_logits_are_read():
+    from loop.core.train_windows import TrainWindows
+    click = LabelDisc(150, 100, 3, 1)
+    frame = LabeledFrame(3, np.zeros((240, 320, 3), np.uint8),
+                         np.random.default_rng(0).random((2, 120, 160), np.float32), [click])
+    frame.relabel()
+    awaited = AwaitedClick.of(frame, click)
+    windows = TrainWindows((72, 72), 7)
+    for row, col in [(awaited.row, awaited.col), (2, 3), (118, 158)]:
+        top, left = windows.around(frame.label_map, row, col)
+        assert 0 <= top <= 120 - 72 and 0 <= left <= 160 - 72
+        assert 0 <= row - top < 72 and 0 <= col - left < 72
+    top, left = windows.around(frame.label_map, awaited.row, awaited.col)
+    features, labels = windows.batch([frame], 4, (top, left))
+    assert labels[0, awaited.row - top, awaited.col - left] == 1
+    assert np.array_equal(features[0], frame.features[:, top:top + 72, left:left + 72])
+    logits = np.zeros((2, 72, 72), np.float32)
+    logits[1, awaited.row - top, awaited.col - left] = 1.0
+    assert awaited.shown(logits, (top, left)) and not awaited.shown(logits, (top + 1, left))

@@ -6,8 +6,9 @@ four once 30 clicks are made). Most clicks turn within the first three steps, bu
 in ten needed 11-25 steps, most of them steps that did not hold the clicked frame, and on a
 live device those steps come at the verdicts' pace: those clicks took 0.5-1.1 s to show
 (`bench loop`, demo scene). So until the clicked cell shows the category, the clicked frame
-goes first in every batch and the steps go before the verdicts; the step's own forward pass
-over that frame says when the cell has turned, at no extra cost."""
+goes first in every batch (a pixels patch: a window centred on the cell) and the steps go
+before the verdicts; the step's own forward pass over that frame says when the cell has
+turned, at no extra cost."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ class AwaitedClick:
         return (not frame.excluded and frame.label_map is not None
                 and int(frame.label_map[self.row, self.col]) == self.category)
 
-    def shown(self, logits: np.ndarray) -> bool:
-        """Whether the frame's logits (K, h, w) put the category first at the cell."""
-        return int(np.argmax(logits[:, self.row, self.col])) == self.category
+    def shown(self, logits: np.ndarray, at: tuple[int, int] = (0, 0)) -> bool:
+        """Whether the frame's logits (K, h, w) put the category first at the cell; `at`:
+        (top, left) of the window of the frame they cover (a pixels patch trains on
+        windows)."""
+        return int(np.argmax(logits[:, self.row - at[0], self.col - at[1]])) == self.category

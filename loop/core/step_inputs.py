@@ -21,12 +21,14 @@ def planned_batch(frames: int, batch_size: int) -> int:
     return max(frames, batch_size) if batch_size <= PADDED_BATCH_MAX else frames
 
 
-def step_inputs(frames, batch_size: int, windows=None) -> tuple[np.ndarray, np.ndarray]:
+def step_inputs(frames, batch_size: int, windows=None, first_at=None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(features (N, C, h, w) float32, labels (N, h, w) int32) for LabeledFrames: whole
-    frames, padded with unlabeled entries, or `windows` (TrainWindows) cut from them."""
+    frames, padded with unlabeled entries, or `windows` (TrainWindows) cut from them, the
+    first at `first_at` (top, left) when given."""
     size = planned_batch(len(frames), batch_size)
     if windows is not None:
-        return windows.batch(frames, size)
+        return windows.batch(frames, size, first_at)
     first = frames[0]
     features = np.zeros((size,) + first.features.shape, np.float32)
     labels = np.full((size,) + first.label_map.shape, -1, np.int32)

@@ -104,8 +104,8 @@ class TrainStep:
                           int(self._bad_np[0]) == 0)
 
     def first_logits(self, queue) -> np.ndarray:
-        """The last run's logits (K, h, w) of the batch's first frame, as its forward pass
-        saw it (before that step's update)."""
+        """The newest forward pass's logits (K, h, w) of the batch's first frame: the step's
+        own (before its update), or `loss_now`'s after it."""
         out = np.empty(self.forward.logits.shape[1:], np.float32)
         return self.forward.logits.read_into(out, queue)
 

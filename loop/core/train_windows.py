@@ -58,6 +58,13 @@ class TrainWindows:
         left = min(max(0, int(xs[pick]) - ww // 2), w - ww)
         return top, left
 
+    def around(self, label_map: np.ndarray, row: int, col: int) -> tuple[int, int]:
+        """(top, left) of the window centred on (row, col) as far as the frame allows: the
+        cell then lies at least half a window from an inside side, well past the margin."""
+        h, w = label_map.shape
+        wh, ww = min(h, self.window[0]), min(w, self.window[1])
+        return min(max(0, row - wh // 2), h - wh), min(max(0, col - ww // 2), w - ww)
+
     def cut(self, features: np.ndarray, label_map: np.ndarray, category: int | None = None):
         """(features, labels) of one frame's window around a labeled pixel."""
         return self.cut_at(features, label_map, *self.place(label_map, category))
@@ -74,16 +81,20 @@ class TrainWindows:
         labels[y0:y1, x0:x1] = label_map[top + y0:top + y1, left + x0:left + x1]
         return features[:, top:top + wh, left:left + ww], labels
 
-    def batch(self, frames, count: int) -> tuple[np.ndarray, np.ndarray]:
+    def batch(self, frames, count: int, first_at: tuple[int, int] | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
         """`count` windows of LabeledFrames, frame after frame in turn and, within a frame,
         category after category from a random one: (N, C, h, w) features, (N, h, w) int32
         labels. (A frame alone gives a window for each of its categories in turn: a step on
         one window of background only would push the whole patch towards background, and
-        the next one back.)"""
+        the next one back.) `first_at`: the first window's (top, left) instead (the cell a
+        user waits on: `around`)."""
         present = [sorted(f.categories) for f in frames]
         first = [self._rng.randrange(max(1, len(p))) for p in present]
         cuts = []
-        for i in range(count):
+        if first_at is not None:
+            cuts.append(self.cut_at(frames[0].features, frames[0].label_map, *first_at))
+        for i in range(len(cuts), count):
             n, turn = i % len(frames), i // len(frames)
             categories = present[n]
             category = categories[(first[n] + turn) % len(categories)] if len(categories) else None

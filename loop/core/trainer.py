@@ -123,7 +123,7 @@ class OnlineTrainer:
                 self._fresh.remove(frame_id)
             self._fresh.append(frame_id)
             self._burst = BURST_STEPS
-            self._awaited = awaited if self.windows is None else None
+            self._awaited = awaited
         self.pacer.release()
         self._wake.set()
 
@@ -221,18 +221,16 @@ class OnlineTrainer:
             return []
         return [] if awaited.frame_id in self._fresh else [awaited.frame_id]
 
-    def _follow_awaited(self, step: TrainStep, first: LabeledFrame) -> None:
-        """After a step: has the awaited cell turned in the step's own forward pass over the
-        batch's first frame? (It leads the batch while it waits.)"""
-        awaited = self._awaited
-        if awaited is None or first.frame_id != awaited.frame_id:
-            return
-        if step.squared_error:   # one output per cell: no category to put first
-            self._awaited = None
-            return
+    def _follow_awaited(self, step: TrainStep, awaited: AwaitedClick, at: tuple[int, int]
+                        ) -> None:
+        """After a step the awaited click's frame led (its window from `at`, top and left):
+        has the cell turned in the step's own forward pass? (No extra pass is run.)"""
         awaited.steps_left -= 1
-        if awaited.shown(step.first_logits(self.queue)):
-            self._awaited = None
+        # One output per cell (squared error) has no category to put first.
+        if step.squared_error or awaited.shown(step.first_logits(self.queue), at):
+            with self.frames_lock:
+                if self._awaited is awaited:
+                    self._awaited = None
 
     @staticmethod
     def logit_offsets_for(spec, settings: TrainerSettings) -> np.ndarray:
@@ -287,7 +285,11 @@ class OnlineTrainer:
         if urgent:
             self._burst = max(0, self._burst - 1)
         self.last_batch = frames
-        features, labels = step_inputs(frames, settings.batch_size, self.windows)
+        awaited = self._awaited
+        leads = awaited is not None and frames[0].frame_id == awaited.frame_id
+        first_at = (self.windows.around(frames[0].label_map, awaited.row, awaited.col)
+                    if leads and self.windows is not None else None)
+        features, labels = step_inputs(frames, settings.batch_size, self.windows, first_at)
         step = self._train_step(len(features))
         class_weights = self._class_weights(settings, counts)
         rate = settings.learning_rate * self.backoff.factor
@@ -296,11 +298,11 @@ class OnlineTrainer:
             result = step.run(self.queue, features, labels, class_weights, rate,
                               settings.momentum, settings.weight_decay,
                               self.logit_offsets_for(self.model.spec, settings))
-            if result.finite:
-                self._follow_awaited(step, frames[0])
             after = step.loss_now(self.queue) if result.finite and self._suspect(result.loss) \
                 else None
             self.pacer.step_took(time.perf_counter() - started)
+        if result.finite and leads:
+            self._follow_awaited(step, awaited, first_at or (0, 0))
         reason = divergence(result, None if self.backoff.must_keep else after)
         if reason is not None:
             self._undo_step(reason, settings)
