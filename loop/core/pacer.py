@@ -60,10 +60,16 @@ class Pacer:
         return max(self.verdicts_per_step,
                    math.ceil(self._step_seconds * self.MIN_VERDICT_RATE - 1e-9))
 
+    @property
+    def steps_are_short(self) -> bool:
+        """Whether steps take at most URGENT_LIMIT: short enough to go before the verdicts
+        for a while without stopping the picture."""
+        return self._step_seconds <= self.URGENT_LIMIT
+
     def urgent_step(self):
         """A context for a step the user waits for (the first ones after a click): verdicts
         let it have the device first, when steps are short."""
-        if not self.paced or self._step_seconds > self.URGENT_LIMIT:
+        if not self.paced or not self.steps_are_short:
             return nullcontext()
         return self._urgent_turn()
 
