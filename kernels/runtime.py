@@ -177,6 +177,15 @@ class Tensor:
         cl.enqueue_copy(queue or self.device.queue, out, self.buffer, is_blocking=True)
         return out
 
+    def read_part_into(self, out: np.ndarray, start: int, queue=None) -> np.ndarray:
+        """`out.size` elements from element `start` on (one sample of a batch, say)."""
+        if start < 0 or start + out.size > self.size or out.dtype != self.dtype:
+            raise ValueError(f"cannot read {out.size} {out.dtype} elements from element "
+                             f"{start} of a {self.dtype} tensor of shape {self.shape}")
+        cl.enqueue_copy(queue or self.device.queue, out, self.buffer,
+                        src_offset=start * self.dtype.itemsize, is_blocking=True)
+        return out
+
 
 def _as_kernel_arg(value):
     if isinstance(value, Tensor):

@@ -255,3 +255,18 @@ def test_numpy_bilinear_matches_opencv():
         ours = small_ref.bilinear_resize(image, *size)
         theirs = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
         assert_close(ours, theirs, atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_part_of_a_tensor_reads_as_its_slice(device, seed):
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(1, 9, 4))
+    values = rng.standard_normal(shape).astype(np.float32)
+    tensor = Tensor.from_numpy(device, values)
+    index = int(rng.integers(0, shape[0]))
+    one = tensor.read_part_into(np.empty(shape[1:], np.float32), index * values[0].size)
+    assert np.array_equal(one, values[index])
+    with pytest.raises(ValueError, match="cannot read"):
+        tensor.read_part_into(np.empty(shape[1:], np.float32), values.size - values[0].size + 1)
+    with pytest.raises(ValueError, match="cannot read"):
+        tensor.read_part_into(np.empty(shape[1:], np.int32), 0)

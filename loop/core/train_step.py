@@ -103,11 +103,11 @@ class TrainStep:
         return StepResult(float(self._loss_np[0]), float(self._factor_np[1]),
                           int(self._bad_np[0]) == 0)
 
-    def first_logits(self, queue) -> np.ndarray:
-        """The newest forward pass's logits (K, h, w) of the batch's first frame: the step's
-        own (before its update), or `loss_now`'s after it."""
+    def frame_logits(self, queue, index: int) -> np.ndarray:
+        """The newest forward pass's logits (K, h, w) of the batch's frame `index`: the
+        step's own (before its update), or `loss_now`'s after it."""
         out = np.empty(self.forward.logits.shape[1:], np.float32)
-        return self.forward.logits.read_into(out, queue)
+        return self.forward.logits.read_part_into(out, index * out.size, queue)
 
     def warm_up(self, queue) -> None:
         """Runs the plan once with no effect: no labels (zero loss, zero gradients), rate 0,

@@ -210,16 +210,21 @@ class OnlineTrainer:
             return chosen, counts
 
     def _awaited_ids(self, usable: list[LabeledFrame]) -> list[int]:
-        """[the awaited click's frame id] while it still waits (it then leads the batch),
-        else []. Called under the frames lock."""
+        """[the awaited click's frame id] while it leads batches (it then goes first), else
+        []; ends the wait when its label is gone. Called under the frames lock."""
         awaited = self._awaited
         if awaited is None:
             return []
         frame = next((f for f in usable if f.frame_id == awaited.frame_id), None)
-        if frame is None or not awaited.still_labeled(frame) or awaited.steps_left <= 0:
+        if frame is None or not awaited.still_labeled(frame) or awaited.steps_left <= 0 or (
+                self.windows is not None and awaited.leads_left <= 0):
+            # (A pixels patch's later windows are drawn at random: the cell may lie in
+            # none of them, so its wait ends with its lead.)
             self._awaited = None
             return []
-        return [] if awaited.frame_id in self._fresh else [awaited.frame_id]
+        if awaited.leads_left <= 0 or awaited.frame_id in self._fresh:
+            return []
+        return [awaited.frame_id]
 
     def _urgent(self) -> bool:
         """Whether the next step goes before the verdicts: the first BURST_STEPS after a
@@ -228,13 +233,20 @@ class OnlineTrainer:
         7 verdicts/s instead of 17-24)."""
         return self._burst > 0 or (self._awaited is not None and self.pacer.steps_are_short)
 
-    def _follow_awaited(self, step: TrainStep, awaited: AwaitedClick, at: tuple[int, int]
-                        ) -> None:
-        """After a step the awaited click's frame led (its window from `at`, top and left):
-        has the cell turned in the step's own forward pass? (No extra pass is run.)"""
+    def _follow_awaited(self, step: TrainStep, awaited: AwaitedClick, frames: list,
+                        first_at: tuple[int, int] | None) -> None:
+        """After a step: has the awaited cell turned in the step's own forward pass over its
+        frame (at its place in the batch; a pixels patch's only in the window centred on it,
+        `first_at`)? No extra pass is run."""
         awaited.steps_left -= 1
+        index = next((i for i, f in enumerate(frames) if f.frame_id == awaited.frame_id), None)
+        if index == 0:
+            awaited.leads_left -= 1
+        if self.windows is not None and (index != 0 or first_at is None):
+            return
         # One output per cell (squared error) has no category to put first.
-        if step.squared_error or awaited.shown(step.first_logits(self.queue), at):
+        if index is not None and (step.squared_error or awaited.shown(
+                step.frame_logits(self.queue, index), first_at or (0, 0))):
             with self.frames_lock:
                 if self._awaited is awaited:
                     self._awaited = None
@@ -295,7 +307,7 @@ class OnlineTrainer:
         awaited = self._awaited
         leads = awaited is not None and frames[0].frame_id == awaited.frame_id
         first_at = (self.windows.around(frames[0].label_map, awaited.row, awaited.col)
-                    if leads and self.windows is not None else None)
+                    if leads and self.windows is not None and awaited.leads_left > 0 else None)
         features, labels = step_inputs(frames, settings.batch_size, self.windows, first_at)
         step = self._train_step(len(features))
         class_weights = self._class_weights(settings, counts)
@@ -308,8 +320,8 @@ class OnlineTrainer:
             after = step.loss_now(self.queue) if result.finite and self._suspect(result.loss) \
                 else None
             self.pacer.step_took(time.perf_counter() - started)
-        if result.finite and leads:
-            self._follow_awaited(step, awaited, first_at or (0, 0))
+        if result.finite and awaited is not None:
+            self._follow_awaited(step, awaited, frames, first_at)
         reason = divergence(result, None if self.backoff.must_keep else after)
         if reason is not None:
             self._undo_step(reason, settings)
