@@ -117,7 +117,8 @@ class OnlineTrainer:
 
     def notify_labels(self, frame_id: int, awaited: AwaitedClick | None = None) -> None:
         """A frame got new labels: train on it first. `awaited`: the clicked cell the user
-        now waits to see turn (awaited_click.py); the frame leads every batch until it has."""
+        now waits to see turn (awaited_click.py): the frame leads the next batches, and the
+        steps go before the verdicts until the cell has turned."""
         with self.frames_lock:
             if frame_id in self._fresh:
                 self._fresh.remove(frame_id)
