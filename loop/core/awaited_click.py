@@ -21,10 +21,10 @@ from loop.core.labels import LabelDisc, LabeledFrame
 # contradict each other, a cell the patch cannot tell apart) goes back to the usual pace.
 FOLLOW_STEPS = 40
 # Batches the clicked frame leads. Measured on the demo (hypercolumn, alternating clicks,
-# step by step, seeds 0-23; seeds 0-5 for the steps): leading until the cell turned (up to
-# 40) took the steps a click needs to show from a p95 of 14 to 7, but the largest fall of
-# the accuracy curve after 90% from a median of 0.045 to 0.062 (worse on 18 seeds of 24):
-# the newest labels pulled too hard. Three batches: p95 8 steps, median fall 0.049.
+# step by step, demo scenes 0-23; scenes 0-5 for the steps): leading until the cell turned
+# (up to 40) took the steps a click needs to show from a p95 of 14 to 7, but the largest
+# fall of the accuracy curve after 90% from a median of 0.045 to 0.062 (worse on 18 scenes
+# of 24): the newest labels pulled too hard. Three batches: p95 8 steps, median fall 0.049.
 LEAD_STEPS = 3
 
 
