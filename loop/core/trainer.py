@@ -41,9 +41,12 @@ from loop.core.trainer_status import TrainerStatus
 
 IDLE_WAIT = 0.05  # seconds the thread sleeps when there is nothing to train on
 AUGMENT_EVERY = 4  # training steps between two rand-tilt-shift copies
-# Steps right after a new label that do not wait for verdicts (and go before them: Pacer):
-# the clicked cell of an 8-pixel hypercolumn turns after a median of 5 steps (up to 37).
-BURST_STEPS = 8
+# Steps right after a new label that do not wait for verdicts (and go before them: Pacer),
+# whether or not it points at a cell the trainer can follow (awaited_click.py; a followed
+# click's steps stay urgent until its cell shows). With the following, 3 rather than 8:
+# `bench loop` (demo, scenes 0-2, alternating runs) gave 30.6-41.1 verdicts/s and a
+# click-to-flip p95 within 400 ms on 13 runs of 15, against 29.7-36.9 and 2 of 6 beside it.
+BURST_STEPS = 3
 # A step whose loss is this far above the recent median is checked again after it ran: did
 # it make its own batch worse? (Most steps are not suspect, so most pay nothing extra.)
 SUSPECT_FACTOR, SUSPECT_FLOOR = 2.0, 1.0
