@@ -349,3 +349,18 @@ def test_the_window_names_the_base_classes_on_every_verdict(base_network):
         core.close()
     assert all(top for _, top in tops), "a verdict came without the base's classes"
     assert len({top for _, top in tops}) >= 2, "the classes were never read again"
+
+
+@pytest.mark.parametrize("label", [
+    LabelDisc(float("inf"), 10, 5, 1), LabelDisc(10, float("nan"), 5, 1),
+    LabelDisc(10, 10, float("inf"), 1), LabelDisc(10, 10, -1, 1), LabelDisc(10, 10, 5, -5),
+    LabelDisc(10, 10, 5, 3), WholeFrameLabel(-1), WholeFrameLabel(7)])
+def test_a_label_that_cannot_be_one_is_refused_and_changes_nothing(base_network, label):
+    core = make_core(base_network)
+    verdict = core.observe(np.zeros((240, 320, 3), np.uint8))
+    core.label(verdict.frame_id, LabelDisc(10, 10, 5, 1))
+    before = core.label_counts().copy()
+    with pytest.raises(ValueError):
+        core.label(verdict.frame_id, label)
+    assert np.array_equal(core.label_counts(), before)
+    assert core.trainer.awaited is not None and core.trainer.awaited.category == 1

@@ -9,6 +9,7 @@ product through this class:
 """
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import replace
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from loop.core.augment import AugmentRanges, CopyMaker
 from loop.core.awaited_click import AwaitedClick
-from loop.core.labels import LabeledFrame
+from loop.core.labels import ERASE, LabelDisc, LabeledFrame
 from loop.core.labels_book import LabelsBook
 from loop.core.categories import grown_dense, grown_model, renamed, with_category
 from loop.core.patch import PIXELS_INPUT, PatchSpec
@@ -168,9 +169,14 @@ class LoopCore:
     def label(self, frame_id: int, label) -> LabeledFrame:
         """Add a label (LabelDisc or WholeFrameLabel) to an observed or labeled frame."""
         category = getattr(label, "category", None)
-        if category is not None and category >= self.spec.outputs:
+        if category is not None and category != ERASE and not 0 <= category < self.spec.outputs:
             raise ValueError(f"category {category} does not exist (the patch has "
                              f"{self.spec.outputs})")
+        if isinstance(label, LabelDisc) and not (
+                all(math.isfinite(v) for v in (label.x, label.y, label.radius))
+                and label.radius >= 0):
+            raise ValueError(f"a click needs a finite centre and a finite radius of 0 or more, "
+                             f"not ({label.x}, {label.y}) radius {label.radius}")
 
         frame = self.book.add(frame_id, label, lambda: self.recent.held(frame_id))
         self.trainer.notify_labels(frame_id, AwaitedClick.of(frame, label))
