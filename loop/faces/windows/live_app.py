@@ -67,6 +67,7 @@ class LiveApp:
         self._drag_button = None
         self._last_label_at = None
         self.frames_shown = 0   # frames drawn with a frame and its verdict on them
+        self._drawn = (None, None)  # (where from, (frame, verdict)) as last drawn
         self.edit_only = edit_only
         self.edit: EditMode | None = None
         self.entry: TextEntry | None = None   # a name being typed
@@ -126,10 +127,14 @@ class LiveApp:
             self.edit.update(self.state)
         self._keep_prefs()
         shown = self.shown
-        self.view.draw(self.state, self.core, shown, shown.latest(), time.monotonic(),
+        latest = shown.latest()
+        # Clicks in the next step land on this frame, the one the user saw, even when the
+        # verdict thread has a newer one meanwhile (a drag would spread over frames).
+        self._drawn = (shown, latest)
+        self.view.draw(self.state, self.core, shown, latest, time.monotonic(),
                        self.link, self.footer(), self.help_lines(), self.empty_note())
         pygame.display.flip()
-        self.frames_shown += shown.latest() is not None
+        self.frames_shown += latest is not None
 
     def footer(self) -> str:
         """A line under the frame: edit mode's frame counter."""
@@ -193,7 +198,10 @@ class LiveApp:
         return dx * dx + dy * dy >= (self.state.brush * 0.75) ** 2
 
     def _label_at(self, pos, button) -> None:
-        latest = self.shown.latest()
+        drawn_from, latest = self._drawn
+        if drawn_from is not self.shown or latest is None:  # nothing drawn from there yet
+            latest = self.shown.latest()
+            self._drawn = (self.shown, latest)
         if latest is None or not self.view.frame_rect.collidepoint(pos):
             return
         verdict = latest[1]
