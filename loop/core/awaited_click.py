@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loop.core.labels import LabelDisc, LabeledFrame
+from loop.core.labels import LabelDisc, LabeledFrame, cell_under
 
 # Steps a click is followed for at most: a cell that has not turned by then (labels that
 # contradict each other, a cell the patch cannot tell apart) goes back to the usual pace.
@@ -43,10 +43,7 @@ class AwaitedClick:
         (a whole-frame label, an erase)."""
         if not isinstance(label, LabelDisc) or label.category < 0 or frame.label_map is None:
             return None
-        grid_h, grid_w = frame.label_map.shape
-        frame_h, frame_w = frame.image.shape[:2]
-        row = min(grid_h - 1, max(0, int(label.y * grid_h / frame_h)))
-        col = min(grid_w - 1, max(0, int(label.x * grid_w / frame_w)))
+        row, col = cell_under(label.x, label.y, *frame.label_map.shape, *frame.image.shape[:2])
         if int(frame.label_map[row, col]) != label.category:
             return None
         return cls(frame.frame_id, row, col, label.category)

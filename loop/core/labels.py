@@ -40,6 +40,13 @@ def cell_centres(grid_h: int, grid_w: int, frame_h: int, frame_w: int):
     return ys[:, None], xs[None, :]
 
 
+def cell_under(x: float, y: float, grid_h: int, grid_w: int, frame_h: int, frame_w: int
+               ) -> tuple[int, int]:
+    """(row, column) of the output cell under frame pixel (x, y), clamped to the grid."""
+    return (min(grid_h - 1, max(0, int(y * grid_h / frame_h))),
+            min(grid_w - 1, max(0, int(x * grid_w / frame_w))))
+
+
 def rasterize(labels: list, grid_h: int, grid_w: int, frame_h: int, frame_w: int) -> np.ndarray:
     """The label map (grid_h, grid_w) int32 of a frame's labels, later ones over earlier ones.
 
@@ -53,9 +60,7 @@ def rasterize(labels: list, grid_h: int, grid_w: int, frame_h: int, frame_w: int
             out[:] = value
             continue
         inside = (xs - label.x) ** 2 + (ys - label.y) ** 2 <= label.radius ** 2
-        cy = min(grid_h - 1, max(0, int(label.y * grid_h / frame_h)))
-        cx = min(grid_w - 1, max(0, int(label.x * grid_w / frame_w)))
-        inside[cy, cx] = True
+        inside[cell_under(label.x, label.y, grid_h, grid_w, frame_h, frame_w)] = True
         out[inside] = value
     return out
 

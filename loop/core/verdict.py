@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from loop.core.labels import cell_under
+
 BASE_TOP = 5   # the base's best classes a verdict names (and triggers are looked up in)
 
 
@@ -39,10 +41,8 @@ class Verdict:
 
     def category_at(self, x: float, y: float) -> int:
         """The best category of the cell under frame pixel (x, y)."""
-        k, h, w = self.probabilities.shape
-        fh, fw = self.frame_shape
-        cy = min(h - 1, max(0, int(y * h / fh)))
-        cx = min(w - 1, max(0, int(x * w / fw)))
+        _, h, w = self.probabilities.shape
+        cy, cx = cell_under(x, y, h, w, *self.frame_shape)
         return int(self.probabilities[:, cy, cx].argmax())
 
 

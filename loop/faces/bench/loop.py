@@ -16,7 +16,7 @@ import numpy as np
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
-from loop.core.labels import LabelDisc
+from loop.core.labels import LabelDisc, cell_under
 from loop.core.patch import PatchSpec, categories_from_names, live_tap
 from loop.core.settings import TrainerSettings
 from loop.demo.annotator import SimulatedAnnotator
@@ -52,11 +52,6 @@ def patch_name(args) -> str:
     if args.topology == "pixels":
         return "pixels (on the frame)"
     return f"head on {args.tap or live_tap()}"
-
-
-def _cell_of(core: LoopCore, x, y, frame_hw, grid_hw):
-    return (min(grid_hw[0] - 1, int(y * grid_hw[0] / frame_hw[0])),
-            min(grid_hw[1] - 1, int(x * grid_hw[1] / frame_hw[1])))
 
 
 def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: float) -> dict:
@@ -116,7 +111,7 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
                 # can turn yet, so there is no answer to time.
                 untrainable += 1
                 continue
-            cell = _cell_of(core, click.x, click.y, truth.shape, verdict.probabilities.shape[1:])
+            cell = cell_under(click.x, click.y, *verdict.probabilities.shape[1:], *truth.shape)
             pending = (cell, click.category, last_click, core.features_of(verdict.frame_id))
     elapsed = time.perf_counter() - start
     status = core.trainer.status
