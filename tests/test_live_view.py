@@ -96,10 +96,12 @@ def test_batch_and_momentum_keys_change_the_trainer(app):
     assert pump_until(app, lambda: app.worker.latest() is not None)
     settings = app.core.trainer.settings
     post(pygame.KEYDOWN, key=pygame.K_RIGHTBRACKET, mod=0)
+    post(pygame.KEYDOWN, key=pygame.K_PERIOD, mod=0)
+    post(pygame.KEYDOWN, key=pygame.K_PERIOD, mod=0)
     post(pygame.KEYDOWN, key=pygame.K_COMMA, mod=0)
     app.step()
     assert app.core.trainer.settings.batch_size == settings.batch_size * 2
-    assert abs(app.core.trainer.settings.momentum - (settings.momentum - 0.05)) < 1e-6
+    assert abs(app.core.trainer.settings.momentum - (settings.momentum + 0.05)) < 1e-6
 
 
 def test_the_o_key_steps_the_object_prior_and_says_so(app):

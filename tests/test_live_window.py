@@ -7,6 +7,7 @@ import pygame
 import pytest
 
 from loop.cli import _parser
+from loop.core.settings import TrainerSettings
 from loop.faces import live
 from loop.faces.windows.live_app import LiveApp
 from loop.faces.sources import DemoSource
@@ -179,4 +180,4 @@ def test_a_first_click_waits_for_a_second_category_and_recovers_at_once(app):
     assert took < 2.0, f"recovered {took:.2f} s after the background click"
     app.step()
     assert not status.notices and _notice_pixels(app) == 0, "the notice is withdrawn"
-    assert app.core.trainer.settings.learning_rate == 0.005
+    assert app.core.trainer.settings.learning_rate == TrainerSettings().learning_rate

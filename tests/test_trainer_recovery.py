@@ -9,6 +9,7 @@ import pytest
 from loop.core.labels import LabelDisc
 from loop.core.progress_watch import ProgressWatch
 from loop.core.rate_backoff import CLIMB_AFTER, MIN_FACTOR, RateBackoff
+from loop.core.settings import TrainerSettings
 from loop.demo.scene import DemoScene
 from loop.store.session_link import SessionLink
 from loop.store.session import SessionStore
@@ -61,7 +62,7 @@ def test_a_first_click_waits_for_a_second_category_then_learns_at_once(base_netw
     took = steps_until(core, both_right, 20)
     assert took is not None, "the patch follows both labels within 20 steps (well under 2 s)"
     assert not any("second category" in n for n in status.notices), "the notice is withdrawn"
-    assert core.trainer.settings.learning_rate == 0.005 and status.restores == 0
+    assert core.trainer.settings.learning_rate == TrainerSettings().learning_rate and status.restores == 0
 
 
 def test_a_new_category_after_long_training_is_learned_not_refused(base_network, scene):
@@ -91,7 +92,7 @@ def test_a_new_category_after_long_training_is_learned_not_refused(base_network,
     for _ in range(60):
         core.trainer.step()
     assert core.trainer.backoff.factor == 1.0, "any cut rate is back at the user's setting"
-    assert core.trainer.settings.learning_rate == 0.005
+    assert core.trainer.settings.learning_rate == TrainerSettings().learning_rate
     assert not any("cut" in n for n in status.notices)
     assert core.observe(frame.image).category_at(x, y) == 1, "the ball is still a ball"
 
@@ -177,7 +178,7 @@ def test_the_users_rate_survives_a_restore_and_a_session_resume(base_network, sc
     core = make_core(base_network)
     store = SessionStore.create(tmp_path / "s.h5", core.spec, core.trainer.settings)
     link = SessionLink(core, store)
-    link.change_settings(core.trainer.settings.faster().faster())
+    link.change_settings(core.trainer.settings.slower().slower())
     chosen = core.trainer.settings.learning_rate
     verdict = core.observe(scene.frame(0).image)
     link.label(verdict.frame_id, LabelDisc(50, 50, 20, 1))

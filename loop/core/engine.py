@@ -26,7 +26,7 @@ from loop.core.frame_pipeline import BASE_INPUT, FramePipelines, RecentFrames
 from loop.core.patch_weights import PatchWeights
 from loop.core.pixel_maps import PixelMaps
 from loop.core.receptive_field import map_size, patch_cell_field
-from loop.core.settings import TrainerSettings
+from loop.core.settings import TrainerSettings, default_settings
 from loop.core.snapshot import load_dense, restore_snapshot, take_snapshot
 from loop.core.trainer import OnlineTrainer
 from loop.core.verdict import Verdict, base_top, frame_verdict
@@ -55,8 +55,9 @@ class LoopCore:
         # The trainer reads the book's frames under its lock.
         self.frames, self.frames_lock = self.book.frames, self.book.lock
         self.device_turn = threading.Lock()
-        self.trainer = OnlineTrainer(self.model, self.frames, self.frames_lock, settings,
-                                     spec.seed, self.device_turn)
+        self.trainer = OnlineTrainer(self.model, self.frames, self.frames_lock,
+                                     settings or default_settings(spec.fine_tune), spec.seed,
+                                     self.device_turn)
         self.pipelines = FramePipelines(self)
         self.recent = RecentFrames()   # observed frames a click may still label
         self.pixel_maps = PixelMaps(self.device)

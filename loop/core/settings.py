@@ -10,13 +10,19 @@ MAX_MOMENTUM = 0.99
 MIN_LR, MAX_LR = 1e-6, 1.0
 MIN_DECAY, MAX_DECAY = 1e-7, 1e-1
 MAX_OBJECT_PRIOR = 20.0
+MAX_GRAD_NORM_LIMIT = 1e4
 OBJECT_PRIORS = (1.0, 2.0, 3.0, 5.0)   # the `o` key steps through these
 
 
 @dataclass(frozen=True)
 class TrainerSettings:
-    learning_rate: float = 0.005
-    momentum: float = 0.9
+    # Plain SGD at a high rate rather than momentum 0.9 at 0.005 (the same distance a
+    # step's gradient moves the weights in all): with momentum, the steps after a click kept
+    # moving the weights the way its first steps had for 10-20 steps after its cells were
+    # learned (the loss near 0.001), and held-out objects shrank or grew all the while; the
+    # accuracy curve fell after clicks (docs/trainer.md, "Plain SGD").
+    learning_rate: float = 0.1
+    momentum: float = 0.0
     weight_decay: float = 1e-4
     batch_size: int = 16
     training: bool = True        # `t`: train at all
@@ -28,6 +34,9 @@ class TrainerSettings:
     # How much likelier than background the verdict takes the other categories where the
     # patch is unsure (1: not at all). A logit adjustment in the loss: see docs/trainer.md.
     object_prior: float = 3.0
+    # The largest gradient norm a step applies as is (larger ones are scaled down to it):
+    # it bounds how far one hard batch (new or contradicting labels) moves the weights.
+    max_grad_norm: float = 5.0
 
     def __post_init__(self):
         if not MIN_LR <= self.learning_rate <= MAX_LR:
@@ -38,6 +47,10 @@ class TrainerSettings:
             raise ValueError(f"weight decay {self.weight_decay} is outside [0, {MAX_DECAY}]")
         if isinstance(self.object_prior, bool) or not 1.0 <= self.object_prior <= MAX_OBJECT_PRIOR:
             raise ValueError(f"object prior {self.object_prior} is outside [1, {MAX_OBJECT_PRIOR:g}]")
+        if isinstance(self.max_grad_norm, bool) or not (
+                0.0 < self.max_grad_norm <= MAX_GRAD_NORM_LIMIT):
+            raise ValueError(f"gradient norm limit {self.max_grad_norm} is outside "
+                             f"(0, {MAX_GRAD_NORM_LIMIT:g}]")
         if not 1 <= self.batch_size <= 256:
             raise ValueError(f"batch size {self.batch_size} must be between 1 and 256")
 
@@ -70,3 +83,15 @@ class TrainerSettings:
 
     def less_momentum(self) -> "TrainerSettings":
         return replace(self, momentum=round(max(0.0, self.momentum - MOMENTUM_STEP), 4))
+
+
+# A patch that fine-tunes base blocks keeps SGD with momentum 0.9 at 0.005 and the looser
+# clip its figures were measured with: its tuned blocks take large gradients (norms 20-80
+# after a first whole-frame label) and plain SGD at 0.1 overshot there (a step raised its
+# own batch's loss from 1.83 to 4.89 and was undone).
+FINE_TUNE_DEFAULTS = TrainerSettings(learning_rate=0.005, momentum=0.9, max_grad_norm=20.0)
+
+
+def default_settings(fine_tune: int = 0) -> TrainerSettings:
+    """The trainer's settings for a new patch that fine-tunes `fine_tune` base blocks."""
+    return FINE_TUNE_DEFAULTS if fine_tune else TrainerSettings()

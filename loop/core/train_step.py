@@ -18,8 +18,9 @@ from patchloop_kernels.runtime import Device, Tensor
 # Fine-tuned base layers learn at a tenth of the patch's rate and without weight decay:
 # they start from good weights, which decay would pull towards zero.
 TUNED_RATE = 0.1
-# The largest gradient norm a step applies as is. Measured on the demo scene (20 alternating
-# clicks, 10 steps each): median 0.4, 90th percentile 7, the first steps of a new patch 35-56.
+# The largest gradient norm a step applies as is unless told (TrainerSettings.max_grad_norm
+# tells the trainer's steps). Measured on the demo scene (20 alternating clicks, 10 steps
+# each, momentum 0.9): median 0.4, 90th percentile 7, the first steps of a new patch 35-56.
 # The cross-entropy's gradient per cell is bounded whatever the loss, so a hard batch's norm
 # is of that order too: the clip trims the largest steps without slowing settled training.
 MAX_GRAD_NORM = 20.0
@@ -60,6 +61,7 @@ class TrainStep:
         self.backward = PatchBackward(device, layers, params, grads, self.forward,
                                       self.loss.dlogits, arch.residuals)
         self.clip = GradientClip(device, grads.flat, MAX_GRAD_NORM)
+        self._max_norm = MAX_GRAD_NORM
         factor = self.clip.factor
         self.tuned_sgd = None
         if arch.tuned:
@@ -78,10 +80,15 @@ class TrainStep:
 
     def run(self, queue, features: np.ndarray, labels: np.ndarray, class_weights: np.ndarray,
             learning_rate: float, momentum: float, weight_decay: float,
-            logit_offsets: np.ndarray | None = None) -> StepResult:
+            logit_offsets: np.ndarray | None = None,
+            max_grad_norm: float = MAX_GRAD_NORM) -> StepResult:
         """One step. On a non-finite result the caller restores good weights.
         `logit_offsets` (one per category, cross-entropy only) shift the logits in the loss
-        alone: see OnlineTrainer's object prior. None keeps the ones the last step used."""
+        alone: see OnlineTrainer's object prior. None keeps the ones the last step used.
+        A gradient whose norm is over `max_grad_norm` is scaled down to it."""
+        if max_grad_norm != self._max_norm:
+            self.clip.set_max_norm(max_grad_norm)
+            self._max_norm = max_grad_norm
         self.features.write(features, queue, wait=False)
         if logit_offsets is not None and not self.squared_error:
             self.logit_offsets.write(np.asarray(logit_offsets, np.float32), queue, wait=False)

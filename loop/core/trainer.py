@@ -56,6 +56,10 @@ RECENT_LOSSES = 20
 # the median largest fall of the accuracy curve after 90% from 0.064 to 0.026; the price is a
 # verdict that answers a click about 20 steps later.
 STEADY_RATE = 0.05
+# The first steps on fresh weights ramp the rate up: 1/4, 2/4, 3/4 of it, then all of it.
+# Fresh weights take gradients of norm 26-33, and a first step at the full default rate
+# raised its own batch's loss (undone, the rate halved, a notice) on 4 demo scenes of 4.
+WARM_UP_STEPS = 4
 
 
 class OnlineTrainer:
@@ -74,6 +78,7 @@ class OnlineTrainer:
         self.backoff = RateBackoff()
         self.watch = ProgressWatch(model.spec.outputs)
         self._stuck_in_a_row = 0
+        self._kept_on_fresh = 0  # kept steps since the weights were fresh (WARM_UP_STEPS)
         self._recent_losses: deque = deque(maxlen=RECENT_LOSSES)
         self.queue = model.device.new_queue()
         # Held while a step runs on the device; the verdicts hold it too, so the two take
@@ -315,12 +320,14 @@ class OnlineTrainer:
         features, labels = step_inputs(frames, settings.batch_size, self.windows, first_at)
         step = self._train_step(len(features))
         class_weights = self._class_weights(settings, counts)
-        rate = settings.learning_rate * self.backoff.factor
+        warm_up = min(1.0, (self._kept_on_fresh + 1) / WARM_UP_STEPS)
+        rate = settings.learning_rate * self.backoff.factor * warm_up
         with self.pacer.urgent_step() if urgent else nullcontext(), self.device_turn:
             started = time.perf_counter()
             result = step.run(self.queue, features, labels, class_weights, rate,
                               settings.momentum, settings.weight_decay,
-                              self.logit_offsets_for(self.model.spec, settings))
+                              self.logit_offsets_for(self.model.spec, settings),
+                              settings.max_grad_norm)
             after = step.loss_now(self.queue) if result.finite and self._suspect(result.loss) \
                 else None
             self.pacer.step_took(time.perf_counter() - started)
@@ -331,6 +338,7 @@ class OnlineTrainer:
             self._undo_step(reason, settings)
             return True
         self.model.publish(self.queue, STEADY_RATE if settings.steady else None)
+        self._kept_on_fresh += 1
         self.status.learning_rate, self.status.grad_norm = rate, result.grad_norm
         self.status.record(result.loss)
         self._recent_losses.append(result.loss)
@@ -374,6 +382,7 @@ class OnlineTrainer:
             else:
                 self.model.start_afresh(self.model.spec.seed + self.status.recoveries,
                                         self.queue)
+                self._kept_on_fresh = 0
                 text = (f"still no progress after {PATIENCE} more steps: the patch starts "
                         "again from fresh weights (your labels are all kept)")
         self._show_rate(settings)

@@ -25,7 +25,7 @@ from loop.core.folder_training import (AugmentSettings, ExtractionCancelled, Ext
                                        FolderTraining)
 from loop.core.patch import Category, PatchSpec
 from loop.core.settings import TrainerSettings
-from loop.core.train_step import TUNED_RATE
+from loop.core.train_step import MAX_GRAD_NORM, TUNED_RATE
 from loop.errors import UserError
 from loop.store.images import load_folder_image
 from loop.faces.eval_folder import confusion_report, confusion_table
@@ -180,8 +180,11 @@ def _report_check(args, folder, report: dict) -> int:
 def _make_core(args, folder) -> tuple[LoopCore, list[str]]:
     """The core with the patch the folder defines, and the About lines (printed here)."""
     try:
+        # Folder training keeps momentum and the looser clip its figures were measured with
+        # (every cell labeled, batches of whole images: no clicks to overshoot).
         settings = TrainerSettings(learning_rate=args.lr, momentum=args.momentum,
-                                   weight_decay=args.decay, batch_size=args.batch)
+                                   weight_decay=args.decay, batch_size=args.batch,
+                                   max_grad_norm=MAX_GRAD_NORM)
         ranges = AugmentRanges(args.tilt, args.shift, args.colour_shift, args.gain)
     except ValueError as exc:
         raise UserError(str(exc)) from exc

@@ -1,0 +1,95 @@
+"""The live trainer's optimizer: plain SGD at a high rate with a gradient-norm limit, a rate
+that ramps up over the first steps on fresh weights, and weights that stop moving once the
+labels are learned (momentum kept moving them: docs/trainer.md, "Plain SGD")."""
+import math
+
+import numpy as np
+import pytest
+
+from loop.core.labels import LabelDisc
+from loop.core.settings import FINE_TUNE_DEFAULTS, TrainerSettings, default_settings
+from loop.core.trainer import WARM_UP_STEPS
+from loop.demo.scene import DemoScene
+from loop.store.records import OLDER_MAX_GRAD_NORM, SessionFormatError, settings_from_json
+from test_core import ball_frame, make_core
+
+
+def labeled_core(base_network, **settings):
+    """A core with a ball click and a background click on one demo frame."""
+    core = make_core(base_network, **settings)
+    frame, x, y = ball_frame(DemoScene(seed=3))
+    verdict = core.observe(frame.image)
+    core.label(verdict.frame_id, LabelDisc(x, y, 12, 1))
+    core.label(verdict.frame_id, LabelDisc(20, 20, 12, 0))
+    return core
+
+
+def weights_now(core) -> np.ndarray:
+    return core.model.state(core.trainer.queue)["weights"].astype(np.float64)
+
+
+def test_a_new_patch_trains_with_plain_sgd_and_a_fine_tuned_one_with_momentum():
+    plain = default_settings(0)
+    assert plain.momentum == 0.0 and plain.learning_rate == TrainerSettings().learning_rate
+    assert default_settings(3) == FINE_TUNE_DEFAULTS
+    assert FINE_TUNE_DEFAULTS.momentum == 0.9 and FINE_TUNE_DEFAULTS.max_grad_norm > plain.max_grad_norm
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, math.nan, math.inf, 1e9, True, "5", None])
+def test_a_gradient_norm_limit_must_be_a_positive_number(value):
+    with pytest.raises((ValueError, TypeError)):
+        TrainerSettings(max_grad_norm=value)
+    with pytest.raises(SessionFormatError):
+        settings_from_json({"max_grad_norm": value})
+
+
+def test_a_session_saved_before_the_limit_was_kept_trains_on_as_it_did():
+    older = {"learning_rate": 0.005, "momentum": 0.9}
+    assert settings_from_json(older).max_grad_norm == OLDER_MAX_GRAD_NORM
+    assert settings_from_json({**older, "max_grad_norm": 7.5}).max_grad_norm == 7.5
+
+
+def test_the_first_steps_on_fresh_weights_ramp_the_rate_and_none_is_undone(base_network):
+    core = labeled_core(base_network)
+    rate = core.trainer.settings.learning_rate
+    seen = []
+    for _ in range(WARM_UP_STEPS + 2):
+        assert core.trainer.step()
+        seen.append(core.trainer.status.learning_rate)
+    expected = [rate * min(1.0, (i + 1) / WARM_UP_STEPS) for i in range(WARM_UP_STEPS + 2)]
+    assert np.allclose(seen, expected), seen
+    assert core.trainer.status.restores == 0, "no first step overshoots its own batch"
+    core.close()
+
+
+def test_a_step_scales_a_gradient_over_the_limit_down_to_it(base_network):
+    """With momentum 0 and no decay a step moves the weights by exactly rate x limit when
+    the gradient's norm is over the limit."""
+    limit, rate = 0.01, 0.1
+    core = labeled_core(base_network, learning_rate=rate, weight_decay=0.0, max_grad_norm=limit)
+    for _ in range(WARM_UP_STEPS):   # past the ramp
+        core.trainer.step()
+    before = weights_now(core)
+    assert core.trainer.step()
+    moved = np.linalg.norm(weights_now(core) - before)
+    assert core.trainer.status.grad_norm > limit
+    assert moved == pytest.approx(rate * limit, rel=1e-3)
+    core.close()
+
+
+def test_learned_labels_leave_plain_sgd_weights_nearly_still_but_momentum_coasting(base_network):
+    """Once the labels are learned, the next 10 steps move plain SGD's weights far less than
+    momentum's, whose velocity from the first steps keeps pushing the same way."""
+    moved = {}
+    for name, settings in (("plain", {}),
+                           ("momentum", dict(learning_rate=0.005, momentum=0.9))):
+        core = labeled_core(base_network, augment=False, **settings)
+        for _ in range(12):
+            core.trainer.step()
+        assert core.trainer.status.last_loss < 0.05, f"{name} learned the two clicks"
+        before = weights_now(core)
+        for _ in range(10):
+            core.trainer.step()
+        moved[name] = np.linalg.norm(weights_now(core) - before)
+        core.close()
+    assert moved["plain"] < 0.5 * moved["momentum"], moved
