@@ -1,6 +1,7 @@
 """The live trainer's optimizer: plain SGD at a high rate with a gradient-norm limit, a rate
-that ramps up over the first steps on fresh weights, and weights that stop moving once the
-labels are learned (momentum kept moving them: docs/trainer.md, "Plain SGD")."""
+that ramps up over the first steps on fresh weights and is halved between clicks, and
+weights that stop moving once the labels are learned (momentum kept moving them:
+docs/trainer.md, "Plain SGD")."""
 import math
 
 import numpy as np
@@ -10,7 +11,8 @@ from loop.core.labels import LabelDisc
 from loop.core.settings import FINE_TUNE_DEFAULTS, TrainerSettings, default_settings
 from loop.core.trainer import WARM_UP_STEPS
 from loop.demo.scene import DemoScene
-from loop.store.records import OLDER_MAX_GRAD_NORM, SessionFormatError, settings_from_json
+from loop.store.records import (OLDER_CONSOLIDATION_RATE, OLDER_MAX_GRAD_NORM,
+                                SessionFormatError, settings_from_json)
 from test_core import ball_frame, make_core
 
 
@@ -43,14 +45,24 @@ def test_a_gradient_norm_limit_must_be_a_positive_number(value):
         settings_from_json({"max_grad_norm": value})
 
 
-def test_a_session_saved_before_the_limit_was_kept_trains_on_as_it_did():
-    older = {"learning_rate": 0.005, "momentum": 0.9}
-    assert settings_from_json(older).max_grad_norm == OLDER_MAX_GRAD_NORM
-    assert settings_from_json({**older, "max_grad_norm": 7.5}).max_grad_norm == 7.5
+@pytest.mark.parametrize("value", [0.0, -0.5, 1.5, math.nan, True, "0.5", None])
+def test_a_consolidation_rate_must_be_a_share_of_the_rate(value):
+    with pytest.raises((ValueError, TypeError)):
+        TrainerSettings(consolidation_rate=value)
+    with pytest.raises(SessionFormatError):
+        settings_from_json({"consolidation_rate": value})
+
+
+def test_a_session_saved_before_these_settings_trains_on_as_it_did():
+    older = settings_from_json({"learning_rate": 0.005, "momentum": 0.9})
+    assert older.max_grad_norm == OLDER_MAX_GRAD_NORM
+    assert older.consolidation_rate == OLDER_CONSOLIDATION_RATE == 1.0
+    newer = settings_from_json({"max_grad_norm": 7.5, "consolidation_rate": 0.25})
+    assert newer.max_grad_norm == 7.5 and newer.consolidation_rate == 0.25
 
 
 def test_the_first_steps_on_fresh_weights_ramp_the_rate_and_none_is_undone(base_network):
-    core = labeled_core(base_network)
+    core = labeled_core(base_network, consolidation_rate=1.0)
     rate = core.trainer.settings.learning_rate
     seen = []
     for _ in range(WARM_UP_STEPS + 2):
@@ -62,11 +74,29 @@ def test_the_first_steps_on_fresh_weights_ramp_the_rate_and_none_is_undone(base_
     core.close()
 
 
+def test_steps_right_after_a_label_run_at_the_full_rate_and_later_ones_at_the_share(
+        base_network):
+    core = labeled_core(base_network)
+    settings = core.trainer.settings
+    for _ in range(30):
+        core.trainer.step()
+    assert core.trainer.awaited is None, "the clicks have shown"
+    assert core.trainer.status.learning_rate == pytest.approx(
+        settings.learning_rate * settings.consolidation_rate)
+    frame, x, y = ball_frame(DemoScene(seed=3))
+    verdict = core.observe(frame.image)
+    core.label(verdict.frame_id, LabelDisc(x, y, 6, 1))
+    assert core.trainer.step()
+    assert core.trainer.status.learning_rate == pytest.approx(settings.learning_rate)
+    core.close()
+
+
 def test_a_step_scales_a_gradient_over_the_limit_down_to_it(base_network):
     """With momentum 0 and no decay a step moves the weights by exactly rate x limit when
     the gradient's norm is over the limit."""
     limit, rate = 0.01, 0.1
-    core = labeled_core(base_network, learning_rate=rate, weight_decay=0.0, max_grad_norm=limit)
+    core = labeled_core(base_network, learning_rate=rate, weight_decay=0.0, max_grad_norm=limit,
+                        consolidation_rate=1.0)
     for _ in range(WARM_UP_STEPS):   # past the ramp
         core.trainer.step()
     before = weights_now(core)

@@ -37,6 +37,10 @@ class TrainerSettings:
     # The largest gradient norm a step applies as is (larger ones are scaled down to it):
     # it bounds how far one hard batch (new or contradicting labels) moves the weights.
     max_grad_norm: float = 5.0
+    # The share of the learning rate for steps that do not follow a new label (the steps
+    # between clicks, which consolidate the labels): the steps right after a label run at
+    # the full rate, so a click is answered as fast, and the rest jitter less (docs/trainer.md).
+    consolidation_rate: float = 0.5
 
     def __post_init__(self):
         if not MIN_LR <= self.learning_rate <= MAX_LR:
@@ -51,6 +55,8 @@ class TrainerSettings:
                 0.0 < self.max_grad_norm <= MAX_GRAD_NORM_LIMIT):
             raise ValueError(f"gradient norm limit {self.max_grad_norm} is outside "
                              f"(0, {MAX_GRAD_NORM_LIMIT:g}]")
+        if isinstance(self.consolidation_rate, bool) or not 0.0 < self.consolidation_rate <= 1.0:
+            raise ValueError(f"consolidation rate {self.consolidation_rate} is outside (0, 1]")
         if not 1 <= self.batch_size <= 256:
             raise ValueError(f"batch size {self.batch_size} must be between 1 and 256")
 
@@ -85,11 +91,12 @@ class TrainerSettings:
         return replace(self, momentum=round(max(0.0, self.momentum - MOMENTUM_STEP), 4))
 
 
-# A patch that fine-tunes base blocks keeps SGD with momentum 0.9 at 0.005 and the looser
-# clip its figures were measured with: its tuned blocks take large gradients (norms 20-80
+# A patch that fine-tunes base blocks keeps SGD with momentum 0.9 at 0.005, the looser clip
+# and one rate for every step, as its figures were measured: its tuned blocks take large gradients (norms 20-80
 # after a first whole-frame label) and plain SGD at 0.1 overshot there (a step raised its
 # own batch's loss from 1.83 to 4.89 and was undone).
-FINE_TUNE_DEFAULTS = TrainerSettings(learning_rate=0.005, momentum=0.9, max_grad_norm=20.0)
+FINE_TUNE_DEFAULTS = TrainerSettings(learning_rate=0.005, momentum=0.9, max_grad_norm=20.0,
+                                     consolidation_rate=1.0)
 
 
 def default_settings(fine_tune: int = 0) -> TrainerSettings:

@@ -321,7 +321,10 @@ class OnlineTrainer:
         step = self._train_step(len(features))
         class_weights = self._class_weights(settings, counts)
         warm_up = min(1.0, (self._kept_on_fresh + 1) / WARM_UP_STEPS)
-        rate = settings.learning_rate * self.backoff.factor * warm_up
+        # Steps right after a label run at the full rate, those between clicks at the
+        # settings' share of it (TrainerSettings.consolidation_rate).
+        share = 1.0 if urgent else settings.consolidation_rate
+        rate = settings.learning_rate * self.backoff.factor * warm_up * share
         with self.pacer.urgent_step() if urgent else nullcontext(), self.device_turn:
             started = time.perf_counter()
             result = step.run(self.queue, features, labels, class_weights, rate,

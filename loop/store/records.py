@@ -282,14 +282,16 @@ def settings_to_json(settings: TrainerSettings) -> dict:
     return asdict(settings)
 
 
-# The clip every step had before sessions kept it: a session saved then trains on as it did.
+# What every step had before sessions kept these: a session saved then trains on as it did.
 OLDER_MAX_GRAD_NORM = 20.0
+OLDER_CONSOLIDATION_RATE = 1.0
 
 
 def settings_from_json(data: dict) -> TrainerSettings:
     try:
         known = {k: data[k] for k in TrainerSettings.__dataclass_fields__ if k in data}
         known.setdefault("max_grad_norm", OLDER_MAX_GRAD_NORM)
+        known.setdefault("consolidation_rate", OLDER_CONSOLIDATION_RATE)
         return TrainerSettings(**known)
     except (TypeError, ValueError) as exc:
         raise SessionFormatError(f"trainer settings are not valid ({exc})") from exc
