@@ -9,10 +9,9 @@ import pytest
 
 from loop.core.labels import LabelDisc
 from loop.core.settings import FINE_TUNE_DEFAULTS, TrainerSettings, default_settings
-from loop.core.trainer import WARM_UP_STEPS
 from loop.demo.scene import DemoScene
 from loop.store.records import (OLDER_CONSOLIDATION_RATE, OLDER_MAX_GRAD_NORM,
-                                SessionFormatError, settings_from_json)
+                                OLDER_WARM_UP_STEPS, SessionFormatError, settings_from_json)
 from test_core import ball_frame, make_core
 
 
@@ -53,22 +52,33 @@ def test_a_consolidation_rate_must_be_a_share_of_the_rate(value):
         settings_from_json({"consolidation_rate": value})
 
 
+@pytest.mark.parametrize("value", [-1, 1.5, 10 ** 9, True, "4", None])
+def test_warm_up_steps_must_be_a_whole_number_in_range(value):
+    with pytest.raises((ValueError, TypeError)):
+        TrainerSettings(warm_up_steps=value)
+    with pytest.raises(SessionFormatError):
+        settings_from_json({"warm_up_steps": value})
+
+
 def test_a_session_saved_before_these_settings_trains_on_as_it_did():
     older = settings_from_json({"learning_rate": 0.005, "momentum": 0.9})
     assert older.max_grad_norm == OLDER_MAX_GRAD_NORM
     assert older.consolidation_rate == OLDER_CONSOLIDATION_RATE == 1.0
-    newer = settings_from_json({"max_grad_norm": 7.5, "consolidation_rate": 0.25})
-    assert newer.max_grad_norm == 7.5 and newer.consolidation_rate == 0.25
+    assert older.warm_up_steps == OLDER_WARM_UP_STEPS == 0
+    newer = settings_from_json({"max_grad_norm": 7.5, "consolidation_rate": 0.25,
+                                "warm_up_steps": 2})
+    assert (newer.max_grad_norm, newer.consolidation_rate, newer.warm_up_steps) == (7.5, 0.25, 2)
 
 
 def test_the_first_steps_on_fresh_weights_ramp_the_rate_and_none_is_undone(base_network):
     core = labeled_core(base_network, consolidation_rate=1.0)
-    rate = core.trainer.settings.learning_rate
+    rate, ramp = core.trainer.settings.learning_rate, core.trainer.settings.warm_up_steps
+    assert ramp == 4
     seen = []
-    for _ in range(WARM_UP_STEPS + 2):
+    for _ in range(ramp + 2):
         assert core.trainer.step()
         seen.append(core.trainer.status.learning_rate)
-    expected = [rate * min(1.0, (i + 1) / WARM_UP_STEPS) for i in range(WARM_UP_STEPS + 2)]
+    expected = [rate * min(1.0, (i + 1) / ramp) for i in range(ramp + 2)]
     assert np.allclose(seen, expected), seen
     assert core.trainer.status.restores == 0, "no first step overshoots its own batch"
     core.close()
@@ -97,7 +107,7 @@ def test_a_step_scales_a_gradient_over_the_limit_down_to_it(base_network):
     limit, rate = 0.01, 0.1
     core = labeled_core(base_network, learning_rate=rate, weight_decay=0.0, max_grad_norm=limit,
                         consolidation_rate=1.0)
-    for _ in range(WARM_UP_STEPS):   # past the ramp
+    for _ in range(core.trainer.settings.warm_up_steps):   # past the ramp
         core.trainer.step()
     before = weights_now(core)
     assert core.trainer.step()

@@ -11,6 +11,7 @@ MIN_LR, MAX_LR = 1e-6, 1.0
 MIN_DECAY, MAX_DECAY = 1e-7, 1e-1
 MAX_OBJECT_PRIOR = 20.0
 MAX_GRAD_NORM_LIMIT = 1e4
+MAX_WARM_UP_STEPS = 1000
 OBJECT_PRIORS = (1.0, 2.0, 3.0, 5.0)   # the `o` key steps through these
 
 
@@ -41,6 +42,11 @@ class TrainerSettings:
     # between clicks, which consolidate the labels): the steps right after a label run at
     # the full rate, so a click is answered as fast, and the rest jitter less (docs/trainer.md).
     consolidation_rate: float = 0.5
+    # The first steps on fresh weights ramp the rate up: 1/N, 2/N, ... of it. Fresh weights
+    # take gradients of norm 26-33, and a first plain-SGD step at the full rate raised its
+    # own batch's loss (undone, the rate halved, a notice) on 4 demo scenes of 4. (Momentum
+    # ramps by itself: its velocity builds up over the first steps.)
+    warm_up_steps: int = 4
 
     def __post_init__(self):
         if not MIN_LR <= self.learning_rate <= MAX_LR:
@@ -57,6 +63,10 @@ class TrainerSettings:
                              f"(0, {MAX_GRAD_NORM_LIMIT:g}]")
         if isinstance(self.consolidation_rate, bool) or not 0.0 < self.consolidation_rate <= 1.0:
             raise ValueError(f"consolidation rate {self.consolidation_rate} is outside (0, 1]")
+        if isinstance(self.warm_up_steps, bool) or not isinstance(self.warm_up_steps, int) \
+                or not 0 <= self.warm_up_steps <= MAX_WARM_UP_STEPS:
+            raise ValueError(f"warm-up steps {self.warm_up_steps!r} is not a whole number in "
+                             f"[0, {MAX_WARM_UP_STEPS}]")
         if not 1 <= self.batch_size <= 256:
             raise ValueError(f"batch size {self.batch_size} must be between 1 and 256")
 
@@ -92,11 +102,11 @@ class TrainerSettings:
 
 
 # A patch that fine-tunes base blocks keeps SGD with momentum 0.9 at 0.005, the looser clip
-# and one rate for every step, as its figures were measured: its tuned blocks take large gradients (norms 20-80
+# and one rate for every step from the first, as its figures were measured: its tuned blocks take large gradients (norms 20-80
 # after a first whole-frame label) and plain SGD at 0.1 overshot there (a step raised its
 # own batch's loss from 1.83 to 4.89 and was undone).
 FINE_TUNE_DEFAULTS = TrainerSettings(learning_rate=0.005, momentum=0.9, max_grad_norm=20.0,
-                                     consolidation_rate=1.0)
+                                     consolidation_rate=1.0, warm_up_steps=0)
 
 
 def default_settings(fine_tune: int = 0) -> TrainerSettings:

@@ -56,10 +56,6 @@ RECENT_LOSSES = 20
 # the median largest fall of the accuracy curve after 90% from 0.064 to 0.026; the price is a
 # verdict that answers a click about 20 steps later.
 STEADY_RATE = 0.05
-# The first steps on fresh weights ramp the rate up: 1/4, 2/4, 3/4 of it, then all of it.
-# Fresh weights take gradients of norm 26-33, and a first step at the full default rate
-# raised its own batch's loss (undone, the rate halved, a notice) on 4 demo scenes of 4.
-WARM_UP_STEPS = 4
 
 
 class OnlineTrainer:
@@ -78,7 +74,7 @@ class OnlineTrainer:
         self.backoff = RateBackoff()
         self.watch = ProgressWatch(model.spec.outputs)
         self._stuck_in_a_row = 0
-        self._kept_on_fresh = 0  # kept steps since the weights were fresh (WARM_UP_STEPS)
+        self._kept_on_fresh = 0  # kept steps since the weights were fresh (warm_up_steps)
         self._recent_losses: deque = deque(maxlen=RECENT_LOSSES)
         self.queue = model.device.new_queue()
         # Held while a step runs on the device; the verdicts hold it too, so the two take
@@ -320,7 +316,7 @@ class OnlineTrainer:
         features, labels = step_inputs(frames, settings.batch_size, self.windows, first_at)
         step = self._train_step(len(features))
         class_weights = self._class_weights(settings, counts)
-        warm_up = min(1.0, (self._kept_on_fresh + 1) / WARM_UP_STEPS)
+        warm_up = min(1.0, (self._kept_on_fresh + 1) / max(1, settings.warm_up_steps))
         # Steps right after a label run at the full rate, those between clicks at the
         # settings' share of it (TrainerSettings.consolidation_rate).
         share = 1.0 if urgent else settings.consolidation_rate

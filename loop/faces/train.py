@@ -180,11 +180,12 @@ def _report_check(args, folder, report: dict) -> int:
 def _make_core(args, folder) -> tuple[LoopCore, list[str]]:
     """The core with the patch the folder defines, and the About lines (printed here)."""
     try:
-        # Folder training keeps the looser clip and one rate for every step, as its figures
-        # were measured (every image labeled at once: no clicks to answer or overshoot).
+        # Folder training keeps the looser clip and one rate for every step from the first,
+        # as its figures were measured (every image labeled at once: no clicks to answer).
         settings = TrainerSettings(learning_rate=args.lr, momentum=args.momentum,
                                    weight_decay=args.decay, batch_size=args.batch,
-                                   max_grad_norm=MAX_GRAD_NORM, consolidation_rate=1.0)
+                                   max_grad_norm=MAX_GRAD_NORM, consolidation_rate=1.0,
+                                   warm_up_steps=0)
         ranges = AugmentRanges(args.tilt, args.shift, args.colour_shift, args.gain)
     except ValueError as exc:
         raise UserError(str(exc)) from exc

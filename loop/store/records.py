@@ -285,6 +285,7 @@ def settings_to_json(settings: TrainerSettings) -> dict:
 # What every step had before sessions kept these: a session saved then trains on as it did.
 OLDER_MAX_GRAD_NORM = 20.0
 OLDER_CONSOLIDATION_RATE = 1.0
+OLDER_WARM_UP_STEPS = 0
 
 
 def settings_from_json(data: dict) -> TrainerSettings:
@@ -292,6 +293,7 @@ def settings_from_json(data: dict) -> TrainerSettings:
         known = {k: data[k] for k in TrainerSettings.__dataclass_fields__ if k in data}
         known.setdefault("max_grad_norm", OLDER_MAX_GRAD_NORM)
         known.setdefault("consolidation_rate", OLDER_CONSOLIDATION_RATE)
+        known.setdefault("warm_up_steps", OLDER_WARM_UP_STEPS)
         return TrainerSettings(**known)
     except (TypeError, ValueError) as exc:
         raise SessionFormatError(f"trainer settings are not valid ({exc})") from exc
