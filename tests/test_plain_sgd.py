@@ -133,3 +133,17 @@ def test_learned_labels_leave_plain_sgd_weights_nearly_still_but_momentum_coasti
         moved[name] = np.linalg.norm(weights_now(core) - before)
         core.close()
     assert moved["plain"] < 0.5 * moved["momentum"], moved
+
+
+def test_no_progress_without_momentum_says_nothing_of_momentum(base_network):
+    from loop.core.progress_watch import ProgressWatch
+    core = labeled_core(base_network, learning_rate=1e-6)
+    core.trainer.watch = ProgressWatch(3, patience=5)
+    for _ in range(200):
+        core.trainer.step()
+        if core.trainer.status.recoveries:
+            break
+    notices = core.trainer.status.notices
+    assert any("no progress" in n and "learning rate back" in n for n in notices), notices
+    assert not any("momentum" in n for n in notices), notices
+    core.close()

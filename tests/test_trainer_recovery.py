@@ -122,7 +122,7 @@ def test_no_progress_is_noticed_and_recovered_from(base_network, scene):
     """A rate too small to move anything keeps the loss near chance: with the watch made
     impatient, the trainer first clears momentum (and says so), then starts the patch
     afresh, keeping the labels."""
-    core = make_core(base_network, learning_rate=1e-6)
+    core = make_core(base_network, learning_rate=1e-6, momentum=0.9)
     core.trainer.watch = ProgressWatch(3, patience=5)
     frame, x, y = ball_frame(scene)
     verdict = core.observe(frame.image)
@@ -130,7 +130,7 @@ def test_no_progress_is_noticed_and_recovered_from(base_network, scene):
     core.label(verdict.frame_id, LabelDisc(20, 20, 14, 0))
     status = core.trainer.status
     assert steps_until(core, lambda: status.recoveries == 1, 200) is not None
-    assert any("momentum cleared" in n for n in status.notices)
+    assert any("no progress" in n and "momentum cleared" in n for n in status.notices)
     before = core.model.state(core.queue)["weights"]
     assert steps_until(core, lambda: status.recoveries == 2, 200) is not None
     assert any("fresh weights" in n for n in status.notices)

@@ -376,8 +376,9 @@ class OnlineTrainer:
                 self.model.clear_momentum(self.queue)
                 if self.backoff.reset():
                     self.status.rate_changes += 1
-                text = (f"no progress in {PATIENCE} steps: momentum cleared, learning rate "
-                        f"back at your {settings.learning_rate:.2g}")
+                cleared = "momentum cleared, " if settings.momentum > 0 else ""
+                text = (f"no progress in {PATIENCE} steps: {cleared}learning rate back at "
+                        f"your {settings.learning_rate:.2g}")
             else:
                 self.model.start_afresh(self.model.spec.seed + self.status.recoveries,
                                         self.queue)
