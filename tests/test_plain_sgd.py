@@ -1,5 +1,5 @@
 """The live trainer's optimizer: plain SGD at a high rate with a gradient-norm limit, a rate
-that ramps up over the first steps on fresh weights and is halved between clicks, and
+that ramps up over the first steps on fresh weights and is halved once a click has shown, and
 weights that stop moving once the labels are learned (momentum kept moving them:
 docs/trainer.md, "Plain SGD")."""
 import math
@@ -84,7 +84,7 @@ def test_the_first_steps_on_fresh_weights_ramp_the_rate_and_none_is_undone(base_
     core.close()
 
 
-def test_steps_right_after_a_label_run_at_the_full_rate_and_later_ones_at_the_share(
+def test_steps_that_answer_a_click_run_at_the_full_rate_and_later_ones_at_the_share(
         base_network):
     core = labeled_core(base_network)
     settings = core.trainer.settings
@@ -96,8 +96,15 @@ def test_steps_right_after_a_label_run_at_the_full_rate_and_later_ones_at_the_sh
     frame, x, y = ball_frame(DemoScene(seed=3))
     verdict = core.observe(frame.image)
     core.label(verdict.frame_id, LabelDisc(x, y, 6, 1))
+    assert core.trainer.awaited is not None
     assert core.trainer.step()
     assert core.trainer.status.learning_rate == pytest.approx(settings.learning_rate)
+    for _ in range(40):
+        if core.trainer.awaited is None:
+            break
+        core.trainer.step()
+    assert core.trainer.step() and core.trainer.status.learning_rate == pytest.approx(
+        settings.learning_rate * settings.consolidation_rate), "the click has shown"
     core.close()
 
 

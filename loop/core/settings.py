@@ -38,9 +38,9 @@ class TrainerSettings:
     # The largest gradient norm a step applies as is (larger ones are scaled down to it):
     # it bounds how far one hard batch (new or contradicting labels) moves the weights.
     max_grad_norm: float = 5.0
-    # The share of the learning rate for steps that do not follow a new label (the steps
-    # between clicks, which consolidate the labels): the steps right after a label run at
-    # the full rate, so a click is answered as fast, and the rest jitter less (docs/trainer.md).
+    # The share of the learning rate for the steps that consolidate the labels: those that
+    # answer a click (until its cell shows its category) run at the full rate, so a click is
+    # answered as fast, and the rest jitter less (docs/trainer.md).
     consolidation_rate: float = 0.5
     # The first steps on fresh weights ramp the rate up: 1/N, 2/N, ... of it. Fresh weights
     # take gradients of norm 26-33, and a first plain-SGD step at the full rate raised its

@@ -317,9 +317,9 @@ class OnlineTrainer:
         step = self._train_step(len(features))
         class_weights = self._class_weights(settings, counts)
         warm_up = min(1.0, (self._kept_on_fresh + 1) / max(1, settings.warm_up_steps))
-        # Steps right after a label run at the full rate, those between clicks at the
-        # settings' share of it (TrainerSettings.consolidation_rate).
-        share = 1.0 if urgent else settings.consolidation_rate
+        # The steps that answer a click (while its cell has not shown) run at the full
+        # rate, the rest at the settings' share of it (TrainerSettings.consolidation_rate).
+        share = 1.0 if awaited is not None else settings.consolidation_rate
         rate = settings.learning_rate * self.backoff.factor * warm_up * share
         with self.pacer.urgent_step() if urgent else nullcontext(), self.device_turn:
             started = time.perf_counter()
