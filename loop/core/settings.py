@@ -38,9 +38,9 @@ class TrainerSettings:
     # The largest gradient norm a step applies as is (larger ones are scaled down to it):
     # it bounds how far one hard batch (new or contradicting labels) moves the weights.
     max_grad_norm: float = 5.0
-    # The share of the learning rate for the steps that consolidate the labels: those that
-    # answer a click (until its cell shows its category) run at the full rate, so a click is
-    # answered as fast, and the rest jitter less (docs/trainer.md).
+    # The share of the learning rate for the steps that consolidate the labels. The steps
+    # that answer a click (until its cell shows its category) run at the full rate, so a
+    # click is answered as fast; the rest jitter less (docs/trainer.md).
     consolidation_rate: float = 0.5
     # The first steps on fresh weights ramp the rate up: 1/N, 2/N, ... of it. Fresh weights
     # take gradients of norm 26-33, and a first plain-SGD step at the full rate raised its
@@ -102,9 +102,9 @@ class TrainerSettings:
 
 
 # A patch that fine-tunes base blocks keeps SGD with momentum 0.9 at 0.005, the looser clip
-# and one rate for every step from the first, as its figures were measured: its tuned blocks take large gradients (norms 20-80
-# after a first whole-frame label) and plain SGD at 0.1 overshot there (a step raised its
-# own batch's loss from 1.83 to 4.89 and was undone).
+# and one rate for every step from the first, as its figures were measured: its tuned
+# blocks take large gradients (norms 20-80 after a first whole-frame label) and plain SGD at
+# 0.1 overshot there (a step raised its own batch's loss from 1.83 to 4.89 and was undone).
 FINE_TUNE_DEFAULTS = TrainerSettings(learning_rate=0.005, momentum=0.9, max_grad_norm=20.0,
                                      consolidation_rate=1.0, warm_up_steps=0)
 
