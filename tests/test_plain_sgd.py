@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from loop.core.labels import LabelDisc
-from loop.core.settings import FINE_TUNE_DEFAULTS, TrainerSettings, default_settings
+from loop.core.settings import (FINE_TUNE_DEFAULTS, MOMENTUM_STEPPING, TrainerSettings,
+                                default_settings)
 from loop.demo.scene import DemoScene
-from loop.store.records import (OLDER_CONSOLIDATION_RATE, OLDER_MAX_GRAD_NORM,
-                                OLDER_WARM_UP_STEPS, SessionFormatError, settings_from_json)
+from loop.store.records import SessionFormatError, settings_from_json
 from test_core import ball_frame, make_core
 
 
@@ -62,9 +62,9 @@ def test_warm_up_steps_must_be_a_whole_number_in_range(value):
 
 def test_a_session_saved_before_these_settings_trains_on_as_it_did():
     older = settings_from_json({"learning_rate": 0.005, "momentum": 0.9})
-    assert older.max_grad_norm == OLDER_MAX_GRAD_NORM
-    assert older.consolidation_rate == OLDER_CONSOLIDATION_RATE == 1.0
-    assert older.warm_up_steps == OLDER_WARM_UP_STEPS == 0
+    assert older.max_grad_norm == MOMENTUM_STEPPING["max_grad_norm"]
+    assert older.consolidation_rate == MOMENTUM_STEPPING["consolidation_rate"] == 1.0
+    assert older.warm_up_steps == MOMENTUM_STEPPING["warm_up_steps"] == 0
     newer = settings_from_json({"max_grad_norm": 7.5, "consolidation_rate": 0.25,
                                 "warm_up_steps": 2})
     assert (newer.max_grad_norm, newer.consolidation_rate, newer.warm_up_steps) == (7.5, 0.25, 2)

@@ -13,6 +13,10 @@ MAX_OBJECT_PRIOR = 20.0
 MAX_GRAD_NORM_LIMIT = 1e4
 MAX_WARM_UP_STEPS = 1000
 OBJECT_PRIORS = (1.0, 2.0, 3.0, 5.0)   # the `o` key steps through these
+# How every step ran with momentum, before plain SGD: the gradient norm limited to 20 and one
+# rate for every step from the first (momentum ramps by itself: its velocity builds up). A
+# fine-tuned patch, folder training and a session saved before these were settings keep it.
+MOMENTUM_STEPPING = {"max_grad_norm": 20.0, "consolidation_rate": 1.0, "warm_up_steps": 0}
 
 
 @dataclass(frozen=True)
@@ -101,12 +105,11 @@ class TrainerSettings:
         return replace(self, momentum=round(max(0.0, self.momentum - MOMENTUM_STEP), 4))
 
 
-# A patch that fine-tunes base blocks keeps SGD with momentum 0.9 at 0.005, the looser clip
-# and one rate for every step from the first, as its figures were measured: its tuned
-# blocks take large gradients (norms 20-80 after a first whole-frame label) and plain SGD at
-# 0.1 overshot there (a step raised its own batch's loss from 1.83 to 4.89 and was undone).
-FINE_TUNE_DEFAULTS = TrainerSettings(learning_rate=0.005, momentum=0.9, max_grad_norm=20.0,
-                                     consolidation_rate=1.0, warm_up_steps=0)
+# A patch that fine-tunes base blocks keeps SGD with momentum 0.9 at 0.005 and its stepping,
+# as its figures were measured: its tuned blocks take large gradients (norms 20-80 after a
+# first whole-frame label) and plain SGD at 0.1 overshot there (a step raised its own
+# batch's loss from 1.83 to 4.89 and was undone).
+FINE_TUNE_DEFAULTS = TrainerSettings(learning_rate=0.005, momentum=0.9, **MOMENTUM_STEPPING)
 
 
 def default_settings(fine_tune: int = 0) -> TrainerSettings:

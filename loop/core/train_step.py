@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from loop.core.patch_plans import PatchBackward, PatchForward
+from loop.core.settings import MOMENTUM_STEPPING
 from patchloop_kernels.flat import FlatTensors
 from patchloop_kernels.loss import MaskedSquaredError, WeightedCrossEntropy
 from patchloop_kernels.optim import GradientClip, NonfiniteCount, SgdStep
@@ -23,7 +24,7 @@ TUNED_RATE = 0.1
 # each, momentum 0.9): median 0.4, 90th percentile 7, the first steps of a new patch 35-56.
 # The cross-entropy's gradient per cell is bounded whatever the loss, so a hard batch's norm
 # is of that order too: the clip trims the largest steps without slowing settled training.
-MAX_GRAD_NORM = 20.0
+MAX_GRAD_NORM = MOMENTUM_STEPPING["max_grad_norm"]
 
 
 class StepResult:

@@ -24,8 +24,8 @@ from loop.core.labels_book import AUGMENTED_COPIES
 from loop.core.folder_training import (AugmentSettings, ExtractionCancelled, ExtractionPlan,
                                        FolderTraining)
 from loop.core.patch import Category, PatchSpec
-from loop.core.settings import TrainerSettings
-from loop.core.train_step import MAX_GRAD_NORM, TUNED_RATE
+from loop.core.settings import MOMENTUM_STEPPING, TrainerSettings
+from loop.core.train_step import TUNED_RATE
 from loop.errors import UserError
 from loop.store.images import load_folder_image
 from loop.faces.eval_folder import confusion_report, confusion_table
@@ -180,12 +180,11 @@ def _report_check(args, folder, report: dict) -> int:
 def _make_core(args, folder) -> tuple[LoopCore, list[str]]:
     """The core with the patch the folder defines, and the About lines (printed here)."""
     try:
-        # Folder training keeps the looser clip and one rate for every step from the first,
-        # as its figures were measured (every image labeled at once: no clicks to answer).
+        # Folder training keeps momentum's stepping, as its figures were measured (every
+        # image labeled at once: no clicks to answer).
         settings = TrainerSettings(learning_rate=args.lr, momentum=args.momentum,
                                    weight_decay=args.decay, batch_size=args.batch,
-                                   max_grad_norm=MAX_GRAD_NORM, consolidation_rate=1.0,
-                                   warm_up_steps=0)
+                                   **MOMENTUM_STEPPING)
         ranges = AugmentRanges(args.tilt, args.shift, args.colour_shift, args.gain)
     except ValueError as exc:
         raise UserError(str(exc)) from exc

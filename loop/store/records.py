@@ -12,7 +12,7 @@ import numpy as np
 from loop.core.labels import ERASE, LabelDisc, WholeFrameLabel
 from loop.core.categories import with_names
 from loop.core.patch import HEAD_HIDDEN, PIXELS_HIDDEN, Category, PatchSpec
-from loop.core.settings import TrainerSettings
+from loop.core.settings import MOMENTUM_STEPPING, TrainerSettings
 from loop.core.snapshot import Snapshot
 
 MIN_SIDE, MAX_SIDE = 16, 4096
@@ -282,18 +282,11 @@ def settings_to_json(settings: TrainerSettings) -> dict:
     return asdict(settings)
 
 
-# What every step had before sessions kept these: a session saved then trains on as it did.
-OLDER_MAX_GRAD_NORM = 20.0
-OLDER_CONSOLIDATION_RATE = 1.0
-OLDER_WARM_UP_STEPS = 0
-
-
 def settings_from_json(data: dict) -> TrainerSettings:
     try:
         known = {k: data[k] for k in TrainerSettings.__dataclass_fields__ if k in data}
-        known.setdefault("max_grad_norm", OLDER_MAX_GRAD_NORM)
-        known.setdefault("consolidation_rate", OLDER_CONSOLIDATION_RATE)
-        known.setdefault("warm_up_steps", OLDER_WARM_UP_STEPS)
+        # A session saved before these were settings trains on as it did.
+        known = {**MOMENTUM_STEPPING, **known}
         return TrainerSettings(**known)
     except (TypeError, ValueError) as exc:
         raise SessionFormatError(f"trainer settings are not valid ({exc})") from exc
