@@ -63,4 +63,7 @@ def test_bench_loop_runs_the_window_arrangement(capsys, device, base_spec):
     loop = report["loop"]
     assert loop["clicks"] == 3 and loop["frames"] > 0 and loop["verdicts_per_second"] > 0
     assert 0 <= loop["final_balanced_accuracy"] <= 1
+    recall = loop["final_pixel_recall"]
+    assert list(recall) == ["background", "ball", "box"]
+    assert all(r is None or 0 <= r <= 1 for r in recall.values())
     assert report["training_speed_batch16"]["patchloop_steps_per_second"] > 0

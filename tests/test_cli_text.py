@@ -236,6 +236,10 @@ def test_bench_loop_text_without_pytorch_or_flips():
     text = bench_loop._text(report)
     assert "None" not in text and "1 click in 3.2 s" in text
     assert "false object regions per held-out frame 0.25" in text
+    assert "recall by category" not in text, "a report from before it names no recall"
+    report["loop"]["final_pixel_recall"] = {"background": 0.99, "ball": 0.9125, "box": None}
+    assert "per pixel, recall by category: background 0.990, ball 0.912, box -" in \
+        bench_loop._text(report)
     assert "PyTorch not installed" in text and "no click flipped the verdict" in text
     report["loop"]["click_to_flip_ms"] = {"median": 120.0, "p95": 300.0, "flipped": 38,
                                           "not_flipped_within_s": [0, 3.0],

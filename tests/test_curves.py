@@ -28,6 +28,30 @@ def test_pixel_scores_follow_the_cell_scores(base_network):
     pixels = core.pixel_probabilities(probabilities, frame.shape)
     assert pixels.shape == (core.spec.outputs,) + frame.shape
     assert np.allclose(pixels.sum(axis=0), 1, atol=1e-4), "still probabilities per pixel"
+    by_name = held.pixel_recalls(core)
+    assert list(by_name) == [c.name for c in core.spec.categories]
+    present = [r for r in by_name.values() if r is not None]
+    assert all(0 <= r <= 1 for r in present)
+    assert abs(np.mean(present) - pixel) < 1e-3, "balanced accuracy is their mean"
+
+
+def test_recalls_per_category_and_none_where_the_truth_lacks_one():
+    from loop.demo.metrics import balanced_accuracy, recalls
+    truth = np.array([[0, 0, 1, 1]])
+    assert recalls([truth], [np.array([[0, 1, 1, 0]])], 3) == [0.5, 0.5, None]
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        shape = tuple(rng.integers(1, 12, 2))
+        k = int(rng.integers(2, 5))
+        truths = [rng.integers(0, k, shape) for _ in range(int(rng.integers(1, 4)))]
+        guesses = [rng.integers(0, k, shape) for _ in truths]
+        found = recalls(truths, guesses, k)
+        t, p = np.concatenate([a.ravel() for a in truths]), np.concatenate([a.ravel() for a in guesses])
+        for c, r in enumerate(found):
+            held = t == c
+            assert (r is None) == (not held.any())
+            assert r is None or r == np.count_nonzero(p[held] == c) / np.count_nonzero(held)
+        assert balanced_accuracy(truths, guesses, k) == np.mean([r for r in found if r is not None])
 
 
 def test_a_live_verdict_spreads_its_cells_where_they_lie_as_the_host_path_does(base_network):

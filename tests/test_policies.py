@@ -252,6 +252,7 @@ def test_bench_loop_policy_json_and_a_bad_name(capsys, base_spec):
                 "divergence_restores", "learning_rate_changes", "stuck_recoveries", "stuck",
                 "seconds"):
         assert key in burst
+    assert list(burst["final_pixel_recall"]) == ["background", "ball", "box"]
     assert main(["bench", "loop", "--policy", "sloppy"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "'sloppy'" in err and "alternating" in err

@@ -5,7 +5,7 @@ against the truth of every pixel."""
 from __future__ import annotations
 
 from loop.core.engine import LoopCore
-from loop.demo.metrics import balanced_accuracy, cell_truth, false_regions
+from loop.demo.metrics import balanced_accuracy, cell_truth, false_regions, recalls
 from loop.demo.scene import DemoScene
 
 HELD_OUT = 24  # frames
@@ -29,12 +29,22 @@ class HeldOutSet:
     def false_regions_per_frame(self, core: LoopCore) -> float:
         """Object regions of `core`'s per-pixel verdict where there is no such object, per
         frame (metrics.false_regions)."""
-        found = 0
-        for features, truth in zip(self.features, self.pixel_truths):
-            probabilities = core.verdict_on_features(features)
-            pixels = core.pixel_probabilities(probabilities, truth.shape).argmax(axis=0)
-            found += false_regions(truth, pixels, core.spec.outputs)
+        found = sum(false_regions(truth, pixels, core.spec.outputs)
+                    for truth, pixels in zip(self.pixel_truths, self._pixel_verdicts(core)))
         return found / len(self.features)
+
+    def pixel_recalls(self, core: LoopCore) -> dict[str, float | None]:
+        """Per category (by name), the share of its held-out pixels `core`'s per-pixel
+        verdict gets right: which category a balanced accuracy below 1 comes from."""
+        found = recalls(self.pixel_truths, self._pixel_verdicts(core), core.spec.outputs)
+        return {category.name: None if recall is None else round(recall, 4)
+                for category, recall in zip(core.spec.categories, found)}
+
+    def _pixel_verdicts(self, core: LoopCore) -> list:
+        """The per-pixel verdict (category per pixel) of `core`'s patch on each frame."""
+        return [core.pixel_probabilities(core.verdict_on_features(features),
+                                         truth.shape).argmax(axis=0)
+                for features, truth in zip(self.features, self.pixel_truths)]
 
     def scores(self, core: LoopCore) -> tuple[float, float]:
         """(per cell, per pixel) balanced accuracy of `core`'s current patch."""

@@ -26,13 +26,21 @@ def upsample_cells(cells: np.ndarray, height: int, width: int) -> np.ndarray:
     return cells[ys[:, None], xs[None, :]]
 
 
+def recalls(truths: list[np.ndarray], predictions: list[np.ndarray],
+            categories: int) -> list[float | None]:
+    """For each category, the fraction of its cells (or pixels) predicted right; None for a
+    category the truth does not hold."""
+    t = np.concatenate([a.ravel() for a in truths])
+    p = np.concatenate([a.ravel() for a in predictions])
+    return [float((p[t == c] == c).mean()) if (t == c).any() else None
+            for c in range(categories)]
+
+
 def balanced_accuracy(truths: list[np.ndarray], predictions: list[np.ndarray],
                       categories: int) -> float:
     """Mean over the categories present of the fraction of their cells predicted right."""
-    t = np.concatenate([a.ravel() for a in truths])
-    p = np.concatenate([a.ravel() for a in predictions])
-    recalls = [float((p[t == c] == c).mean()) for c in range(categories) if (t == c).any()]
-    return float(np.mean(recalls)) if recalls else float("nan")
+    present = [r for r in recalls(truths, predictions, categories) if r is not None]
+    return float(np.mean(present)) if present else float("nan")
 
 
 def verdict_accuracy(verdict, truth: np.ndarray) -> float:

@@ -54,6 +54,7 @@ class PolicyRun:
     recoveries: int = 0      # the trainer's recoveries from no progress
     learning_rate: float = 0.0  # what the last step used (the user's rate x the backoff)
     false_regions_per_frame: float = 0.0  # at the end, on the held-out frames
+    pixel_recall: dict = field(default_factory=dict)  # at the end: category name -> recall
     seconds: float = 0.0
     stuck: list = field(default_factory=list)      # why the run counts as stuck; [] if not
 
@@ -111,6 +112,7 @@ def run_policy(core: LoopCore, scene: DemoScene, policy: Policy, clicks: int,
     if run.accuracy_by_clicks[-1][0] != run.clicks:
         evaluate()
     run.false_regions_per_frame = held_out.false_regions_per_frame(core)
+    run.pixel_recall = held_out.pixel_recalls(core)
     _read_status(core, run)
     run.stuck = stuck_reasons(run, bool(core.label_counts().sum()), stuck_below)
     run.seconds = time.perf_counter() - started

@@ -1,7 +1,8 @@
 """`patchloop bench loop`: the demo scene, the simulated annotator and the trainer in real
 time, as in the window: verdicts on the main thread, training beside it.
 
-Reports held-out balanced accuracy against clicks, clicks to 90% and 95%, click-to-flip
+Reports held-out balanced accuracy against clicks (per cell and per pixel, and at the end
+each category's recall per pixel), clicks to 90% and 95%, click-to-flip
 latency (from a click until the patch's verdict at the clicked cell, on the clicked frame,
 shows the clicked category), verdicts per second while training, and training steps per
 second at batch 16 (beside PyTorch's for the same head, when torch is importable).
@@ -120,11 +121,13 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     frames, verdict_times = worker.verdicts, worker.verdict_times
     curve.append((clicks,) + held_out.scores(core))
     false_regions = held_out.false_regions_per_frame(core)
+    pixel_recalls = held_out.pixel_recalls(core)
 
     return {
         "clicks": clicks, "seconds": round(elapsed, 2), "frames": frames,
         **curve_report([(c, a) for c, a, _ in curve], [(c, p) for c, _, p in curve]),
         "final_false_regions_per_frame": round(false_regions, 3),
+        "final_pixel_recall": pixel_recalls,
         "click_to_flip_ms": {
             "median": round(float(np.median(latencies)) * 1e3, 1) if latencies else None,
             "p95": round(float(np.percentile(latencies, 95)) * 1e3, 1) if latencies else None,
@@ -175,6 +178,7 @@ def _text(report) -> str:
         f"95%: {_reached(loop['pixel_clicks_to_95'])}, to 97%: "
         f"{_reached(loop['pixel_clicks_to_97'])}; false object regions per held-out frame "
         f"{loop['final_false_regions_per_frame']:g}",
+        *_recall_line(loop.get("final_pixel_recall")),
         f"click-to-flip: median {flip['median']} ms, p95 {flip['p95']} ms "
         f"({flip['flipped']} of {counted(flip['flipped'] + unflipped, 'click')} flipped "
         f"within {timeout} s{_before_training(flip)})"
@@ -182,6 +186,15 @@ def _text(report) -> str:
         f"verdicts/s while training: {loop['verdicts_per_second']}",
         f"training steps/s at batch 16: {speed['patchloop_steps_per_second']} "
         + ("(PyTorch not installed: no comparison)" if torch is None else f"(PyTorch: {torch})")])
+
+
+def _recall_line(recalls) -> list[str]:
+    """The per-pixel recall of each category as one line ([] for reports without it)."""
+    if not recalls:
+        return []
+    return ["per pixel, recall by category: " + ", ".join(
+        f"{name} {'-' if recall is None else format(recall, '.3f')}"
+        for name, recall in recalls.items())]
 
 
 def _reached(clicks) -> str:

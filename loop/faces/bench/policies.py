@@ -61,6 +61,7 @@ def policy_report(run: PolicyRun) -> dict:
         "clicks": run.clicks,
         **curve_report(run.accuracy_by_clicks, run.pixel_accuracy_by_clicks),
         "final_false_regions_per_frame": round(run.false_regions_per_frame, 3),
+        "final_pixel_recall": run.pixel_recall,
         "training_steps": run.steps,
         "divergence_restores": run.restores,
         "learning_rate_changes": run.rate_changes,
