@@ -29,14 +29,25 @@ class HeldOutSet:
     def false_regions_per_frame(self, core: LoopCore) -> float:
         """Object regions of `core`'s per-pixel verdict where there is no such object, per
         frame (metrics.false_regions)."""
-        found = sum(false_regions(truth, pixels, core.spec.outputs)
-                    for truth, pixels in zip(self.pixel_truths, self._pixel_verdicts(core)))
-        return found / len(self.features)
+        return self._false_regions(core, self._pixel_verdicts(core))
 
     def pixel_recalls(self, core: LoopCore) -> dict[str, float | None]:
         """Per category (by name), the share of its held-out pixels `core`'s per-pixel
         verdict gets right: which category a balanced accuracy below 1 comes from."""
-        found = recalls(self.pixel_truths, self._pixel_verdicts(core), core.spec.outputs)
+        return self._recalls(core, self._pixel_verdicts(core))
+
+    def final_figures(self, core: LoopCore) -> tuple[float, dict[str, float | None]]:
+        """(false_regions_per_frame, pixel_recalls) from one pass over the frames."""
+        verdicts = self._pixel_verdicts(core)
+        return self._false_regions(core, verdicts), self._recalls(core, verdicts)
+
+    def _false_regions(self, core: LoopCore, verdicts: list) -> float:
+        found = sum(false_regions(truth, pixels, core.spec.outputs)
+                    for truth, pixels in zip(self.pixel_truths, verdicts))
+        return found / len(self.features)
+
+    def _recalls(self, core: LoopCore, verdicts: list) -> dict[str, float | None]:
+        found = recalls(self.pixel_truths, verdicts, core.spec.outputs)
         return {category.name: None if recall is None else round(recall, 4)
                 for category, recall in zip(core.spec.categories, found)}
 

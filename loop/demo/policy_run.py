@@ -111,8 +111,7 @@ def run_policy(core: LoopCore, scene: DemoScene, policy: Policy, clicks: int,
         frozen, index = next_index == index, next_index
     if run.accuracy_by_clicks[-1][0] != run.clicks:
         evaluate()
-    run.false_regions_per_frame = held_out.false_regions_per_frame(core)
-    run.pixel_recall = held_out.pixel_recalls(core)
+    run.false_regions_per_frame, run.pixel_recall = held_out.final_figures(core)
     _read_status(core, run)
     run.stuck = stuck_reasons(run, bool(core.label_counts().sum()), stuck_below)
     run.seconds = time.perf_counter() - started

@@ -120,8 +120,7 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     core.close()
     frames, verdict_times = worker.verdicts, worker.verdict_times
     curve.append((clicks,) + held_out.scores(core))
-    false_regions = held_out.false_regions_per_frame(core)
-    pixel_recalls = held_out.pixel_recalls(core)
+    false_regions, pixel_recalls = held_out.final_figures(core)
 
     return {
         "clicks": clicks, "seconds": round(elapsed, 2), "frames": frames,
