@@ -62,6 +62,12 @@ def test_bench_loop_runs_the_window_arrangement(capsys, device, base_spec):
     report = json.loads(capsys.readouterr().out)
     loop = report["loop"]
     assert loop["clicks"] == 3 and loop["frames"] > 0 and loop["verdicts_per_second"] > 0
+    # Every click is accounted for, the last one too: the run waits for it to flip (or time
+    # out) before it ends, and only then scores the end point.
+    flips = loop["click_to_flip_ms"]
+    assert flips["flipped"] + flips["not_flipped_within_s"][0] \
+        + flips["before_a_second_category"] == 3
+    assert [c for c, _ in loop["pixel_accuracy_by_clicks"]][-1] == 3
     assert 0 <= loop["final_balanced_accuracy"] <= 1
     recall = loop["final_pixel_recall"]
     assert list(recall) == ["background", "ball", "box"]

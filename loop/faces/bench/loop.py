@@ -73,7 +73,11 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     worker.start()
     core.start()
     start = time.perf_counter()
-    while clicks < max_clicks and time.perf_counter() - start < max_seconds:
+    # The last click is waited for like the others: the run ends once it has flipped (or
+    # timed out), and is then scored. Scored at once, the end point caught the patch in the
+    # middle of answering that click, which no other point of the curve does.
+    while time.perf_counter() - start < max_seconds and (
+            clicks < max_clicks or pending is not None):
         time.sleep(POLL_SECONDS)
         latest = worker.latest_with_truth()
         if latest is None:
@@ -89,11 +93,12 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
             elif now - t0 > FLIP_TIMEOUT:
                 unflipped += 1
                 pending = None
-        if pending is None and evaluation_due:
+        if pending is None and evaluation_due and clicks < max_clicks:
             curve.append((clicks,) + held_out.scores(core))
             evaluation_due = False
             continue
-        if pending is None and now - last_click >= CLICK_INTERVAL and truth is not None:
+        if pending is None and clicks < max_clicks and now - last_click >= CLICK_INTERVAL \
+                and truth is not None:
             predicted = upsample_cells(verdict.cell_categories, *truth.shape)
             labeled = tuple(int(c) for c in np.flatnonzero(core.label_counts()))
             click = annotator.click(truth, predicted, labeled)
