@@ -236,7 +236,7 @@ def test_steady_verdicts_read_a_running_average_of_the_weights(base_network):
         return core.snapshot().weights.astype(np.float64)
 
     def trained():
-        return model.layout.dense(model.training.flat.numpy(queue)).astype(np.float64)
+        return model.layout.dense(model.trained_state(queue)).astype(np.float64)
 
     assert np.array_equal(published(), trained()), "without steady: the trained weights"
     core.change_settings(replace(core.trainer.settings, steady=True))

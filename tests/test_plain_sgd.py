@@ -110,10 +110,11 @@ def test_steps_that_answer_a_click_run_at_the_full_rate_and_later_ones_at_the_sh
 
 def test_a_step_scales_a_gradient_over_the_limit_down_to_it(base_network):
     """With momentum 0 and no decay a step moves the weights by exactly rate x limit when
-    the gradient's norm is over the limit."""
+    the gradient's norm is over the limit (on raw features, where the weights it moves are
+    the ones published)."""
     limit, rate = 0.01, 0.1
     core = labeled_core(base_network, learning_rate=rate, weight_decay=0.0, max_grad_norm=limit,
-                        consolidation_rate=1.0)
+                        consolidation_rate=1.0, standardize_inputs=False)
     for _ in range(core.trainer.settings.warm_up_steps):   # past the ramp
         core.trainer.step()
     before = weights_now(core)
@@ -126,11 +127,12 @@ def test_a_step_scales_a_gradient_over_the_limit_down_to_it(base_network):
 
 def test_learned_labels_leave_plain_sgd_weights_nearly_still_but_momentum_coasting(base_network):
     """Once the labels are learned, the next 10 steps move plain SGD's weights far less than
-    momentum's, whose velocity from the first steps keeps pushing the same way."""
+    momentum's, whose velocity from the first steps keeps pushing the same way. (On raw
+    features, where momentum's rate of 0.005 was set.)"""
     moved = {}
     for name, settings in (("plain", {}),
                            ("momentum", dict(learning_rate=0.005, momentum=0.9))):
-        core = labeled_core(base_network, augment=False, **settings)
+        core = labeled_core(base_network, augment=False, standardize_inputs=False, **settings)
         for _ in range(12):
             core.trainer.step()
         assert core.trainer.status.last_loss < 0.05, f"{name} learned the two clicks"

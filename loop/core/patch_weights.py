@@ -6,6 +6,11 @@ once without ever seeing half-updated weights:
                 for steady verdicts, their running average)
   inference  -- what verdicts read; refreshed from `published` between frames
   last_good  -- the last weights known finite, restored when training diverges
+
+A head on base features trains its first layer on standardised inputs
+(input_standardization.py): `training` and `last_good` hold that layer for standardised
+inputs, `published` and `inference` the same function on raw inputs (folded at each
+publish), so snapshots, sessions, exports and verdicts read raw-input weights as before.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import threading
 import numpy as np
 import pyopencl as cl
 
+from loop.core.input_standardization import Standardization, standardizes
 from loop.core.patch import PatchSpec
 from loop.core.patch_arch import PatchArch
 from loop.core.patch_layers import parameter_layout
@@ -49,7 +55,16 @@ class PatchWeights:
         self.last_good = FlatTensors(device, self.layout, flat)
         self.grads = FlatTensors(device, self.layout)
         self.velocity = FlatTensors(device, self.layout)
-        self._average = RunningAverage(device, self.published.flat, self.training.flat)
+        self.standardization = None
+        self._folded = None   # the training weights read on raw inputs (publish's source)
+        if standardizes(arch):
+            self.standardization = Standardization(device, arch, self.layout)
+            self._folded = FlatTensors(device, self.layout, flat)
+        self._average = RunningAverage(device, self.published.flat,
+                                       (self._folded or self.training).flat)
+        # Weights no step has trained yet (a new patch, or one started afresh): taking new
+        # input statistics need not keep the function they compute.
+        self.fresh = initial is None
         self.version = 0            # bumped by each publish
         self._inference_version = 0
         self._lock = threading.Lock()
@@ -58,7 +73,16 @@ class PatchWeights:
     def make_train_step(self, batch: int, input_shape: tuple[int, ...] | None = None) -> TrainStep:
         """A step's plan for `batch` inputs of `input_shape` (default: the patch's input)."""
         return TrainStep(self.device, self.arch, self.training, self.grads, self.velocity,
-                         batch, input_shape or self.feature_shape, self.spec.loss)
+                         batch, input_shape or self.feature_shape, self.spec.loss,
+                         self.standardization)
+
+    def _training_on_raw_inputs(self, queue) -> FlatTensors:
+        """The training weights as they read raw inputs (for the verdicts)."""
+        if self.standardization is None:
+            return self.training
+        _copy(queue, self._folded, self.training)
+        self.standardization.fold(queue, self._folded, self.training)
+        return self._folded
 
     def publish(self, queue, average_rate: float | None = None) -> None:
         """After a finite step: the training weights become the last good, and the published
@@ -66,13 +90,46 @@ class PatchWeights:
         that far towards them: a running average of the weights (the training weights keep
         training as they are)."""
         with self._lock:
+            source = self._training_on_raw_inputs(queue)
             if average_rate is None:
-                _copy(queue, self.published, self.training)
+                _copy(queue, self.published, source)
             else:
                 self._average.enqueue(queue, average_rate)
             _copy(queue, self.last_good, self.training)
             queue.finish()
             self.version += 1
+        self.fresh = False
+
+    def standardize(self, mean: np.ndarray, spread: np.ndarray, queue) -> None:
+        """Train the first layer on inputs standardised by these statistics from the next
+        step on. Trained weights keep the function they compute (the training weights are
+        rewritten for the new inputs; the published stay as they are); fresh weights keep
+        their values, now read on standardised inputs, and are published so."""
+        if self.standardization is None:
+            return
+        with self._lock:
+            if self.fresh:
+                self.standardization.set(mean, spread, queue)
+                _copy(queue, self.published, self._training_on_raw_inputs(queue))
+                self.version += 1
+            else:
+                # Between steps the training weights equal the last good ones (a kept step
+                # copies them there, an undone one back): one conversion serves both.
+                raw = self._training_on_raw_inputs(queue)
+                self.standardization.set(mean, spread, queue)
+                _copy(queue, self.training, raw)
+                self.standardization.fold(queue, self.training, raw, unfold=True)
+                _copy(queue, self.last_good, self.training)
+            # Velocity is a sum of gradients in the old coordinates.
+            self._zero_velocity(queue)
+            queue.finish()
+
+    def trained_state(self, queue) -> np.ndarray:
+        """A host copy of the training weights as they read raw inputs: what the next
+        publish hands the verdicts (without steady verdicts)."""
+        with self._lock:
+            weights = self._training_on_raw_inputs(queue).flat.numpy(queue)
+        return weights
 
     def restore_last_good(self, queue) -> None:
         with self._lock:
@@ -89,7 +146,16 @@ class PatchWeights:
         """New initial weights (another seed), published at once; the trainer's way out of a
         patch that no longer learns."""
         weights = self.layout.pack(self.arch.initial_parameters(seed))
-        self.load_state({"weights": weights}, queue)
+        with self._lock:
+            for copy in (self.training, self.last_good):
+                copy.flat.write(weights, queue)
+            self._zero_velocity(queue)
+            raw = self._training_on_raw_inputs(queue)
+            for copy in (self.published, self.inference):
+                _copy(queue, copy, raw)
+            queue.finish()
+            self.version += 1
+        self.fresh = True
 
     def _zero_velocity(self, queue) -> None:
         cl.enqueue_fill_buffer(queue, self.velocity.flat.buffer, np.float32(0), 0,
@@ -125,8 +191,14 @@ class PatchWeights:
         with self._lock:
             for copy in (self.training, self.published, self.inference, self.last_good):
                 copy.flat.write(weights, queue)
+            if self.standardization is not None:   # the training copies read standardised
+                _copy(queue, self._folded, self.published)
+                self.standardization.fold(queue, self.training, self._folded, unfold=True)
+                _copy(queue, self.last_good, self.training)
             self.velocity.flat.write(velocity, queue)
+            queue.finish()
             self.version += 1
+        self.fresh = False
 
     def weights(self, queue) -> dict[str, np.ndarray]:
         """The published weights by layer name (w0, b0, ...), for export and tests."""

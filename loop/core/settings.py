@@ -13,10 +13,12 @@ MAX_OBJECT_PRIOR = 20.0
 MAX_GRAD_NORM_LIMIT = 1e4
 MAX_WARM_UP_STEPS = 1000
 OBJECT_PRIORS = (1.0, 2.0, 3.0, 5.0)   # the `o` key steps through these
-# How every step ran with momentum, before plain SGD: the gradient norm limited to 20 and one
-# rate for every step from the first (momentum ramps by itself: its velocity builds up). A
-# fine-tuned patch, folder training and a session saved before these were settings keep it.
-MOMENTUM_STEPPING = {"max_grad_norm": 20.0, "consolidation_rate": 1.0, "warm_up_steps": 0}
+# How every step ran with momentum, before plain SGD: the gradient norm limited to 20, one
+# rate for every step from the first (momentum ramps by itself: its velocity builds up), and
+# the first layer trained on the raw features (its rates were tuned on them). A fine-tuned
+# patch, folder training and a session saved before these were settings keep it.
+MOMENTUM_STEPPING = {"max_grad_norm": 20.0, "consolidation_rate": 1.0, "warm_up_steps": 0,
+                     "standardize_inputs": False}
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class TrainerSettings:
     # own batch's loss (undone, the rate halved, a notice) on 4 demo scenes of 4. (Momentum
     # ramps by itself: its velocity builds up over the first steps.)
     warm_up_steps: int = 4
+    # Train a head's first layer on the features standardised per channel (the verdicts
+    # read the same function on the raw features): loop/core/input_standardization.py.
+    standardize_inputs: bool = True
 
     def __post_init__(self):
         if not MIN_LR <= self.learning_rate <= MAX_LR:
@@ -71,6 +76,8 @@ class TrainerSettings:
                 or not 0 <= self.warm_up_steps <= MAX_WARM_UP_STEPS:
             raise ValueError(f"warm-up steps {self.warm_up_steps!r} is not a whole number in "
                              f"[0, {MAX_WARM_UP_STEPS}]")
+        if not isinstance(self.standardize_inputs, bool):
+            raise ValueError(f"standardize_inputs {self.standardize_inputs!r} is not true or false")
         if not 1 <= self.batch_size <= 256:
             raise ValueError(f"batch size {self.batch_size} must be between 1 and 256")
 

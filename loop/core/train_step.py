@@ -14,6 +14,7 @@ from patchloop_kernels.flat import FlatTensors
 from patchloop_kernels.loss import MaskedSquaredError, WeightedCrossEntropy
 from patchloop_kernels.optim import GradientClip, NonfiniteCount, SgdStep
 from patchloop_kernels.runtime import Device, Tensor
+from patchloop_kernels.standardize import ChannelAffine
 
 
 # Fine-tuned base layers learn at a tenth of the patch's rate and without weight decay:
@@ -41,10 +42,13 @@ class StepResult:
 class TrainStep:
     def __init__(self, device: Device, arch, params: FlatTensors, grads: FlatTensors,
                  velocity: FlatTensors, batch: int, feature_shape: tuple[int, int, int],
-                 loss: str = "cross_entropy"):
+                 loss: str = "cross_entropy", standardization=None):
         self.batch = batch
         layers = list(arch.layers)
         self.features = Tensor.empty(device, (batch,) + tuple(feature_shape))
+        # The uploaded features standardised in place (input_standardization.py).
+        self.standardize = None if standardization is None else ChannelAffine(
+            device, self.features, standardization.scale, standardization.shift)
         self.forward = PatchForward(device, layers, params, self.features, arch.residuals)
         n, k, h, w = self.forward.logits.shape
         self.squared_error = loss == "squared_error"
@@ -91,6 +95,8 @@ class TrainStep:
             self.clip.set_max_norm(max_grad_norm)
             self._max_norm = max_grad_norm
         self.features.write(features, queue, wait=False)
+        if self.standardize is not None:
+            self.standardize.enqueue(queue)
         if logit_offsets is not None and not self.squared_error:
             self.logit_offsets.write(np.asarray(logit_offsets, np.float32), queue, wait=False)
         if self.squared_error:

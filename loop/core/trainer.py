@@ -33,6 +33,7 @@ from loop.core.progress_watch import PATIENCE, ProgressWatch
 from loop.core.rate_backoff import RateBackoff
 from loop.core.settings import TrainerSettings
 from loop.core.divergence import divergence
+from loop.core.input_standardization import STAT_FRAMES, channel_statistics
 from loop.core.step_inputs import planned_batch, step_inputs
 from loop.core.train_step import TrainStep
 from loop.core.train_windows import train_windows
@@ -75,6 +76,7 @@ class OnlineTrainer:
         self.watch = ProgressWatch(model.spec.outputs)
         self._stuck_in_a_row = 0
         self._kept_on_fresh = 0  # kept steps since the weights were fresh (warm_up_steps)
+        self._standardized_on = 0  # labeled frames the input statistics were last taken on
         self._recent_losses: deque = deque(maxlen=RECENT_LOSSES)
         self.queue = model.device.new_queue()
         # Held while a step runs on the device; the verdicts hold it too, so the two take
@@ -149,6 +151,7 @@ class OnlineTrainer:
             raise RuntimeError("stop the trainer before it changes models")
         self.model = model
         self._steps.clear()
+        self._standardized_on = 0
         self.windows = train_windows(model.arch, model.feature_shape, model.spec.seed)
         self.watch = ProgressWatch(model.spec.outputs)
 
@@ -298,6 +301,7 @@ class OnlineTrainer:
         self.status.training_now = bool(frames)
         if not frames:
             return False
+        self._standardize_if_due(settings)
         urgent = self._urgent()
         if not urgent:
             self.pacer.wait_turn()   # cut short by a new label (notify_labels)
@@ -346,6 +350,33 @@ class OnlineTrainer:
         self._show_rate(settings)
         self._watch_progress(result.loss, settings)
         return True
+
+    def _standardize_if_due(self, settings: TrainerSettings) -> None:
+        """Take the input statistics of the labeled frames (not their tilt-shift copies)
+        before the first step, and again each time those frames have doubled, up to
+        STAT_FRAMES (input_standardization.py). Switched off, back to the raw features
+        (the patch computes what it did)."""
+        if self.model.standardization is None:
+            return
+        if not settings.standardize_inputs:
+            if self._standardized_on:
+                channels = self.model.feature_shape[0]
+                with self.device_turn:
+                    self.model.standardize(np.zeros(channels), np.ones(channels), self.queue)
+                self._standardized_on = 0
+            return
+        if self._standardized_on >= STAT_FRAMES:
+            return
+        with self.frames_lock:
+            originals = [f for f in self.frames if not f.excluded and f.labeled_cells > 0
+                         and f.augmented_from is None]
+            if not originals or len(originals) < 2 * self._standardized_on:
+                return
+            features = [f.features for f in originals[-STAT_FRAMES:]]
+        mean, spread = channel_statistics(features)
+        with self.device_turn:
+            self.model.standardize(mean, spread, self.queue)
+        self._standardized_on = len(originals)
 
     def _suspect(self, loss: float) -> bool:
         if not np.isfinite(loss):

@@ -47,8 +47,16 @@ def value_axis(values, log: bool = False, fixed: tuple[float, float] | None = No
     if log:
         lo, hi = math.log10(max(lo, 1e-12)), math.log10(max(hi, 1e-12))
         hi = max(hi, lo + 0.1)
-        ticks = tuple(m * 10.0 ** e for e in range(math.floor(lo), math.ceil(hi) + 1)
-                      for m in (1, 2, 5) if lo <= math.log10(m) + e <= hi)
+        ticks = _log_ticks(lo, hi)
+        if len(ticks) < 2:
+            # A narrow range between two round values (losses from 1.56 to 1.99) would show
+            # no number at all: the axis reaches out to the round values around it.
+            rounds = _log_ticks(math.floor(lo), math.ceil(hi) + 1)
+            lo = math.log10(max([t for t in rounds if math.log10(t) <= lo + 1e-12],
+                                default=10.0 ** lo))
+            hi = math.log10(min([t for t in rounds if math.log10(t) >= hi - 1e-12],
+                                default=10.0 ** hi))
+            ticks = _log_ticks(lo, hi)
         if len(ticks) > count + 2:
             ticks = tuple(t for t in ticks if round(t / 10 ** math.floor(math.log10(t))) == 1) \
                 or ticks[::len(ticks) // count]
@@ -62,6 +70,12 @@ def value_axis(values, log: bool = False, fixed: tuple[float, float] | None = No
     ticks = tuple(round(first + i * step, 12) for i in range(count + 2)
                   if first + i * step <= hi + 1e-9 * step)
     return Axis(lo, hi, ticks, False)
+
+
+def _log_ticks(lo: float, hi: float) -> tuple[float, ...]:
+    """1, 2 and 5 times powers of ten whose logs lie in [lo, hi]."""
+    return tuple(m * 10.0 ** e for e in range(math.floor(lo), math.ceil(hi) + 1)
+                 for m in (1, 2, 5) if lo - 1e-12 <= math.log10(m) + e <= hi + 1e-12)
 
 
 def tick_label(value: float) -> str:

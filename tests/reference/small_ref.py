@@ -84,3 +84,20 @@ def frame_preprocess(frame, height, width, offset=127.0, scale=128.0, bgr=False)
 def running_average(average, weights, rate):
     """The running average of weights after one more step (Polyak/EMA)."""
     return (1 - rate) * average + rate * weights
+
+
+def channel_affine(x, scale, shift):
+    """Per-channel standardisation of an (N, C, ...) map: x * scale[c] + shift[c]."""
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    return x * scale.reshape(shape) + shift.reshape(shape)
+
+
+def fold_standardization(w, b, scale, shift):
+    """A 1x1 convolution [outputs, inputs] on standardised inputs as one on raw inputs."""
+    return w * scale[None, :], b + w @ shift
+
+
+def unfold_standardization(w, b, scale, shift):
+    """The inverse of fold_standardization."""
+    v = w / scale[None, :]
+    return v, b - v @ shift
