@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import loop.core.trainer as trainer_module
-from loop.core.input_standardization import MIN_SPREAD_SHARE, channel_statistics, standardizes
+from loop.core.input_standardization import (MIN_SPREAD_SHARE, SAMPLE_STRIDE, channel_statistics,
+                                             standardizes)
 from loop.core.labels import LabelDisc
 from loop.core.patch import PatchSpec, categories_from_names
 from loop.core.patch_arch import patch_arch
@@ -38,7 +39,7 @@ def test_statistics_per_channel_and_a_floor_for_dead_channels(seed):
     for f in frames:
         f[dead] = 4.0
     mean, spread = channel_statistics(frames)
-    stacked = np.stack(frames).astype(np.float64)
+    stacked = np.stack(frames).astype(np.float64)[:, :, ::SAMPLE_STRIDE, ::SAMPLE_STRIDE]
     assert np.allclose(mean, stacked.mean(axis=(0, 2, 3)), atol=1e-4)
     direct = stacked.std(axis=(0, 2, 3))
     live = np.arange(c) != dead
@@ -99,15 +100,21 @@ def test_statistics_are_taken_first_and_again_each_time_the_frames_double(base_n
         taken.append(len(core.labeled_frames()))
         original(mean, spread, queue)
     monkeypatch.setattr(core.model, "standardize", counting)
-    scene = DemoScene(seed=3)
+    scene, after_click = DemoScene(seed=3), []
     for i in range(7):
-        core.trainer.step()
-        core.trainer.step()
+        for _ in range(12):
+            core.trainer.step()
         frame = scene.frame(40 + 7 * i)
         verdict = core.observe(frame.image)
         core.label(verdict.frame_id, LabelDisc(30, 30, 8, 0))
-    core.trainer.step()
+        core.trainer.step()
+        after_click.append(len(taken))
+    for _ in range(12):
+        core.trainer.step()
     assert taken == [1, 2, 4], taken
+    # Not in the first step after the click that doubled the frames (the 2nd, the 4th):
+    # the steps that answer a click go before anything else.
+    assert after_click == [1, 2, 2, 3, 3, 3, 3], after_click
     core.close()
 
 

@@ -68,6 +68,12 @@ def test_a_session_saved_before_these_settings_trains_on_as_it_did():
     newer = settings_from_json({"max_grad_norm": 7.5, "consolidation_rate": 0.25,
                                 "warm_up_steps": 2})
     assert (newer.max_grad_norm, newer.consolidation_rate, newer.warm_up_steps) == (7.5, 0.25, 2)
+    # Saved before standardised inputs (plain SGD already): the raw features, as it trained.
+    assert older.standardize_inputs is False and newer.standardize_inputs is False
+    assert settings_from_json({"standardize_inputs": True}).standardize_inputs is True
+    assert TrainerSettings().standardize_inputs is True, "a new live patch standardises"
+    with pytest.raises(SessionFormatError):
+        settings_from_json({"standardize_inputs": 1})
 
 
 def test_the_first_steps_on_fresh_weights_ramp_the_rate_and_none_is_undone(base_network):

@@ -29,6 +29,7 @@ STAT_FRAMES = 32      # the newest labeled frames the statistics are taken over
 # frame that does not move it) is scaled as if its spread were that: standardising it fully
 # would blow its noise up into the first layer's steps.
 MIN_SPREAD_SHARE = 1e-2
+SAMPLE_STRIDE = 2     # the statistics read every other cell of every other row
 
 
 def standardizes(arch: PatchArch) -> bool:
@@ -42,8 +43,12 @@ def standardizes(arch: PatchArch) -> bool:
 
 
 def channel_statistics(features: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, spread) per channel over frames' features, each (C, h, w) float32."""
-    stacked = np.stack([np.asarray(f, np.float32) for f in features])
+    """(mean, spread) per channel over frames' features, each (C, h, w) float32, from every
+    other cell of every other row: a channel's mean and spread need thousands of cells, not
+    all 32 x 1200 of them (32 whole hypercolumn frames took 90 ms on the trainer's thread,
+    this 5-10 ms)."""
+    stacked = np.stack([np.asarray(f, np.float32)[:, ::SAMPLE_STRIDE, ::SAMPLE_STRIDE]
+                        for f in features])
     mean = stacked.mean(axis=(0, 2, 3), dtype=np.float64)
     spread = stacked.std(axis=(0, 2, 3), dtype=np.float64)
     floor = MIN_SPREAD_SHARE * max(float(np.median(spread)), 1e-6)

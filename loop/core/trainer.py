@@ -353,8 +353,8 @@ class OnlineTrainer:
 
     def _standardize_if_due(self, settings: TrainerSettings) -> None:
         """Take the input statistics of the labeled frames (not their tilt-shift copies)
-        before the first step, and again each time those frames have doubled, up to
-        STAT_FRAMES (input_standardization.py). Switched off, back to the raw features
+        before the first step, and again, between clicks, once those frames have doubled,
+        up to STAT_FRAMES (input_standardization.py). Switched off, back to the raw features
         (the patch computes what it did)."""
         if self.model.standardization is None:
             return
@@ -365,8 +365,8 @@ class OnlineTrainer:
                     self.model.standardize(np.zeros(channels), np.ones(channels), self.queue)
                 self._standardized_on = 0
             return
-        if self._standardized_on >= STAT_FRAMES:
-            return
+        if self._standardized_on >= STAT_FRAMES or (self._standardized_on and self._urgent()):
+            return   # (taken again on a later step: not while a click waits for its answer)
         with self.frames_lock:
             originals = [f for f in self.frames if not f.excluded and f.labeled_cells > 0
                          and f.augmented_from is None]
