@@ -3,6 +3,7 @@ that ramps up over the first steps on fresh weights and is halved once a click h
 weights that stop moving once the labels are learned (momentum kept moving them:
 docs/trainer.md, "Plain SGD")."""
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -32,6 +33,14 @@ def weights_now(core) -> np.ndarray:
 def test_a_new_patch_trains_with_plain_sgd_and_a_fine_tuned_one_with_momentum():
     plain = default_settings(0)
     assert plain.momentum == 0.0 and plain.learning_rate == TrainerSettings().learning_rate
+    # Between clicks both topologies step at 0.05; a head answers a click at 0.15 (its first
+    # layer reads standardised features), a pixels patch at 0.1.
+    pixels = default_settings(0, "pixels", batch_size=8)
+    assert (pixels.learning_rate, pixels.consolidation_rate, pixels.batch_size) == (0.1, 0.5, 8)
+    for settings in (plain, pixels):
+        assert settings.learning_rate * settings.consolidation_rate == pytest.approx(0.05)
+    assert plain.learning_rate == 0.15 and plain.standardize_inputs
+    assert default_settings(2, batch_size=4) == replace(FINE_TUNE_DEFAULTS, batch_size=4)
     assert default_settings(3) == FINE_TUNE_DEFAULTS
     assert FINE_TUNE_DEFAULTS.momentum == 0.9 and FINE_TUNE_DEFAULTS.max_grad_norm > plain.max_grad_norm
 

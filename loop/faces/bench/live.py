@@ -13,7 +13,7 @@ import numpy as np
 from loop.core.engine import LoopCore
 from loop.core.labels import LabelDisc
 from loop.core.patch import PatchSpec, categories_from_names, live_tap
-from loop.core.settings import TrainerSettings
+from loop.core.settings import default_settings
 from loop.core.verdict_worker import VerdictWorker
 from loop.demo.annotator import click_inside, regions
 from loop.demo.scene import CATEGORIES
@@ -34,7 +34,8 @@ def _core(args, device: Device) -> LoopCore:
                      topology=args.topology, tap=args.tap or live_tap(args.topology),
                      base_name=base.spec.name if base else "",
                      base_hash=base.hash if base else "")
-    return LoopCore(spec, base=base, device=device, settings=TrainerSettings(batch_size=16))
+    return LoopCore(spec, base=base, device=device,
+                    settings=default_settings(topology=args.topology, batch_size=16))
 
 
 def _label_frames(core: LoopCore, worker: VerdictWorker) -> None:

@@ -19,7 +19,7 @@ from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
 from loop.core.labels import LabelDisc, cell_under
 from loop.core.patch import PatchSpec, categories_from_names, live_tap
-from loop.core.settings import TrainerSettings
+from loop.core.settings import default_settings
 from loop.demo.annotator import SimulatedAnnotator
 from loop.demo.curves import curve_report
 from loop.demo.held_out import HeldOutSet
@@ -45,7 +45,7 @@ def demo_core(base: BaseNetwork, scene: DemoScene, seed: int, batch: int,
                      topology=topology, tap=tap or live_tap(topology), seed=seed,
                      base_name=base.spec.name, base_hash=base.hash)
     return LoopCore(spec, base=base if topology == "head" else None,
-                    settings=TrainerSettings(batch_size=batch))
+                    settings=default_settings(topology=topology, batch_size=batch))
 
 
 def patch_name(args) -> str:

@@ -118,8 +118,8 @@ def _spec():
 
 
 def _settings():
-    from loop.core.settings import TrainerSettings
-    return TrainerSettings()
+    from loop.core.settings import default_settings
+    return default_settings(topology="pixels")
 
 
 def _snapshot():
