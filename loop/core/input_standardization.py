@@ -8,9 +8,9 @@ reach +-9, their spreads 5-9; the stride-16 channels' spreads 3-6), and plain SG
 that reads them raw is badly conditioned: its steps scale with the features' squared size
 and lean along their means, so one step that answers a click moved the verdict on large
 unseen regions. Measured step by step on the demo (hypercolumn patch, alternating clicks,
-scenes 0-23): the largest fall of the per-pixel curve after 90% from a median of 0.024 to
-0.015 (at most 0.02 on 18 scenes of 24 instead of 8), 95% within 30 clicks on 24 of 24
-(22), 0.97 by the end on 21 (18); see docs/trainer.md.
+scenes 0-47, with the head's rates of 0.15 / 0.05): the largest fall of the per-pixel curve
+after 90% from a median of 0.023 to 0.014 (at most 0.02 on 41 scenes of 48 instead of 18),
+95% within 30 clicks on 48 of 48 (46), 0.97 by the end on 41 (35); see the README.
 
 The statistics are the labeled frames' own, taken again each time the labeled frames have
 doubled (up to STAT_FRAMES): a camera's features are not the demo's. Taking them again keeps
