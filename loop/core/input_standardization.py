@@ -69,12 +69,17 @@ class Standardization:
         self._at = (layout.offsets["w0"], layout.offsets["b0"])
         self._outputs = arch.layers[0].c_out
         self._launches: dict = {}
+        # No statistics taken (or switched back to raw features): the steps skip the pass.
+        self.identity = True
 
     def set(self, mean: np.ndarray, spread: np.ndarray, queue) -> None:
         """Standardise by these statistics from the next step on (queued in order)."""
         spread = np.asarray(spread, np.float64)
-        self.scale.write((1.0 / spread).astype(np.float32), queue)
-        self.shift.write((-np.asarray(mean, np.float64) / spread).astype(np.float32), queue)
+        scale = (1.0 / spread).astype(np.float32)
+        shift = (-np.asarray(mean, np.float64) / spread).astype(np.float32)
+        self.scale.write(scale, queue)
+        self.shift.write(shift, queue)
+        self.identity = bool(np.all(scale == 1.0) and np.all(shift == 0.0))
 
     def fold(self, queue, out: FlatTensors, src: FlatTensors, unfold: bool = False) -> None:
         """out's first layer = src's, read on raw inputs (or back, `unfold`). The rest of
