@@ -67,8 +67,9 @@ def labeled_core(base_network, frames: int = 12, **settings):
 
 def test_the_clicked_frame_leads_the_next_batches_and_is_followed_until_it_shows(
         base_network):
-    # A slow rate, so that the click needs more steps than the frame leads batches for.
-    core, scene = labeled_core(base_network, learning_rate=0.01)
+    # A slow rate, so that the click needs more steps than the frame leads batches for;
+    # verdicts from the newest weights (steady ones catch up a few steps later).
+    core, scene = labeled_core(base_network, learning_rate=0.01, steady=False)
     image = scene.frame(401).image
     verdict = core.observe(image)
     # A click of the category the patch shows least at a cell: box, never labeled before.

@@ -125,11 +125,11 @@ def test_steps_that_answer_a_click_run_at_the_full_rate_and_later_ones_at_the_sh
 
 def test_a_step_scales_a_gradient_over_the_limit_down_to_it(base_network):
     """With momentum 0 and no decay a step moves the weights by exactly rate x limit when
-    the gradient's norm is over the limit (on raw features, where the weights it moves are
-    the ones published)."""
+    the gradient's norm is over the limit (on raw features and without steady verdicts,
+    where the weights it moves are the ones published)."""
     limit, rate = 0.01, 0.1
     core = labeled_core(base_network, learning_rate=rate, weight_decay=0.0, max_grad_norm=limit,
-                        consolidation_rate=1.0, standardize_inputs=False)
+                        consolidation_rate=1.0, standardize_inputs=False, steady=False)
     for _ in range(core.trainer.settings.warm_up_steps):   # past the ramp
         core.trainer.step()
     before = weights_now(core)

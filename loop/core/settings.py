@@ -15,10 +15,11 @@ MAX_WARM_UP_STEPS = 1000
 OBJECT_PRIORS = (1.0, 2.0, 3.0, 5.0)   # the `o` key steps through these
 # How every step ran with momentum, before plain SGD: the gradient norm limited to 20, one
 # rate for every step from the first (momentum ramps by itself: its velocity builds up), and
-# the first layer trained on the raw features (its rates were tuned on them). A fine-tuned
+# the first layer trained on the raw features (its rates were tuned on them), verdicts from
+# the newest weights (steady verdicts came with the live head's defaults). A fine-tuned
 # patch, folder training and a session saved before these were settings keep it.
 MOMENTUM_STEPPING = {"max_grad_norm": 20.0, "consolidation_rate": 1.0, "warm_up_steps": 0,
-                     "standardize_inputs": False}
+                     "standardize_inputs": False, "steady": False}
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class TrainerSettings:
     # learned (the loss near 0.001), and held-out objects shrank or grew all the while; the
     # accuracy curve fell after clicks (docs/trainer.md, "Plain SGD"). 0.15 for a head on
     # standardised features (its first layer takes smaller steps there; the steps between
-    # clicks run at a third of it, 0.05, as before); a pixels patch keeps 0.1 (PIXELS_RATES).
+    # clicks run at a third of it, 0.05, as before); a pixels patch keeps 0.1 (PIXELS_SETTINGS).
     learning_rate: float = 0.15
     momentum: float = 0.0
     weight_decay: float = 1e-4
@@ -39,7 +40,12 @@ class TrainerSettings:
     balance_classes: bool = True  # class weights from label counts
     augment: bool = True         # rand-tilt-shift copies of labeled frames, made when idle
     flips: bool = False          # mirror images too (only where the category allows it)
-    steady: bool = False         # `a`: verdicts from a running average of the weights
+    # `a`: verdicts from a running average of the weights (trainer.STEADY_RATE). The step
+    # that answers a click can flip whole regions elsewhere for a step or two (on the demo a
+    # category's held-out recall fell from 0.97 to 0.6, even to 0.01, and came back two
+    # steps later); averaged, the verdicts do not show that, at the price of a click shown
+    # a few steps later (docs/trainer.md, "Steady verdicts").
+    steady: bool = True
     # How much likelier than background the verdict takes the other categories where the
     # patch is unsure (1: not at all). A logit adjustment in the loss: see docs/trainer.md.
     object_prior: float = 3.0
@@ -122,8 +128,9 @@ FINE_TUNE_DEFAULTS = TrainerSettings(learning_rate=0.005, momentum=0.9, **MOMENT
 
 
 # A pixels patch reads the frame (no standardised features): plain SGD at 0.1, half of it
-# between clicks, as its figures were measured.
-PIXELS_RATES = {"learning_rate": 0.1, "consolidation_rate": 0.5}
+# between clicks, and verdicts from the newest weights, as its figures were measured (its
+# steps take 50 ms and more: averaged weights would show a click several long steps later).
+PIXELS_SETTINGS = {"learning_rate": 0.1, "consolidation_rate": 0.5, "steady": False}
 
 
 def default_settings(fine_tune: int = 0, topology: str = "head", **changes) -> TrainerSettings:
@@ -132,5 +139,5 @@ def default_settings(fine_tune: int = 0, topology: str = "head", **changes) -> T
     if fine_tune:
         return replace(FINE_TUNE_DEFAULTS, **changes)
     if topology == "pixels":
-        return TrainerSettings(**{**PIXELS_RATES, **changes})
+        return TrainerSettings(**{**PIXELS_SETTINGS, **changes})
     return TrainerSettings(**changes)
