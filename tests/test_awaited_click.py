@@ -90,6 +90,39 @@ def test_the_clicked_frame_leads_the_next_batches_and_is_followed_until_it_shows
     assert shown == 2, f"the wait ended at step {steps} with category {shown} at the cell"
 
 
+def test_steady_verdicts_catch_up_with_a_shown_click_before_the_verdicts(base_network):
+    """Once the awaited cell shows in the trained weights, the next CATCH_UP_STEPS steps
+    still go before the verdicts when these read averaged weights (a few steps behind);
+    with steady verdicts off, the trainer goes back to the verdicts' pace at once."""
+    from loop.core.trainer import BURST_STEPS, CATCH_UP_STEPS
+    for steady in (True, False):
+        # A slow rate: the click takes longer than the steps every new label goes first for.
+        core, scene = labeled_core(base_network, learning_rate=0.01, steady=steady)
+        trainer = core.trainer
+        verdict = core.observe(scene.frame(401).image)
+        row, col = np.unravel_index(np.argmin(verdict.probabilities[2]),
+                                    verdict.probabilities[2].shape)
+        h, w = verdict.probabilities.shape[1:]
+        core.label(verdict.frame_id, LabelDisc((col + 0.5) * 320 / w, (row + 0.5) * 240 / h,
+                                               1, 2))
+        steps = 0
+        while trainer.awaited is not None:
+            assert steps < FOLLOW_STEPS
+            trainer.pacer.step_took(0.01)   # timed as short steps: the load must not decide
+            assert trainer.goes_before_verdicts
+            assert trainer.step()
+            steps += 1
+        assert steps > BURST_STEPS, "the test's click should outlast a label's first steps"
+        ahead = 0
+        trainer.pacer.step_took(0.01)
+        while trainer.goes_before_verdicts:
+            ahead += 1
+            assert trainer.step()
+            trainer.pacer.step_took(0.01)
+        assert ahead == (CATCH_UP_STEPS if steady else 0)
+        core.close()
+
+
 def test_an_undo_ends_the_wait(base_network):
     core, scene = labeled_core(base_network, frames=4)
     verdict = core.observe(scene.frame(401).image)

@@ -251,42 +251,6 @@ def test_steady_verdicts_read_a_running_average_of_the_weights(base_network):
     core.close()
 
 
-def test_steady_verdicts_catch_up_with_a_shown_click_before_the_verdicts(base_network):
-    """Once a click's cell shows in the trained weights, the next CATCH_UP_STEPS steps still
-    go before the verdicts (the averaged weights are a few steps behind); with steady
-    verdicts off, only what is left of the click's first BURST_STEPS does."""
-    from dataclasses import replace
-    from loop.core.trainer import CATCH_UP_STEPS
-    from test_plugin import trained_core
-    scene = DemoScene(seed=6)
-    for steady in (True, False):
-        core = trained_core(base_network, steps=3)
-        trainer = core.trainer
-        core.change_settings(replace(trainer.settings, steady=steady))
-        frame = scene.frame(120)
-        verdict = core.observe(frame.image)
-        ys, xs = np.nonzero(frame.truth == 1)
-        core.label(verdict.frame_id, LabelDisc(int(xs[len(xs) // 2]), int(ys[len(ys) // 2]),
-                                               8, 1))
-        assert trainer.awaited is not None
-        # Steps taken here are timed as short ones (the machine's load must not decide).
-        for _ in range(40):
-            trainer.pacer.step_took(0.01)
-            assert trainer.goes_before_verdicts
-            assert trainer.step()
-            if trainer.awaited is None:
-                break
-        assert trainer.awaited is None, "the click showed"
-        ahead = 0
-        trainer.pacer.step_took(0.01)
-        while trainer.goes_before_verdicts:
-            ahead += 1
-            assert trainer.step()
-            trainer.pacer.step_took(0.01)
-        assert ahead == CATCH_UP_STEPS if steady else ahead < CATCH_UP_STEPS
-        core.close()
-
-
 def test_a_clicks_first_steps_go_before_waiting_verdicts_when_steps_are_short():
     import threading
     import time

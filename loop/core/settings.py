@@ -42,8 +42,8 @@ class TrainerSettings:
     flips: bool = False          # mirror images too (only where the category allows it)
     # `a`: verdicts from a running average of the weights (trainer.STEADY_RATE). The step
     # that answers a click can flip whole regions elsewhere for a step or two (on the demo a
-    # category's held-out recall fell from 0.97 to 0.6, even to 0.01, and came back two
-    # steps later); averaged, the verdicts do not show that, at the price of a click shown
+    # category's held-out recall fell from 0.97 to 0.6, even to 0.01, and came back within
+    # a few steps); averaged, the verdicts do not show that, at the price of a click shown
     # a few steps later (docs/trainer.md, "Steady verdicts").
     steady: bool = True
     # How much likelier than background the verdict takes the other categories where the

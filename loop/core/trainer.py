@@ -54,15 +54,18 @@ SUSPECT_FACTOR, SUSPECT_FLOOR = 2.0, 1.0
 RECENT_LOSSES = 20
 # Steady verdicts (the `steady` setting): each step moves the verdicts' weights this far
 # towards the trained ones, an average over the last few steps. On the demo (step by step,
-# scenes 0-2, 113 clicks, held-out accuracy after every step): the first two steps after a
-# click fell by more than 0.02 after 13 and 9 clicks, by up to 0.36, with the newest weights;
-# at 0.35 after none and 1 (at most 0.02). 0.05 (the rate before) lagged a click by about 20
-# steps; 0.5 still let falls of 0.16 through.
+# scenes 0-2, 111-113 clicks, held-out accuracy after every step): the first and second
+# step after a click fell by more than 0.02 after 13 and 9 clicks, by up to 0.36, with the
+# newest weights; at 0.35 after 2 and 0, by at most 0.023 (0.3: 0 and 0; 0.5: 4 and 2, up to
+# 0.16). 0.05 (the rate before) lagged a click by about 20 steps.
 STEADY_RATE = 0.35
 # With steady verdicts, the steps after the one that shows an awaited click go before the
 # verdicts for this many more steps, so the averaged weights catch up at the steps' pace
-# (as those steps do not wait for the verdicts, the click shows sooner).
-CATCH_UP_STEPS = 3
+# (as those steps do not wait for the verdicts, the click shows sooner). `bench loop`, scenes
+# 0-2, two runs each: 2 steps kept 30.9-39.4 verdicts/s (click-to-flip p95 176-352 ms); 3
+# fell under 30 verdicts/s in 4 runs of 17 for no quicker flip; with none, p95 was 311 and
+# 358 ms in two runs on scene 2 (145-317 with 2 or 3 in the same round).
+CATCH_UP_STEPS = 2
 
 
 class OnlineTrainer:
