@@ -215,7 +215,7 @@ class OnlineTrainer:
     def _batch(self, settings: TrainerSettings) -> tuple[list[LabeledFrame], np.ndarray]:
         """The next minibatch and the labeled cells per category among the usable frames."""
         with self.frames_lock:
-            usable = [f for f in self.frames if not f.excluded and f.labeled_cells > 0]
+            usable = self._usable_frames()
             if settings.new_only:
                 usable = [f for f in usable if f.added_at >= self._new_only_since]
             counts = label_counts(usable, self.model.spec.outputs)
@@ -226,6 +226,10 @@ class OnlineTrainer:
             taken = {f.frame_id for f in chosen}
             self._fresh = [i for i in self._fresh if i not in taken]
             return chosen, counts
+
+    def _usable_frames(self) -> list[LabeledFrame]:
+        """The frames a step may train on: labeled and not excluded. Under the frames lock."""
+        return [f for f in self.frames if not f.excluded and f.labeled_cells > 0]
 
     def _awaited_ids(self, usable: list[LabeledFrame]) -> list[int]:
         """[the awaited click's frame id] while it leads batches (it then goes first), else
@@ -387,8 +391,7 @@ class OnlineTrainer:
         if self._standardized_on >= STAT_FRAMES or (self._standardized_on and self._urgent()):
             return   # (taken again on a later step: not while a click waits for its answer)
         with self.frames_lock:
-            originals = [f for f in self.frames if not f.excluded and f.labeled_cells > 0
-                         and f.augmented_from is None]
+            originals = [f for f in self._usable_frames() if f.augmented_from is None]
             if not originals or len(originals) < 2 * self._standardized_on:
                 return
             features = [f.features for f in originals[-STAT_FRAMES:]]
