@@ -40,6 +40,9 @@ def test_a_new_patch_trains_with_plain_sgd_and_a_fine_tuned_one_with_momentum():
     for settings in (plain, pixels):
         assert settings.learning_rate * settings.consolidation_rate == pytest.approx(0.05)
     assert plain.learning_rate == 0.15 and plain.standardize_inputs
+    # Steady verdicts for a live head; a pixels patch's long steps and fine-tuning keep the
+    # newest weights.
+    assert plain.steady and not pixels.steady and not default_settings(2).steady
     assert default_settings(2, batch_size=4) == replace(FINE_TUNE_DEFAULTS, batch_size=4)
     assert default_settings(3) == FINE_TUNE_DEFAULTS
     assert FINE_TUNE_DEFAULTS.momentum == 0.9 and FINE_TUNE_DEFAULTS.max_grad_norm > plain.max_grad_norm
@@ -74,6 +77,7 @@ def test_a_session_saved_before_these_settings_trains_on_as_it_did():
     assert older.max_grad_norm == MOMENTUM_STEPPING["max_grad_norm"]
     assert older.consolidation_rate == MOMENTUM_STEPPING["consolidation_rate"] == 1.0
     assert older.warm_up_steps == MOMENTUM_STEPPING["warm_up_steps"] == 0
+    assert not older.steady, "its verdicts read the newest weights, as they did"
     newer = settings_from_json({"max_grad_norm": 7.5, "consolidation_rate": 0.25,
                                 "warm_up_steps": 2})
     assert (newer.max_grad_norm, newer.consolidation_rate, newer.warm_up_steps) == (7.5, 0.25, 2)
