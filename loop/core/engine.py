@@ -56,8 +56,8 @@ class LoopCore:
         self.frames, self.frames_lock = self.book.frames, self.book.lock
         self.device_turn = threading.Lock()
         self.trainer = OnlineTrainer(self.model, self.frames, self.frames_lock,
-                                     settings or default_settings(spec.fine_tune, spec.topology), spec.seed,
-                                     self.device_turn)
+                                     settings or default_settings(spec.fine_tune, spec.topology),
+                                     spec.seed, self.device_turn)
         self.pipelines = FramePipelines(self)
         self.recent = RecentFrames()   # observed frames a click may still label
         self.pixel_maps = PixelMaps(self.device)
