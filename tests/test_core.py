@@ -363,3 +363,34 @@ def test_a_label_that_cannot_be_one_is_refused_and_changes_nothing(base_network,
         core.label(verdict.frame_id, label)
     assert np.array_equal(core.label_counts(), before)
     assert core.trainer.awaited is not None and core.trainer.awaited.category == 1
+
+
+def test_verdicts_on_stored_features_from_two_threads_each_get_their_own(base_network):
+    """The window's verdict thread (a frozen frame) and a benchmark's or test's thread (held-
+    out scoring) ask for verdicts on stored features at the same time: each gets the verdict
+    and pixel map of its own features (they share buffers; PoCL once crashed on it)."""
+    import threading
+    from test_plugin import trained_core
+    core = trained_core(base_network, steps=3)
+    core.trainer.update(training=False)
+    frames = core.labeled_frames()[:2]
+    features = [f.features for f in frames]
+    expected = [core.verdict_on_features(f) for f in features]
+    pixels = [core.pixel_probabilities(p, (240, 320)) for p in expected]
+    wrong = []
+
+    def ask(i):
+        for _ in range(60):
+            probabilities = core.verdict_on_features(features[i])
+            if not np.allclose(probabilities, expected[i], atol=1e-5) or not np.allclose(
+                    core.pixel_probabilities(probabilities, (240, 320)), pixels[i], atol=1e-5):
+                wrong.append(i)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not np.allclose(expected[0], expected[1]), "the two frames' verdicts differ"
+    assert wrong == []
+    core.close()

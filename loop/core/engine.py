@@ -61,6 +61,11 @@ class LoopCore:
         self.pipelines = FramePipelines(self)
         self.recent = RecentFrames()   # observed frames a click may still label
         self.pixel_maps = PixelMaps(self.device)
+        # Verdicts on stored features and the spread to pixels reuse one set of buffers: one
+        # caller at a time. The window's verdict thread (a frozen frame) and a benchmark's or
+        # a test's own thread (held-out scoring, a click's flip) may call them together; two
+        # at once read each other's results, and PoCL crashed on it.
+        self._stored_plans = threading.RLock()
         self.receptive = patch_cell_field(base, self.model.arch, spec.topology)
         self.copies = CopyMaker(self.book, spec.seed, self.model.cells)
         self.trainer.augmenter = lambda: self.copies.make_one(self.features,
@@ -107,12 +112,13 @@ class LoopCore:
 
     def verdict_on_features(self, features: np.ndarray) -> np.ndarray:
         """The current patch's per-cell probabilities (K, h, w) for stored features (a held
-        frame, a labeled frame, an evaluation frame): no base pass. Verdict thread only."""
-        feature_input, inference = self.pipelines.on_features()
-        self.model.refresh_inference(self.queue)
-        feature_input.write(features[None], self.queue, wait=False)
-        inference.enqueue(self.queue)
-        return inference.read(self.queue)
+        frame, a labeled frame, an evaluation frame): no base pass. Any thread."""
+        with self._stored_plans:
+            feature_input, inference = self.pipelines.on_features()
+            self.model.refresh_inference(self.queue)
+            feature_input.write(features[None], self.queue, wait=False)
+            inference.enqueue(self.queue)
+            return inference.read(self.queue)
 
     def verdict_for_labeled(self, frame: LabeledFrame) -> Verdict:
         """The current patch's verdict on a labeled frame (replay, edit mode): no base pass,
@@ -126,8 +132,9 @@ class LoopCore:
 
     def pixel_probabilities(self, probabilities: np.ndarray, frame_hw) -> np.ndarray:
         """Per-cell probabilities (K, h, w) spread over a frame's pixels (K, H, W), on the
-        device: what the window shows and the benchmark scores. Verdict thread only."""
-        return self.pixel_maps.spread(probabilities, frame_hw, self.queue)
+        device: what the window shows and the benchmark scores. Any thread."""
+        with self._stored_plans:
+            return self.pixel_maps.spread(probabilities, frame_hw, self.queue)
 
     @property
     def weights_version(self) -> int:
