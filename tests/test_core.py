@@ -224,13 +224,13 @@ def test_a_long_step_still_leaves_the_verdicts_their_rate():
 
 def test_steady_verdicts_read_a_running_average_of_the_weights(base_network):
     """With `steady` on (a live head's default), each step moves the weights the verdicts
-    read STEADY_RATE of the way to the trained ones, which keep training as they are; off,
-    they are the trained ones again at the next step."""
-    from dataclasses import replace
-    from loop.core.trainer import STEADY_RATE
+    read towards the trained ones, which keep training as they are: STEADY_RATE of the way
+    while the step answers a click, SETTLED_STEADY_RATE between clicks; off, they are the
+    trained ones again at the next step."""
+    from loop.core.trainer import SETTLED_STEADY_RATE, STEADY_RATE
     from test_plugin import trained_core
     core = trained_core(base_network, steps=5)
-    model, queue = core.model, core.queue
+    model, queue, trainer = core.model, core.queue, core.trainer
 
     def published():
         return core.snapshot().weights.astype(np.float64)
@@ -238,15 +238,27 @@ def test_steady_verdicts_read_a_running_average_of_the_weights(base_network):
     def trained():
         return model.layout.dense(model.trained_state(queue)).astype(np.float64)
 
-    assert core.trainer.settings.steady
-    for _ in range(3):
+    def step_moves_by(rate):
         before = published()
-        assert core.trainer.step()
+        assert trainer.step()
         after, raw = published(), trained()
         assert not np.allclose(after, raw), "the verdicts' weights lag the trained ones"
-        assert np.allclose(after, (1 - STEADY_RATE) * before + STEADY_RATE * raw, atol=1e-6)
-    core.change_settings(replace(core.trainer.settings, steady=False))
-    assert core.trainer.step()
+        assert np.allclose(after, (1 - rate) * before + rate * raw, atol=1e-6)
+
+    assert trainer.settings.steady
+    for _ in range(40):   # the labels' own first steps, and any click still to show
+        if not trainer.answers_a_click:
+            break
+        step_moves_by(STEADY_RATE)
+    assert not trainer.answers_a_click, "the labels' steps should be over by now"
+    for _ in range(3):
+        step_moves_by(SETTLED_STEADY_RATE)
+    frame = DemoScene(seed=6).frame(120)
+    core.label(core.observe(frame.image).frame_id, LabelDisc(160, 120, 8, 0))
+    assert trainer.answers_a_click, "a new label's steps answer it"
+    step_moves_by(STEADY_RATE)
+    core.change_settings(replace(trainer.settings, steady=False))
+    assert trainer.step()
     assert np.array_equal(published(), trained()), "without steady: the trained weights"
     core.close()
 

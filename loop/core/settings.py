@@ -40,11 +40,12 @@ class TrainerSettings:
     balance_classes: bool = True  # class weights from label counts
     augment: bool = True         # rand-tilt-shift copies of labeled frames, made when idle
     flips: bool = False          # mirror images too (only where the category allows it)
-    # `a`: verdicts from a running average of the weights (trainer.STEADY_RATE). The step
-    # that answers a click can flip whole regions elsewhere for a step or two (on the demo a
-    # category's held-out recall fell from 0.97 to 0.6, even to 0.01, and came back within
-    # a few steps); averaged, the verdicts do not show that, at the price of a click shown
-    # a few steps later (docs/trainer.md, "Steady verdicts").
+    # `a`: verdicts from a running average of the weights (trainer.STEADY_RATE; between
+    # clicks SETTLED_STEADY_RATE). The step that answers a click can flip whole regions
+    # elsewhere for a step or two (on the demo a category's held-out recall fell from 0.97
+    # to 0.6, even to 0.01, and came back within a few steps); averaged, the verdicts do not
+    # show that, at the price of a click shown a few steps later (docs/trainer.md, "Steady
+    # verdicts").
     steady: bool = True
     # How much likelier than background the verdict takes the other categories where the
     # patch is unsure (1: not at all). A logit adjustment in the loss: see docs/trainer.md.

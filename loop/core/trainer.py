@@ -59,6 +59,14 @@ RECENT_LOSSES = 20
 # newest weights; at 0.35 after 2 and 0, by at most 0.023 (0.3: 0 and 0; 0.5: 4 and 2, up to
 # 0.16). 0.05 (the rate before) lagged a click by about 20 steps.
 STEADY_RATE = 0.35
+# Between clicks (no click waiting to show, nor catching up with one), the average moves
+# more slowly, over the last dozen steps or so: these steps only consolidate the labels,
+# and each still jitters the trained weights (a category's held-out recall wandered by 0.02
+# and more from one click to the next on a settled patch). The next click's steps go back to
+# STEADY_RATE, so it shows as soon as before. `bench loop`, the demo scene, variants in
+# turn: the largest drop after 90% over 0.02 in 0 runs of 12 (4 of 15 at STEADY_RATE every
+# step), the final under 0.97 in 1 (4); 0.07 left clicks unflipped after 3 s in 5 runs of 6.
+SETTLED_STEADY_RATE = 0.12
 # With steady verdicts, the steps after the one that shows an awaited click go before the
 # verdicts for this many more steps, so the averaged weights catch up at the steps' pace
 # (as those steps do not wait for the verdicts, the click shows sooner). `bench loop`, scenes
@@ -262,6 +270,13 @@ class OnlineTrainer:
         return self._burst > 0 or ((self._awaited is not None or self._catch_up > 0)
                                    and self.pacer.steps_are_short)
 
+    @property
+    def answers_a_click(self) -> bool:
+        """Whether the next step answers a click: one of the first BURST_STEPS after a label,
+        a step while the awaited click has not shown, or one catching up with it (however
+        long steps take)."""
+        return self._burst > 0 or self._awaited is not None or self._catch_up > 0
+
     def _follow_awaited(self, step: TrainStep, awaited: AwaitedClick, frames: list,
                         first_at: tuple[int, int] | None) -> None:
         """After a step: has the awaited cell turned in the step's own forward pass over its
@@ -298,6 +313,16 @@ class OnlineTrainer:
             offsets[1:] = -np.log(settings.object_prior)
         return offsets
 
+    @staticmethod
+    def _average_rate(settings: TrainerSettings, answers_a_click: bool) -> float | None:
+        """How far a kept step moves the verdicts' weights towards the trained ones: None for
+        all the way (steady verdicts off); STEADY_RATE for a step that answers a click (the
+        first steps after a label, those until its cell shows and those that catch up with
+        it), SETTLED_STEADY_RATE for the steps between clicks."""
+        if not settings.steady:
+            return None
+        return STEADY_RATE if answers_a_click else SETTLED_STEADY_RATE
+
     def _class_weights(self, settings: TrainerSettings, counts: np.ndarray) -> np.ndarray:
         if not settings.balance_classes:
             return np.ones(len(counts), np.float32)
@@ -332,6 +357,7 @@ class OnlineTrainer:
                 frames, counts = self._batch(settings)
                 if not frames:
                     return False
+        answers_a_click = self.answers_a_click
         if urgent:
             self._burst = max(0, self._burst - 1)
         self._catch_up = max(0, self._catch_up - 1)
@@ -363,7 +389,7 @@ class OnlineTrainer:
         if reason is not None:
             self._undo_step(reason, settings)
             return True
-        self.model.publish(self.queue, STEADY_RATE if settings.steady else None)
+        self.model.publish(self.queue, self._average_rate(settings, answers_a_click))
         self._kept_on_fresh += 1
         self.status.learning_rate, self.status.grad_norm = rate, result.grad_norm
         self.status.record(result.loss)
