@@ -63,9 +63,9 @@ STEADY_RATE = 0.35
 # more slowly, over the last dozen steps or so: these steps only consolidate the labels,
 # and each still jitters the trained weights (a category's held-out recall wandered by 0.02
 # and more from one click to the next on a settled patch). The next click's steps go back to
-# STEADY_RATE, so it shows as soon as before. `bench loop`, the demo scene, variants in
-# turn: the largest drop after 90% over 0.02 in 0 runs of 12 (4 of 15 at STEADY_RATE every
-# step), the final under 0.97 in 1 (4); 0.07 left clicks unflipped after 3 s in 5 runs of 6.
+# STEADY_RATE, so it shows as soon as before. `bench loop`, the demo scene: the largest drop
+# after 90% over 0.02 in 2 runs of 17 (4 of 15 at STEADY_RATE every step, in turn), the final
+# under 0.97 in 2 (4); 0.07 left clicks unflipped after 3 s in 5 runs of 6.
 SETTLED_STEADY_RATE = 0.12
 # With steady verdicts, the steps after the one that shows an awaited click go before the
 # verdicts for this many more steps, so the averaged weights catch up at the steps' pace
