@@ -4,8 +4,9 @@ The first time a launcher meets a shape worth it (TUNE_MIN_WORK multiply-adds), 
 candidate variant on scratch buffers of the same layout and keeps the fastest; the choice,
 with every candidate's time, goes to a JSON log per device and kernel source beside
 pyopencl's program cache, so later processes read it instead of measuring (tinygrad's BEAM
-search and TVM's tuning logs work this way). Every candidate computes the same result; only
-speed differs, so a lost or stale log costs time, never correctness.
+search and TVM's tuning logs work this way). Every candidate computes the same result to
+float rounding (the last bits of a sum may differ); otherwise only speed differs, so a lost
+or stale log costs time, never correctness.
 
 A process measures for at most BUDGET_S seconds; shapes met after that take their default
 until a later process measures them. PATCHLOOP_TUNING=off uses the built-in defaults and

@@ -1,7 +1,8 @@
 """Feature extraction on a Dask cluster: `--workers 2` (a LocalCluster of two processes, each
 with its own OpenCL context and base) and `--cluster ADDRESS` give the features of the
-single-process run, bit for bit; a worker killed in the middle of a shard is replaced and
-its shard computed again; bad --workers and --cluster values are one-line errors."""
+single-process run (to float rounding: see _same_features); a worker killed in the middle of
+a shard is replaced and its shard computed again; bad --workers and --cluster values are
+one-line errors."""
 import os
 import signal
 import socket
@@ -23,6 +24,15 @@ from test_folder_training import folder_core, make_folder
 def cluster():
     with local_cluster(2) as c, distributed.Client(c) as client:
         yield c, client
+
+
+def _same_features(computed: np.ndarray, reference: np.ndarray) -> bool:
+    """The same features to float rounding. Each process picks its own kernel variant per
+    shape (kernels/tuning.py: measured within a time budget, else the default), and variants
+    may round a sum's last bits differently (a fresh-cache CI run saw 3e-7 relative); an
+    image's features in the wrong row, or none, differ by whole units."""
+    return computed.shape == reference.shape and np.allclose(computed, reference,
+                                                             rtol=1e-5, atol=1e-5)
 
 
 def _args(argv, **cluster_options):
@@ -83,7 +93,7 @@ def test_train_on_two_local_workers_and_on_a_cluster_gives_the_same_features(
     assert stores["here"].readable.all() and (stores["here"].commit > 0).all()
     for name in ("workers", "cluster"):
         assert np.array_equal(stores[name].readable, stores["here"].readable)
-        assert np.array_equal(_all_rows(stores[name]), here), f"{name}: identical features"
+        assert _same_features(_all_rows(stores[name]), here), f"{name}: the same features"
     for store in stores.values():
         store.close()
 
@@ -115,7 +125,7 @@ def test_a_worker_killed_in_the_middle_of_a_shard_is_recovered(device, base_spec
                       kill_a_busy_worker)
     assert killed and killed[0] not in client.scheduler_info()["workers"], "it died"
     assert done.computed == 6 and (store.commit > 0).all()
-    assert np.array_equal(_all_rows(store), _all_rows(reference))
+    assert _same_features(_all_rows(store), _all_rows(reference))
     client.wait_for_workers(2, timeout=60)  # the nanny's new worker, for later tests
     store.close()
     reference.close()
