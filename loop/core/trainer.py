@@ -267,8 +267,7 @@ class OnlineTrainer:
         up with it (CATCH_UP_STEPS), if steps are short (a pixels patch's long steps would
         stop the picture for as long as the wait lasts: on the demo 7 verdicts/s instead of
         17-24)."""
-        return self._burst > 0 or ((self._awaited is not None or self._catch_up > 0)
-                                   and self.pacer.steps_are_short)
+        return self._burst > 0 or (self.answers_a_click and self.pacer.steps_are_short)
 
     @property
     def answers_a_click(self) -> bool:
