@@ -237,6 +237,10 @@ def test_bench_loop_text_without_pytorch_or_flips():
     assert "None" not in text and "1 click in 3.2 s" in text
     assert "false object regions per held-out frame 0.25" in text
     assert "recall by category" not in text, "a report from before it names no recall"
+    assert "outside the" not in text, "nor the rate outside the held-out scoring"
+    report["loop"].update(verdicts_per_second_outside_scoring=14.5, held_out_scoring_seconds=2.1)
+    assert "verdicts/s while training: 12.0 (14.5 outside the 2.1 s of held-out scoring)" in \
+        bench_loop._text(report)
     report["loop"]["final_pixel_recall"] = {"background": 0.99, "ball": 0.9125, "box": None}
     assert "per pixel, recall by category: background 0.990, ball 0.912, box -" in \
         bench_loop._text(report)
