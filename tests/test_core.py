@@ -279,15 +279,31 @@ def test_a_clicks_first_steps_go_before_waiting_verdicts_when_steps_are_short():
         threading.Thread(target=verdict, daemon=True).start()
         assert not passed.wait(0.1), "the verdict waits for the urgent step"
     assert passed.wait(2.0), "and goes once it is done"
+    # Between two urgent steps (the trainer says the next one is urgent too) the verdict
+    # waits as well: the gap does not hand the device to it.
+    passed.clear()
+    pacer.urgent_ahead(True)
+    assert pacer.holds_verdicts
+    threading.Thread(target=verdict, daemon=True).start()
+    assert not passed.wait(0.1), "the verdict waits for the next urgent step"
+    pacer.urgent_ahead(False)
+    assert passed.wait(2.0), "and goes once no urgent step is ahead"
+    pacer.urgent_ahead(True)
+    started = time.monotonic()
+    pacer.let_urgent_steps_go()   # an urgent step that never comes holds a verdict so long
+    assert pacer.URGENT_WAIT - 0.01 <= time.monotonic() - started < pacer.URGENT_WAIT + 1.0
     pacer.step_took(0.2)   # a long step (a pixels patch) never stops the picture for this
+    assert not pacer.holds_verdicts
     with pacer.urgent_step():
         started = time.monotonic()
         pacer.let_urgent_steps_go()
         assert time.monotonic() - started < 0.05
     simulation = Pacer(verdicts_per_step=0)
     assert not simulation.paced
+    simulation.urgent_ahead(True)
     with simulation.urgent_step():
         simulation.let_urgent_steps_go()   # nothing to wait for step by step
+    assert not simulation.holds_verdicts
 
 
 def test_bench_live_reports_rates_while_training(capsys):

@@ -22,9 +22,9 @@ class Pacer:
     # Verdicts per second the window keeps while training, however long a step is: below
     # about 15 the picture stops looking live.
     MIN_VERDICT_RATE = 15.0
-    # An urgent step (right after a click) goes before the verdicts waiting for the device,
-    # when steps are this short: the picture then stops for a few hundredths of a second,
-    # not for a long step. A verdict never waits longer than URGENT_WAIT for such steps.
+    # Urgent steps (the ones answering a click) go before the verdicts waiting for the
+    # device, when steps are this short: the picture then stops for a few hundredths of a
+    # second, not for a long step. A verdict never waits longer than URGENT_WAIT for them.
     URGENT_LIMIT, URGENT_WAIT = 0.05, 0.25
 
     def __init__(self, verdicts_per_step: int = 2):
@@ -34,6 +34,11 @@ class Pacer:
         self._at_last_step = 0
         self._step_seconds = 0.0
         self._urgent = 0
+        # Whether the trainer's next step is urgent too: a verdict waits through the gap
+        # between two urgent steps as well. (Waiting only while one ran, a verdict took the
+        # device in every gap, so urgent steps alternated with verdicts: on a slow machine
+        # 60-80 ms a step instead of 30-40, and the slowest clicks' answers 0.6-1 s.)
+        self._urgent_ahead = False
         self._released = False
         self._changed = threading.Condition()
 
@@ -84,11 +89,24 @@ class Pacer:
                 self._urgent -= 1
                 self._changed.notify_all()
 
+    def urgent_ahead(self, ahead: bool) -> None:
+        """Whether the trainer's next step answers a click (it says so after each step, and
+        when a label comes)."""
+        with self._changed:
+            self._urgent_ahead = ahead
+            self._changed.notify_all()
+
+    @property
+    def holds_verdicts(self) -> bool:
+        """Whether a verdict now waits for urgent steps: one runs, or the next one is urgent
+        (live, with short steps)."""
+        return bool(self._urgent) or (self._urgent_ahead and self.paced and self.steps_are_short)
+
     def let_urgent_steps_go(self) -> None:
-        """Before a verdict takes the device: an urgent step waiting for it goes first."""
+        """Before a verdict takes the device: urgent steps running or next go first."""
         with self._changed:
             deadline = time.monotonic() + self.URGENT_WAIT
-            while self._urgent and time.monotonic() < deadline:
+            while self.holds_verdicts and time.monotonic() < deadline:
                 self._changed.wait(max(0.0, deadline - time.monotonic()))
 
     def release(self) -> None:

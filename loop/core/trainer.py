@@ -149,6 +149,7 @@ class OnlineTrainer:
             self._fresh.append(frame_id)
             self._burst = BURST_STEPS
             self._awaited = awaited
+        self.pacer.urgent_ahead(True)
         self.pacer.release()
         self._wake.set()
 
@@ -186,6 +187,7 @@ class OnlineTrainer:
         if self._thread:
             self._thread.join()
             self._thread = None
+        self.pacer.urgent_ahead(False)   # no step is coming: verdicts need not wait
 
     def _loop(self) -> None:
         # The step's plan, built and run once before the first click waits for it (building
@@ -346,6 +348,7 @@ class OnlineTrainer:
         self._say_what_is_missing(counts, settings)
         self.status.training_now = bool(frames)
         if not frames:
+            self.pacer.urgent_ahead(False)
             return False
         self._standardize_if_due(settings)
         urgent = self._urgent()
@@ -355,6 +358,7 @@ class OnlineTrainer:
                 urgent = True
                 frames, counts = self._batch(settings)
                 if not frames:
+                    self.pacer.urgent_ahead(False)
                     return False
         answers_a_click = self.answers_a_click
         if urgent:
@@ -384,6 +388,7 @@ class OnlineTrainer:
             self.pacer.step_took(time.perf_counter() - started)
         if result.finite and awaited is not None:
             self._follow_awaited(step, awaited, frames, first_at)
+        self.pacer.urgent_ahead(self._urgent())
         reason = divergence(result, None if self.backoff.must_keep else after)
         if reason is not None:
             self._undo_step(reason, settings)
