@@ -388,7 +388,9 @@ class OnlineTrainer:
             self.pacer.step_took(time.perf_counter() - started)
         if result.finite and awaited is not None:
             self._follow_awaited(step, awaited, frames, first_at)
-        self.pacer.urgent_ahead(self._urgent())
+        # (Whether steps are short enough to go first is the pacer's to judge, on the newest
+        # step's length.)
+        self.pacer.urgent_ahead(self.answers_a_click)
         reason = divergence(result, None if self.backoff.must_keep else after)
         if reason is not None:
             self._undo_step(reason, settings)
