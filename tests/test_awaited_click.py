@@ -127,27 +127,29 @@ def test_verdicts_wait_through_the_gaps_between_a_clicks_steps(base_network):
     """Live (steps paced with verdicts) and with short steps, a verdict waits while the
     trainer's next step answers a click, not only while one runs: between two such steps the
     device does not go to a verdict. Once the click is answered, or the trainer stops,
-    nothing holds the verdicts."""
+    nothing holds the verdicts; with no trainer thread, a label holds none either."""
     core, scene = labeled_core(base_network, learning_rate=0.01, steady=False)
     trainer = core.trainer
     trainer.pace_with_verdicts(True)
     trainer.pacer.step_took(0.01)   # timed as short steps: the load must not decide
-    assert not trainer.pacer.holds_verdicts
     verdict = core.observe(scene.frame(401).image)
     row, col = np.unravel_index(np.argmin(verdict.probabilities[2]),
                                 verdict.probabilities[2].shape)
     h, w = verdict.probabilities.shape[1:]
     core.label(verdict.frame_id, LabelDisc((col + 0.5) * 320 / w, (row + 0.5) * 240 / h, 1, 2))
+    assert not trainer.running and not trainer.pacer.holds_verdicts, "no step is coming"
     steps = 0
-    while trainer.goes_before_verdicts:
-        assert trainer.pacer.holds_verdicts, f"before answering step {steps + 1}"
+    while True:   # the trainer's turns, taken here one by one
         assert trainer.step()
         trainer.pacer.step_took(0.01)
         steps += 1
+        if not trainer.goes_before_verdicts:
+            break
+        assert trainer.pacer.holds_verdicts, f"between answering steps {steps} and {steps + 1}"
         assert steps <= FOLLOW_STEPS
     assert steps > 1 and not trainer.pacer.holds_verdicts, "answered: the verdicts go"
     core.label(verdict.frame_id, LabelDisc(10, 10, 4, 0))
-    assert trainer.pacer.holds_verdicts
+    assert trainer.step() and trainer.pacer.holds_verdicts
     core.close()
     assert not trainer.pacer.holds_verdicts, "a stopped trainer holds no verdict back"
 

@@ -149,7 +149,8 @@ class OnlineTrainer:
             self._fresh.append(frame_id)
             self._burst = BURST_STEPS
             self._awaited = awaited
-        self.pacer.urgent_ahead(True)
+        if self.running:   # (with no trainer thread no step is coming: no verdict waits)
+            self.pacer.urgent_ahead(True)
         self.pacer.release()
         self._wake.set()
 
