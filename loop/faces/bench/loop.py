@@ -91,7 +91,8 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
             cell, category, t0, feats, seen = pending
             version = core.weights_version
             # The clicked frame's verdict changes only with the weights: looked at again only
-            # when newer ones are published (every 10 ms, it took a tenth of the device).
+            # when newer ones are published (looked at every 10 ms, the patch ran up to 100
+            # times a second on the device beside the verdicts).
             if version != seen:
                 probs = core.verdict_on_features(feats)
                 pending = (cell, category, t0, feats, version)
