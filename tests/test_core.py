@@ -402,16 +402,16 @@ def test_verdicts_on_stored_features_from_two_threads_each_get_their_own(base_ne
     core = trained_core(base_network, steps=3)
     core.trainer.update(training=False)
     frames = core.labeled_frames()[:2]
-    features = [f.features for f in frames]
+    features, images = [f.features for f in frames], [f.image for f in frames]
     expected = [core.verdict_on_features(f) for f in features]
-    pixels = [core.pixel_probabilities(p, (240, 320)) for p in expected]
+    pixels = [core.pixel_probabilities(p, image) for p, image in zip(expected, images)]
     wrong = []
 
     def ask(i):
         for _ in range(60):
             probabilities = core.verdict_on_features(features[i])
             if not np.allclose(probabilities, expected[i], atol=1e-5) or not np.allclose(
-                    core.pixel_probabilities(probabilities, (240, 320)), pixels[i], atol=1e-5):
+                    core.pixel_probabilities(probabilities, images[i]), pixels[i], atol=1e-5):
                 wrong.append(i)
 
     threads = [threading.Thread(target=ask, args=(i,)) for i in (0, 1)]

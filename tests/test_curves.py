@@ -23,10 +23,10 @@ def test_pixel_scores_follow_the_cell_scores(base_network):
     held = HeldOutSet(core, DemoScene(seed=6), count=4)
     cell, pixel = held.scores(core)
     assert 0 <= pixel <= 1 and abs(cell - pixel) < 0.2
-    frame = held.pixel_truths[0]
+    frame = held.images[0]
     probabilities = core.verdict_on_features(held.features[0])
-    pixels = core.pixel_probabilities(probabilities, frame.shape)
-    assert pixels.shape == (core.spec.outputs,) + frame.shape
+    pixels = core.pixel_probabilities(probabilities, frame)
+    assert pixels.shape == (core.spec.outputs,) + held.pixel_truths[0].shape
     assert np.allclose(pixels.sum(axis=0), 1, atol=1e-4), "still probabilities per pixel"
     by_name = held.pixel_recalls(core)
     assert list(by_name) == [c.name for c in core.spec.categories]
@@ -59,8 +59,8 @@ def test_a_live_verdict_spreads_its_cells_where_they_lie_as_the_host_path_does(b
     core = trained_core(base_network)
     frame = DemoScene(seed=6).frame(30).image
     verdict = core.observe(frame)
-    assert np.allclose(verdict.pixels, core.pixel_probabilities(verdict.probabilities,
-                                                                frame.shape[:2]), atol=1e-6)
+    assert np.allclose(verdict.pixels, core.pixel_probabilities(verdict.probabilities, frame),
+                       atol=1e-6)
 
 
 def test_false_regions_count_object_specks_where_there_is_no_such_object():

@@ -98,12 +98,12 @@ class LoopCore:
         if triggered:
             pipeline.patch.enqueue(self.queue)
             probabilities = pipeline.patch.read(self.queue)
-            pixels = pipeline.read_pixels(self.queue)
+            pixels = pipeline.read_pixels(frame, self.queue)
         else:
             k, h, w = (self.spec.outputs,) + pipeline.patch.probabilities.shape[2:]
             probabilities = np.zeros((k, h, w), np.float32)
             probabilities[0] = 1.0
-            pixels = self.pixel_probabilities(probabilities, frame.shape[:2])
+            pixels = self.pixel_probabilities(probabilities, frame)
         features = pipeline.features.read_into(pipeline.features_np, self.queue)[0].copy()
         frame_id = self.recent.keep(frame, features, frame_id)
         category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)
@@ -128,13 +128,14 @@ class LoopCore:
         return Verdict(frame.frame_id, probabilities, category, confidence, True, (),
                        self.receptive_frame(frame.image.shape[:2]), self.model.version,
                        frame.image.shape[:2],
-                       self.pixel_probabilities(probabilities, frame.image.shape[:2]))
+                       self.pixel_probabilities(probabilities, frame.image))
 
-    def pixel_probabilities(self, probabilities: np.ndarray, frame_hw) -> np.ndarray:
-        """Per-cell probabilities (K, h, w) spread over a frame's pixels (K, H, W), on the
-        device: what the window shows and the benchmark scores. Any thread."""
+    def pixel_probabilities(self, probabilities: np.ndarray, frame: np.ndarray) -> np.ndarray:
+        """Per-cell probabilities (K, h, w) of a frame (H, W, 3) spread over its pixels
+        (K, H, W) and refined by its edges, on the device: what the window shows and the
+        benchmark scores. Any thread."""
         with self._stored_plans:
-            return self.pixel_maps.spread(probabilities, frame_hw, self.queue)
+            return self.pixel_maps.spread(probabilities, frame, self.queue)
 
     @property
     def weights_version(self) -> int:
@@ -145,19 +146,25 @@ class LoopCore:
         """The same frame's verdict under the newest weights, from its kept features (no
         base pass): a frozen frame (stop-N-show) shows what training does to it. The old
         verdict comes back when the frame is no longer held. Verdict thread only."""
-        features = self.features_of(verdict.frame_id)
-        if features is None or not verdict.triggered:
+        kept = self._kept(verdict.frame_id)
+        if kept is None or not verdict.triggered:
             return verdict
+        image, features = kept
         probabilities = self.verdict_on_features(features)
         category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)
         return replace(verdict, probabilities=probabilities, category=category,
                        confidence=confidence, weights_version=self.model.version,
-                       pixels=self.pixel_probabilities(probabilities, verdict.frame_shape))
+                       pixels=self.pixel_probabilities(probabilities, image))
 
     def features_of(self, frame_id: int) -> np.ndarray | None:
         """The patch input kept for an observed or labeled frame."""
+        kept = self._kept(frame_id)
+        return None if kept is None else kept[1]
+
+    def _kept(self, frame_id: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(image, patch input) of an observed or labeled frame still kept, else None."""
         held = self.recent.get(frame_id)
-        return held[1] if held is not None else self.book.features_of(frame_id)
+        return held if held is not None else self.book.image_and_features(frame_id)
 
     def features(self, frame: np.ndarray) -> np.ndarray:
         """The patch input (C, h, w) for a frame, without running the patch."""

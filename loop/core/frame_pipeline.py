@@ -13,7 +13,7 @@ from loop.core.patch import PIXELS_INPUT
 from loop.core.patch_input import PatchInput, deepest_layer
 from patchloop_kernels.image import FramePreprocess
 from patchloop_kernels.runtime import Tensor
-from patchloop_kernels.upsample import prepare_upsample
+from patchloop_kernels.guided import GuidedSpread
 
 BASE_INPUT = (240, 320)  # (height, width) the base sees: frames are resized to it on the device
 PIPELINES_KEPT = 4   # frame shapes whose device plans are kept (each holds a base plan)
@@ -42,15 +42,17 @@ class FramePipeline:
             self.pixels_input = FramePreprocess(device, frame_shape, self.features, 127.0, 128.0)
         self.patch = None if features_only else core.model.inference_plan(self.features)
         self.features_np = np.empty(self.features.shape, np.float32)
-        if self.patch is not None:  # the verdict over the frame's pixels, spread where it lies
+        if self.patch is not None:  # the verdict over the frame's pixels, along its edges
             k = self.patch.probabilities.shape[1]
             self.pixels = Tensor.empty(device, (k,) + tuple(frame_shape[:2]))
-            self.spread = prepare_upsample(device, self.pixels, self.patch.probabilities)
+            self.spread = GuidedSpread(device, self.patch.probabilities, self.pixels)
             self.pixels_np = np.empty(self.pixels.shape, np.float32)
 
-    def read_pixels(self, queue) -> np.ndarray:
-        """float32 (K, H, W): the patch's probabilities (after it ran) spread over the frame,
-        from the device buffer the patch wrote them to (no round trip through the host)."""
+    def read_pixels(self, frame: np.ndarray, queue) -> np.ndarray:
+        """float32 (K, H, W): the patch's probabilities (after it ran) spread over `frame`
+        and refined by its edges (loop/core/pixel_maps.py), from the device buffer the
+        patch wrote them to (no round trip through the host)."""
+        self.spread.upload(frame, queue)
         self.spread.enqueue(queue)
         return self.pixels.read_into(self.pixels_np, queue).copy()
 

@@ -81,9 +81,13 @@ class LabelsBook:
             return [] if frame is None else list(frame.labels)
 
     def features_of(self, frame_id: int) -> np.ndarray | None:
+        kept = self.image_and_features(frame_id)
+        return None if kept is None else kept[1]
+
+    def image_and_features(self, frame_id: int) -> tuple[np.ndarray, np.ndarray] | None:
         with self.lock:
             frame = self._find(frame_id)
-        return None if frame is None else frame.features
+        return None if frame is None else (frame.image, frame.features)
 
     def counts(self, outputs: int) -> np.ndarray:
         """Labeled cells per category over the user's frames (copies not counted)."""

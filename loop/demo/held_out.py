@@ -21,6 +21,7 @@ class HeldOutSet:
         grid = self.features[0].shape[1:]
         self.truths = [cell_truth(f.truth, *grid) for f in frames]
         self.pixel_truths = [f.truth for f in frames]
+        self.images = [f.image for f in frames]   # the per-pixel verdict follows their edges
 
     def accuracy(self, core: LoopCore) -> float:
         """The balanced accuracy per cell of `core`'s current patch on these frames."""
@@ -53,17 +54,16 @@ class HeldOutSet:
 
     def _pixel_verdicts(self, core: LoopCore) -> list:
         """The per-pixel verdict (category per pixel) of `core`'s patch on each frame."""
-        return [core.pixel_probabilities(core.verdict_on_features(features),
-                                         truth.shape).argmax(axis=0)
-                for features, truth in zip(self.features, self.pixel_truths)]
+        return [core.pixel_probabilities(core.verdict_on_features(features), image).argmax(axis=0)
+                for features, image in zip(self.features, self.images)]
 
     def scores(self, core: LoopCore) -> tuple[float, float]:
         """(per cell, per pixel) balanced accuracy of `core`'s current patch."""
         cells, pixels = [], []
-        for features, truth in zip(self.features, self.pixel_truths):
+        for features, image in zip(self.features, self.images):
             probabilities = core.verdict_on_features(features)
             cells.append(probabilities.argmax(axis=0))
-            pixels.append(core.pixel_probabilities(probabilities, truth.shape).argmax(axis=0))
+            pixels.append(core.pixel_probabilities(probabilities, image).argmax(axis=0))
         k = core.spec.outputs
         return (balanced_accuracy(self.truths, cells, k),
                 balanced_accuracy(self.pixel_truths, pixels, k))
