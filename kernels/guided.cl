@@ -9,9 +9,8 @@
 //   products: I0 I1 I2 | I0I0 I0I1 I0I2 I1I1 I1I2 I2I2 | p_0..p_K-1 | I0p_k I1p_k I2p_k per k
 //   coefficients: a0 a1 a2 per k | b_k         refined: q_k
 // Box means are over the window clipped to the image (divided by the pixels it holds).
-// CATEGORIES (a define, K): with the loops over the categories of a known length the
-// compiler unrolls them, and PoCL runs neighbouring work-items as vector lanes (a loop of
-// unknown length inside left the per-pixel kernels scalar: guided_output took 4 ms).
+// CATEGORIES (a define, K): the loops over the categories have a known length, so the
+// compiler may unroll them.
 
 #ifndef CATEGORIES
 #define CATEGORIES 1
@@ -20,7 +19,8 @@
 // The mean of each element's window [i - r, i + r] within a line of n elements, as a running
 // sum along it; element i is a[i * stride], times b[i * stride] when b is given (a product
 // of two planes, formed here rather than stored). Work-items run it on whole rows or
-// columns: per element they did three times the work (a window of reads each).
+// columns: a work-item per element summing its own window was about twice as slow on PoCL
+// (docs/pixel-maps.md).
 inline void line_means(__global const float *a, __global const float *b, int has_b,
                        long stride, int n, int r, __global float *out)
 {

@@ -6,7 +6,7 @@ that is smaller): whatever the frame's size, it costs the same, and a large imag
 stay bounded. Its result is spread over the frame bilinearly, so an outline is followed to
 within a working pixel (4 frame pixels on the demo). On the demo, applying the filter's
 coefficients to the frame's own pixels instead (He and Sun's "fast guided filter") scored
-no better and cost 4x the per-pixel work (docs/pixel-maps.md)."""
+no better and took 2-5 ms more (docs/pixel-maps.md)."""
 from __future__ import annotations
 
 import math
@@ -16,13 +16,13 @@ from .runtime import Device, Launch, Plan, Tensor
 from .upsample import prepare_upsample
 
 # Working pixels a cell, and at most this many working pixels: on the demo the map scored
-# nearly as well at 2 a cell as at 4 or at the frame's own 8 (docs/pixel-maps.md), at 0.4
-# and 0.1 of the cost; a pixels patch's 2-pixel cells are refined at their own size.
+# nearly as well at 2 a cell as at 4 or at the frame's own 8 (docs/pixel-maps.md), at half
+# and a fifth of the cost; a pixels patch's 2-pixel cells are refined at their own size.
 WORK_PER_CELL = 2
 WORK_MOST = 120 * 160
 # Regularisation of the guide's colour covariance (colours in [0, 1]): a window whose colours
 # vary less than about sqrt(EPSILON) = 0.03 keeps the plain bilinear map. Chosen on the demo
-# (docs/pixel-maps.md): 1e-2 followed the outlines less closely.
+# (docs/pixel-maps.md): 3e-4 scored the same, 3e-3 and 1e-2 a little lower.
 EPSILON = 1e-3
 
 
