@@ -42,14 +42,14 @@ def guided_radius(cells_hw, work_hw) -> int:
 
 
 class GuidedSpread(Plan):
-    """out (K, H, W) from cells (K, h, w) or (1, K, h, w) and a uint8 RGB frame (H, W, 3)
-    uploaded with `upload`: the cells spread bilinearly to the working size, refined there
-    with the frame as guide, spread to the frame. Each pixel's K values are in [0, 1] and
-    sum to 1."""
+    """out (K, H, W) from cells (K, h, w) or (1, K, h, w) and a uint8 RGB frame (H, W, 3),
+    uploaded with `upload` or, given as `frame`, a device tensor another plan fills: the
+    cells spread bilinearly to the working size, refined there with the frame as guide,
+    spread to the frame. Each pixel's K values are in [0, 1] and sum to 1."""
 
     def __init__(self, device: Device, cells: Tensor, out: Tensor,
                  epsilon: float = EPSILON, radius: int | None = None,
-                 per_cell: int = WORK_PER_CELL):
+                 per_cell: int = WORK_PER_CELL, frame: Tensor | None = None):
         super().__init__()
         k, h, w = cells.shape[-3:]
         if len(out.shape) != 3 or out.shape[0] != k or cells.size != k * h * w:
@@ -67,7 +67,8 @@ class GuidedSpread(Plan):
         coefficients = Tensor.empty(device, (4 * k, work_h, work_w))
         refined = Tensor.empty(device, (k, work_h, work_w))
         self.scratch += [guide, spread, products, rows, coefficients, refined]
-        self.guide = FramePreprocess(device, (height, width, 3), guide, 0.0, 255.0)
+        self.guide = FramePreprocess(device, (height, width, 3), guide, 0.0, 255.0,
+                                     frame=frame)
         self.add(self.guide)
         self.add(prepare_upsample(device, spread, cells))
         # The products' box means: along the rows into `rows`, down the columns back into

@@ -9,10 +9,13 @@ from .runtime import Device, Launch, Plan, Tensor, enough_groups
 
 class FramePreprocess(Plan):
     """uint8 RGB frames of `frame_shape` (H, W, 3) -> out[batch_index] (3, h, w), resized
-    bilinearly and normalised as (p - offset) / scale."""
+    bilinearly and normalised as (p - offset) / scale. The frame is read from `frame` when
+    given (a frame another plan uploads: no second copy), else from its own tensor that
+    `upload` fills."""
 
     def __init__(self, device: Device, frame_shape, out: Tensor, offset: float = 127.0,
-                 scale: float = 128.0, batch_index: int = 0, bgr: bool = False):
+                 scale: float = 128.0, batch_index: int = 0, bgr: bool = False,
+                 frame: Tensor | None = None):
         super().__init__()
         frame_shape = tuple(frame_shape)
         if len(frame_shape) != 3 or frame_shape[2] != 3 or min(frame_shape[:2]) < 1:
@@ -23,7 +26,9 @@ class FramePreprocess(Plan):
         if scale == 0:
             raise ValueError("normalisation scale must not be 0")
         self.frame_shape = frame_shape
-        self.frame = Tensor.empty(device, frame_shape, np.uint8)
+        if frame is not None and (frame.shape != frame_shape or frame.dtype != np.uint8):
+            raise ValueError(f"cannot read {frame_shape} frames from {frame.dtype} {frame.shape}")
+        self.frame = frame if frame is not None else Tensor.empty(device, frame_shape, np.uint8)
         same_size = frame_shape[:2] == (h, w)
         blocks = -(-w // 8)
         # A work-item per 8 columns of a row, in groups of a row's blocks (at least 64 groups).

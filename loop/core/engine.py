@@ -98,12 +98,15 @@ class LoopCore:
         if triggered:
             pipeline.patch.enqueue(self.queue)
             probabilities = pipeline.patch.read(self.queue)
-            pixels = pipeline.read_pixels(frame, self.queue)
+            pixels = pipeline.read_pixels(self.queue)
         else:
+            # Background everywhere, with certainty: the refined map of such cells is the
+            # same, so it is made here rather than on the device.
             k, h, w = (self.spec.outputs,) + pipeline.patch.probabilities.shape[2:]
             probabilities = np.zeros((k, h, w), np.float32)
             probabilities[0] = 1.0
-            pixels = self.pixel_probabilities(probabilities, frame)
+            pixels = np.zeros((k,) + frame.shape[:2], np.float32)
+            pixels[0] = 1.0
         features = pipeline.features.read_into(pipeline.features_np, self.queue)[0].copy()
         frame_id = self.recent.keep(frame, features, frame_id)
         category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)

@@ -45,14 +45,18 @@ class FramePipeline:
         if self.patch is not None:  # the verdict over the frame's pixels, along its edges
             k = self.patch.probabilities.shape[1]
             self.pixels = Tensor.empty(device, (k,) + tuple(frame_shape[:2]))
-            self.spread = GuidedSpread(device, self.patch.probabilities, self.pixels)
+            # The frame as the patch's input uploaded it (the base's, or a pixels patch's
+            # own), read again as the guide: a verdict always uploads it there.
+            uploaded = self.pixels_input.frame if self.pixels_input is not None \
+                else self.base_plan.preprocess.frame
+            self.spread = GuidedSpread(device, self.patch.probabilities, self.pixels,
+                                       frame=uploaded)
             self.pixels_np = np.empty(self.pixels.shape, np.float32)
 
-    def read_pixels(self, frame: np.ndarray, queue) -> np.ndarray:
-        """float32 (K, H, W): the patch's probabilities (after it ran) spread over `frame`
-        and refined by its edges (loop/core/pixel_maps.py), from the device buffer the
-        patch wrote them to (no round trip through the host)."""
-        self.spread.upload(frame, queue)
+    def read_pixels(self, queue) -> np.ndarray:
+        """float32 (K, H, W): the patch's probabilities (after it ran) spread over the frame
+        and refined by its edges (loop/core/pixel_maps.py), from the device buffers the
+        patch and its input wrote (no round trip through the host)."""
         self.spread.enqueue(queue)
         return self.pixels.read_into(self.pixels_np, queue).copy()
 
