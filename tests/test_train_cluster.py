@@ -29,10 +29,14 @@ def cluster():
 def _same_features(computed: np.ndarray, reference: np.ndarray) -> bool:
     """The same features to float rounding. Each process picks its own kernel variant per
     shape (kernels/tuning.py: measured within a time budget, else the default), and variants
-    may round a sum's last bits differently (a fresh-cache CI run saw 3e-7 relative); an
-    image's features in the wrong row, or none, differ by whole units."""
+    may round a sum's last bits differently (a fresh-cache CI run saw 3e-7 relative). Through
+    the base's layers that rounding grows with the sums' terms, not with the value it lands
+    on: a feature near 0 made of terms near the map's largest (44 here) differed by more
+    than 1e-5 in another fresh-cache run, so the absolute tolerance follows the map's scale.
+    An image's features in the wrong row, or none, differ by whole units."""
+    scale = max(1.0, float(np.abs(reference).max())) if reference.size else 1.0
     return computed.shape == reference.shape and np.allclose(computed, reference,
-                                                             rtol=1e-5, atol=1e-5)
+                                                             rtol=1e-4, atol=1e-4 * scale)
 
 
 def _args(argv, **cluster_options):
