@@ -199,6 +199,21 @@ def _as_kernel_arg(value):
     return value
 
 
+def fit_work_group(local: tuple[int, ...], limit: int, per_dimension) -> tuple[int, ...]:
+    """`local` shrunk to what the device runs: each size within its dimension's maximum,
+    then the largest halved (rounding up) until the group holds at most `limit` work-items
+    (the kernel's own maximum on the device). The shapes the launch sites choose suit PoCL,
+    which takes groups of 4096 and more; a GPU takes 1024 at most, fewer for a kernel that
+    needs many registers. No kernel uses local memory, barriers or its group's shape, so any
+    shape computes the same result."""
+    local = [max(1, min(int(size), int(most))) for size, most in zip(local, per_dimension)]
+    limit = max(1, int(limit))
+    while np.prod(local, dtype=np.int64) > limit:
+        i = int(np.argmax(local))
+        local[i] = -(-local[i] // 2)
+    return tuple(local)
+
+
 @dataclass
 class Launch:
     """One kernel launch with its arguments bound once; `enqueue` is all the hot path does."""
@@ -218,7 +233,10 @@ class Launch:
         kernel.set_args(*args)
         global_size = tuple(int(g) for g in global_size)
         if local_size is not None:
-            local_size = tuple(int(s) for s in local_size)
+            limit = kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE,
+                                               device.device)
+            local_size = fit_work_group(tuple(int(s) for s in local_size), limit,
+                                        device.device.max_work_item_sizes)
             # Round the global size up to whole work-groups; kernels guard their own bounds.
             global_size = tuple(-(-g // l) * l for g, l in zip(global_size, local_size))
         return cls(kernel, global_size, local_size, args)

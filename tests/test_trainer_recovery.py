@@ -190,3 +190,40 @@ def test_the_users_rate_survives_a_restore_and_a_session_resume(base_network, sc
     assert core.trainer.settings.learning_rate == chosen
     link.close()
     assert SessionStore.open(tmp_path / "s.h5").state.settings.learning_rate == chosen
+
+
+def test_a_trainer_the_device_fails_says_so_and_the_benchmark_ends(base_network, monkeypatch):
+    """A device that refuses the step (a GPU refused the groups made for PoCL) stopped the
+    trainer's thread without a word: the window went on showing an untrained patch and
+    `bench loop` waited out its time limit. The failure is now shown, and ends a benchmark."""
+    from loop.faces.sources import DemoSource
+    from loop.core.verdict_worker import VerdictWorker
+    from loop.faces.bench.loop import stopped_by_failure
+
+    core = make_core(base_network)
+
+    def refused(batch):
+        raise RuntimeError("clEnqueueNDRangeKernel failed: INVALID_WORK_GROUP_SIZE")
+    monkeypatch.setattr(core.trainer, "_train_step", refused)
+    worker = VerdictWorker(core, DemoSource(seed=3))
+    core.start()
+    try:
+        deadline = time.monotonic() + 10
+        while core.trainer.failure is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        expected = "training stopped: clEnqueueNDRangeKernel failed: INVALID_WORK_GROUP_SIZE"
+        assert core.trainer.failure == expected
+        assert expected in core.trainer.status.notices
+        with pytest.raises(RuntimeError, match="INVALID_WORK_GROUP_SIZE"):
+            stopped_by_failure(core, worker, time.perf_counter())
+    finally:
+        core.close()
+    monkeypatch.undo()
+    core = make_core(base_network)
+    core.start()
+    try:
+        time.sleep(0.5)
+        assert core.trainer.failure is None and not core.trainer.status.has_notice("failure")
+        stopped_by_failure(core, worker, time.perf_counter())   # nothing to end
+    finally:
+        core.close()

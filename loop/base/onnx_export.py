@@ -82,6 +82,20 @@ def to_onnx(spec: BaseSpec, height: int, width: int):
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, height, width])],
         [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [1, len(spec.classes)])],
         parts.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = onnx_model(graph)
     onnx.checker.check_model(model)
     return model
+
+
+# The format the files are written in, not the onnx package's newest: a model stamped with a
+# newer IR version than a runtime knows is refused whole (onnx 1.20 writes IR 14, which
+# onnxruntime 1.30 refuses). IR 7 is the version of opset 13, whose operators the graphs use.
+OPSET = 13
+IR_VERSION = 7
+
+
+def onnx_model(graph):
+    """The model of `graph`, stamped with OPSET and IR_VERSION."""
+    from onnx import helper
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                             ir_version=IR_VERSION)

@@ -115,6 +115,9 @@ class OnlineTrainer:
         # there is nothing left to copy.
         self.augmenter = None
         self.last_batch: list = []  # the frames of the newest step (windows show them)
+        # Why the trainer's thread stopped by itself (a device error), else None: shown in the
+        # window's notices and ended benchmarks, which would otherwise wait on a dead thread.
+        self.failure: str | None = None
 
     # -- settings -------------------------------------------------------------------------
     @property
@@ -179,6 +182,8 @@ class OnlineTrainer:
         if self._thread and self._thread.is_alive():
             return
         self._stop.clear()
+        self.failure = None
+        self.status.notice("failure", None)
         self._thread = threading.Thread(target=self._loop, name="patchloop-trainer", daemon=True)
         self._thread.start()
 
@@ -191,16 +196,20 @@ class OnlineTrainer:
         self.pacer.urgent_ahead(False)   # no step is coming: verdicts need not wait
 
     def _loop(self) -> None:
-        # The step's plan, built and run once before the first click waits for it (building
-        # one takes 0.1-0.5 s, its first run more than later ones). Only the run takes the
-        # device from the verdicts.
-        step = self._train_step(planned_batch(1, self.settings.batch_size))
-        with self.device_turn:
-            step.warm_up(self.queue)
-        while not self._stop.is_set():
-            if not self.turn():
-                self._wake.wait(IDLE_WAIT)
-                self._wake.clear()
+        try:
+            # The step's plan, built and run once before the first click waits for it
+            # (building one takes 0.1-0.5 s, its first run more than later ones). Only the
+            # run takes the device from the verdicts.
+            step = self._train_step(planned_batch(1, self.settings.batch_size))
+            with self.device_turn:
+                step.warm_up(self.queue)
+            while not self._stop.is_set():
+                if not self.turn():
+                    self._wake.wait(IDLE_WAIT)
+                    self._wake.clear()
+        except Exception as exc:  # a device that refuses the step: said, never a silent stop
+            self.failure = f"training stopped: {exc}"
+            self.status.notice("failure", self.failure)
 
     def turn(self) -> bool:
         """One turn of the trainer's thread, callable on any thread when it is not running (a

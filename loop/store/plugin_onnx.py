@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 
-from loop.base.onnx_export import GraphParts, base_graph
+from loop.base.onnx_export import GraphParts, base_graph, onnx_model
 from loop.core.receptive_field import map_size
 from loop.store.plugin import Plugin
 from loop.store.plugin_fit import arch_on_base
@@ -75,7 +75,7 @@ def plugin_to_onnx(plugin: Plugin, base_spec=None):
         parts.nodes, spec.name,
         [helper.make_tensor_value_info("frame", TensorProto.UINT8, [1, height, width, 3])],
         outputs, parts.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = onnx_model(graph)
     meta = {"patchloop.input": f"uint8 RGB frame (1, {height}, {width}, 3); resize frames of "
                                f"other sizes to {width}x{height} first (bilinear, pixel centres "
                                f"at +0.5, as OpenCV's INTER_LINEAR)",

@@ -55,6 +55,20 @@ def patch_name(args) -> str:
     return f"head on {args.tap or live_tap()}"
 
 
+# A verdict thread with no verdict this long after the start, saying why: the run has failed.
+VERDICTS_DUE_SECONDS = 20.0
+
+
+def stopped_by_failure(core: LoopCore, worker: VerdictWorker, start: float) -> None:
+    """Raises when the trainer's thread has stopped on an error, or verdicts keep failing:
+    the run would otherwise wait out its time limit and report figures of nothing."""
+    if core.trainer.failure:
+        raise RuntimeError(core.trainer.failure)
+    if worker.error and worker.verdicts == 0 and \
+            time.perf_counter() - start > VERDICTS_DUE_SECONDS:
+        raise RuntimeError(worker.error)
+
+
 def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: float) -> dict:
     """The window's arrangement without the window: verdicts in the VerdictWorker thread on a
     real-time demo source, training in the trainer thread, and the simulated user here,
@@ -82,6 +96,12 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     while time.perf_counter() - start < max_seconds and (
             clicks < max_clicks or pending is not None):
         time.sleep(POLL_SECONDS)
+        try:
+            stopped_by_failure(core, worker, start)
+        except RuntimeError:
+            worker.stop()
+            core.close()
+            raise
         latest = worker.latest_with_truth()
         if latest is None:
             continue
