@@ -17,6 +17,7 @@ from loop.cli import main
 from loop.errors import UserError
 from loop.store.feature_store import FeatureStore
 from test_folder_training import folder_core, make_folder
+from child_env import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,7 +97,7 @@ def test_extraction_killed_midway_resumes_with_identical_features(base_spec, tmp
     sessions = tmp_path / "killed"
     child = subprocess.Popen(
         [sys.executable, "-m", "loop"] + argv + ["--session", str(sessions / "s.h5")],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.DEVNULL,
+        env=child_env(), stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL)
     try:
         _wait_for_a_commit(sessions, child, 3)
@@ -186,7 +187,7 @@ def test_training_streams_from_the_store_with_memory_bounded(base_spec, tmp_path
     make_folder(tmp_path / "data", per_category=80)
     child = subprocess.run([sys.executable, "-c", MEMORY_CHILD, str(tmp_path / "data"),
                             str(base_spec.path), str(tmp_path)],
-                           env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True,
+                           env=child_env(), capture_output=True,
                            text=True)
     assert child.returncode == 0, child.stderr[-2000:]
     before, after, largest, pool_rows, rows = map(int, child.stdout.split())

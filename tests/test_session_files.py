@@ -23,6 +23,7 @@ from loop.store.records import LabelRecord, settings_to_json, spec_to_json
 from loop.store.session import SessionStore
 from loop.store.session_loader import journal_path
 from loop.store.session_rows import label_rows
+from child_env import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = PatchSpec("f", categories_from_names(["background", "ball"]), topology="pixels")
@@ -273,8 +274,7 @@ def _limit_memory():
 
 def test_hostile_session_files_are_read_or_refused_in_one_line(tmp_path, capsys):
     paths = generate(tmp_path, CASES)
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1",
-               OMP_NUM_THREADS="1")
+    env = child_env(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     child = subprocess.run([sys.executable, "-c", CHILD] + [str(p) for p in paths],
                            capture_output=True, text=True, env=env, timeout=240,
                            preexec_fn=_limit_memory)

@@ -5,12 +5,10 @@ repaired by the next writer, older files are read and converted, and `bench sess
 measures it all."""
 import argparse
 import json
-import os
 import struct
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -24,6 +22,7 @@ from loop.store.session import COMMIT_FRAMES, SessionStore
 from loop.store.session_loader import load_session
 from loop.store.session_paths import journal_path
 from loop.store.session_rows import label_rows
+from child_env import child_env
 
 SPEC = PatchSpec("g", categories_from_names(["background", "ball"]), topology="pixels")
 
@@ -71,9 +70,7 @@ os._exit(0)
 
 def _crash_during_append(path) -> None:
     """A child appends five label rows and dies before the commit record and close."""
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run([sys.executable, "-c", CRASH, str(path)], check=True,
-                   env=dict(os.environ, PYTHONPATH=str(root)))
+    subprocess.run([sys.executable, "-c", CRASH, str(path)], check=True, env=child_env())
 
 
 def test_an_interrupted_append_is_ignored_then_repaired(tmp_path):

@@ -18,6 +18,7 @@ from loop.store.session_loader import load_session
 
 sys.path.insert(0, str(Path(__file__).parent))
 from session_writer_child import trained_state  # noqa: E402
+from child_env import child_env
 
 ROOT = Path(__file__).resolve().parent.parent
 ATTEMPTS = 50
@@ -31,7 +32,7 @@ class ForkServer:
     and a text reader's own buffer do not mix) and never waiting without a bound."""
 
     def __init__(self):
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = child_env()
         self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name(
             "session_writer_child.py"))], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env=env)

@@ -20,6 +20,7 @@ from loop.errors import UserError
 from loop.store.records import SessionFormatError, SessionState
 from loop.store.session import SessionStore
 from loop.store.session_lock import SessionBusy
+from child_env import child_env
 
 SPEC = PatchSpec("l", categories_from_names(["background", "ball"]), topology="pixels")
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +40,7 @@ def test_a_second_writer_is_refused_naming_the_holder(tmp_path, capsys):
     child = subprocess.run(
         [sys.executable, "-c", "import sys; from loop.store.session import SessionStore\n"
          "try: SessionStore.open(sys.argv[1])\nexcept Exception as e: print(e)", str(path)],
-        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        capture_output=True, text=True, env=child_env())
     assert f"in use by patchloop live (pid {os.getpid()}" in child.stdout
     for command in (["replay", str(path)],
                     ["live", "--demo", "--topology", "pixels", "--session", str(path),
