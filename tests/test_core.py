@@ -225,9 +225,10 @@ def test_a_long_step_still_leaves_the_verdicts_their_rate():
 def test_steady_verdicts_read_a_running_average_of_the_weights(base_network):
     """With `steady` on (a live head's default), each step moves the weights the verdicts
     read towards the trained ones, which keep training as they are: STEADY_RATE of the way
-    while the step answers a click, SETTLED_STEADY_RATE between clicks; off, they are the
-    trained ones again at the next step."""
-    from loop.core.trainer import SETTLED_STEADY_RATE, STEADY_RATE
+    while the step answers a click, SETTLED_STEADY_RATE between clicks, then 1/n for the
+    n-th settled step once that is less; off, they are the trained ones again at the next
+    step."""
+    from loop.core.trainer import SETTLED_FLOOR, SETTLED_STEADY_RATE, STEADY_RATE
     from test_plugin import trained_core
     core = trained_core(base_network, steps=5)
     model, queue, trainer = core.model, core.queue, core.trainer
@@ -246,17 +247,21 @@ def test_steady_verdicts_read_a_running_average_of_the_weights(base_network):
         assert np.allclose(after, (1 - rate) * before + rate * raw, atol=1e-6)
 
     assert trainer.settings.steady
-    for _ in range(40):   # the labels' own first steps, and any click still to show
-        if not trainer.answers_a_click:
-            break
-        step_moves_by(STEADY_RATE)
-    assert not trainer.answers_a_click, "the labels' steps should be over by now"
-    for _ in range(3):
-        step_moves_by(SETTLED_STEADY_RATE)
-    frame = DemoScene(seed=6).frame(120)
-    core.label(core.observe(frame.image).frame_id, LabelDisc(160, 120, 8, 0))
-    assert trainer.answers_a_click, "a new label's steps answer it"
-    step_moves_by(STEADY_RATE)
+    for click in range(2):
+        frame = DemoScene(seed=6).frame(120 + click)
+        core.label(core.observe(frame.image).frame_id, LabelDisc(160, 120, 8, 0))
+        assert trainer.answers_a_click, "a new label's steps answer it"
+        for _ in range(40):   # the label's own first steps, and its cell until it shows
+            if not trainer.answers_a_click:
+                break
+            step_moves_by(STEADY_RATE)
+        assert not trainer.answers_a_click, "the label's steps should be over by now"
+        for _ in range(8):
+            step_moves_by(SETTLED_STEADY_RATE)
+        for n in range(9, 12 + click):   # then the mean of the settled steps since the click
+            step_moves_by(1.0 / n)
+    # A long idle stretch: the mean spans about the last 1 / SETTLED_FLOOR steps.
+    assert trainer._average_rate(trainer.settings, False, 1000) == SETTLED_FLOOR
     core.change_settings(replace(trainer.settings, steady=False))
     assert trainer.step()
     assert np.array_equal(published(), trained()), "without steady: the trained weights"

@@ -67,6 +67,17 @@ STEADY_RATE = 0.35
 # after 90% over 0.02 in 2 runs of 17 (4 of 15 at STEADY_RATE every step, in turn), the final
 # under 0.97 in 2 (4); 0.07 left clicks unflipped after 3 s in 5 runs of 6.
 SETTLED_STEADY_RATE = 0.12
+# ...and never faster than the mean of the settled steps since the click: the n-th moves the
+# average 1/n of the way once that is under 12%. The steps between two clicks depend on the
+# device (7-8 on a 2-core CPU, about 18 on an H200), and at 12% a step the verdicts followed
+# only the last eight or so; on a fast device they followed the jitter again. Step by step,
+# the alternating user with twice the steps between clicks (scenes 0-11): the largest drop
+# after 90% over 0.02 in 3 runs of 12 against 7, mean final 0.982 against 0.981. With the
+# usual 10 steps a click it never applies. SETTLED_FLOOR bounds the mean to about the last
+# 20 steps, so a long pause still shows what it learns: the user who clicks every 50 steps
+# (scenes 0-2) ended at 0.974 / 0.985 / 0.990 with it, 0.969 / 0.976 with no bound, 0.978 /
+# 0.988 / 0.991 at 12% a step.
+SETTLED_FLOOR = 0.05
 # With steady verdicts, the steps after the one that shows an awaited click go before the
 # verdicts for this many more steps, so the averaged weights catch up at the steps' pace
 # (as those steps do not wait for the verdicts, the click shows sooner). `bench loop`, scenes
@@ -102,6 +113,7 @@ class OnlineTrainer:
         self.pacer = Pacer()
         self._burst = 0  # steps left that skip the pacer: a new label is trained on at once
         self._catch_up = 0  # steps left that skip it while steady verdicts catch up (above)
+        self._settled_steps = 0
         self._steps: dict[int, TrainStep] = {}
         self._fresh: list[int] = []  # frame ids with labels not yet trained on, newest last
         self._awaited: AwaitedClick | None = None  # the click whose cell has not turned yet
@@ -152,6 +164,7 @@ class OnlineTrainer:
             self._fresh.append(frame_id)
             self._burst = BURST_STEPS
             self._awaited = awaited
+            self._settled_steps = 0
         if self.running:   # (with no trainer thread no step is coming: no verdict waits)
             self.pacer.urgent_ahead(True)
         self.pacer.release()
@@ -325,14 +338,18 @@ class OnlineTrainer:
         return offsets
 
     @staticmethod
-    def _average_rate(settings: TrainerSettings, answers_a_click: bool) -> float | None:
+    def _average_rate(settings: TrainerSettings, answers_a_click: bool,
+                      settled_steps: int) -> float | None:
         """How far a kept step moves the verdicts' weights towards the trained ones: None for
         all the way (steady verdicts off); STEADY_RATE for a step that answers a click (the
         first steps after a label, those until its cell shows and those that catch up with
-        it), SETTLED_STEADY_RATE for the steps between clicks."""
+        it); between clicks SETTLED_STEADY_RATE, and from the ninth settled step on 1/n for
+        the n-th (the mean of the settled steps so far), down to SETTLED_FLOOR."""
         if not settings.steady:
             return None
-        return STEADY_RATE if answers_a_click else SETTLED_STEADY_RATE
+        if answers_a_click:
+            return STEADY_RATE
+        return max(SETTLED_FLOOR, min(SETTLED_STEADY_RATE, 1.0 / max(1, settled_steps)))
 
     def _class_weights(self, settings: TrainerSettings, counts: np.ndarray) -> np.ndarray:
         if not settings.balance_classes:
@@ -405,7 +422,10 @@ class OnlineTrainer:
         if reason is not None:
             self._undo_step(reason, settings)
             return True
-        self.model.publish(self.queue, self._average_rate(settings, answers_a_click))
+        if not answers_a_click:
+            self._settled_steps += 1
+        self.model.publish(self.queue,
+                           self._average_rate(settings, answers_a_click, self._settled_steps))
         self._kept_on_fresh += 1
         self.status.learning_rate, self.status.grad_norm = rate, result.grad_norm
         self.status.record(result.loss)
