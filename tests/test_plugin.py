@@ -229,6 +229,10 @@ def test_onnx_export_agrees_with_apply(head_export, base_spec, tmp_path):
     applied, _ = load_plugin_core(str(paths["float32"]), str(base_spec.path))
     meta = session.get_modelmeta().custom_metadata_map
     assert "resize" in meta["patchloop.input"]
+    # Stamped with opset 13's IR version, not the onnx package's newest (an older
+    # onnxruntime refuses a model whose IR version it does not know).
+    import onnx
+    assert onnx.load(str(onnx_path)).ir_version == 7
     for frame in DemoScene(seed=6).held_out(3):
         probs, base_probs = session.run(["probabilities", "base_probabilities"],
                                         {"frame": frame.image[None]})

@@ -88,8 +88,8 @@ def to_onnx(spec: BaseSpec, height: int, width: int):
 
 
 # The format the files are written in, not the onnx package's newest: a model stamped with a
-# newer IR version than a runtime knows is refused whole (onnx 1.20 writes IR 14, which
-# onnxruntime 1.30 refuses). IR 7 is the version of opset 13, whose operators the graphs use.
+# newer IR version than a runtime knows is refused whole (onnx 1.23 writes IR 14, which
+# onnxruntime 1.30 refused). IR 7 is the version of opset 13, whose operators the graphs use.
 OPSET = 13
 IR_VERSION = 7
 

@@ -113,7 +113,7 @@ class OnlineTrainer:
         self.pacer = Pacer()
         self._burst = 0  # steps left that skip the pacer: a new label is trained on at once
         self._catch_up = 0  # steps left that skip it while steady verdicts catch up (above)
-        self._settled_steps = 0
+        self._settled_steps = 0  # kept steps since the newest label that answer no click
         self._steps: dict[int, TrainStep] = {}
         self._fresh: list[int] = []  # frame ids with labels not yet trained on, newest last
         self._awaited: AwaitedClick | None = None  # the click whose cell has not turned yet
