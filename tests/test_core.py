@@ -427,3 +427,38 @@ def test_verdicts_on_stored_features_from_two_threads_each_get_their_own(base_ne
     assert not np.allclose(expected[0], expected[1]), "the two frames' verdicts differ"
     assert wrong == []
     core.close()
+
+
+def test_a_source_that_raises_is_said_and_read_again(base_network):
+    """A camera or file whose read raises (a driver error, a broken stream) stopped the
+    verdict thread without a word, leaving the last picture on screen. Now the window says
+    so, reads again, and withdraws the message once verdicts come."""
+    from loop.core.verdict_worker import VerdictWorker
+
+    class Flaky:
+        def __init__(self):
+            self.reads = 0
+
+        def read(self):
+            self.reads += 1
+            if self.reads <= 3:
+                raise OSError("the camera answered garbage")
+            return np.full((240, 320, 3), 90, np.uint8)
+
+    core = make_core(base_network)
+    source = Flaky()
+    worker = VerdictWorker(core, source)
+    seen = []
+    worker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while worker.verdicts < 2 and time.monotonic() < deadline:
+            if worker.error:
+                seen.append(worker.error)
+            time.sleep(0.005)
+    finally:
+        worker.stop()
+        core.close()
+    assert source.reads > 3 and worker.verdicts >= 2, "the thread read on after the errors"
+    assert "reading the picture failed: the camera answered garbage" in seen
+    assert worker.error is None, "verdicts came: the message is withdrawn"

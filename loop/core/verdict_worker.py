@@ -68,7 +68,11 @@ class VerdictWorker:
                 self._refresh_frozen()
                 time.sleep(RETRY_SECONDS)
                 continue
-            frame = self.source.read()
+            try:
+                frame = self.source.read()
+            except Exception as exc:  # a camera or file that broke: said, and read again
+                self._show(f"reading the picture failed: {exc}")
+                frame = None
             truth = getattr(self.source, "last_truth", lambda: None)()
             if frame is None:
                 self.source_lost = True
@@ -84,6 +88,7 @@ class VerdictWorker:
                 time.sleep(RETRY_SECONDS)
                 continue
             seconds = time.perf_counter() - start
+            self.error = None   # working again: the message is withdrawn
             self.verdict_ms = seconds * 1e3
             self.verdict_times = self.verdict_times[-999:] + [seconds]
             with self._lock:
