@@ -201,17 +201,25 @@ def _as_kernel_arg(value):
 
 def fit_work_group(local: tuple[int, ...], limit: int, per_dimension) -> tuple[int, ...]:
     """`local` shrunk to what the device runs: each size within its dimension's maximum,
-    then the largest halved (rounding up) until the group holds at most `limit` work-items
-    (the kernel's own maximum on the device). The shapes the launch sites choose suit PoCL,
-    which takes groups of 4096 and more; a GPU takes 1024 at most, fewer for a kernel that
-    needs many registers. No kernel uses local memory, barriers or its group's shape, so any
-    shape computes the same result."""
-    local = [max(1, min(int(size), int(most))) for size, most in zip(local, per_dimension)]
+    then the largest cut until the group holds at most `limit` work-items (the kernel's
+    own maximum on the device). The shapes the launch sites choose suit PoCL, which takes
+    groups of 4096; a GPU takes 1024 at most, fewer for a kernel that needs many registers.
+    No kernel uses local memory, barriers or its group's shape, so any shape computes the
+    same result; and each side becomes a divisor of the side asked for, so a dimension the
+    launch site sized to whole groups gets no padded work-items it might not guard."""
+    local = [_divisor_at_most(int(size), int(most)) for size, most in zip(local, per_dimension)]
     limit = max(1, int(limit))
     while np.prod(local, dtype=np.int64) > limit:
         i = int(np.argmax(local))
-        local[i] = -(-local[i] // 2)
+        others = int(np.prod(local, dtype=np.int64)) // local[i]
+        local[i] = _divisor_at_most(local[i], min(local[i] - 1, max(1, limit // others)))
     return tuple(local)
+
+
+def _divisor_at_most(size: int, most: int) -> int:
+    """The largest divisor of `size` (at least 1) that is at most `most`."""
+    size, most = max(1, size), max(1, most)
+    return next(d for d in range(min(size, most), 0, -1) if size % d == 0)
 
 
 @dataclass

@@ -260,6 +260,9 @@ def test_steady_verdicts_read_a_running_average_of_the_weights(base_network):
             step_moves_by(SETTLED_STEADY_RATE)
         for n in range(9, 12 + click):   # then the mean of the settled steps since the click
             step_moves_by(1.0 / n)
+    assert core.undo()   # the labels changed: the average starts again at its settled rate
+    assert not trainer.answers_a_click
+    step_moves_by(SETTLED_STEADY_RATE)
     # A long idle stretch: the mean spans about the last 1 / SETTLED_FLOOR steps.
     assert trainer._average_rate(trainer.settings, False, 1000) == SETTLED_FLOOR
     core.change_settings(replace(trainer.settings, steady=False))

@@ -19,7 +19,6 @@ from loop.store.feature_store import FeatureStore
 from test_folder_training import folder_core, make_folder
 from child_env import child_env
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _plan(folder, copies=1, seed=0):

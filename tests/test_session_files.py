@@ -25,7 +25,6 @@ from loop.store.session_loader import journal_path
 from loop.store.session_rows import label_rows
 from child_env import child_env
 
-ROOT = Path(__file__).resolve().parent.parent
 SPEC = PatchSpec("f", categories_from_names(["background", "ball"]), topology="pixels")
 MEMORY_LIMIT = 1 << 30
 CASES = 300

@@ -20,7 +20,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 from session_writer_child import trained_state  # noqa: E402
 from child_env import child_env
 
-ROOT = Path(__file__).resolve().parent.parent
 ATTEMPTS = 50
 
 

@@ -23,7 +23,6 @@ from loop.store.session_lock import SessionBusy
 from child_env import child_env
 
 SPEC = PatchSpec("l", categories_from_names(["background", "ball"]), topology="pixels")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def image(value):

@@ -1,6 +1,7 @@
 """The trainer never locks itself up: a first click on one category, contradicting labels, a
 rate the user set too high, a stretch with no progress. The user's own learning rate is
 never lost, and what the trainer does by itself is shown while it applies."""
+import threading
 import time
 
 import numpy as np
@@ -202,27 +203,35 @@ def test_a_trainer_the_device_fails_says_so_and_the_benchmark_ends(base_network,
 
     core = make_core(base_network)
 
-    def refused(batch):
+    labeled = threading.Event()
+
+    def refused():   # the step a click asks for is refused by the device
+        labeled.wait(10)
         raise RuntimeError("clEnqueueNDRangeKernel failed: INVALID_WORK_GROUP_SIZE")
-    monkeypatch.setattr(core.trainer, "_train_step", refused)
+    monkeypatch.setattr(core.trainer, "turn", refused)
+    core.trainer.pace_with_verdicts(True)   # as in the window
+    core.trainer.pacer.step_took(0.01)
     worker = VerdictWorker(core, DemoSource(seed=3))
     core.start()
     try:
+        frame = DemoScene(seed=3).frame(0)
+        core.label(core.observe(frame.image).frame_id, LabelDisc(160, 120, 8, 1))
+        assert core.trainer.pacer.holds_verdicts, "a click's step is coming: verdicts wait"
+        labeled.set()
         deadline = time.monotonic() + 10
         while core.trainer.failure is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        expected = "training stopped: clEnqueueNDRangeKernel failed: INVALID_WORK_GROUP_SIZE"
+        expected = ("training stopped: RuntimeError: clEnqueueNDRangeKernel failed: "
+                    "INVALID_WORK_GROUP_SIZE")
         assert core.trainer.failure == expected
         assert expected in core.trainer.status.notices
+        assert not core.trainer.pacer.holds_verdicts, "no step is coming: verdicts go"
         with pytest.raises(RuntimeError, match="INVALID_WORK_GROUP_SIZE"):
             stopped_by_failure(core, worker, time.perf_counter())
-    finally:
-        core.close()
-    monkeypatch.undo()
-    core = make_core(base_network)
-    core.start()
-    try:
-        time.sleep(0.5)
+        # Started again (the device answers again): the failure and its notice are gone.
+        monkeypatch.undo()
+        core.start()
+        assert core.trainer.running
         assert core.trainer.failure is None and not core.trainer.status.has_notice("failure")
         stopped_by_failure(core, worker, time.perf_counter())   # nothing to end
     finally:

@@ -10,14 +10,15 @@ from patchloop_kernels.upsample import prepare_upsample
 GPU_LIKE = (1024, 1024, 64)
 
 
-def test_a_group_too_large_is_halved_along_its_largest_side():
-    assert fit_work_group((28, 51), 1024, GPU_LIKE) == (28, 26)   # the pad pass's 1428
-    assert fit_work_group((1, 2000, 1), 1024, GPU_LIKE) == (1, 1024, 1)
-    assert fit_work_group((4, 4, 200), 256, GPU_LIKE) == (4, 4, 16)
+def test_a_group_too_large_is_cut_along_its_largest_side_to_a_divisor():
+    assert fit_work_group((28, 51), 1024, GPU_LIKE) == (28, 17)   # the pad pass's 1428
+    assert fit_work_group((1, 2000, 1), 1024, GPU_LIKE) == (1, 1000, 1)
+    assert fit_work_group((4, 4, 200), 256, GPU_LIKE) == (4, 4, 10)
     assert fit_work_group((64, 4, 1), 4096, (4096, 4096, 4096)) == (64, 4, 1)  # fits: kept
+    assert fit_work_group((61, 8), 256, GPU_LIKE) == (1, 8)   # a prime side: 1 divides it
 
 
-def test_fitted_groups_keep_every_limit_on_random_shapes():
+def test_fitted_groups_keep_every_limit_and_add_no_padding_on_random_shapes():
     rng = np.random.default_rng(0)
     for _ in range(500):
         dims = int(rng.integers(1, 4))
@@ -27,10 +28,10 @@ def test_fitted_groups_keep_every_limit_on_random_shapes():
         fitted = fit_work_group(local, limit, per_dimension)
         assert len(fitted) == dims
         assert np.prod(fitted) <= limit
-        assert all(1 <= f <= min(s, m) for f, s, m in zip(fitted, local, per_dimension))
-        # Shrunk no further than it must: a group that was halved holds over half the limit.
-        if fitted != tuple(min(s, m) for s, m in zip(local, per_dimension)):
-            assert np.prod(fitted) * 2 > limit
+        assert all(1 <= f <= m for f, m in zip(fitted, per_dimension))
+        # Each side divides the side asked for: a global size in whole asked groups is in
+        # whole fitted groups too, so the launch pads no work-item it did not before.
+        assert all(s % f == 0 for f, s in zip(fitted, local))
 
 
 def test_a_launch_asking_for_more_than_any_device_takes_runs_and_computes_the_same(device):

@@ -218,7 +218,10 @@ class LoopCore:
 
     def undo(self) -> bool:
         """Remove the newest label; False when there is none."""
-        return self.book.undo()
+        if not self.book.undo():
+            return False
+        self.trainer.restart_settled_average()
+        return True
 
     def exclude(self, frame_id: int, excluded: bool = True) -> None:
         """Leave a labeled frame out of training (kept, with its labels), or take it back."""

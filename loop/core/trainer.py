@@ -15,6 +15,7 @@ that everything is that category, with certainty.
 """
 from __future__ import annotations
 
+import logging
 import random
 import statistics
 import threading
@@ -38,6 +39,8 @@ from loop.core.step_inputs import planned_batch, step_inputs
 from loop.core.train_step import TrainStep
 from loop.core.train_windows import train_windows
 from loop.core.trainer_notices import rate_notice, waiting_notice
+
+LOG = logging.getLogger(__name__)
 from loop.core.trainer_status import TrainerStatus
 
 IDLE_WAIT = 0.05  # seconds the thread sleeps when there is nothing to train on
@@ -152,7 +155,14 @@ class OnlineTrainer:
             if settings.new_only and not self._settings.new_only:
                 self._new_only_since = time.monotonic()
             self._settings = settings
+        self.restart_settled_average()   # (steady verdicts may have just been turned on)
         self._wake.set()
+
+    def restart_settled_average(self) -> None:
+        """The labels, the weights or the settings changed: the verdicts' average between
+        clicks starts again at SETTLED_STEADY_RATE, not at the slow end of a long pause."""
+        with self.frames_lock:
+            self._settled_steps = 0
 
     def notify_labels(self, frame_id: int, awaited: AwaitedClick | None = None) -> None:
         """A frame got new labels: train on it first. `awaited`: the clicked cell the user
@@ -190,6 +200,7 @@ class OnlineTrainer:
         self._standardized_on = 0
         self.windows = train_windows(model.arch, model.feature_shape, model.spec.seed)
         self.watch = ProgressWatch(model.spec.outputs)
+        self.restart_settled_average()
 
     def start(self) -> None:
         if self._thread and self._thread.is_alive():
@@ -221,8 +232,10 @@ class OnlineTrainer:
                     self._wake.wait(IDLE_WAIT)
                     self._wake.clear()
         except Exception as exc:  # a device that refuses the step: said, never a silent stop
-            self.failure = f"training stopped: {exc}"
+            LOG.exception("the trainer's thread stopped")   # the stack, for a bug report
+            self.failure = f"training stopped: {type(exc).__name__}: {exc}"
             self.status.notice("failure", self.failure)
+            self.pacer.urgent_ahead(False)   # no step is coming: verdicts must not wait
 
     def turn(self) -> bool:
         """One turn of the trainer's thread, callable on any thread when it is not running (a
@@ -422,10 +435,11 @@ class OnlineTrainer:
         if reason is not None:
             self._undo_step(reason, settings)
             return True
-        if not answers_a_click:
-            self._settled_steps += 1
-        self.model.publish(self.queue,
-                           self._average_rate(settings, answers_a_click, self._settled_steps))
+        with self.frames_lock:   # (notify_labels resets it under the same lock)
+            if not answers_a_click:
+                self._settled_steps += 1
+            settled = self._settled_steps
+        self.model.publish(self.queue, self._average_rate(settings, answers_a_click, settled))
         self._kept_on_fresh += 1
         self.status.learning_rate, self.status.grad_norm = rate, result.grad_norm
         self.status.record(result.loss)
@@ -498,6 +512,7 @@ class OnlineTrainer:
                 self.model.start_afresh(self.model.spec.seed + self.status.recoveries,
                                         self.queue)
                 self._kept_on_fresh = 0
+                self.restart_settled_average()
                 text = (f"still no progress after {PATIENCE} more steps: the patch starts "
                         "again from fresh weights (your labels are all kept)")
         self._show_rate(settings)

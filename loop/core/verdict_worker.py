@@ -125,6 +125,7 @@ class VerdictWorker:
         except Exception as exc:  # shown in the window; the loop and the labels go on
             self._show(f"verdict failed: {exc}")
             return
+        self.error = None   # working again: the message is withdrawn
         with self._lock:
             if self.frozen and self._latest is latest:
                 self._latest = (latest[0], verdict)

@@ -55,17 +55,17 @@ def patch_name(args) -> str:
     return f"head on {args.tap or live_tap()}"
 
 
-# A verdict thread with no verdict this long after the start, saying why: the run has failed.
+# A verdict thread with no new verdict this long, saying why: the run has failed.
 VERDICTS_DUE_SECONDS = 20.0
 
 
-def stopped_by_failure(core: LoopCore, worker: VerdictWorker, start: float) -> None:
-    """Raises when the trainer's thread has stopped on an error, or verdicts keep failing:
+def stopped_by_failure(core: LoopCore, worker: VerdictWorker, last_verdict: float) -> None:
+    """Raises when the trainer's thread has stopped on an error, or verdicts have kept
+    failing since `last_verdict` (perf_counter seconds: the newest verdict, or the start):
     the run would otherwise wait out its time limit and report figures of nothing."""
     if core.trainer.failure:
         raise RuntimeError(core.trainer.failure)
-    if worker.error and worker.verdicts == 0 and \
-            time.perf_counter() - start > VERDICTS_DUE_SECONDS:
+    if worker.error and time.perf_counter() - last_verdict > VERDICTS_DUE_SECONDS:
         raise RuntimeError(worker.error)
 
 
@@ -90,14 +90,17 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     worker.start()
     core.start()
     start = time.perf_counter()
+    verdicts_seen, last_verdict = 0, start
     # The last click is waited for like the others: the run ends once it has flipped (or
     # timed out), and is then scored. Scored at once, the end point caught the patch in the
     # middle of answering that click, which no other point of the curve does.
     while time.perf_counter() - start < max_seconds and (
             clicks < max_clicks or pending is not None):
         time.sleep(POLL_SECONDS)
+        if worker.verdicts != verdicts_seen:
+            verdicts_seen, last_verdict = worker.verdicts, time.perf_counter()
         try:
-            stopped_by_failure(core, worker, start)
+            stopped_by_failure(core, worker, last_verdict)
         except RuntimeError:
             worker.stop()
             core.close()
