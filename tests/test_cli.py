@@ -73,3 +73,4 @@ def test_bench_loop_runs_the_window_arrangement(capsys, device, base_spec):
     assert list(recall) == ["background", "ball", "box"]
     assert all(r is None or 0 <= r <= 1 for r in recall.values())
     assert report["training_speed_batch16"]["patchloop_steps_per_second"] > 0
+    assert loop["training_steps_per_click"] == round(loop["training_steps"] / 3, 1)

@@ -179,6 +179,9 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
         "verdict_median_ms": round(float(np.median(verdict_times)) * 1e3, 2),
         "training_steps": status.steps,
         "training_steps_per_second_in_loop": round(status.steps / elapsed, 2),
+        # What differs most between devices for the verdicts' steadiness (docs/trainer.md):
+        # a fast device trains many more steps between two clicks.
+        "training_steps_per_click": round(status.steps / max(1, clicks), 1),
     }
 
 
@@ -226,6 +229,7 @@ def _text(report) -> str:
         f"within {timeout} s{_before_training(flip)})"
         if flip["flipped"] else f"click-to-flip: no click flipped the verdict within {timeout} s",
         f"verdicts/s while training: {loop['verdicts_per_second']}" + _outside_scoring(loop),
+        f"training steps between two clicks: {loop['training_steps_per_click']}",
         f"training steps/s at batch 16: {speed['patchloop_steps_per_second']} "
         + ("(PyTorch not installed: no comparison)" if torch is None else f"(PyTorch: {torch})")])
 
