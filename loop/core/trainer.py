@@ -72,7 +72,7 @@ STEADY_RATE = 0.35
 SETTLED_STEADY_RATE = 0.12
 # ...and never faster than the mean of the settled steps since the click: the n-th moves the
 # average 1/n of the way once that is under 12%. The steps between two clicks depend on the
-# device (7-8 on a 2-core CPU, about 18 on an H200), and at 12% a step the verdicts followed
+# device (7-9 on a 2-core CPU, about 18 on an H200), and at 12% a step the verdicts followed
 # only the last eight or so; on a fast device they followed the jitter again. Step by step,
 # the alternating user with twice the steps between clicks (scenes 0-11): the largest drop
 # after 90% over 0.02 in 3 runs of 12 against 7, mean final 0.982 against 0.981. With the
