@@ -238,6 +238,9 @@ def test_bench_loop_text_without_pytorch_or_flips():
     assert "false object regions per held-out frame 0.25" in text
     assert "recall by category" not in text, "a report from before it names no recall"
     assert "outside the" not in text, "nor the rate outside the held-out scoring"
+    assert "steps between two clicks" not in text, "nor the steps between clicks"
+    report["loop"]["training_steps_per_click"] = 18.3
+    assert "training steps between two clicks: 18.3" in bench_loop._text(report)
     report["loop"].update(verdicts_per_second_outside_scoring=14.5, held_out_scoring_seconds=2.1)
     assert "verdicts/s while training: 12.0 (14.5 outside the 2.1 s of held-out scoring)" in \
         bench_loop._text(report)

@@ -229,9 +229,16 @@ def _text(report) -> str:
         f"within {timeout} s{_before_training(flip)})"
         if flip["flipped"] else f"click-to-flip: no click flipped the verdict within {timeout} s",
         f"verdicts/s while training: {loop['verdicts_per_second']}" + _outside_scoring(loop),
-        f"training steps between two clicks: {loop['training_steps_per_click']}",
+        *_steps_per_click_line(loop),
         f"training steps/s at batch 16: {speed['patchloop_steps_per_second']} "
         + ("(PyTorch not installed: no comparison)" if torch is None else f"(PyTorch: {torch})")])
+
+
+def _steps_per_click_line(loop) -> list[str]:
+    """The training steps between two clicks ([] for reports without them)."""
+    if "training_steps_per_click" not in loop:
+        return []
+    return [f"training steps between two clicks: {loop['training_steps_per_click']}"]
 
 
 def _outside_scoring(loop) -> str:
