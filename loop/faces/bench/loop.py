@@ -94,66 +94,67 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     # The last click is waited for like the others: the run ends once it has flipped (or
     # timed out), and is then scored. Scored at once, the end point caught the patch in the
     # middle of answering that click, which no other point of the curve does.
-    while time.perf_counter() - start < max_seconds and (
-            clicks < max_clicks or pending is not None):
-        time.sleep(POLL_SECONDS)
-        if worker.verdicts != verdicts_seen:
-            verdicts_seen, last_verdict = worker.verdicts, time.perf_counter()
-        try:
+    try:
+        while time.perf_counter() - start < max_seconds and (
+                clicks < max_clicks or pending is not None):
+            time.sleep(POLL_SECONDS)
+            if worker.verdicts != verdicts_seen:
+                verdicts_seen, last_verdict = worker.verdicts, time.perf_counter()
             stopped_by_failure(core, worker, last_verdict)
-        except RuntimeError:
-            worker.stop()
-            core.close()
-            raise
-        latest = worker.latest_with_truth()
-        if latest is None:
-            continue
-        frame, verdict, truth = latest
-        now = time.perf_counter()
-        if pending is not None:
-            cell, category, t0, feats, seen = pending
-            version = core.weights_version
-            # The clicked frame's verdict changes only with the weights: looked at again only
-            # when newer ones are published (looked at every 10 ms, the patch ran up to 100
-            # times a second on the device beside the verdicts).
-            if version != seen:
-                probs = core.verdict_on_features(feats)
-                pending = (cell, category, t0, feats, version)
-                if int(probs[:, cell[0], cell[1]].argmax()) == category:
-                    latencies.append(time.perf_counter() - t0)
+            latest = worker.latest_with_truth()
+            if latest is None:
+                continue
+            frame, verdict, truth = latest
+            now = time.perf_counter()
+            if pending is not None:
+                cell, category, t0, feats, seen = pending
+                version = core.weights_version
+                # The clicked frame's verdict changes only with the weights: looked at again only
+                # when newer ones are published (looked at every 10 ms, the patch ran up to 100
+                # times a second on the device beside the verdicts).
+                if version != seen:
+                    probs = core.verdict_on_features(feats)
+                    pending = (cell, category, t0, feats, version)
+                    if int(probs[:, cell[0], cell[1]].argmax()) == category:
+                        latencies.append(time.perf_counter() - t0)
+                        pending = None
+                if pending is not None and now - t0 > FLIP_TIMEOUT:
+                    unflipped += 1
                     pending = None
-            if pending is not None and now - t0 > FLIP_TIMEOUT:
-                unflipped += 1
-                pending = None
-        if pending is None and evaluation_due and clicks < max_clicks:
-            verdicts_before, scoring_start = worker.verdicts, time.perf_counter()
-            curve.append((clicks,) + held_out.scores(core))
-            scoring_seconds += time.perf_counter() - scoring_start
-            verdicts_while_scoring += worker.verdicts - verdicts_before
-            evaluation_due = False
-            continue
-        if pending is None and clicks < max_clicks and now - last_click >= CLICK_INTERVAL \
-                and truth is not None:
-            predicted = upsample_cells(verdict.cell_categories, *truth.shape)
-            labeled = tuple(int(c) for c in np.flatnonzero(core.label_counts()))
-            click = annotator.click(truth, predicted, labeled)
-            if click is None:
+            if pending is None and evaluation_due and clicks < max_clicks:
+                verdicts_before, scoring_start = worker.verdicts, time.perf_counter()
+                curve.append((clicks,) + held_out.scores(core))
+                scoring_seconds += time.perf_counter() - scoring_start
+                verdicts_while_scoring += worker.verdicts - verdicts_before
+                evaluation_due = False
                 continue
-            try:
-                core.label(verdict.frame_id, LabelDisc(click.x, click.y, click.radius,
-                                                       click.category))
-            except KeyError:  # that frame left the core's window of held frames
-                continue
-            clicks += 1
-            last_click = time.perf_counter()
-            evaluation_due = clicks % EVALUATE_EVERY == 0
-            if np.count_nonzero(core.label_counts()) < 2:
-                # The trainer waits for a second category (the panel says so): nothing
-                # can turn yet, so there is no answer to time.
-                untrainable += 1
-                continue
-            cell = cell_under(click.x, click.y, *verdict.probabilities.shape[1:], *truth.shape)
-            pending = (cell, click.category, last_click, core.features_of(verdict.frame_id), None)
+            if pending is None and clicks < max_clicks and now - last_click >= CLICK_INTERVAL \
+                    and truth is not None:
+                predicted = upsample_cells(verdict.cell_categories, *truth.shape)
+                labeled = tuple(int(c) for c in np.flatnonzero(core.label_counts()))
+                click = annotator.click(truth, predicted, labeled)
+                if click is None:
+                    continue
+                try:
+                    core.label(verdict.frame_id, LabelDisc(click.x, click.y, click.radius,
+                                                           click.category))
+                except KeyError:  # that frame left the core's window of held frames
+                    continue
+                clicks += 1
+                last_click = time.perf_counter()
+                evaluation_due = clicks % EVALUATE_EVERY == 0
+                if np.count_nonzero(core.label_counts()) < 2:
+                    # The trainer waits for a second category (the panel says so): nothing
+                    # can turn yet, so there is no answer to time.
+                    untrainable += 1
+                    continue
+                cell = cell_under(click.x, click.y, *verdict.probabilities.shape[1:], *truth.shape)
+                pending = (cell, click.category, last_click,
+                           core.features_of(verdict.frame_id), None)
+    except BaseException:   # a failed run (or ^C) leaves no thread running behind it
+        worker.stop()
+        core.close()
+        raise
     elapsed = time.perf_counter() - start
     status = core.trainer.status
     worker.stop()
