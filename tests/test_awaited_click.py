@@ -173,9 +173,12 @@ def test_a_whole_frame_label_is_not_awaited(base_network):
     assert core.trainer.awaited is None
 
 
-def test_a_pixels_patch_leads_with_a_window_around_the_click():
+def test_a_pixels_patch_leads_with_a_window_around_the_click_and_follows_it_after(
+        monkeypatch):
     """A pixels patch trains on windows: the clicked frame's window is centred on the cell
-    while it leads; later windows are drawn at random, so the wait ends with the lead."""
+    whenever the frame is in a batch while the click is awaited, so the step's own logits
+    say when it has turned, after the lead too (the window's logits are the whole frame's
+    there: test_train_windows.py)."""
     spec = PatchSpec("w", categories_from_names(["background", "ball", "box"]),
                      topology="pixels", hidden=4, seed=2)
     core = LoopCore(spec, settings=TrainerSettings(augment=False, learning_rate=0.05))
@@ -191,13 +194,27 @@ def test_a_pixels_patch_leads_with_a_window_around_the_click():
     middle = probabilities[2, 40:80, 50:110]
     row, col = np.add(np.unravel_index(np.argmin(middle), middle.shape), (40, 50))
     x, y = (col + 0.5) * 320 / probabilities.shape[2], (row + 0.5) * 240 / probabilities.shape[1]
-    core.label(verdict.frame_id, LabelDisc(x, y, 1, 2))
-    for _ in range(LEAD_STEPS):
-        assert core.trainer.awaited is not None
+    core.label(verdict.frame_id, LabelDisc(x, y, 6, 2))
+    awaited = core.trainer.awaited
+    label_map = next(f for f in core.labeled_frames() if f.frame_id == verdict.frame_id).label_map
+    centre = core.trainer.windows.around(label_map, awaited.row, awaited.col)
+    assert centre[0] > 0 and centre[1] > 0
+    looks = []   # (window corner, whether the cell showed) of each look at the cell
+    shown = AwaitedClick.shown
+    monkeypatch.setattr(AwaitedClick, "shown",
+                        lambda self, logits, at=(0, 0): looks.append((at, shown(self, logits, at)))
+                        or looks[-1][1])
+    steps = 0
+    while core.trainer.awaited is not None:
+        assert steps < FOLLOW_STEPS
         core.train_turns(1)
-        assert core.trainer.last_batch[0].frame_id == verdict.frame_id
-    core.train_turns(1)
-    assert core.trainer.awaited is None, "a pixels patch's wait ends with the lead"
+        if steps < LEAD_STEPS:
+            assert core.trainer.last_batch[0].frame_id == verdict.frame_id
+        steps += 1
+    assert steps > LEAD_STEPS, "the click should take more steps than the lead"
+    assert len(looks) == steps, "the frame is in every batch (fewer frames than the batch)"
+    assert all(at == centre for at, _ in looks), "every look through the centred window"
+    assert looks[-1][1] and not any(turned for _, turned in looks[:-1])
     core.close()
 
 
@@ -214,7 +231,8 @@ def test_a_window_around_a_cell_holds_its_label_where_the_logits_are_read():
         assert 0 <= top <= 120 - 72 and 0 <= left <= 160 - 72
         assert 0 <= row - top < 72 and 0 <= col - left < 72
     top, left = windows.around(frame.label_map, awaited.row, awaited.col)
-    features, labels = windows.batch([frame], 4, (top, left))
+    features, labels, corners = windows.batch([frame], 4, (3, awaited.row, awaited.col))
+    assert corners[0] == (top, left)
     assert labels[0, awaited.row - top, awaited.col - left] == 1
     assert np.array_equal(features[0], frame.features[:, top:top + 72, left:left + 72])
     logits = np.zeros((2, 72, 72), np.float32)

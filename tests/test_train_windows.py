@@ -1,15 +1,17 @@
-"""A pixels patch trains on windows around its labels (loop/core/train_windows.py): the
-windows' gradient is the whole frame's for the labels a window keeps, windows lie inside
-the frame, keep every label they can and only those, and the trainer steps on them."""
+"""Pixels patches and heads train on windows around their labels
+(loop/core/train_windows.py): the windows' gradient is the whole input's for the labels a
+window keeps, windows lie inside the input, keep every label they can and only those, and
+the trainer steps on them."""
 import numpy as np
 import pytest
 
 from loop.core.engine import LoopCore
 from loop.core.labels import LabelDisc
 from loop.core.patch import Category, PatchSpec
-from loop.core.patch_arch import patch_arch
+from loop.core.patch_arch import PatchArch, patch_arch
+from loop.core.patch_layers import head_layers
 from loop.core.patch_weights import PatchWeights
-from loop.core.train_windows import WINDOW, TrainWindows, train_windows
+from loop.core.train_windows import HEAD_WINDOW, WINDOW, TrainWindows, train_windows
 from tests.closeness import assert_close
 
 CATEGORIES = (Category("n0", 0, "background"), Category("n1", 1, "thing"))
@@ -17,6 +19,12 @@ CATEGORIES = (Category("n0", 0, "background"), Category("n1", 1, "thing"))
 
 def _pixels(hidden=4, seed=0):
     return PatchSpec("w", CATEGORIES, topology="pixels", hidden=hidden, seed=seed)
+
+
+def _head(channels=6, hidden=4, seed=0):
+    """A head on a base map of `channels` (1x1, 3x3, 1x1: a receptive field of 3 cells)."""
+    spec = PatchSpec("w", CATEGORIES, topology="head", hidden=hidden, seed=seed)
+    return spec, PatchArch(tuple(head_layers(channels, 2, hidden)), (None,) * 3, "tap")
 
 
 def _gradients(device, spec, arch, features, labels):
@@ -31,16 +39,25 @@ def _gradients(device, spec, arch, features, labels):
     return grads, result.loss
 
 
+@pytest.mark.parametrize("topology", ["pixels", "head"])
 @pytest.mark.parametrize("trial", range(4))
-def test_a_window_step_is_the_whole_frames_step_on_the_labels_it_keeps(device, trial):
+def test_a_window_step_is_the_whole_frames_step_on_the_labels_it_keeps(device, trial,
+                                                                         topology):
     rng = np.random.default_rng(trial)
-    spec = _pixels(seed=trial)
-    arch = patch_arch(spec)
-    h, w = int(rng.integers(40, 56)), int(rng.integers(40, 60))
-    window = (int(rng.integers(30, 38)), int(rng.integers(30, 38)))
-    windows = TrainWindows(window, 14)
+    if topology == "pixels":
+        spec = _pixels(seed=trial)
+        arch = patch_arch(spec)
+        h, w = int(rng.integers(40, 56)), int(rng.integers(40, 60))
+        window = (int(rng.integers(30, 38)), int(rng.integers(30, 38)))
+        margin = 14
+    else:
+        spec, arch = _head(int(rng.integers(3, 9)), seed=trial)
+        h, w = int(rng.integers(14, 30)), int(rng.integers(14, 40))
+        window = (int(rng.integers(4, 13)), int(rng.integers(4, 13)))
+        margin = 1
+    windows = TrainWindows(window, margin)
     batch = 2
-    features = rng.standard_normal((batch, 3, h, w)).astype(np.float32)
+    features = rng.standard_normal((batch, arch.input_channels, h, w)).astype(np.float32)
     label_maps = rng.integers(-1, 2, (batch, h, w)).astype(np.int32)
     cut_features, cut_labels, kept = [], [], np.full((batch, h, w), -1, np.int32)
     for n in range(batch):
@@ -111,10 +128,21 @@ def test_too_small_a_window_for_the_margin_is_refused():
         TrainWindows((28, 40), 14)
 
 
-def test_only_a_pixels_patch_on_a_larger_frame_trains_on_windows(device):
+def test_pixels_patches_and_heads_on_larger_inputs_train_on_windows(device):
     arch = patch_arch(_pixels())
     assert train_windows(arch, (3, 120, 160)).shape((3, 120, 160)) == (3,) + WINDOW
     assert train_windows(arch, (3,) + WINDOW) is None
+    _, head = _head(152)
+    windows = train_windows(head, (152, 30, 40))
+    assert windows.shape((152, 30, 40)) == (152,) + HEAD_WINDOW and windows.margin == 1
+    assert train_windows(head, (152, 15, 20)).shape((152, 15, 20)) == (152, 15, 16)
+    assert train_windows(head, (152,) + HEAD_WINDOW) is None
+
+
+def test_a_fine_tuned_head_trains_on_whole_maps(device, base_network):
+    spec = PatchSpec("w", CATEGORIES, tap="stride16", fine_tune=1)
+    arch = patch_arch(spec, base_network.spec)
+    assert arch.tuned and train_windows(arch, (arch.input_channels, 30, 40)) is None
 
 
 def test_the_pixels_trainer_steps_on_windows_and_learns(device):
@@ -147,7 +175,7 @@ def test_a_lone_frames_windows_take_its_categories_in_turn():
     label_map[90:99, 120:139] = 2
     windows = TrainWindows((30, 30), 4, seed=1)
     for _ in range(20):
-        _, labels = windows.batch([Frame(label_map)], 6)
+        _, labels, _ = windows.batch([Frame(label_map)], 6)
         held = [set(np.unique(w[w >= 0]).tolist()) for w in labels]
         assert all(len(h) == 1 for h in held), "the three regions lie a window apart"
         firsts = [h.pop() for h in held]

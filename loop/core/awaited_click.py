@@ -6,9 +6,10 @@ four once 30 clicks are made). Most clicks turn within the first three steps, bu
 in ten needed 11-25 steps, most of them steps that did not hold the clicked frame, and on a
 live device those steps come at the verdicts' pace: those clicks took 0.5-1.1 s to show
 (`bench loop`, demo scene). So the clicked frame goes first in the next LEAD_STEPS batches
-(a pixels patch: a window centred on the cell), and until the cell shows the category the
-steps go before the verdicts; the step's own forward pass over that frame, wherever it is in
-the batch, says when the cell has turned, at no extra cost."""
+and until the cell shows the category the steps go before the verdicts; the step's own
+forward pass over that frame, wherever it is in the batch, says when the cell has turned, at
+no extra cost (a patch that trains on windows: the frame's window is centred on the cell
+while it is awaited)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""A training step's inputs: the batch's frames (or a pixels patch's windows of them) as
+"""A training step's inputs: the batch's frames (or windows of them) as
 arrays of one fixed size, the batch size the user set.
 
 Why a fixed size: a step's device plan is built for one batch size, and building one takes
@@ -21,18 +21,18 @@ def planned_batch(frames: int, batch_size: int) -> int:
     return max(frames, batch_size) if batch_size <= PADDED_BATCH_MAX else frames
 
 
-def step_inputs(frames, batch_size: int, windows=None, first_at=None
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(features (N, C, h, w) float32, labels (N, h, w) int32) for LabeledFrames: whole
-    frames, padded with unlabeled entries, or `windows` (TrainWindows) cut from them, the
-    first at `first_at` (top, left) when given."""
+def step_inputs(frames, batch_size: int, windows=None, centred=None
+                ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """(features (N, C, h, w) float32, labels (N, h, w) int32, each entry's (top, left) in
+    its frame) for LabeledFrames: whole frames, padded with unlabeled entries, or `windows`
+    (TrainWindows) cut from them, `centred` (frame id, row, col) on a cell when given."""
     size = planned_batch(len(frames), batch_size)
     if windows is not None:
-        return windows.batch(frames, size, first_at)
+        return windows.batch(frames, size, centred)
     first = frames[0]
     features = np.zeros((size,) + first.features.shape, np.float32)
     labels = np.full((size,) + first.label_map.shape, -1, np.int32)
     for i, frame in enumerate(frames):
         features[i] = frame.features
         labels[i] = frame.label_map
-    return features, labels
+    return features, labels, [(0, 0)] * size

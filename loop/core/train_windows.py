@@ -1,10 +1,11 @@
-"""Where a pixels patch trains: a window of each frame around its labels, not the whole frame.
+"""Where a patch trains: a window of each input around its labels, not the whole input.
 
-A pixels patch keeps the frame's size through all its layers, and its masked loss only
-reads the labeled pixels: what the rest of the frame computes in a training step is
-thrown away. So each frame of a batch is cut to a fixed window around one of its labeled
-pixels, picked at random, and the step runs on the windows: about a quarter of the frame's
-pixels.
+A pixels patch keeps the frame's size through all its layers, and a head keeps its tap's
+map size (1x1, 3x3, 1x1), and the masked loss only reads the labeled pixels or cells: what
+the rest of the input computes in a training step is thrown away. So each frame of a batch
+is cut to a fixed window around one of its labeled pixels (cells), picked at random, and
+the step runs on the windows: about a quarter of a pixels patch's frame, a fifth of the
+8-pixel hypercolumn's map.
 
 The step is exact, not an approximation: a label counts only where the window holds its
 whole receptive field. Labels within `margin` (the field's radius) of a window side that
@@ -23,6 +24,11 @@ from loop.core.receptive_field import receptive_field
 # at batch 16 takes ~1/3.5 of a whole frame's time; the window keeps 44x44 pixels of labels
 # (more at the frame's borders) around the picked one.
 WINDOW = (72, 72)
+# (height, width) in cells of a head's window on its tap's map. The 8-pixel hypercolumn's
+# map at 240x320 is 30x40 cells: a step at batch 16 took 31 ms on the whole maps and 8 ms
+# on these windows (2-core CPU); the window keeps 14x14 cells (112x112 pixels) of labels
+# around the picked one, more than a click's brush covers.
+HEAD_WINDOW = (16, 16)
 
 
 class TrainWindows:
@@ -81,37 +87,45 @@ class TrainWindows:
         labels[y0:y1, x0:x1] = label_map[top + y0:top + y1, left + x0:left + x1]
         return features[:, top:top + wh, left:left + ww], labels
 
-    def batch(self, frames, count: int, first_at: tuple[int, int] | None = None
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def batch(self, frames, count: int, centred: tuple[int, int, int] | None = None
+              ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
         """`count` windows of LabeledFrames, frame after frame in turn and, within a frame,
         category after category from a random one: (N, C, h, w) features, (N, h, w) int32
-        labels. (A frame alone gives a window for each of its categories in turn: a step on
-        one window of background only would push the whole patch towards background, and
-        the next one back.) `first_at`: the first window's (top, left) instead (the cell a
-        user waits on: `around`)."""
+        labels and each window's (top, left). (A frame alone gives a window for each of its
+        categories in turn: a step on one window of background only would push the whole
+        patch towards background, and the next one back.) `centred`: (frame id, row, col)
+        of a cell whose frame's first window is centred on it (the cell a user waits on:
+        the step's own logits there say whether it has turned)."""
         present = [sorted(f.categories) for f in frames]
         first = [self._rng.randrange(max(1, len(p))) for p in present]
-        cuts = []
-        if first_at is not None:
-            cuts.append(self.cut_at(frames[0].features, frames[0].label_map, *first_at))
-        for i in range(len(cuts), count):
+        cuts, corners = [], []
+        for i in range(count):
             n, turn = i % len(frames), i // len(frames)
-            categories = present[n]
-            category = categories[(first[n] + turn) % len(categories)] if len(categories) else None
-            cuts.append(self.cut(frames[n].features, frames[n].label_map, category))
+            frame = frames[n]
+            if centred is not None and turn == 0 and frame.frame_id == centred[0]:
+                corner = self.around(frame.label_map, centred[1], centred[2])
+            else:
+                categories = present[n]
+                category = (categories[(first[n] + turn) % len(categories)]
+                            if len(categories) else None)
+                corner = self.place(frame.label_map, category)
+            cuts.append(self.cut_at(frame.features, frame.label_map, *corner))
+            corners.append(corner)
         return (np.stack([c[0] for c in cuts]),
-                np.stack([c[1] for c in cuts]).astype(np.int32))
+                np.stack([c[1] for c in cuts]).astype(np.int32), corners)
 
 
 def train_windows(arch, feature_shape: tuple[int, ...], seed: int = 0) -> TrainWindows | None:
-    """The windows a patch trains on, or None where it trains on whole inputs: a head's maps
-    are small (a step on them is already fast), and only a chain that keeps its input's size
-    (stride 1, same padding: a pixels patch) maps a window of labels to a window of input."""
-    if arch.input_layer is not None or arch.tuned:
+    """The windows a patch trains on, or None where it trains on whole inputs: only a chain
+    that keeps its input's size (stride 1, same padding: a pixels patch, a head) maps a
+    window of labels to a window of input. A fine-tuned head starts from base layers that
+    shrink the map; inputs no larger than the window are taken whole."""
+    if arch.tuned:
         return None
     _, h, w = feature_shape
     if any(g.output_size(h, w) != (h, w) for g in arch.layers):
         return None
     size, _ = receptive_field(list(arch.layers))
-    windows = TrainWindows(WINDOW, (size - 1) // 2, seed)
+    window = WINDOW if arch.input_layer is None else HEAD_WINDOW
+    windows = TrainWindows(window, (size - 1) // 2, seed)
     return None if windows.shape(feature_shape) == tuple(feature_shape) else windows

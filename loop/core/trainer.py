@@ -284,10 +284,7 @@ class OnlineTrainer:
         if awaited is None:
             return []
         frame = next((f for f in usable if f.frame_id == awaited.frame_id), None)
-        if frame is None or not awaited.still_labeled(frame) or awaited.steps_left <= 0 or (
-                self.windows is not None and awaited.leads_left <= 0):
-            # (A pixels patch's later windows are drawn at random: the cell may lie in
-            # none of them, so its wait ends with its lead.)
+        if frame is None or not awaited.still_labeled(frame) or awaited.steps_left <= 0:
             self._awaited = None
             return []
         if awaited.leads_left <= 0 or awaited.frame_id in self._fresh:
@@ -315,19 +312,17 @@ class OnlineTrainer:
         return self._burst > 0 or self._awaited is not None or self._catch_up > 0
 
     def _follow_awaited(self, step: TrainStep, awaited: AwaitedClick, frames: list,
-                        first_at: tuple[int, int] | None) -> None:
+                        corners: list[tuple[int, int]]) -> None:
         """After a step: has the awaited cell turned in the step's own forward pass over its
-        frame (at its place in the batch; a pixels patch's only in the window centred on it,
-        `first_at`)? No extra pass is run."""
+        frame (at its place in the batch; on windows, in the one centred on it: `corners`,
+        each entry's (top, left))? No extra pass is run."""
         awaited.steps_left -= 1
         index = next((i for i, f in enumerate(frames) if f.frame_id == awaited.frame_id), None)
         if index == 0:
             awaited.leads_left -= 1
-        if self.windows is not None and (index != 0 or first_at is None):
-            return
         # One output per cell (squared error) has no category to put first.
         if index is not None and (step.squared_error or awaited.shown(
-                step.frame_logits(self.queue, index), first_at or (0, 0))):
+                step.frame_logits(self.queue, index), corners[index])):
             with self.frames_lock:
                 if self._awaited is awaited:
                     self._awaited = None
@@ -406,10 +401,9 @@ class OnlineTrainer:
         self._catch_up = max(0, self._catch_up - 1)
         self.last_batch = frames
         awaited = self._awaited
-        leads = awaited is not None and frames[0].frame_id == awaited.frame_id
-        first_at = (self.windows.around(frames[0].label_map, awaited.row, awaited.col)
-                    if leads and self.windows is not None and awaited.leads_left > 0 else None)
-        features, labels = step_inputs(frames, settings.batch_size, self.windows, first_at)
+        centred = None if awaited is None else (awaited.frame_id, awaited.row, awaited.col)
+        features, labels, corners = step_inputs(frames, settings.batch_size, self.windows,
+                                                centred)
         step = self._train_step(len(features))
         class_weights = self._class_weights(settings, counts)
         warm_up = min(1.0, (self._kept_on_fresh + 1) / max(1, settings.warm_up_steps))
@@ -427,7 +421,7 @@ class OnlineTrainer:
                 else None
             self.pacer.step_took(time.perf_counter() - started)
         if result.finite and awaited is not None:
-            self._follow_awaited(step, awaited, frames, first_at)
+            self._follow_awaited(step, awaited, frames, corners)
         # (Whether steps are short enough to go first is the pacer's to judge, on the newest
         # step's length.)
         self.pacer.urgent_ahead(self.answers_a_click)

@@ -27,8 +27,9 @@ def _timed(core, step, queue, steps: int):
 
 
 def train_steps_per_second(core, batch: int = 16, steps: int = STEPS) -> dict:
-    """The trainer's own step (a pixels patch's: on windows around the labels) and, where
-    that is not the whole input, the step on whole inputs too."""
+    """The trainer's own step (on windows around the labels where the patch's input is
+    larger than a window) and, where that is not the whole input, the step on whole inputs
+    too."""
     step, queue = core.train_step_plan(batch)
     seconds, inputs = _timed(core, step, queue, steps)
     result = {"batch": batch, "feature_shape": list(core.model.feature_shape),
