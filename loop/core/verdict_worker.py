@@ -1,5 +1,6 @@
-"""Verdicts off the UI thread: a worker takes the newest frame from the source, runs the
-core on it, and leaves (frame, verdict) for the window to draw. The window never waits on
+"""Verdicts off the UI thread: a worker takes the newest frame from the source (read ahead
+while the previous one was judged: frame_ahead.py), runs the core on it, and leaves
+(frame, verdict) for the window to draw. The window never waits on
 the device. A source that knows the truth of its frames (the demo scene) lets a `judge`
 score each verdict for the window's accuracy plot."""
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 from dataclasses import replace
 
 from loop.core.engine import LoopCore
+from loop.core.frame_ahead import FrameAhead
 
 LOG = logging.getLogger(__name__)
 RETRY_SECONDS = 0.05
@@ -43,15 +45,19 @@ class VerdictWorker:
         self._since_classes = CLASSES_EVERY
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="patchloop-verdicts", daemon=True)
+        self._ahead: FrameAhead | None = None   # reads the next frame during a verdict
 
     def start(self) -> None:
+        self._ahead = FrameAhead(self.source)
         self._thread.start()
 
     def stop(self) -> None:
-        """Stops the thread (a window closed before it started has none to wait for)."""
+        """Stops the threads (a window closed before it started has none to wait for)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
+        if self._ahead is not None:
+            self._ahead.stop()
 
     def latest(self):
         with self._lock:
@@ -69,11 +75,13 @@ class VerdictWorker:
                 time.sleep(RETRY_SECONDS)
                 continue
             try:
-                frame = self.source.read()
+                taken = self._ahead.take(timeout=RETRY_SECONDS)
             except Exception as exc:  # a camera or file that broke: said, and read again
                 self._show(f"reading the picture failed: {exc}")
-                frame = None
-            truth = getattr(self.source, "last_truth", lambda: None)()
+                taken = (None, None)
+            if taken is None:   # a source slower than that (a camera between frames)
+                continue
+            frame, truth = taken
             if frame is None:
                 self.source_lost = True
                 time.sleep(RETRY_SECONDS)

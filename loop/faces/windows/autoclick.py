@@ -23,12 +23,10 @@ class AutoClicker:
 
     def tick(self) -> None:
         now = time.monotonic()
-        latest = self.app.worker.latest()
-        truth_of = getattr(self.app.worker.source, "last_truth", None)
-        if latest is None or truth_of is None or now - self.last < CLICK_SECONDS:
+        latest = self.app.worker.latest_with_truth()
+        if latest is None or now - self.last < CLICK_SECONDS:
             return
-        truth = truth_of()
-        frame, verdict = latest
+        frame, verdict, truth = latest   # the truth of that very frame
         if truth is None or truth.shape != frame.shape[:2]:
             return
         labeled = tuple(int(c) for c in np.flatnonzero(self.app.core.label_counts()))
