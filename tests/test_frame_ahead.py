@@ -1,12 +1,16 @@
 """The next frame is read while the current one is judged (loop/core/frame_ahead.py): one
-frame ahead and no more, each frame with its own truth, a failed read handed over."""
+frame ahead and no more, each frame with its own truth, a failed read handed over, a stale
+frame dropped; the verdict worker ends the reader; a source closed during a read is
+released by that read (loop/faces/sources.py)."""
 import threading
 import time
 
 import numpy as np
 import pytest
 
+import loop.core.frame_ahead as frame_ahead
 from loop.core.frame_ahead import FrameAhead
+from loop.faces.sources import ReleasedAfterRead
 
 
 class CountingSource:
@@ -21,12 +25,12 @@ class CountingSource:
 
     def read(self):
         self.threads.add(threading.current_thread().name)
-        time.sleep(self.seconds)
         i = self.reads
+        self._last = i   # (before the read ends: a truth asked for late would be the wrong one)
+        time.sleep(self.seconds)
         self.reads += 1
         if i in self.fail_at:
             raise OSError(f"read {i} broke")
-        self._last = i
         return np.full((2, 3, 3), i % 256, np.uint8)
 
     def last_truth(self):
@@ -43,13 +47,22 @@ def test_each_frame_comes_with_its_own_truth_in_order():
         ahead.stop()
 
 
+def _until(condition, seconds=5.0):
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return condition()
+
+
 def test_one_frame_is_read_ahead_while_the_last_is_judged_and_no_more():
     source = CountingSource()
     ahead = FrameAhead(source)
     try:
         for taken in range(1, 6):
             ahead.take(timeout=5)
-            time.sleep(0.1)   # judging the frame: the next one is read meanwhile
+            # Judging the frame: the next one is read meanwhile, and no other.
+            assert _until(lambda: source.reads == taken + 1)
+            time.sleep(0.05)
             assert source.reads == taken + 1, "one frame ahead, not more"
         assert source.threads == {"patchloop-frames"}
     finally:
@@ -57,14 +70,14 @@ def test_one_frame_is_read_ahead_while_the_last_is_judged_and_no_more():
 
 
 def test_the_frame_is_ready_when_the_verdict_wants_it():
-    source = CountingSource(seconds=0.05)
+    source = CountingSource(seconds=0.3)
     ahead = FrameAhead(source)
     try:
         ahead.take(timeout=5)
-        time.sleep(0.1)   # a verdict longer than a read
+        assert _until(lambda: source.reads == 2)   # read during the verdict (0.3 s)
         started = time.perf_counter()
         ahead.take(timeout=5)
-        assert time.perf_counter() - started < 0.05, "read during the verdict, not after it"
+        assert time.perf_counter() - started < 0.15, "read during the verdict, not after it"
     finally:
         ahead.stop()
 
@@ -87,3 +100,106 @@ def test_a_slow_source_times_out_and_a_stopped_one_gives_nothing():
     started = time.perf_counter()
     ahead.stop()
     assert ahead.take(timeout=5) is None and time.perf_counter() - started < 2
+
+
+def test_a_frame_that_waited_too_long_is_dropped_for_a_new_one(monkeypatch):
+    monkeypatch.setattr(frame_ahead, "STALE_SECONDS", 0.1)
+    source = CountingSource()
+    ahead = FrameAhead(source)
+    try:
+        assert ahead.take(timeout=5)[1] == 0
+        time.sleep(0.3)   # frozen on stop-N-show: frame 1 waited
+        assert ahead.take(timeout=5)[1] == 2, "the frame read before the freeze is dropped"
+        assert ahead.take(timeout=5)[1] == 3
+    finally:
+        ahead.stop()
+
+
+class Unplugged(BaseException):
+    pass
+
+
+def test_a_reader_that_died_is_said_not_waited_for():
+    class Dying(CountingSource):
+        def read(self):
+            raise Unplugged()
+
+    ahead = FrameAhead(Dying())
+    with pytest.raises(RuntimeError, match="reading frames has stopped"):
+        ahead.take(timeout=5)
+    assert ahead.stop()
+
+
+def test_the_verdict_worker_ends_its_reader_and_starts_once(device):
+    from loop.core.engine import LoopCore
+    from loop.core.patch import PatchSpec, categories_from_names
+    from loop.core.verdict_worker import VerdictWorker
+    from loop.faces.sources import DemoSource
+
+    def readers():
+        return sum(t.name == "patchloop-frames" for t in threading.enumerate())
+
+    spec = PatchSpec("w", categories_from_names(["background", "thing"]), topology="pixels",
+                     hidden=4)
+    core = LoopCore(spec, device=device)
+    before = readers()
+    worker = VerdictWorker(core, DemoSource(seed=1))
+    try:
+        worker.start()
+        assert readers() == before + 1
+        with pytest.raises(RuntimeError, match="already started"):
+            worker.start()
+        assert readers() == before + 1, "a second start reads nothing"
+        assert _until(lambda: worker.verdicts >= 2, 60)
+    finally:
+        assert worker.stop()
+        core.close()
+    assert readers() == before
+
+
+class BlockingCapture(ReleasedAfterRead):
+    """A capture whose read blocks until let go (a camera unplugged mid-read)."""
+
+    def __init__(self):
+        super().__init__()
+        self.inside, self.go = threading.Event(), threading.Event()
+        self.released = 0
+        self.reads = 0
+
+    def read(self):
+        if not self._begin_read():
+            return None
+        try:
+            self.reads += 1
+            self.inside.set()
+            self.go.wait(5)
+        finally:
+            still_open = self._end_read()
+        return np.zeros((2, 2, 3), np.uint8) if still_open else None
+
+    def _release(self):
+        self.released += 1
+
+
+def test_a_source_closed_during_a_read_is_released_by_that_read():
+    capture = BlockingCapture()
+    got = []
+    reader = threading.Thread(target=lambda: got.append(capture.read()))
+    reader.start()
+    assert capture.inside.wait(5)
+    capture.close()
+    assert capture.released == 0, "never released under a read"
+    capture.go.set()
+    reader.join(5)
+    assert got == [None] and capture.released == 1
+    assert capture.read() is None and capture.reads == 1, "a closed source is not read"
+    capture.close()
+    assert capture.released == 1
+
+
+def test_a_source_closed_between_reads_is_released_at_once():
+    capture = BlockingCapture()
+    capture.go.set()
+    assert capture.read() is not None
+    capture.close()
+    assert capture.released == 1 and capture.read() is None

@@ -54,6 +54,8 @@ def test_a_window_step_is_the_whole_frames_step_on_the_labels_it_keeps(device, t
         spec, arch = _head(int(rng.integers(3, 9)), seed=trial)
         h, w = int(rng.integers(14, 30)), int(rng.integers(14, 40))
         window = (int(rng.integers(4, 13)), int(rng.integers(4, 13)))
+        if trial == 3:   # a window taller than the map: its rows are the map's own
+            window = (h + 2, window[1])
         margin = 1
     windows = TrainWindows(window, margin)
     batch = 2
@@ -62,12 +64,14 @@ def test_a_window_step_is_the_whole_frames_step_on_the_labels_it_keeps(device, t
     cut_features, cut_labels, kept = [], [], np.full((batch, h, w), -1, np.int32)
     for n in range(batch):
         # Each corner case: at the frame's border (padding is the frame's) and inside it.
-        top = [0, h - window[0], int(rng.integers(1, h - window[0]))][(trial + n) % 3]
-        left = [0, w - window[1], int(rng.integers(1, w - window[1]))][(trial + 2 * n) % 3]
+        wh, ww = min(h, window[0]), min(w, window[1])
+        top = [0, h - wh, int(rng.integers(1, max(2, h - wh)))][(trial + n) % 3]
+        left = [0, w - ww, int(rng.integers(1, max(2, w - ww)))][(trial + 2 * n) % 3]
+        top, left = min(top, h - wh), min(left, w - ww)
         f, lab = windows.cut_at(features[n], label_maps[n], top, left)
         cut_features.append(f)
         cut_labels.append(lab)
-        kept[n, top:top + window[0], left:left + window[1]] = lab
+        kept[n, top:top + wh, left:left + ww] = lab
     assert (kept >= 0).sum() > 0
     whole, whole_loss = _gradients(device, spec, arch, features, kept)
     cut, cut_loss = _gradients(device, spec, arch, np.stack(cut_features),
@@ -135,7 +139,9 @@ def test_pixels_patches_and_heads_on_larger_inputs_train_on_windows(device):
     _, head = _head(152)
     windows = train_windows(head, (152, 30, 40))
     assert windows.shape((152, 30, 40)) == (152,) + HEAD_WINDOW and windows.margin == 1
-    assert train_windows(head, (152, 15, 20)).shape((152, 15, 20)) == (152, 15, 16)
+    assert train_windows(head, (152, 24, 40)).shape((152, 24, 40)) == (152, 16, 16)
+    # A window of most of the map (the stride-16 map's 15x16 of 15x20) saves little.
+    assert train_windows(head, (152, 15, 20)) is None
     assert train_windows(head, (152,) + HEAD_WINDOW) is None
 
 
@@ -180,3 +186,41 @@ def test_a_lone_frames_windows_take_its_categories_in_turn():
         assert all(len(h) == 1 for h in held), "the three regions lie a window apart"
         firsts = [h.pop() for h in held]
         assert sorted(firsts[:3]) == [0, 1, 2] and firsts[3:] == firsts[:3]
+
+
+class _Frame:
+    def __init__(self, frame_id, label_map):
+        self.frame_id = frame_id
+        self.label_map = label_map
+        self.features = np.zeros((1,) + label_map.shape, np.float32)
+        self.categories = frozenset(np.unique(label_map[label_map >= 0]).tolist())
+
+
+def test_a_frame_chosen_for_a_rare_category_gives_that_category_a_window():
+    """The batch chooser adds a frame for each category a batch would lack: its window must
+    hold that category, not the frame's other one (a rare category then missed half the
+    steps)."""
+    background = np.full((30, 40), -1, np.int32)
+    background[2:6, 2:6] = 0
+    mixed = np.full((30, 40), -1, np.int32)
+    mixed[1:4, 1:4] = 0
+    mixed[25:28, 35:38] = 1   # a window apart from its background
+    windows = TrainWindows((16, 16), 1, seed=5)
+    for trial in range(100):
+        frames = [_Frame(i, background) for i in range(10)]
+        frames.insert(trial % 11, _Frame(99, mixed))
+        _, labels, _ = windows.batch(frames, 16)
+        assert (labels == 1).any(), "the rare category is in the batch's windows"
+
+
+def test_only_the_awaited_frames_first_window_is_centred_on_its_cell():
+    label_map = np.full((60, 80), -1, np.int32)
+    label_map[30:33, 40:43] = 1
+    label_map[0:3, 0:3] = 0
+    label_map[57:60, 77:80] = 0
+    windows = TrainWindows((16, 16), 1, seed=2)
+    centre = windows.around(label_map, 31, 41)
+    for _ in range(20):
+        _, labels, corners = windows.batch([_Frame(7, label_map)], 6, (7, 31, 41))
+        assert corners[0] == centre and labels[0, 31 - centre[0], 41 - centre[1]] == 1
+        assert any(corner != centre for corner in corners[1:]), "later windows take turns"

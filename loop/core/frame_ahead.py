@@ -8,59 +8,88 @@ while the device judges frame k, and hands each frame over with the truth the so
 for it (the demo's), so the two can never be paired wrongly.
 
 One frame is read ahead, never more: a source that does not wait (the demo, a video) is
-read once per verdict, as before, not as fast as a thread can spin."""
+read once per verdict, as before, not as fast as a thread can spin. A frame that waited
+longer than STALE_SECONDS (the window was frozen on stop-N-show meanwhile) is dropped for a
+new one: the picture must not jump back to the moment the freeze began."""
 from __future__ import annotations
 
+import logging
 import threading
+import time
+
+LOG = logging.getLogger(__name__)
+
+STALE_SECONDS = 0.5
 
 
 class FrameAhead:
     def __init__(self, source):
         self.source = source
         self._changed = threading.Condition()
-        self._ready = None        # (frame, truth, exception) read ahead, not yet taken
+        self._ready = None        # (frame, truth, exception, read at) not yet taken
         self._wanted = True       # the reader should read the next frame
         self._stopped = False
+        self._ended = False       # the reader's thread has returned, whatever the reason
+        self._death = ""          # why it returned without being stopped
         self._thread = threading.Thread(target=self._run, name="patchloop-frames", daemon=True)
         self._thread.start()
 
     def take(self, timeout: float | None = None):
         """(frame, truth) of the frame read ahead, waiting for it (None on timeout or once
         stopped), and the reading of the next one begins. A frame is None while the source
-        has none (a camera that went away); a read that raised raises here."""
+        has none (a camera that went away); a read that raised raises here, and so does a
+        reader that has died."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._changed:
-            if not self._changed.wait_for(lambda: self._ready is not None or self._stopped,
-                                          timeout):
-                return None
-            if self._ready is None or self._stopped:
-                return None
-            (frame, truth, error), self._ready = self._ready, None
-            self._wanted = True
-            self._changed.notify_all()
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                if not self._changed.wait_for(
+                        lambda: self._ready is not None or self._stopped or self._ended, left):
+                    return None
+                if self._stopped:
+                    return None
+                if self._ready is None:
+                    raise RuntimeError(f"the thread reading frames has stopped{self._death}")
+                (frame, truth, error, read_at), self._ready = self._ready, None
+                self._wanted = True
+                self._changed.notify_all()
+                if time.monotonic() - read_at <= STALE_SECONDS or error is not None:
+                    break
         if error is not None:
             raise error
         return frame, truth
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
+        """Stops reading; True when the reader has ended (a read that blocks, a camera
+        unplugged, may keep it for longer than the wait here)."""
         with self._changed:
             self._stopped = True
             self._changed.notify_all()
         if self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+        return not self._thread.is_alive()
 
     def _run(self) -> None:
-        while True:
+        try:
+            while True:
+                with self._changed:
+                    self._changed.wait_for(lambda: self._wanted or self._stopped)
+                    if self._stopped:
+                        return
+                    self._wanted = False
+                try:
+                    frame = self.source.read()
+                    truth = getattr(self.source, "last_truth", lambda: None)()
+                    read = (frame, truth, None, time.monotonic())
+                except Exception as exc:  # handed to the verdict thread, which says it
+                    read = (None, None, exc, time.monotonic())
+                with self._changed:
+                    self._ready = read
+                    self._changed.notify_all()
+        except BaseException as exc:   # not an error of one read: said, not swallowed
+            LOG.exception("reading frames stopped")
+            self._death = f": {type(exc).__name__} {exc}".rstrip()
+        finally:
             with self._changed:
-                self._changed.wait_for(lambda: self._wanted or self._stopped)
-                if self._stopped:
-                    return
-                self._wanted = False
-            try:
-                frame = self.source.read()
-                truth = getattr(self.source, "last_truth", lambda: None)()
-                read = (frame, truth, None)
-            except Exception as exc:  # handed to the verdict thread, which says it
-                read = (None, None, exc)
-            with self._changed:
-                self._ready = read
+                self._ended = True
                 self._changed.notify_all()

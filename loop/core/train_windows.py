@@ -15,6 +15,7 @@ in other steps, from windows placed around it."""
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import numpy as np
 
@@ -29,6 +30,8 @@ WINDOW = (72, 72)
 # on these windows (2-core CPU); the window keeps 14x14 cells (112x112 pixels) of labels
 # around the picked one, more than a click's brush covers.
 HEAD_WINDOW = (16, 16)
+# Windows are cut only where a window holds at most this share of the input's area.
+WINDOWED_AREA = 0.5
 
 
 class TrainWindows:
@@ -90,36 +93,52 @@ class TrainWindows:
     def batch(self, frames, count: int, centred: tuple[int, int, int] | None = None
               ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
         """`count` windows of LabeledFrames, frame after frame in turn and, within a frame,
-        category after category from a random one: (N, C, h, w) features, (N, h, w) int32
-        labels and each window's (top, left). (A frame alone gives a window for each of its
-        categories in turn: a step on one window of background only would push the whole
-        patch towards background, and the next one back.) `centred`: (frame id, row, col)
-        of a cell whose frame's first window is centred on it (the cell a user waits on:
-        the step's own logits there say whether it has turned)."""
+        category after category: (N, C, h, w) features, (N, h, w) int32 labels and each
+        window's (top, left). A frame's first window goes to the category the batch's
+        windows so far hold least (the fewest of the batch's frames hold, then at random):
+        the batch chooser adds a frame for each category a batch would lack, and a window
+        placed on that frame's other category lost it again (a rare category then missed
+        half the steps). A frame alone gives a window for each of its categories in turn: a
+        step on one window of background only would push the whole patch towards
+        background, and the next one back. `centred`: (frame id, row, col) of a cell whose
+        frame's first window is centred on it (the cell a user waits on: the step's own
+        logits there say whether it has turned)."""
         present = [sorted(f.categories) for f in frames]
-        first = [self._rng.randrange(max(1, len(p))) for p in present]
+        holders = Counter(c for categories in present for c in categories)
+        windows_on = Counter()
+        first: list[int] = []
         cuts, corners = [], []
         for i in range(count):
             n, turn = i % len(frames), i // len(frames)
-            frame = frames[n]
+            frame, categories = frames[n], present[n]
+            if turn == 0:
+                first.append(self._least_held(categories, windows_on, holders))
+            category = (categories[(first[n] + turn) % len(categories)]
+                        if len(categories) else None)
             if centred is not None and turn == 0 and frame.frame_id == centred[0]:
                 corner = self.around(frame.label_map, centred[1], centred[2])
             else:
-                categories = present[n]
-                category = (categories[(first[n] + turn) % len(categories)]
-                            if len(categories) else None)
                 corner = self.place(frame.label_map, category)
+            windows_on[category] += 1
             cuts.append(self.cut_at(frame.features, frame.label_map, *corner))
             corners.append(corner)
         return (np.stack([c[0] for c in cuts]),
                 np.stack([c[1] for c in cuts]).astype(np.int32), corners)
+
+    def _least_held(self, categories: list, windows_on: Counter, holders: Counter) -> int:
+        """The index in `categories` of the one with the fewest windows so far, then the
+        fewest holders, then at random."""
+        if not categories:
+            return 0
+        keys = [(windows_on[c], holders[c], self._rng.random()) for c in categories]
+        return min(range(len(categories)), key=keys.__getitem__)
 
 
 def train_windows(arch, feature_shape: tuple[int, ...], seed: int = 0) -> TrainWindows | None:
     """The windows a patch trains on, or None where it trains on whole inputs: only a chain
     that keeps its input's size (stride 1, same padding: a pixels patch, a head) maps a
     window of labels to a window of input. A fine-tuned head starts from base layers that
-    shrink the map; inputs no larger than the window are taken whole."""
+    shrink the map; inputs not much larger than the window are taken whole."""
     if arch.tuned:
         return None
     _, h, w = feature_shape
@@ -128,4 +147,7 @@ def train_windows(arch, feature_shape: tuple[int, ...], seed: int = 0) -> TrainW
     size, _ = receptive_field(list(arch.layers))
     window = WINDOW if arch.input_layer is None else HEAD_WINDOW
     windows = TrainWindows(window, (size - 1) // 2, seed)
-    return None if windows.shape(feature_shape) == tuple(feature_shape) else windows
+    _, wh, ww = windows.shape(feature_shape)
+    # A window of most of the input saves little and leaves the input's far sides out of
+    # most steps (the stride-16 map, 15x20 cells: 15x16 windows): whole inputs then.
+    return windows if wh * ww <= WINDOWED_AREA * h * w else None

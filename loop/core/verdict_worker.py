@@ -48,16 +48,19 @@ class VerdictWorker:
         self._ahead: FrameAhead | None = None   # reads the next frame during a verdict
 
     def start(self) -> None:
+        if self._ahead is not None:
+            raise RuntimeError("the verdict worker is already started")
         self._ahead = FrameAhead(self.source)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stops the threads (a window closed before it started has none to wait for)."""
+    def stop(self) -> bool:
+        """Stops the threads (a window closed before it started has none to wait for); True
+        when both have ended."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=5)
-        if self._ahead is not None:
-            self._ahead.stop()
+        ended = self._ahead.stop() if self._ahead is not None else True
+        return ended and not self._thread.is_alive()
 
     def latest(self):
         with self._lock:

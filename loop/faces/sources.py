@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,8 +67,49 @@ def _open_camera(index: int):
         return cv2.VideoCapture(index)
 
 
-class CameraSource:
+class ReleasedAfterRead:
+    """A source whose `close()` may come while another thread is inside its `read()` (the
+    verdicts' frame reader; a camera's read can block for seconds once unplugged). Releasing
+    a capture under a read can crash OpenCV, so the release then waits for the read to end
+    and is made by the reader; a closed source is never read or opened again."""
+
+    def __init__(self):
+        self._guard = threading.Lock()
+        self._reading = False
+        self.closed = False
+
+    def _begin_read(self) -> bool:
+        with self._guard:
+            if self.closed:
+                return False
+            self._reading = True
+            return True
+
+    def _end_read(self) -> bool:
+        """False when the source was closed during the read (released here, now)."""
+        with self._guard:
+            self._reading = False
+            if self.closed:
+                self._release()
+                return False
+            return True
+
+    def close(self) -> None:
+        with self._guard:
+            if self.closed:
+                return
+            self.closed = True
+            if self._reading:
+                return   # the read releases when it returns
+            self._release()
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+
+class CameraSource(ReleasedAfterRead):
     def __init__(self, index: int):
+        super().__init__()
         self.index = index
         self.name = f"camera {index}"
         self.capture = _open_camera(index)
@@ -78,26 +120,36 @@ class CameraSource:
             return self.capture.isOpened() and self.read() is not None
 
     def read(self):
-        ok, bgr = self.capture.read()
+        if not self._begin_read():
+            return None
+        try:
+            ok, bgr = self.capture.read()
+        finally:
+            still_open = self._end_read()
+        if not still_open:
+            return None
         if not ok or bgr is None:
             self.lost = True
             # A camera that went away: try to open it again, keep the caller running.
-            self.capture.release()
-            self.capture = _open_camera(self.index)
+            with self._guard:
+                if not self.closed:
+                    self.capture.release()
+                    self.capture = _open_camera(self.index)
             return None
         self.lost = False
         return np.ascontiguousarray(bgr[:, :, ::-1])
 
-    def close(self):
+    def _release(self) -> None:
         self.capture.release()
 
 
-class VideoSource:
+class VideoSource(ReleasedAfterRead):
     """A video file, looping. OpenCV is given the file already opened here, by descriptor
     (a name that is not UTF-8 crashes it, a FIFO hangs it), and frames over the size limit
     are refused before the first is decoded."""
 
     def __init__(self, path: str):
+        super().__init__()
         if not os.path.lexists(path):
             raise UserError(f"{shown(path)}: no such video file")
         self.file = open_input(path, MAX_VIDEO_BYTES, "video")
@@ -123,17 +175,22 @@ class VideoSource:
             raise UserError(f"{shown(path)}: not a video OpenCV can read")
 
     def read(self):
-        ok, bgr = self.capture.read()
-        if not ok:  # looping
-            self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+        if not self._begin_read():
+            return None
+        try:
             ok, bgr = self.capture.read()
-            if not ok:
-                return None
+            if not ok:  # looping
+                self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, bgr = self.capture.read()
+        finally:
+            still_open = self._end_read()
+        if not still_open or not ok:
+            return None
         if max(bgr.shape[:2]) > MAX_FRAME_SIDE:  # a stream that changes size midway
             return None
         return np.ascontiguousarray(bgr[:, :, ::-1])
 
-    def close(self):
+    def _release(self) -> None:
         self.capture.release()
         self.file.close()
 
