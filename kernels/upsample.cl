@@ -3,45 +3,27 @@
 //   x: (C, h, w) per-cell values     y: (C, H, W) per-pixel values, from element y_at of
 //   the y buffer (a hypercolumn writes the upsampled map after the finer map's channels)
 // Pixel (py, px) samples the cell grid at ((py + 0.5) h / H - 0.5, (px + 0.5) w / W - 0.5).
-// Work-item (px, py) writes y[:, py, px] for every channel.
-
-// The cell below pixel p's sample ((2p + 1) n - size) / (2 size) and the fraction past it,
-// from the integer numerator: exact where the float division is not (a GPU's division may
-// be 2.5 ulp off, which at its own size moved a sample just below its cell and made the copy
-// a blend of two). Clamped at both ends.
-void source_cell(int p, int n, int size, int *cell, float *fraction)
-{
-    const int numerator = (2 * p + 1) * n - size, twice = 2 * size;
-    if (numerator <= 0) {
-        *cell = 0;
-        *fraction = 0.0f;
-        return;
-    }
-    const int below = numerator / twice;
-    if (below >= n - 1) {
-        *cell = n - 1;
-        *fraction = 0.0f;
-        return;
-    }
-    *cell = below;
-    *fraction = (float)(numerator - below * twice) / (float)twice;
-}
-
+// Work-item (px, py, c) writes y[c, py, px]. Each output row's and column's two source
+// cells and the fraction between them come in tables made on the host in integer arithmetic
+// (upsample.py's source_cells): no division or branch here, so PoCL runs neighbouring
+// work-items as vector lanes (a work-item per pixel looping over the channels, each working
+// out its cells with two divisions, ran 1.1 ms against 0.65 on a verdict's 3 x 240 x 320
+// map, 0.94 against 0.35 on the hypercolumn's 112 x 30 x 40).
+//   rows: (height, 2) int, the cells above and below; row_fractions: (height) float
+//   cols: (width, 2) int, the cells left and right;  col_fractions: (width) float
 __kernel void upsample_bilinear(__global float *y_buffer, int y_at, __global const float *x,
-                                int channels, int h, int w, int height, int width)
+                                __global const int *rows, __global const float *row_fractions,
+                                __global const int *cols, __global const float *col_fractions,
+                                int h, int w, int height, int width)
 {
     __global float *y = y_buffer + y_at;
-    const int px = get_global_id(0), py = get_global_id(1);
+    const int px = get_global_id(0), py = get_global_id(1), c = get_global_id(2);
     if (px >= width || py >= height) return;
-    int y0, x0;
-    float fy, fx;
-    source_cell(py, h, height, &y0, &fy);
-    source_cell(px, w, width, &x0, &fx);
-    const int y1 = min(y0 + 1, h - 1), x1 = min(x0 + 1, w - 1);
-    for (int c = 0; c < channels; c++) {
-        __global const float *plane = x + (size_t)c * h * w;
-        const float top = plane[y0 * w + x0] + fx * (plane[y0 * w + x1] - plane[y0 * w + x0]);
-        const float bottom = plane[y1 * w + x0] + fx * (plane[y1 * w + x1] - plane[y1 * w + x0]);
-        y[((size_t)c * height + py) * width + px] = top + fy * (bottom - top);
-    }
+    const int y0 = rows[2 * py], y1 = rows[2 * py + 1];
+    const int x0 = cols[2 * px], x1 = cols[2 * px + 1];
+    const float fy = row_fractions[py], fx = col_fractions[px];
+    __global const float *plane = x + (size_t)c * h * w;
+    const float top = plane[y0 * w + x0] + fx * (plane[y0 * w + x1] - plane[y0 * w + x0]);
+    const float bottom = plane[y1 * w + x0] + fx * (plane[y1 * w + x1] - plane[y1 * w + x0]);
+    y[((size_t)c * height + py) * width + px] = top + fy * (bottom - top);
 }

@@ -3,7 +3,27 @@ over frame pixels on the device, and two feature maps of different strides stack
 (a hypercolumn)."""
 from __future__ import annotations
 
+import numpy as np
+
 from .runtime import Device, Launch, Plan, Tensor
+
+
+def source_cells(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each of `size` pixels over `n` cells: the two cells it lies between ((size, 2)
+    int32) and its fraction of the way from the first to the second (float32). Pixel p
+    samples the cells at ((2p + 1) n - size) / (2 size), clamped at both ends. Cell and
+    fraction come from the integer numerator: exact where a float division is not (a GPU's
+    may be 2.5 ulp off, which at the map's own size moved a sample just below its cell and
+    made the hypercolumn's copy of the fine map a blend of two)."""
+    p = np.arange(size, dtype=np.int64)
+    numerator, twice = (2 * p + 1) * n - size, 2 * size
+    below = np.maximum(numerator, 0) // twice
+    inside = (numerator > 0) & (below < n - 1)
+    cell = np.where(inside, below, np.where(numerator <= 0, 0, n - 1))
+    fraction = np.where(inside, (numerator - below * twice).astype(np.float32)
+                        / np.float32(twice), np.float32(0)).astype(np.float32)
+    pairs = np.stack([cell, np.minimum(cell + 1, n - 1)], axis=1).astype(np.int32)
+    return pairs, fraction
 
 
 def prepare_upsample(device: Device, y: Tensor, x: Tensor, y_channel: int = 0) -> Launch:
@@ -15,8 +35,12 @@ def prepare_upsample(device: Device, y: Tensor, x: Tensor, y_channel: int = 0) -
         raise ValueError(f"upsampling {x.shape} into {y.shape} at channel {y_channel}")
     channels, h, w = xs
     _, height, width = ys
-    return Launch.prepare(device, "upsample", "upsample_bilinear", (width, height), None,
-                          [y, y_channel * height * width, x, channels, h, w, height, width])
+    rows, row_fractions = source_cells(h, height)
+    cols, col_fractions = source_cells(w, width)
+    tables = [Tensor.from_numpy(device, a) for a in (rows, row_fractions, cols, col_fractions)]
+    return Launch.prepare(device, "upsample", "upsample_bilinear", (width, height, channels),
+                          None, [y, y_channel * height * width, x, *tables, h, w, height,
+                                 width])
 
 
 def prepare_hypercolumn(device: Device, y: Tensor, fine: Tensor, coarse: Tensor) -> Plan:

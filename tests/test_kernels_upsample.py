@@ -4,7 +4,7 @@ import pytest
 
 from closeness import assert_close
 from patchloop_kernels.runtime import Tensor
-from patchloop_kernels.upsample import prepare_upsample
+from patchloop_kernels.upsample import prepare_upsample, source_cells
 
 
 def upsample_bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -74,3 +74,20 @@ def test_hypercolumn_stacks_the_fine_map_and_the_spread_coarse_one(device):
     with pytest.raises(ValueError):
         prepare_hypercolumn(device, Tensor.empty(device, (1, 9, 12, 16)),
                             Tensor.from_numpy(device, fine), Tensor.from_numpy(device, coarse))
+
+
+def test_source_cells_are_the_exact_samples_clamped():
+    """Each pixel's cells and fraction against exact rational arithmetic, for every cell
+    count up to 32 and output sizes up to 64 (and the frame sizes the maps use)."""
+    from fractions import Fraction
+    sizes = list(range(1, 65)) + [240, 320, 640, 1080]
+    for n in range(1, 33):
+        for size in sizes:
+            pairs, fractions = source_cells(n, size)
+            assert pairs.dtype == np.int32 and fractions.dtype == np.float32
+            for p in range(size):
+                sample = Fraction((2 * p + 1) * n - size, 2 * size)
+                sample = min(max(sample, Fraction(0)), Fraction(n - 1))
+                cell = int(sample) if sample < n - 1 else n - 1
+                assert tuple(pairs[p]) == (cell, min(cell + 1, n - 1))
+                assert fractions[p] == np.float32(float(sample - cell))

@@ -5,7 +5,7 @@ import numpy as np
 import pyopencl as cl
 
 from patchloop_kernels.runtime import Launch, Tensor, fit_work_group
-from patchloop_kernels.upsample import prepare_upsample
+from patchloop_kernels.upsample import prepare_upsample, source_cells
 
 GPU_LIKE = (1024, 1024, 64)
 
@@ -41,8 +41,9 @@ def test_a_launch_asking_for_more_than_any_device_takes_runs_and_computes_the_sa
     prepare_upsample(device, expected, x).enqueue(device.queue)
 
     y = Tensor.from_numpy(device, np.full((3, 37, 41), np.nan, np.float32))
-    launch = Launch.prepare(device, "upsample", "upsample_bilinear", (41, 37), (1 << 15, 8),
-                            [y, 0, x, 3, 5, 7, 37, 41])
+    tables = [Tensor.from_numpy(device, a) for a in (*source_cells(5, 37), *source_cells(7, 41))]
+    launch = Launch.prepare(device, "upsample", "upsample_bilinear", (41, 37, 3),
+                            (1 << 15, 8, 1), [y, 0, x, *tables, 5, 7, 37, 41])
     limit = launch.kernel.get_work_group_info(cl.kernel_work_group_info.WORK_GROUP_SIZE,
                                               device.device)
     assert np.prod(launch.local_size) <= limit
