@@ -74,10 +74,6 @@ class TrainWindows:
         wh, ww = min(h, self.window[0]), min(w, self.window[1])
         return min(max(0, row - wh // 2), h - wh), min(max(0, col - ww // 2), w - ww)
 
-    def cut(self, features: np.ndarray, label_map: np.ndarray, category: int | None = None):
-        """(features, labels) of one frame's window around a labeled pixel."""
-        return self.cut_at(features, label_map, *self.place(label_map, category))
-
     def cut_at(self, features: np.ndarray, label_map: np.ndarray, top: int, left: int):
         """(features, labels) of the window at (top, left): labels whose receptive field
         leaves the window (near a side inside the frame) unlabeled (-1)."""
