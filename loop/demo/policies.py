@@ -58,6 +58,16 @@ def disc(click: Click, category: int | None = None) -> LabelDisc:
                      click.category if category is None else category)
 
 
+def label_click(core, frame_id: int, click: Click) -> bool:
+    """The click labeled on its frame; False when the frame has left the core's window of
+    held frames (the simulated user looked at a verdict the core no longer holds)."""
+    try:
+        core.label(frame_id, disc(click))
+    except KeyError:
+        return False
+    return True
+
+
 class Policy:
     """What every simulated user shares: a turn per frame, the video's pace, the annotator's
     region logic. A policy says its `moves` on a frame, and may say where it looks next."""

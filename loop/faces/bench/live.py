@@ -11,11 +11,11 @@ import time
 import numpy as np
 
 from loop.core.engine import LoopCore
-from loop.core.labels import LabelDisc
 from loop.core.patch import PatchSpec, categories_from_names, live_tap
 from loop.core.settings import default_settings
 from loop.core.verdict_worker import VerdictWorker
 from loop.demo.annotator import click_inside, regions
+from loop.demo.policies import label_click
 from loop.demo.scene import CATEGORIES
 from loop.faces.sources import DemoSource
 from patchloop_kernels.runtime import Device
@@ -50,10 +50,7 @@ def _label_frames(core: LoopCore, worker: VerdictWorker) -> None:
         seen = verdict.frame_id
         for region in regions(np.ones(truth.shape, bool), truth):
             click = click_inside(region, 12)
-            try:
-                core.label(verdict.frame_id, LabelDisc(click.x, click.y, click.radius,
-                                                       click.category))
-            except KeyError:   # the frame left the core's window of held frames
+            if not label_click(core, verdict.frame_id, click):
                 break
         labeled += 1
 

@@ -17,13 +17,14 @@ import numpy as np
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
-from loop.core.labels import LabelDisc, cell_under
+from loop.core.labels import cell_under
 from loop.core.patch import PatchSpec, categories_from_names, live_tap
 from loop.core.settings import default_settings
 from loop.demo.annotator import SimulatedAnnotator
 from loop.demo.curves import curve_report
 from loop.demo.held_out import HeldOutSet
 from loop.demo.metrics import upsample_cells
+from loop.demo.policies import label_click
 from loop.demo.scene import DemoScene
 from loop.faces.bench.train_speed import train_steps_per_second
 from loop.faces.sources import DemoSource
@@ -135,10 +136,7 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
                 click = annotator.click(truth, predicted, labeled)
                 if click is None:
                     continue
-                try:
-                    core.label(verdict.frame_id, LabelDisc(click.x, click.y, click.radius,
-                                                           click.category))
-                except KeyError:  # that frame left the core's window of held frames
+                if not label_click(core, verdict.frame_id, click):
                     continue
                 clicks += 1
                 last_click = time.perf_counter()
