@@ -65,6 +65,14 @@ def test_a_consolidation_rate_must_be_a_share_of_the_rate(value):
 
 
 @pytest.mark.parametrize("value", [-1, 1.5, 10 ** 9, True, "4", None])
+def test_consolidation_steps_must_be_a_whole_number_in_range(value):
+    with pytest.raises((ValueError, TypeError)):
+        TrainerSettings(consolidation_steps=value)
+    with pytest.raises(SessionFormatError):
+        settings_from_json({"consolidation_steps": value})
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, 10 ** 9, True, "4", None])
 def test_warm_up_steps_must_be_a_whole_number_in_range(value):
     with pytest.raises((ValueError, TypeError)):
         TrainerSettings(warm_up_steps=value)
@@ -78,6 +86,8 @@ def test_a_session_saved_before_these_settings_trains_on_as_it_did():
     assert older.consolidation_rate == MOMENTUM_STEPPING["consolidation_rate"] == 1.0
     assert older.warm_up_steps == MOMENTUM_STEPPING["warm_up_steps"] == 0
     assert not older.steady, "its verdicts read the newest weights, as they did"
+    assert older.consolidation_steps == 0, "its steps between clicks keep one rate"
+    assert settings_from_json({"consolidation_steps": 6}).consolidation_steps == 6
     newer = settings_from_json({"max_grad_norm": 7.5, "consolidation_rate": 0.25,
                                 "warm_up_steps": 2})
     assert (newer.max_grad_norm, newer.consolidation_rate, newer.warm_up_steps) == (7.5, 0.25, 2)
@@ -105,7 +115,7 @@ def test_the_first_steps_on_fresh_weights_ramp_the_rate_and_none_is_undone(base_
 
 def test_steps_that_answer_a_click_run_at_the_full_rate_and_later_ones_at_the_share(
         base_network):
-    core = labeled_core(base_network)
+    core = labeled_core(base_network, consolidation_steps=0)   # (settling: the test below)
     settings = core.trainer.settings
     for _ in range(30):
         core.trainer.step()
@@ -124,6 +134,42 @@ def test_steps_that_answer_a_click_run_at_the_full_rate_and_later_ones_at_the_sh
         core.trainer.step()
     assert core.trainer.step() and core.trainer.status.learning_rate == pytest.approx(
         settings.learning_rate * settings.consolidation_rate), "the click has shown"
+    core.close()
+
+
+def settled_rates(core, count: int) -> list[float]:
+    """The rates of the next `count` steps, taken once no click waits on the trainer."""
+    for _ in range(60):
+        if not core.trainer.answers_a_click:
+            break
+        assert core.trainer.step()
+    assert not core.trainer.answers_a_click, "the clicks have shown and been caught up with"
+    rates = []
+    for _ in range(count):
+        assert core.trainer.step()
+        rates.append(core.trainer.status.learning_rate)
+    return rates
+
+
+def test_steps_between_clicks_settle_from_the_kth_on_and_a_label_gives_the_rate_back(
+        base_network):
+    core = labeled_core(base_network)
+    settings = core.trainer.settings
+    share, k = settings.learning_rate * settings.consolidation_rate, settings.consolidation_steps
+    assert k == 8 and default_settings(0, "pixels").consolidation_steps == 0
+    assert default_settings(2).consolidation_steps == 0, "fine-tuning keeps one rate"
+    expected = [share * min(1.0, k / n) for n in range(1, 13)]
+    assert np.allclose(settled_rates(core, 12), expected)
+    # A new label: its steps at the full rate, then the settled steps start again at the share.
+    frame, x, y = ball_frame(DemoScene(seed=3))
+    verdict = core.observe(frame.image)
+    core.label(verdict.frame_id, LabelDisc(x, y, 6, 1))
+    assert core.trainer.step()
+    assert core.trainer.status.learning_rate == pytest.approx(settings.learning_rate)
+    assert np.allclose(settled_rates(core, 6), expected[:6])
+    # An undo changes the labels too: the rate comes back.
+    assert core.undo()
+    assert np.allclose(settled_rates(core, 2), expected[:2])
     core.close()
 
 
@@ -151,7 +197,9 @@ def test_learned_labels_leave_plain_sgd_weights_nearly_still_but_momentum_coasti
     moved = {}
     for name, settings in (("plain", {}),
                            ("momentum", dict(learning_rate=0.005, momentum=0.9))):
-        core = labeled_core(base_network, augment=False, standardize_inputs=False, **settings)
+        # (One rate between clicks for both: the optimizers alone are compared.)
+        core = labeled_core(base_network, augment=False, standardize_inputs=False,
+                            consolidation_steps=0, **settings)
         for _ in range(12):
             core.trainer.step()
         assert core.trainer.status.last_loss < 0.05, f"{name} learned the two clicks"

@@ -12,6 +12,7 @@ MIN_DECAY, MAX_DECAY = 1e-7, 1e-1
 MAX_OBJECT_PRIOR = 20.0
 MAX_GRAD_NORM_LIMIT = 1e4
 MAX_WARM_UP_STEPS = 1000
+MAX_SETTLING = 100_000
 OBJECT_PRIORS = (1.0, 2.0, 3.0, 5.0)   # the `o` key steps through these
 # How every step ran with momentum, before plain SGD: the gradient norm limited to 20, one
 # rate for every step from the first (momentum ramps by itself: its velocity builds up), and
@@ -19,7 +20,7 @@ OBJECT_PRIORS = (1.0, 2.0, 3.0, 5.0)   # the `o` key steps through these
 # the newest weights (steady verdicts came with the live head's defaults). A fine-tuned
 # patch, folder training and a session saved before these were settings keep it.
 MOMENTUM_STEPPING = {"max_grad_norm": 20.0, "consolidation_rate": 1.0, "warm_up_steps": 0,
-                     "standardize_inputs": False, "steady": False}
+                     "standardize_inputs": False, "steady": False, "consolidation_steps": 0}
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,12 @@ class TrainerSettings:
     # that answer a click (until its cell shows its category) run at the full rate, so a
     # click is answered as fast; the rest jitter less (docs/trainer.md).
     consolidation_rate: float = 1 / 3
+    # From this many settled steps after a label on (steps no click waits on), the n-th runs
+    # at consolidation_steps / n of that share (0: never): a fast device trains 35-40 steps
+    # between two clicks where two CPU cores train 10, and at a constant rate those extra
+    # steps pulled the patch further toward the newest labels (docs/trainer.md, "Settling
+    # between clicks"). The rates still sum without bound: a long pause keeps learning.
+    consolidation_steps: int = 8
     # The first steps on fresh weights ramp the rate up: 1/N, 2/N, ... of it. Fresh weights
     # take gradients of norm 26-33, and a first plain-SGD step at the full rate raised its
     # own batch's loss (undone, the rate halved, a notice) on 4 demo scenes of 4. (Momentum
@@ -85,6 +92,10 @@ class TrainerSettings:
                 or not 0 <= self.warm_up_steps <= MAX_WARM_UP_STEPS:
             raise ValueError(f"warm-up steps {self.warm_up_steps!r} is not a whole number in "
                              f"[0, {MAX_WARM_UP_STEPS}]")
+        if isinstance(self.consolidation_steps, bool) or not isinstance(
+                self.consolidation_steps, int) or not 0 <= self.consolidation_steps <= MAX_SETTLING:
+            raise ValueError(f"consolidation steps {self.consolidation_steps!r} is not a whole "
+                             f"number in [0, {MAX_SETTLING}]")
         if not isinstance(self.standardize_inputs, bool):
             raise ValueError(f"standardize_inputs {self.standardize_inputs!r} is not true or false")
         if not 1 <= self.batch_size <= 256:
@@ -131,7 +142,8 @@ FINE_TUNE_DEFAULTS = TrainerSettings(learning_rate=0.005, momentum=0.9, **MOMENT
 # A pixels patch reads the frame (no standardised features): plain SGD at 0.1, half of it
 # between clicks, and verdicts from the newest weights, as its figures were measured (its
 # steps take 50 ms and more: averaged weights would show a click several long steps later).
-PIXELS_SETTINGS = {"learning_rate": 0.1, "consolidation_rate": 0.5, "steady": False}
+PIXELS_SETTINGS = {"learning_rate": 0.1, "consolidation_rate": 0.5, "steady": False,
+                   "consolidation_steps": 0}
 
 
 def default_settings(fine_tune: int = 0, topology: str = "head", **changes) -> TrainerSettings:

@@ -359,6 +359,17 @@ class OnlineTrainer:
             return STEADY_RATE
         return max(SETTLED_FLOOR, min(SETTLED_STEADY_RATE, 1.0 / max(1, settled_steps)))
 
+    def _consolidation_share(self, settings: TrainerSettings, answers_a_click: bool) -> float:
+        """The share of the rate for a step that no awaited click waits on: the settings'
+        consolidation_rate; from the consolidation_steps-th settled step since the newest
+        label on, K/n of it for the n-th (docs/trainer.md, "Settling between clicks")."""
+        share = settings.consolidation_rate
+        if answers_a_click or not settings.consolidation_steps:
+            return share
+        with self.frames_lock:   # (notify_labels resets the count under the same lock)
+            settled = self._settled_steps + 1
+        return share * min(1.0, settings.consolidation_steps / settled)
+
     def _class_weights(self, settings: TrainerSettings, counts: np.ndarray) -> np.ndarray:
         if not settings.balance_classes:
             return np.ones(len(counts), np.float32)
@@ -407,9 +418,8 @@ class OnlineTrainer:
         step = self._train_step(len(features))
         class_weights = self._class_weights(settings, counts)
         warm_up = min(1.0, (self._kept_on_fresh + 1) / max(1, settings.warm_up_steps))
-        # The steps that answer a click (while its cell has not shown) run at the full
-        # rate, the rest at the settings' share of it (TrainerSettings.consolidation_rate).
-        share = 1.0 if awaited is not None else settings.consolidation_rate
+        share = 1.0 if awaited is not None else self._consolidation_share(settings,
+                                                                          answers_a_click)
         rate = settings.learning_rate * self.backoff.factor * warm_up * share
         with self.pacer.urgent_step() if urgent else nullcontext(), self.device_turn:
             started = time.perf_counter()
@@ -499,6 +509,7 @@ class OnlineTrainer:
                 self.model.clear_momentum(self.queue)
                 if self.backoff.reset():
                     self.status.rate_changes += 1
+                self.restart_settled_average()   # (the rate back in full between clicks too)
                 cleared = "momentum cleared, " if settings.momentum > 0 else ""
                 text = (f"no progress in {PATIENCE} steps: {cleared}learning rate back at "
                         f"your {settings.learning_rate:.2g}")
