@@ -167,8 +167,10 @@ def test_steps_between_clicks_settle_from_the_kth_on_and_a_label_gives_the_rate_
     assert core.trainer.step()
     assert core.trainer.status.learning_rate == pytest.approx(settings.learning_rate)
     assert np.allclose(settled_rates(core, 6), expected[:6])
-    # An undo changes the labels too: the rate comes back.
+    # An undo changes the labels too: the rate comes back; so does leaving a frame out.
     assert core.undo()
+    assert np.allclose(settled_rates(core, 10)[:2], expected[:2])
+    core.exclude(verdict.frame_id, True)
     assert np.allclose(settled_rates(core, 2), expected[:2])
     core.close()
 

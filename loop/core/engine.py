@@ -226,6 +226,7 @@ class LoopCore:
     def exclude(self, frame_id: int, excluded: bool = True) -> None:
         """Leave a labeled frame out of training (kept, with its labels), or take it back."""
         self.book.exclude(frame_id, excluded)
+        self.trainer.restart_settled_average()   # (what training reads changed, as by an undo)
 
     # -- categories -----------------------------------------------------------------------
     def rename_category(self, index: int, name: str) -> PatchSpec:
@@ -261,6 +262,7 @@ class LoopCore:
             weights, velocity = grown_dense(self.model, self.base, np.asarray(weights, np.float32),
                                             velocity)
         load_dense(self, weights, velocity)
+        self.trainer.restart_settled_average()
 
     def labeled_frames(self) -> list:
         """The frames the user labeled (not their tilt-shift copies), oldest first: edit
