@@ -169,9 +169,12 @@ def test_steps_between_clicks_settle_from_the_kth_on_and_a_label_gives_the_rate_
     assert np.allclose(settled_rates(core, 6), expected[:6])
     # An undo changes the labels too: the rate comes back; so does leaving a frame out.
     assert core.undo()
-    assert np.allclose(settled_rates(core, 10)[:2], expected[:2])
+    assert np.allclose(settled_rates(core, 10), expected[:10])
     core.exclude(verdict.frame_id, True)
-    assert np.allclose(settled_rates(core, 2), expected[:2])
+    assert np.allclose(settled_rates(core, 10), expected[:10])
+    # A settings change (any of them) gives the rate back as well.
+    core.change_settings(replace(settings, batch_size=8))
+    assert np.allclose(settled_rates(core, 10), expected[:10])
     core.close()
 
 

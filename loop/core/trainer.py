@@ -117,6 +117,9 @@ class OnlineTrainer:
         self._burst = 0  # steps left that skip the pacer: a new label is trained on at once
         self._catch_up = 0  # steps left that skip it while steady verdicts catch up (above)
         self._settled_steps = 0  # kept steps since the newest label that answer no click
+        # Bumped by every restart of that count: a step that ran across a restart (a label
+        # came meanwhile) is not counted in the new one.
+        self._settle_epoch = 0
         self._steps: dict[int, TrainStep] = {}
         self._fresh: list[int] = []  # frame ids with labels not yet trained on, newest last
         self._awaited: AwaitedClick | None = None  # the click whose cell has not turned yet
@@ -163,6 +166,7 @@ class OnlineTrainer:
         clicks starts again at SETTLED_STEADY_RATE, not at the slow end of a long pause."""
         with self.frames_lock:
             self._settled_steps = 0
+            self._settle_epoch += 1
 
     def notify_labels(self, frame_id: int, awaited: AwaitedClick | None = None) -> None:
         """A frame got new labels: train on it first. `awaited`: the clicked cell the user
@@ -175,6 +179,7 @@ class OnlineTrainer:
             self._burst = BURST_STEPS
             self._awaited = awaited
             self._settled_steps = 0
+            self._settle_epoch += 1
         if self.running:   # (with no trainer thread no step is coming: no verdict waits)
             self.pacer.urgent_ahead(True)
         self.pacer.release()
@@ -406,7 +411,8 @@ class OnlineTrainer:
                 if not frames:
                     self.pacer.urgent_ahead(False)
                     return False
-        answers_a_click = self.answers_a_click
+        with self.frames_lock:   # (read together: a label resets both)
+            answers_a_click, epoch = self.answers_a_click, self._settle_epoch
         if urgent:
             self._burst = max(0, self._burst - 1)
         self._catch_up = max(0, self._catch_up - 1)
@@ -440,7 +446,7 @@ class OnlineTrainer:
             self._undo_step(reason, settings)
             return True
         with self.frames_lock:   # (notify_labels resets it under the same lock)
-            if not answers_a_click:
+            if not answers_a_click and epoch == self._settle_epoch:
                 self._settled_steps += 1
             settled = self._settled_steps
         self.model.publish(self.queue, self._average_rate(settings, answers_a_click, settled))

@@ -19,6 +19,7 @@ from loop.base.network import BaseNetwork
 from loop.core.engine import LoopCore
 from loop.core.folder_training import AugmentSettings, ExtractionPlan
 from loop.core.patch import Category, PatchSpec
+from loop.core.settings import default_settings
 from loop.core.tuned_blocks import blocks_below
 from loop.demo.scene import HELD_OUT_START, DemoScene
 from loop.errors import UserError
@@ -75,7 +76,9 @@ def _measure(base, root: Path, fine_tune: int) -> dict:
                                     for i, c in enumerate(folder.categories)),
                      pooling="mean", base_name=base.spec.name, base_hash=base.hash,
                      fine_tune=fine_tune)
-    core = LoopCore(spec, base=base)
+    # Folder training has no clicks for the steps between them to settle after (its figures
+    # were measured at one rate).
+    core = LoopCore(spec, base=base, settings=default_settings(fine_tune, consolidation_steps=0))
     plan = ExtractionPlan(tuple(folder.images), tuple(held.images), AugmentSettings())
     start = time.perf_counter()
     job, _, store = build_job(core, plan, root / f"features-{fine_tune}.h5")
