@@ -64,20 +64,13 @@ def test_a_consolidation_rate_must_be_a_share_of_the_rate(value):
         settings_from_json({"consolidation_rate": value})
 
 
+@pytest.mark.parametrize("field", ["warm_up_steps", "consolidation_steps"])
 @pytest.mark.parametrize("value", [-1, 1.5, 10 ** 9, True, "4", None])
-def test_consolidation_steps_must_be_a_whole_number_in_range(value):
+def test_step_counts_must_be_whole_numbers_in_range(field, value):
     with pytest.raises((ValueError, TypeError)):
-        TrainerSettings(consolidation_steps=value)
+        TrainerSettings(**{field: value})
     with pytest.raises(SessionFormatError):
-        settings_from_json({"consolidation_steps": value})
-
-
-@pytest.mark.parametrize("value", [-1, 1.5, 10 ** 9, True, "4", None])
-def test_warm_up_steps_must_be_a_whole_number_in_range(value):
-    with pytest.raises((ValueError, TypeError)):
-        TrainerSettings(warm_up_steps=value)
-    with pytest.raises(SessionFormatError):
-        settings_from_json({"warm_up_steps": value})
+        settings_from_json({field: value})
 
 
 def test_a_session_saved_before_these_settings_trains_on_as_it_did():
