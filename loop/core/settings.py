@@ -60,9 +60,9 @@ class TrainerSettings:
     consolidation_rate: float = 1 / 3
     # From this many settled steps after a label on (steps no click waits on), the n-th runs
     # at consolidation_steps / n of that share (0: never): a fast device trains 35-40 steps
-    # between two clicks where two CPU cores train 10, and at a constant rate those extra
-    # steps pulled the patch further toward the newest labels (docs/trainer.md, "Settling
-    # between clicks"). The rates still sum without bound: a long pause keeps learning.
+    # between two clicks where two CPU cores train 10, and at one rate the patch the window
+    # shows through a pause wandered further there (docs/trainer.md, "Settling between
+    # clicks"). The rates still sum without bound: a long pause keeps learning.
     consolidation_steps: int = 8
     # The first steps on fresh weights ramp the rate up: 1/N, 2/N, ... of it. Fresh weights
     # take gradients of norm 26-33, and a first plain-SGD step at the full rate raised its
