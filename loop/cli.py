@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from loop.core.patch import FINE_TUNE_TAP, LIVE_TAP, PATCH_TAPS
 from loop.faces.train_arguments import add_training_options
 from loop.cli_values import output_file as _output_file, seconds as _seconds
-from loop.cli_values import window_size as _window_size
+from loop.cli_values import step_scale as _step_scale, window_size as _window_size
 from loop.errors import UserError
 from loop.safe_files import shown
 
@@ -123,6 +123,12 @@ def _bench_kinds(bench) -> None:
                       help="simulated labeling policies, step by step instead of in real time: "
                       "alternating, streaks, burst, slow, undo, noisy, background_first, "
                       "whole_frame, frozen, or all")
+    loop.add_argument("--step-scale", type=_step_scale, default=1.0, metavar="X",
+                      help="with --policy: X times the usual training steps between two clicks "
+                      "(a faster device: an NVIDIA H200 trains about 3.5 times as many)")
+    loop.add_argument("--scored-when-shown", action="store_true",
+                      help="with --policy: score the held-out frames right after a click has "
+                      "shown, as the real-time run does, not at the end of its pause")
     loop.add_argument("--seed", type=int, default=0, help="demo scene and patch seed")
     loop.add_argument("--plot", type=_output_file, help="write the accuracy curve to this PNG")
     loop.add_argument("--batch", type=int, default=16, help="the trainer's batch size")

@@ -34,3 +34,17 @@ def output_file(text: str) -> str:
     if not os.access(folder, os.W_OK):
         raise argparse.ArgumentTypeError(f"{text!r}: the folder {folder!r} is not writable")
     return text
+
+
+MAX_STEP_SCALE = 20.0
+
+
+def step_scale(text: str) -> float:
+    """How many times the usual training steps pass between two clicks (a faster device)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"step scale {text!r} is not a number") from None
+    if not 0 < value <= MAX_STEP_SCALE:
+        raise argparse.ArgumentTypeError(f"step scale {text!r} is outside (0, {MAX_STEP_SCALE:g}]")
+    return value

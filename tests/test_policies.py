@@ -241,6 +241,44 @@ def test_a_run_is_the_same_every_time(base_network):
     assert [m.losses for m in a.labels] == [m.losses for m in b.labels]
 
 
+def test_scored_when_shown_scores_a_click_once_answered_before_the_rest_of_its_pause(
+        base_network):
+    """Where the real-time run scores: each scored click as soon as the trainer no longer
+    answers it, the rest of its pause after; the last click ends the run once shown."""
+    scene = DemoScene(seed=0)
+    seen = {}
+    for when in (False, True):
+        core = _core(base_network)
+        held_out = HeldOutSet(core, scene, count=2)
+        scored_at = []
+        score = held_out.scores
+
+        def recording(c, score=score, scored_at=scored_at):
+            scored_at.append((c.trainer.status.steps, c.trainer.answers_a_click))
+            return score(c)
+        held_out.scores = recording
+        run = run_policy(core, scene, POLICIES["alternating"](seed=0), 4, step_scale=3,
+                         held_out=held_out, scored_when_shown=when)
+        seen[when] = (scored_at, run.steps, [c for c, _ in run.accuracy_by_clicks])
+        core.close()
+    (settled, settled_steps, clicks), (shown, shown_steps, shown_clicks) = seen[False], seen[True]
+    assert clicks == shown_clicks == [0, 2, 4]
+    assert settled[2][0] == settled_steps, "at the end of the last pause"
+    assert all(not answering for _, answering in shown[1:]), "scored once shown"
+    assert shown[1][0] < settled[1][0] and shown[2][0] == shown_steps < settled_steps
+    # Between the two scores: the rest of click 2's pause, click 3's 30 steps, click 4's answer.
+    assert shown[2][0] - shown[1][0] > 30, "click 2's pause ran on after it was scored"
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf", "21", "x"])
+def test_a_step_scale_out_of_range_is_one_line(capsys, value):
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "loop", "--policy", "alternating", f"--step-scale={value}"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert f"step scale {value!r}" in err[-1]
+
+
 def test_bench_loop_policy_json_and_a_bad_name(capsys, base_spec):
     assert main(["bench", "loop", "--policy", "burst", "--clicks", "2", "--json",
                  "--base", str(base_spec.path)]) == 0

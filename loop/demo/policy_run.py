@@ -68,11 +68,14 @@ class PolicyRun:
 
 def run_policy(core: LoopCore, scene: DemoScene, policy: Policy, clicks: int,
                step_scale: float = 1.0, held_out: HeldOutSet | None = None,
-               stuck_below: float = STUCK_ACCURACY) -> PolicyRun:
+               stuck_below: float = STUCK_ACCURACY, scored_when_shown: bool = False) -> PolicyRun:
     """`clicks` labels by `policy` from the scene's first frame on (a turn is finished, so
-    the undo policy may end one click over). `step_scale` shrinks every pause (at least one
-    step stays) for quick runs; the video still plays at the policy's own pace. A run that
-    ends below `stuck_below` counts as stuck."""
+    the undo policy may end one click over). `step_scale` scales every pause (at least one
+    step stays): under 1 for quick runs, over 1 for a faster device; the video still plays at
+    the policy's own pace. `scored_when_shown`: each scored click is scored as soon as the
+    trainer has answered it (its cell shown, caught up with), before the rest of its pause,
+    where the real-time run scores; otherwise at the end of the pause. A run that ends below
+    `stuck_below` counts as stuck."""
     started = time.perf_counter()
     held_out = held_out or HeldOutSet(core, scene)
 
@@ -100,12 +103,22 @@ def run_policy(core: LoopCore, scene: DemoScene, policy: Policy, clicks: int,
             core.label(frame_id, move.label)
             run.clicks += 1
             made = Labeled(run.clicks, index, move, core.label_counts())
-            made.losses, made.failed_steps = core.train_turns(scaled(move.steps))
+            due = run.clicks % EVALUATE_EVERY == 0
+            steps = scaled(move.steps)
+            if scored_when_shown and due and not move.take_back:
+                taken = _answer(core, steps, made)
+                evaluate()
+                due = False
+                # (After the last click the run ends once it has shown, as in real time.)
+                steps = 0 if run.clicks >= clicks else steps - taken
+            losses, failed = core.train_turns(steps)
+            made.losses += losses
+            made.failed_steps += failed
             if move.take_back:
                 core.undo()
                 made.counts_after_undo = core.label_counts()
             run.labels.append(made)
-            if run.clicks % EVALUATE_EVERY == 0:
+            if due:
                 evaluate()
         next_index = policy.next_frame(scene, index)
         frozen, index = next_index == index, next_index
@@ -116,6 +129,18 @@ def run_policy(core: LoopCore, scene: DemoScene, policy: Policy, clicks: int,
     run.stuck = stuck_reasons(run, bool(core.label_counts().sum()), stuck_below)
     run.seconds = time.perf_counter() - started
     return run
+
+
+def _answer(core: LoopCore, limit: int, made: Labeled) -> int:
+    """The steps that answer the newest label, one at a time until the trainer no longer
+    answers a click, at most `limit` of them; how many ran. Their losses go to `made`."""
+    taken = 0
+    while taken < limit and core.trainer.answers_a_click:
+        losses, failed = core.train_turns(1)
+        made.losses += losses
+        made.failed_steps += failed
+        taken += 1
+    return taken
 
 
 def _look(core: LoopCore, frame: DemoFrame, frozen_id: int | None) -> tuple[int, Look]:

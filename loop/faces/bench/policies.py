@@ -45,12 +45,15 @@ def run(args) -> int:
         progress.update(done, name)
         core = demo_core(base, scene, args.seed, args.batch, args.tap, args.topology)
         held_out = held_out or HeldOutSet(core, scene)  # the base is shared: so are features
-        results[name] = policy_report(run_policy(core, scene, POLICIES[name](seed=args.seed),
-                                                 args.clicks, held_out=held_out))
+        results[name] = policy_report(run_policy(
+            core, scene, POLICIES[name](seed=args.seed), args.clicks, step_scale=args.step_scale,
+            held_out=held_out, scored_when_shown=args.scored_when_shown))
         core.close()
     progress.done()
     report = {"device": device.describe(), "frame": "240x320", "patch": patch_name(args),
               "trainer_batch": args.batch, "seed": args.seed, "clicks": args.clicks,
+              "step_scale": args.step_scale,
+              "scored": "when each click shows" if args.scored_when_shown else "after each pause",
               "policies": results}
     print(json.dumps(report, indent=2) if args.json else _table(report))
     return 0
@@ -88,7 +91,8 @@ def _table(report) -> str:
 
     lines = [f"device: {report['device']}; seed {report['seed']}, "
              f"{counted(report['clicks'], 'click')} per policy, trainer batch "
-             f"{report['trainer_batch']}; accuracy: balanced, per cell (and per pixel), on "
+             f"{report['trainer_batch']}{_pace(report)}; accuracy: balanced, per cell (and "
+             "per pixel), on "
              f"{HELD_OUT} held-out frames, after the last click; false regions: object "
              "regions of the per-pixel verdict where there is no such object, per frame",
              row(name for name, _ in COLUMNS)]
@@ -104,3 +108,13 @@ def _table(report) -> str:
     lines += [f"{name} is stuck: {'; '.join(r['stuck_reasons'])}"
               for name, r in report["policies"].items() if r["stuck"]]
     return "\n".join(lines)
+
+
+def _pace(report) -> str:
+    """The steps' scale and when the curve was scored, where not the usual ('' then)."""
+    said = []
+    if report.get("step_scale", 1.0) != 1.0:
+        said.append(f"{report['step_scale']:g}x the steps between clicks")
+    if report.get("scored", "after each pause") != "after each pause":
+        said.append(f"scored {report['scored']}")
+    return "".join(f"; {s}" for s in said)
