@@ -23,8 +23,8 @@ from session_writer_child import trained_state  # noqa: E402
 BENCH_OPTIONS = {
     "kernels": {"--repeats", "--tune", "--json"},
     "base": {"--repeats", "--json", "--base"},
-    "loop": {"--clicks", "--seconds", "--policy", "--seed", "--plot", "--batch", "--topology",
-             "--tap", "--json", "--base"},
+    "loop": {"--clicks", "--seconds", "--policy", "--step-scale", "--scored-when-shown",
+             "--seed", "--plot", "--batch", "--topology", "--tap", "--json", "--base"},
     "train": {"--fine-tune", "--images", "--json", "--base"},
     "train-step": {"--topology", "--fine-tune", "--batch", "--repeats", "--json", "--base"},
     "live": {"--topology", "--tap", "--seconds", "--seed", "--json", "--base"},
