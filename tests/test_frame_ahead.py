@@ -166,16 +166,14 @@ class BlockingCapture(ReleasedAfterRead):
         self.released = 0
         self.reads = 0
 
-    def read(self):
-        if not self._begin_read():
-            return None
-        try:
-            self.reads += 1
-            self.inside.set()
-            self.go.wait(5)
-        finally:
-            still_open = self._end_read()
-        return np.zeros((2, 2, 3), np.uint8) if still_open else None
+    def _grab(self):
+        self.reads += 1
+        self.inside.set()
+        self.go.wait(5)
+        return True, np.zeros((2, 2, 3), np.uint8)
+
+    def _frame(self, ok, bgr):
+        return bgr
 
     def _release(self):
         self.released += 1

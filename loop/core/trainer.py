@@ -364,16 +364,17 @@ class OnlineTrainer:
             return STEADY_RATE
         return max(SETTLED_FLOOR, min(SETTLED_STEADY_RATE, 1.0 / max(1, settled_steps)))
 
-    def _consolidation_share(self, settings: TrainerSettings, answers_a_click: bool) -> float:
+    @staticmethod
+    def _consolidation_share(settings: TrainerSettings, answers_a_click: bool,
+                             settled_before: int) -> float:
         """The share of the rate for a step that no awaited click waits on: the settings'
         consolidation_rate; from the consolidation_steps-th settled step since the newest
-        label on, K/n of it for the n-th (docs/trainer.md, "Settling between clicks")."""
+        label on, K/n of it for the n-th (`settled_before` + 1; docs/trainer.md, "Settling
+        between clicks")."""
         share = settings.consolidation_rate
         if answers_a_click or not settings.consolidation_steps:
             return share
-        with self.frames_lock:   # (notify_labels resets the count under the same lock)
-            settled = self._settled_steps + 1
-        return share * min(1.0, settings.consolidation_steps / settled)
+        return share * min(1.0, settings.consolidation_steps / (settled_before + 1))
 
     def _class_weights(self, settings: TrainerSettings, counts: np.ndarray) -> np.ndarray:
         if not settings.balance_classes:
@@ -411,8 +412,9 @@ class OnlineTrainer:
                 if not frames:
                     self.pacer.urgent_ahead(False)
                     return False
-        with self.frames_lock:   # (read together: a label resets both)
+        with self.frames_lock:   # (read together: a label resets them all)
             answers_a_click, epoch = self.answers_a_click, self._settle_epoch
+            settled_before = self._settled_steps
         if urgent:
             self._burst = max(0, self._burst - 1)
         self._catch_up = max(0, self._catch_up - 1)
@@ -424,8 +426,8 @@ class OnlineTrainer:
         step = self._train_step(len(features))
         class_weights = self._class_weights(settings, counts)
         warm_up = min(1.0, (self._kept_on_fresh + 1) / max(1, settings.warm_up_steps))
-        share = 1.0 if awaited is not None else self._consolidation_share(settings,
-                                                                          answers_a_click)
+        share = 1.0 if awaited is not None else self._consolidation_share(
+            settings, answers_a_click, settled_before)
         rate = settings.learning_rate * self.backoff.factor * warm_up * share
         with self.pacer.urgent_step() if urgent else nullcontext(), self.device_turn:
             started = time.perf_counter()

@@ -78,21 +78,29 @@ class ReleasedAfterRead:
         self._reading = False
         self.closed = False
 
-    def _begin_read(self) -> bool:
+    def read(self):
+        """The next frame (RGB), or None: closed (before or during the read), or none came."""
         with self._guard:
             if self.closed:
-                return False
+                return None
             self._reading = True
-            return True
+        try:
+            ok, bgr = self._grab()
+        finally:
+            with self._guard:
+                self._reading = False
+                closed = self.closed
+                if closed:   # closed during the read: released here, now
+                    self._release()
+        return None if closed else self._frame(ok, bgr)
 
-    def _end_read(self) -> bool:
-        """False when the source was closed during the read (released here, now)."""
-        with self._guard:
-            self._reading = False
-            if self.closed:
-                self._release()
-                return False
-            return True
+    def _grab(self):
+        """(ok, BGR image) from the capture, inside the read."""
+        raise NotImplementedError
+
+    def _frame(self, ok: bool, bgr):
+        """The RGB frame of a grab, or None; after the read, the source still open."""
+        raise NotImplementedError
 
     def close(self) -> None:
         with self._guard:
@@ -119,15 +127,10 @@ class CameraSource(ReleasedAfterRead):
         with _opencv_silent():
             return self.capture.isOpened() and self.read() is not None
 
-    def read(self):
-        if not self._begin_read():
-            return None
-        try:
-            ok, bgr = self.capture.read()
-        finally:
-            still_open = self._end_read()
-        if not still_open:
-            return None
+    def _grab(self):
+        return self.capture.read()
+
+    def _frame(self, ok: bool, bgr):
         if not ok or bgr is None:
             self.lost = True
             # A camera that went away: try to open it again, keep the caller running.
@@ -174,17 +177,15 @@ class VideoSource(ReleasedAfterRead):
         if self.capture.read()[0] is False:
             raise UserError(f"{shown(path)}: not a video OpenCV can read")
 
-    def read(self):
-        if not self._begin_read():
-            return None
-        try:
+    def _grab(self):
+        ok, bgr = self.capture.read()
+        if not ok:  # looping
+            self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, bgr = self.capture.read()
-            if not ok:  # looping
-                self.capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
-                ok, bgr = self.capture.read()
-        finally:
-            still_open = self._end_read()
-        if not still_open or not ok:
+        return ok, bgr
+
+    def _frame(self, ok: bool, bgr):
+        if not ok or bgr is None:
             return None
         if max(bgr.shape[:2]) > MAX_FRAME_SIDE:  # a stream that changes size midway
             return None

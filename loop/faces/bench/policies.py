@@ -113,8 +113,8 @@ def _table(report) -> str:
 def _pace(report) -> str:
     """The steps' scale and when the curve was scored, where not the usual ('' then)."""
     said = []
-    if report.get("step_scale", 1.0) != 1.0:
+    if report["step_scale"] != 1.0:
         said.append(f"{report['step_scale']:g}x the steps between clicks")
-    if report.get("scored", "after each pause") != "after each pause":
+    if report["scored"] != "after each pause":
         said.append(f"scored {report['scored']}")
     return "".join(f"; {s}" for s in said)
