@@ -94,7 +94,7 @@ def prepare_gemm(device: Device, c: MatrixView, a: MatrixView, b: MatrixView,
                      residual_offset, accumulate, activation_code(activation), c_padding,
                      a_fixed)
     if gemm_specialized.fits(call):
-        candidates = specialized_variants(n, pack_b, a_fixed)
+        candidates = specialized_variants(n, pack_b, a_fixed, device.wide_registers)
     else:
         default = {"rows": TILE_M, "vectors": TILE_VECTORS, "packed": packed, "tall": False}
         candidates = gemm_variants(default, fixed_packing=pack_b is not None or
@@ -135,15 +135,23 @@ VARIANTS = [(4, 2, False), (4, 2, True), (6, 2, False), (6, 2, True), (8, 1, Fal
 # pass AVX2's 16 registers); against 11.9 ms for gemm_forward's default.
 SPECIALIZED_VARIANTS = [(6, 2, False, False), (6, 2, True, False), (6, 2, False, True),
                         (4, 2, False, False), (8, 1, False, False)]
+# Larger blocks, timed too on a device with 32 vector registers (wide_registers: PoCL on an
+# AVX-512 CPU), where 16-24 sums fit beside their loads. Over the base's 46 1x1 shapes at
+# 240x320 and 224x224 (Ice Lake, 2 cores, one tuning run with these and 4 more: 16x8, 8x32
+# and packed or tall forms, never chosen) they won 39: 8x16 on 12, 6x32 on 9, 4x32 on 7,
+# 12x16 on 6; the 240x320 GEMMs took 7.6 ms in all against 9.6 with the blocks above.
+WIDE_REGISTER_VARIANTS = [(8, 2, False, False), (8, 2, False, True), (6, 4, False, False),
+                          (4, 4, False, False), (12, 2, False, True)]
 
 
-def specialized_variants(n: int, pack_b: bool | None = None, a_fixed: bool = False
-                         ) -> list[dict]:
+def specialized_variants(n: int, pack_b: bool | None = None, a_fixed: bool = False,
+                         wide_registers: bool = False) -> list[dict]:
     """gemm_specialized's candidates for a call of n columns: B packed or not as pack_b says
     (either when None); unpacked ones need a whole tile of columns. Fixed weights are
-    packed into row tiles in every one."""
+    packed into row tiles in every one. wide_registers adds WIDE_REGISTER_VARIANTS."""
     out = []
-    for rows, vectors, packed, tall in SPECIALIZED_VARIANTS:
+    blocks = SPECIALIZED_VARIANTS + (WIDE_REGISTER_VARIANTS if wide_registers else [])
+    for rows, vectors, packed, tall in blocks:
         packed = packed if pack_b is None else pack_b
         variant = {"rows": rows, "vectors": vectors, "packed": packed or n < 8 * vectors,
                    "tall": tall, "specialized": True, "packed_a": a_fixed}

@@ -95,6 +95,10 @@ class Device:
         self.queue = cl.CommandQueue(self.context)
         self._programs: dict[tuple[str, tuple[str, ...]], cl.Program] = {}
         self._lock = threading.Lock()
+        # 32 vector registers, not 16: a CPU whose native float vector is 16 wide (AVX-512,
+        # as PoCL compiles for it). The GEMMs then also time larger register blocks.
+        self.wide_registers = bool(self.device.type & cl.device_type.CPU) and \
+            self.device.native_vector_width_float >= 16
         # Kernel variants chosen per shape by measurement (tuning.py), logged per device.
         self.tuning = TuningLog(self.device, sorted(SOURCE_DIR.glob("*.cl")))
 

@@ -109,9 +109,13 @@ class TuningLog:
                 return candidates[0]
             known = self._entries.get(key)
             again = self.remeasure and key not in self._measured
-            if known is not None and not again and known["choice"] in candidates:
+            over_budget = self.spent_s >= BUDGET_S and not self.remeasure
+            # A choice among fewer candidates than are offered now (a log from before more
+            # were added) is measured again, budget allowing; until then it stands.
+            if known is not None and not again and known["choice"] in candidates and (
+                    over_budget or _timed_every(known, candidates)):
                 return known["choice"]
-            if self.spent_s >= BUDGET_S and not self.remeasure:
+            if over_budget:
                 return candidates[0]
             self._measured.add(key)
             start = time.perf_counter()
@@ -126,6 +130,12 @@ class TuningLog:
                 "times": [[c, round(t * 1e3, 4)] for c, t in zip(candidates, times)]}
             self._write()
             return candidates[best]
+
+
+def _timed_every(entry: dict, candidates: list) -> bool:
+    """Whether a logged entry timed each of `candidates` (its "times": [candidate, ms])."""
+    timed = [c for c, _ in entry.get("times", [])]
+    return all(c in timed for c in candidates)
 
 
 def interleaved_min_seconds(runs, trials: int = TRIALS) -> list[float]:

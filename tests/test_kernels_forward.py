@@ -30,7 +30,8 @@ def _nan(device, shape):
     return Tensor.from_numpy(device, np.full(shape, np.nan, np.float32))
 
 
-VARIANTS = range(len(specialized_variants(64, None, True)))
+# Every block, the wide-register ones too, whatever registers the test device has.
+VARIANTS = range(len(specialized_variants(64, None, True, wide_registers=True)))
 
 
 @pytest.mark.parametrize("index", VARIANTS)
@@ -45,6 +46,7 @@ def test_every_specialized_variant_matches_numpy(device, monkeypatch, index, m, 
     """Plain outputs with a residual, and ReLU6 ones, on fixed weights or not."""
     monkeypatch.setattr(gemm, "TUNE_MIN_WORK", 0)
     monkeypatch.setattr(device, "tuning", Pick(index))
+    monkeypatch.setattr(device, "wide_registers", True)
     rng = np.random.default_rng(index + 7 * m)
     a = rng.standard_normal((m, k)).astype(np.float32)
     b = rng.standard_normal((batches, k, n)).astype(np.float32)
@@ -94,6 +96,7 @@ def test_specialized_writes_inside_a_padded_map(device, monkeypatch, index, h, w
     element written, the border left as it was."""
     monkeypatch.setattr(gemm, "TUNE_MIN_WORK", 0)
     monkeypatch.setattr(device, "tuning", Pick(index))
+    monkeypatch.setattr(device, "wide_registers", True)
     rng = np.random.default_rng(index + h)
     m, k = 11, 6
     dw = ConvGeometry(m, m, kernel, stride, "same" if stride == 2 else kernel // 2, groups=m)

@@ -161,6 +161,23 @@ def test_a_stale_choice_or_remeasure_measures_again(tmp_path):
     assert again.prepared == ["c", "d"], "remeasure measures each shape once"
 
 
+def test_a_choice_among_fewer_candidates_is_measured_again(tmp_path, monkeypatch):
+    """A log written before a candidate was added (the wide-register blocks): the shape is
+    timed again over all of them, once; past the budget the logged choice stands."""
+    log = _log(tmp_path)
+    log.choose("shape", ["a", "b"], Counting({"a": 200_000, "b": 10}))
+    grown = Counting({"a": 200_000, "b": 100_000, "c": 10})
+    assert log.choose("shape", ["a", "b", "c"], grown) == "c"
+    assert grown.prepared == ["a", "b", "c"]
+    settled = Counting({"a": 200_000, "b": 100_000, "c": 10})
+    assert log.choose("shape", ["a", "b", "c"], settled) == "c" and not settled.prepared
+    log.choose("other", ["a", "b"], Counting({"a": 200_000, "b": 10}))
+    monkeypatch.setattr(tuning, "BUDGET_S", 0.0)
+    late = _log(tmp_path)
+    waiting = Counting({"a": 200_000, "b": 100_000, "c": 10})
+    assert late.choose("other", ["a", "b", "c"], waiting) == "b" and not waiting.prepared
+
+
 def test_a_process_measures_within_its_budget(tmp_path, monkeypatch):
     """Past the budget, new shapes take the default and stay unlogged for a later process;
     `remeasure` (bench kernels --tune) is not limited."""
@@ -177,7 +194,8 @@ def test_every_tuned_variant_has_a_name_in_bench_kernels():
     holds them as JSON lists)."""
     from loop.faces.bench.kernels import _variant_text
     from patchloop_kernels import conv_implicit, conv_implicit_weight, gemm
-    lists = (gemm.VARIANTS, gemm.SPECIALIZED_VARIANTS, conv_implicit.VARIANTS,
+    lists = (gemm.VARIANTS, gemm.SPECIALIZED_VARIANTS + gemm.WIDE_REGISTER_VARIANTS,
+             conv_implicit.VARIANTS,
              conv_implicit_weight.WEIGHT_BLOCKS, ["summed", "parts"])
     for variants in lists:
         names = [_variant_text(list(v) if not isinstance(v, str) else v) for v in variants]
