@@ -74,3 +74,6 @@ def test_bench_loop_runs_the_window_arrangement(capsys, device, base_spec):
     assert all(r is None or 0 <= r <= 1 for r in recall.values())
     assert report["training_speed_batch16"]["patchloop_steps_per_second"] > 0
     assert loop["training_steps_per_click"] == round(loop["training_steps"] / 3, 1)
+    machine = report["machine"]   # Linux, where the tests run: /proc/stat is there
+    assert set(machine) == {"cores", "this_process", "other_processes", "idle", "steal"}
+    assert 0 < machine["this_process"] <= 1 and 0 <= machine["steal"] <= 1

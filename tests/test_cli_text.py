@@ -248,6 +248,11 @@ def test_bench_loop_text_without_pytorch_or_flips():
     assert "per pixel, recall by category: background 0.990, ball 0.912, box -" in \
         bench_loop._text(report)
     assert "PyTorch not installed" in text and "no click flipped the verdict" in text
+    assert "machine while measuring" not in text, "a report from before it names no machine"
+    report["machine"] = {"cores": 2, "this_process": 0.5, "other_processes": 0.0,
+                         "idle": 0.1, "steal": 0.4}
+    assert bench_loop._text(report).endswith(
+        "taken by the hypervisor 40%; not a quiet machine: compare only with runs taken in turn")
     report["loop"]["click_to_flip_ms"] = {"median": 120.0, "p95": 300.0, "flipped": 38,
                                           "not_flipped_within_s": [0, 3.0],
                                           "before_a_second_category": 1}

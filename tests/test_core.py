@@ -324,6 +324,7 @@ def test_bench_live_reports_rates_while_training(capsys):
     assert report["topology"] == "pixels" and report["trainer_batch"] == 16
     assert report["idle"]["steps_per_second"] == 0 < report["idle"]["verdicts_per_second"]
     assert report["training"]["steps_per_second"] > 0 < report["training"]["verdicts_per_second"]
+    assert 0 < report["machine"]["this_process"] <= 1
 
 
 def test_a_new_label_cuts_a_steps_wait_for_verdicts_short():

@@ -18,6 +18,7 @@ import numpy as np
 
 from loop.base.loading import open_base
 from loop.base.network import BaseNetwork
+from loop.faces.bench.machine_share import MachineShare, machine_line
 from loop.faces.bench.timing import median_seconds
 from patchloop_kernels.runtime import Device
 
@@ -91,6 +92,7 @@ def run(args) -> int:
     spec = open_base(args.base)
     device = Device.default()
     network = BaseNetwork(device, spec)
+    machine = MachineShare()
     rows = []
     for h, w in SIZES:
         plan = network.plan(h, w)
@@ -119,10 +121,11 @@ def run(args) -> int:
         if why:
             row["onnxruntime_note"] = why
         rows.append(row)
+    share = machine.report()   # before the first-frame child process, another process
     process_s, in_process_s = _first_frame_seconds(str(spec.path) if spec.path else None)
     report = {"device": device.describe(), "base": spec.name, "repeats": args.repeats,
               "results": rows, "first_frame_from_process_start_s": process_s,
-              "first_frame_after_interpreter_start_s": in_process_s}
+              "first_frame_after_interpreter_start_s": in_process_s, "machine": share}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -141,4 +144,6 @@ def run(args) -> int:
                   f"{r['cpu_ratio_to_onnxruntime']:.2f}x")
     print(f"first frame from process start: {process_s:.2f} s "
           f"({in_process_s:.2f} s after the interpreter started)")
+    for line in machine_line(share):
+        print(line)
     return 0

@@ -17,6 +17,7 @@ from loop.core.verdict_worker import VerdictWorker
 from loop.demo.annotator import click_inside, regions
 from loop.demo.policies import label_click
 from loop.demo.scene import CATEGORIES
+from loop.faces.bench.machine_share import MachineShare, machine_line
 from loop.faces.sources import DemoSource
 from patchloop_kernels.runtime import Device
 
@@ -73,16 +74,18 @@ def run(args) -> int:
     worker.start()
     try:
         _label_frames(core, worker)
+        machine = MachineShare()
         idle = _rates(core, worker, min(5.0, args.seconds))
         core.start()
         time.sleep(WARM_UP_S)
         training = _rates(core, worker, args.seconds)
+        share = machine.report()
     finally:
         worker.stop()
         core.close()
     report = {"device": device.describe(), "frame": "240x320", "topology": args.topology,
               "tap": core.spec.tap if args.topology == "head" else None,
-              "trainer_batch": 16, "idle": idle, "training": training}
+              "trainer_batch": 16, "idle": idle, "training": training, "machine": share}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -90,4 +93,6 @@ def run(args) -> int:
               f"{training['verdicts_per_second']} verdicts/s and "
               f"{training['steps_per_second']} steps/s while training "
               f"({idle['verdicts_per_second']} verdicts/s when not)")
+        for line in machine_line(share):
+            print(line)
     return 0

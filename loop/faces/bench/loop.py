@@ -26,6 +26,7 @@ from loop.demo.held_out import HeldOutSet
 from loop.demo.metrics import upsample_cells
 from loop.demo.policies import label_click
 from loop.demo.scene import DemoScene
+from loop.faces.bench.machine_share import MachineShare, machine_line
 from loop.faces.bench.train_speed import train_steps_per_second
 from loop.faces.sources import DemoSource
 from loop.core.verdict_worker import VerdictWorker
@@ -189,9 +190,11 @@ def run(args) -> int:
     base = BaseNetwork(device, open_base(args.base))
     scene = DemoScene(seed=args.seed)
     core = demo_core(base, scene, args.seed, args.batch, args.tap, args.topology)
+    machine = MachineShare()
     report = {"device": device.describe(), "frame": "240x320", "patch": patch_name(args),
               "trainer_batch": args.batch,
-              "loop": run_loop(core, scene, args.clicks, args.seconds)}
+              "loop": run_loop(core, scene, args.clicks, args.seconds),
+              "machine": machine.report()}
     report["training_speed_batch16"] = train_steps_per_second(core, batch=16)
     if args.plot:
         from loop.faces.plot import plot_accuracy
@@ -230,7 +233,8 @@ def _text(report) -> str:
         f"verdicts/s while training: {loop['verdicts_per_second']}" + _outside_scoring(loop),
         *_steps_per_click_line(loop),
         f"training steps/s at batch 16: {speed['patchloop_steps_per_second']} "
-        + ("(PyTorch not installed: no comparison)" if torch is None else f"(PyTorch: {torch})")])
+        + ("(PyTorch not installed: no comparison)" if torch is None else f"(PyTorch: {torch})"),
+        *machine_line(report.get("machine"))])
 
 
 def _steps_per_click_line(loop) -> list[str]:
