@@ -66,11 +66,16 @@ class TuningLog:
         self.spent_s = 0.0  # measuring, in this process
 
     def _read(self) -> dict:
+        """The logged entries; a file that is not a log, or an entry that is not one (a
+        damaged cache), counts as not measured."""
         try:
             data = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return {}
-        return data.get("entries", {}) if isinstance(data, dict) else {}
+        entries = data.get("entries") if isinstance(data, dict) else None
+        if not isinstance(entries, dict):
+            return {}
+        return {key: entry for key, entry in entries.items() if _well_formed(entry)}
 
     def _write(self) -> None:
         """Merged with what other processes logged meanwhile, written whole and renamed."""
@@ -130,6 +135,16 @@ class TuningLog:
                 "times": [[c, round(t * 1e3, 4)] for c, t in zip(candidates, times)]}
             self._write()
             return candidates[best]
+
+
+def _well_formed(entry) -> bool:
+    """A log entry as choose() writes it: a choice, its times as [candidate, ms] pairs."""
+    if not isinstance(entry, dict) or "choice" not in entry or not all(
+            isinstance(entry.get(k), (int, float)) for k in ("default_ms", "best_ms")):
+        return False
+    times = entry.get("times")
+    return isinstance(times, list) and all(
+        isinstance(t, list) and len(t) == 2 and isinstance(t[1], (int, float)) for t in times)
 
 
 def _timed_every(entry: dict, candidates: list) -> bool:

@@ -178,6 +178,42 @@ def test_a_choice_among_fewer_candidates_is_measured_again(tmp_path, monkeypatch
     assert late.choose("other", ["a", "b", "c"], waiting) == "b" and not waiting.prepared
 
 
+def _random_json(rng, depth=0):
+    kind = rng.integers(0, 7 if depth < 3 else 4)
+    if kind == 0:
+        return None
+    if kind == 1:
+        return int(rng.integers(-5, 5))
+    if kind == 2:
+        return ["a", "b", "shape", "choice", "times"][rng.integers(0, 5)]
+    if kind == 3:
+        return float(rng.standard_normal())
+    if kind == 4:
+        return [_random_json(rng, depth + 1) for _ in range(rng.integers(0, 4))]
+    keys = ["entries", "shape", "choice", "times", "default_ms", "best_ms", "a", "b"]
+    return {keys[rng.integers(0, len(keys))]: _random_json(rng, depth + 1)
+            for _ in range(rng.integers(0, 4))}
+
+
+def test_a_damaged_log_is_measured_again_never_a_crash(tmp_path):
+    """A tuning log is a file in the user's cache: whatever it holds (truncated, another
+    program's JSON, entries of the wrong shape), a choice is measured, never a traceback."""
+    import json
+    rng = np.random.default_rng(11)
+    log = _log(tmp_path)
+    for trial in range(300):
+        content = _random_json(rng)
+        if trial % 3 == 0:   # a log whose entry for the key is damaged
+            content = {"entries": {"shape": _random_json(rng)}}
+        text = json.dumps(content)
+        if trial % 7 == 0:
+            text = text[: len(text) // 2]   # cut short
+        log.path.parent.mkdir(parents=True, exist_ok=True)
+        log.path.write_text(text)
+        fresh = _log(tmp_path)
+        assert fresh.choose("shape", ["a", "b"], Counting({"a": 200_000, "b": 10})) in ("a", "b")
+
+
 def test_a_process_measures_within_its_budget(tmp_path, monkeypatch):
     """Past the budget, new shapes take the default and stay unlogged for a later process;
     `remeasure` (bench kernels --tune) is not limited."""
