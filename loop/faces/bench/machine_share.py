@@ -38,17 +38,12 @@ def _read_stat() -> dict[str, int] | None:
         return None
 
 
-def _process_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
 class MachineShare:
     """Started with the benchmark; `report()` at its end."""
 
     def __init__(self):
         self._stat = _read_stat()
-        self._cpu = _process_seconds()
+        self._cpu = time.process_time()   # this process, all its threads
         self._wall = time.monotonic()
 
     def report(self) -> dict | None:
@@ -63,7 +58,7 @@ class MachineShare:
             return None
         cores = os.cpu_count() or 1
         capacity = max(1e-9, (time.monotonic() - self._wall) * cores)
-        ours = min(1.0, (_process_seconds() - self._cpu) / capacity)
+        ours = min(1.0, (time.process_time() - self._cpu) / capacity)
         busy = (spent["user"] + spent["nice"] + spent["system"] + spent["irq"]
                 + spent["softirq"]) / total
         return {"cores": cores, "this_process": round(ours, 3),
