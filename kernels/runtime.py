@@ -181,6 +181,15 @@ class Tensor:
         cl.enqueue_copy(queue or self.device.queue, out, self.buffer, is_blocking=True)
         return out
 
+    def read_later(self, out: np.ndarray, queue=None) -> cl.Event:
+        """Enqueue a copy of the whole tensor into `out` without waiting: `out` holds it once
+        the returned event (or a later command on the same in-order queue) has completed.
+        Several reads then cost one wait, and the device runs on meanwhile."""
+        if out.size != self.size or out.dtype != self.dtype or not out.flags.c_contiguous:
+            raise ValueError(f"cannot read a {self.dtype} tensor of shape {self.shape} into "
+                             f"{out.dtype} {out.shape}")
+        return cl.enqueue_copy(queue or self.device.queue, out, self.buffer, is_blocking=False)
+
     def read_part_into(self, out: np.ndarray, start: int, queue=None) -> np.ndarray:
         """`out.size` elements from element `start` on (one sample of a batch, say)."""
         if start < 0 or start + out.size > self.size or out.dtype != self.dtype:

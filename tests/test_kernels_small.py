@@ -270,3 +270,23 @@ def test_a_part_of_a_tensor_reads_as_its_slice(device, seed):
         tensor.read_part_into(np.empty(shape[1:], np.float32), values.size - values[0].size + 1)
     with pytest.raises(ValueError, match="cannot read"):
         tensor.read_part_into(np.empty(shape[1:], np.int32), 0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_reads_enqueued_without_waiting_arrive_after_one_wait(device, seed):
+    rng = np.random.default_rng(seed)
+    tensors, outs, copies = [], [], []
+    for _ in range(3):
+        shape = tuple(int(v) for v in rng.integers(1, 40, 3))
+        values = rng.standard_normal(shape).astype(np.float32)
+        tensors.append((Tensor.from_numpy(device, values), values))
+        outs.append(np.full(values.size, np.nan, np.float32))
+        copies.append(tensors[-1][0].read_later(outs[-1], device.queue))
+    copies[-1].wait()   # an in-order queue: the last copy's end is all three's
+    for (_, values), out in zip(tensors, outs):
+        assert np.array_equal(out, values.ravel())
+    tensor, values = tensors[0]
+    for wrong in (np.empty(values.size + 1, np.float32), np.empty(values.size, np.int32),
+                  np.empty((values.size, 2), np.float32)[:, 0]):
+        with pytest.raises(ValueError, match="cannot read"):
+            tensor.read_later(wrong, device.queue)

@@ -82,36 +82,43 @@ class LoopCore:
         frame = _check_frame(frame)
         self.trainer.pacer.let_urgent_steps_go()
         with self.device_turn:
-            verdict = self._observe(frame, frame_id, classes)
+            pending, best, triggered, version = self._run_verdict(frame, classes)
         self.trainer.pacer.verdict_done()
-        return verdict
-
-    def _observe(self, frame: np.ndarray, frame_id: int | None, classes: bool) -> Verdict:
-        pipeline = self.pipelines.get(frame.shape)
-        needs_base = self.spec.topology == "head" or bool(self.spec.triggers)
-        pipeline.run(frame, self.queue, needs_base)
-        version = self.model.refresh_inference(self.queue)
-        best: tuple = ()
-        if pipeline.base_plan is not None and needs_base and (classes or self.spec.triggers):
-            best = base_top(pipeline.base_plan.read_probabilities(self.queue), self.base.classes)
-        triggered = self.spec.is_triggered([t[0] for t in best])
+        # Read back and judged with the device given up: a training step may run meanwhile.
         if triggered:
-            pipeline.patch.enqueue(self.queue)
-            probabilities = pipeline.patch.read(self.queue)
-            pixels = pipeline.read_pixels(self.queue)
+            probabilities, pixels = pending.probabilities, pending.pixels
         else:
             # Background everywhere, with certainty: the refined map of such cells is the
             # same, so it is made here rather than on the device.
-            k, h, w = (self.spec.outputs,) + pipeline.patch.probabilities.shape[2:]
-            probabilities = np.zeros((k, h, w), np.float32)
+            k = pending.verdict_shape[0]
+            probabilities = np.zeros(pending.verdict_shape, np.float32)
             probabilities[0] = 1.0
             pixels = np.zeros((k,) + frame.shape[:2], np.float32)
             pixels[0] = 1.0
-        features = pipeline.features.read_into(pipeline.features_np, self.queue)[0].copy()
-        frame_id = self.recent.keep(frame, features, frame_id)
+        frame_id = self.recent.keep(frame, pending.features, frame_id)
         category, confidence = frame_verdict(probabilities, self.spec.threshold, self.spec.pooling)
         return Verdict(frame_id, probabilities, category, confidence, triggered, best,
                        self.receptive_frame(frame.shape[:2]), version, frame.shape[:2], pixels)
+
+    def _run_verdict(self, frame: np.ndarray, classes: bool):
+        """The frame through the base and the patch on the device, waited for once: (the
+        reads, the base's top classes (empty unless asked for or a trigger needs them),
+        whether the patch's triggers fired, the weights' version)."""
+        pipeline = self.pipelines.get(frame.shape)
+        needs_base = self.spec.topology == "head" or bool(self.spec.triggers)
+        # The newest weights first: taking them waits for the device, which is then idle.
+        version = self.model.refresh_inference(self.queue)
+        pipeline.run(frame, self.queue, needs_base)
+        reads_classes = pipeline.base_plan is not None and needs_base
+        best: tuple = ()
+        if reads_classes and self.spec.triggers:   # whether the patch runs depends on them
+            best = base_top(pipeline.base_plan.read_probabilities(self.queue), self.base.classes)
+        triggered = self.spec.is_triggered([t[0] for t in best])
+        pending = pipeline.enqueue_verdict(self.queue, patch=triggered)
+        if reads_classes and classes and not self.spec.triggers:   # (waits for all of it)
+            best = base_top(pipeline.base_plan.read_probabilities(self.queue), self.base.classes)
+        pending.wait()
+        return pending, best, triggered, version
 
     def verdict_on_features(self, features: np.ndarray) -> np.ndarray:
         """The current patch's per-cell probabilities (K, h, w) for stored features (a held

@@ -8,6 +8,7 @@ import threading
 from collections import OrderedDict
 
 import numpy as np
+import pyopencl as cl
 
 from loop.core.patch import PIXELS_INPUT
 from loop.core.patch_input import PatchInput, deepest_layer
@@ -51,14 +52,26 @@ class FramePipeline:
                 else self.base_plan.preprocess.frame
             self.spread = GuidedSpread(device, self.patch.probabilities, self.pixels,
                                        frame=uploaded)
-            self.pixels_np = np.empty(self.pixels.shape, np.float32)
 
-    def read_pixels(self, queue) -> np.ndarray:
-        """float32 (K, H, W): the patch's probabilities (after it ran) spread over the frame
-        and refined by its edges (loop/core/pixel_maps.py), from the device buffers the
-        patch and its input wrote (no round trip through the host)."""
-        self.spread.enqueue(queue)
-        return self.pixels.read_into(self.pixels_np, queue).copy()
+    def enqueue_verdict(self, queue, patch: bool = True) -> "PendingVerdict":
+        """Enqueue the patch (after `run`), its probabilities spread over the frame and
+        refined by its edges (loop/core/pixel_maps.py, from the device buffers the patch
+        and its input wrote), and the reads of both maps and of the patch's input into
+        fresh arrays, without waiting. patch=False: the input alone (a patch whose
+        triggers did not fire). One wait then finds them all: the device never stands idle
+        between the reads while this thread takes its turn back (the interpreter's lock,
+        which other threads hold meanwhile)."""
+        pending = PendingVerdict(np.empty(self.features.shape[1:], np.float32),
+                                 self.patch.probabilities.shape[1:])
+        pending.read(self.features, pending.features, queue)
+        if patch:
+            self.patch.enqueue(queue)
+            self.spread.enqueue(queue)
+            pending.probabilities = np.empty(self.patch.probabilities.shape[1:], np.float32)
+            pending.pixels = np.empty(self.pixels.shape, np.float32)
+            pending.read(self.patch.probabilities, pending.probabilities, queue)
+            pending.read(self.pixels, pending.pixels, queue)
+        return pending
 
     def run(self, frame: np.ndarray, queue, run_base: bool) -> None:
         if self.base_plan is not None and run_base:
@@ -68,6 +81,24 @@ class FramePipeline:
         if self.pixels_input is not None:
             self.pixels_input.upload(frame, queue)
             self.pixels_input.enqueue(queue)
+
+
+class PendingVerdict:
+    """A verdict's reads from the device, enqueued: `wait` before looking at the arrays."""
+
+    def __init__(self, features: np.ndarray, verdict_shape: tuple):
+        self.features = features      # the patch's input (C, h, w)
+        self.verdict_shape = tuple(verdict_shape)   # (K, h, w): the patch's cells
+        self.probabilities = None     # per cell (K, h, w), when the patch ran
+        self.pixels = None            # per pixel (K, H, W), when the patch ran
+        self._copies = []
+
+    def read(self, tensor: Tensor, out: np.ndarray, queue) -> None:
+        self._copies.append(tensor.read_later(out, queue))
+
+    def wait(self) -> None:
+        cl.wait_for_events(self._copies)
+        self._copies = []
 
 
 class FramePipelines:
