@@ -4,7 +4,7 @@ import random
 import numpy as np
 
 from loop.core.batch_choice import choose_batch
-from loop.core.labels import LabelDisc, LabeledFrame
+from loop.core.labels import ERASE, LabelDisc, LabeledFrame, label_counts
 
 
 def _frame(frame_id: int, categories) -> LabeledFrame:
@@ -47,3 +47,18 @@ def test_categories_follow_the_labels():
     frame.labels.append(LabelDisc(40, 40, 3, 1))
     frame.relabel()
     assert frame.categories == {0, 1, 2}
+
+
+def test_cell_counts_follow_the_labels_and_match_a_fresh_count():
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        frame = _frame(trial, rng.choice(4, int(rng.integers(1, 4)), replace=False).tolist())
+        for _ in range(int(rng.integers(0, 4))):   # more clicks, erasures among them
+            frame.labels.append(LabelDisc(float(rng.uniform(0, 64)), float(rng.uniform(0, 64)),
+                                          float(rng.uniform(0, 20)), int(rng.choice([ERASE, 0, 1, 2, 4]))))
+            frame.relabel()
+        labeled = frame.label_map[frame.label_map >= 0]
+        categories = int(rng.integers(1, 6))
+        assert frame.labeled_cells == labeled.size
+        assert np.array_equal(label_counts([frame], categories),
+                              np.bincount(labeled, minlength=categories)[:categories])

@@ -7,6 +7,7 @@ so such a batch is trained on, not refused."""
 from __future__ import annotations
 
 import numpy as np
+import pyopencl as cl
 
 from loop.core.patch_plans import PatchBackward, PatchForward
 from loop.core.settings import MOMENTUM_STEPPING
@@ -112,9 +113,12 @@ class TrainStep:
         if self.tuned_sgd is not None:
             self.tuned_sgd.enqueue(queue, learning_rate * TUNED_RATE, momentum, 0.0)
         self.check.enqueue(queue)
-        self.loss.loss.read_into(self._loss_np, queue)
-        self.clip.factor.read_into(self._factor_np, queue)
-        self.check.count.read_into(self._bad_np, queue)
+        # One wait for the three reads: the device is not left idle between them while this
+        # thread takes the interpreter back from the verdicts' and the window's threads.
+        copies = [self.loss.loss.read_later(self._loss_np, queue),
+                  self.clip.factor.read_later(self._factor_np, queue),
+                  self.check.count.read_later(self._bad_np, queue)]
+        cl.wait_for_events(copies)
         return StepResult(float(self._loss_np[0]), float(self._factor_np[1]),
                           int(self._bad_np[0]) == 0)
 
