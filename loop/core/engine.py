@@ -106,8 +106,7 @@ class LoopCore:
         whether the patch's triggers fired, the weights' version)."""
         pipeline = self.pipelines.get(frame.shape)
         needs_base = self.spec.topology == "head" or bool(self.spec.triggers)
-        # The newest weights first: taking them waits for the device, which is then idle.
-        version = self.model.refresh_inference(self.queue)
+        version = self.model.refresh_inference(self.queue)   # (the newest, ahead of the base)
         pipeline.run(frame, self.queue, needs_base)
         reads_classes = pipeline.base_plan is not None and needs_base
         best: tuple = ()

@@ -67,6 +67,7 @@ class PatchWeights:
         self.fresh = initial is None
         self.version = 0            # bumped by each publish
         self._inference_version = 0
+        self._inference_copy = None   # the event of the newest copy into `inference`
         self._lock = threading.Lock()
 
     # -- trainer side ---------------------------------------------------------------------
@@ -90,6 +91,7 @@ class PatchWeights:
         that far towards them: a running average of the weights (the training weights keep
         training as they are)."""
         with self._lock:
+            self._inference_copied()
             source = self._training_on_raw_inputs(queue)
             if average_rate is None:
                 _copy(queue, self.published, source)
@@ -108,6 +110,7 @@ class PatchWeights:
         if self.standardization is None:
             return
         with self._lock:
+            self._inference_copied()
             if self.fresh:
                 self.standardization.set(mean, spread, queue)
                 _copy(queue, self.published, self._training_on_raw_inputs(queue))
@@ -147,6 +150,7 @@ class PatchWeights:
         patch that no longer learns."""
         weights = self.layout.pack(self.arch.initial_parameters(seed))
         with self._lock:
+            self._inference_copied()
             for copy in (self.training, self.last_good):
                 copy.flat.write(weights, queue)
             self._zero_velocity(queue)
@@ -166,13 +170,25 @@ class PatchWeights:
         return PatchInference(self, features)
 
     def refresh_inference(self, queue) -> int:
-        """Take the newest published weights for the next verdict; returns their version."""
+        """Take the newest published weights for the next verdict (enqueued on the verdict's
+        queue, ahead of it); returns their version. Nothing waits here: a publish finishes
+        its writes before it counts a new version, and the next write of the published or
+        inference weights waits for this copy first (`_inference_copied`). (Waiting here
+        left the device idle until this thread had the interpreter back, before every
+        verdict after a step.)"""
         if self.version != self._inference_version:
             with self._lock:
-                _copy(queue, self.inference, self.published)
-                queue.finish()
+                self._inference_copy = cl.enqueue_copy(queue, self.inference.flat.buffer,
+                                                       self.published.flat.buffer)
                 self._inference_version = self.version
         return self._inference_version
+
+    def _inference_copied(self) -> None:
+        """Before the published or inference weights are written (under the lock): the
+        verdicts' newest copy of them has been made."""
+        if self._inference_copy is not None:
+            self._inference_copy.wait()
+            self._inference_copy = None
 
     # -- snapshots ------------------------------------------------------------------------
     def state(self, queue) -> dict[str, np.ndarray]:
@@ -189,6 +205,7 @@ class PatchWeights:
             raise ValueError(f"snapshot holds {weights.size} weights; this patch has "
                              f"{self.layout.size}")
         with self._lock:
+            self._inference_copied()
             for copy in (self.training, self.published, self.inference, self.last_good):
                 copy.flat.write(weights, queue)
             if self.standardization is not None:   # the training copies read standardised
