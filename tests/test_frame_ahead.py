@@ -2,6 +2,8 @@
 frame ahead and no more, each frame with its own truth, a failed read handed over, a stale
 frame dropped; the verdict worker ends the reader; a source closed during a read is
 released by that read (loop/faces/sources.py)."""
+import os
+import sys
 import threading
 import time
 
@@ -43,6 +45,19 @@ def test_each_frame_comes_with_its_own_truth_in_order():
         for i in range(200):
             frame, truth = ahead.take(timeout=5)
             assert truth == i and (frame == i % 256).all()
+    finally:
+        ahead.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="thread priorities: Linux")
+def test_the_reader_gives_way_to_the_verdicts_threads():
+    ahead = FrameAhead(CountingSource(seconds=0.001))
+    try:
+        ahead.take(timeout=5)
+        ours = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        assert os.getpriority(os.PRIO_PROCESS, ahead.reader_thread_id) == \
+            min(19, ours + frame_ahead.READER_NICENESS)
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == ours
     finally:
         ahead.stop()
 
