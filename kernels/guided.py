@@ -74,16 +74,20 @@ class GuidedSpread(Plan):
         # The products' box means: along the rows into `rows`, down the columns back into
         # `products`.
         self.add(Launch.prepare(device, "guided", "guided_product_rows", (work_h, planes),
-                                _groups((work_h, planes)), [guide, spread, rows, k, work_h, work_w, radius]))
+                                _groups((work_h, planes)),
+                                [guide, spread, rows, k, work_h, work_w, radius]))
         self.add(Launch.prepare(device, "guided", "box_mean_columns", (work_w, planes),
-                                _groups((work_w, planes)), [rows, products, work_h, work_w, radius]))
+                                _groups((work_w, planes)),
+                                [rows, products, work_h, work_w, radius]))
         per_category = {"CATEGORIES": k}
         self.add(Launch.prepare(device, "guided", "guided_coefficients", (work_w, work_h),
-                                _groups((work_w, work_h)), [products, coefficients, work_h, work_w, float(epsilon)],
+                                _groups((work_w, work_h)),
+                                [products, coefficients, work_h, work_w, float(epsilon)],
                                 per_category))
         self.add(box_mean(device, coefficients, rows, 4 * k, work_h, work_w, radius))
         self.add(Launch.prepare(device, "guided", "guided_output", (work_w, work_h),
-                                _groups((work_w, work_h)), [coefficients, guide, refined, work_h, work_w], per_category))
+                                _groups((work_w, work_h)),
+                                [coefficients, guide, refined, work_h, work_w], per_category))
         self.add(prepare_upsample(device, out, refined))
 
     def upload(self, frame, queue) -> None:

@@ -54,8 +54,8 @@ def test_cell_counts_follow_the_labels_and_match_a_fresh_count():
     for trial in range(200):
         frame = _frame(trial, rng.choice(4, int(rng.integers(1, 4)), replace=False).tolist())
         for _ in range(int(rng.integers(0, 4))):   # more clicks, erasures among them
-            frame.labels.append(LabelDisc(float(rng.uniform(0, 64)), float(rng.uniform(0, 64)),
-                                          float(rng.uniform(0, 20)), int(rng.choice([ERASE, 0, 1, 2, 4]))))
+            x, y, radius = (float(v) for v in rng.uniform(0, [64, 64, 20]))
+            frame.labels.append(LabelDisc(x, y, radius, int(rng.choice([ERASE, 0, 1, 2, 4]))))
             frame.relabel()
         labeled = frame.label_map[frame.label_map >= 0]
         categories = int(rng.integers(1, 6))
