@@ -113,3 +113,29 @@ def test_the_o_key_steps_the_object_prior_and_says_so(app):
         seen.append(app.core.trainer.settings.object_prior)
         assert f"objects x{seen[-1]:g}" in app.state.message
     assert seen == [5.0, 1.0, 2.0, 3.0], "from the default 3 on, round to it again"
+
+
+def test_the_frames_picture_is_composed_once_per_verdict_and_again_when_it_changes(
+        app, monkeypatch):
+    import loop.faces.windows.live_view as live_view
+    composed = []
+    real = live_view.verdict_image
+    monkeypatch.setattr(live_view, "verdict_image",
+                        lambda *a, **k: composed.append(1) or real(*a, **k))
+    assert pump_until(app, lambda: app.worker.latest() is not None)
+    post(pygame.KEYDOWN, key=pygame.K_SPACE, mod=0)   # frozen, and no label: one verdict
+    app.step()
+    composed.clear()
+    for _ in range(30):
+        app.step()
+    assert len(composed) <= 1, "the same verdict's picture was composed again each frame"
+    smooth, before = _frame_pixels(app), len(composed)
+    post(pygame.KEYDOWN, key=pygame.K_m, mod=0)       # blocky cells: composed again, once
+    for _ in range(10):
+        app.step()
+    assert len(composed) == before + 1
+    blocky = _frame_pixels(app)
+    assert not np.array_equal(blocky, smooth)
+    _click(app, 160, 120, 1)                          # a label on the frame: drawn at once
+    app.step()
+    assert not np.array_equal(_frame_pixels(app), blocky)

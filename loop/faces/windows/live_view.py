@@ -37,6 +37,13 @@ class ViewState:
     entry: tuple | None = None   # (prompt, text typed, error) while a name is typed
 
 
+def _same_picture(a: tuple, b: tuple) -> bool:
+    """Whether two keys of the frame's picture show the same: the same frame and verdict
+    objects (a new verdict is a new object, so is a frozen frame's after training), and
+    equal view settings, size and labels."""
+    return a[0] is b[0] and a[1] is b[1] and a[2:] == b[2:]
+
+
 def frame_area(window: tuple[int, int], frame_hw: tuple[int, int]) -> pygame.Rect:
     """Where the frame is drawn: as large as the window allows beside the panel, its aspect
     kept, centred vertically."""
@@ -54,6 +61,7 @@ class LiveView:
         self.font = pygame.font.Font(None, 20)
         self.big = pygame.font.Font(None, 28)
         self.trains = True  # False: a plugin in use (apply): no labels, no trainer to show
+        self._composed = None   # (what the frame's picture shows, its surface)
 
     def relayout(self, screen: pygame.Surface, frame_hw) -> None:
         self.screen = screen
@@ -73,13 +81,9 @@ class LiveView:
         size = self.frame_rect.size
         if latest is not None:
             frame, verdict = latest
-            image = self._picture(state, frame, verdict, size)
-            if state.show_labels:
-                labels = core.labels_of(verdict.frame_id)
-                image = with_labels(image, label_map_at(labels, frame.shape[:2], size),
-                                    core.spec.outputs)
-            self.screen.blit(pygame.image.frombuffer(image.tobytes(), size, "RGB"),
-                             self.frame_rect.topleft)
+            labels = core.labels_of(verdict.frame_id) if state.show_labels else None
+            self.screen.blit(self._frame_surface(state, frame, verdict, size, labels,
+                                                 core.spec.outputs), self.frame_rect.topleft)
             if state.show_verdict:
                 self._legend(state, core, verdict)
             self._brush(state, verdict)
@@ -101,6 +105,23 @@ class LiveView:
             self.entry_box(*state.entry)
         if state.show_help:
             self.help_page(help_lines)
+
+    def _frame_surface(self, state: ViewState, frame, verdict, size, labels, k):
+        """The frame as drawn (the verdict or a map over it, the labels on it), composed
+        again only when one of them changed: the window draws 60 times a second and a new
+        verdict comes 20-40 times, and composing the picture took 12-14 ms of the two cores
+        the device's threads need (the window's thread busy ~70% of a core, most of it on
+        pictures it had drawn already)."""
+        key = (frame, verdict, size, state.view, state.selected, state.smooth,
+               state.show_verdict, labels, k)
+        if self._composed is not None and _same_picture(self._composed[0], key):
+            return self._composed[1]
+        image = self._picture(state, frame, verdict, size)
+        if labels is not None:
+            image = with_labels(image, label_map_at(labels, frame.shape[:2], size), k)
+        surface = pygame.image.frombytes(image.tobytes(), size, "RGB")
+        self._composed = (key, surface)
+        return surface
 
     def _picture(self, state: ViewState, frame, verdict, size) -> np.ndarray:
         if not state.show_verdict:

@@ -28,10 +28,14 @@ def category_colours(k: int) -> np.ndarray:
 def spread(maps: np.ndarray, size, smooth: bool) -> np.ndarray:
     """Per-cell maps (K, h, w) spread over `size` (w, h) pixels as (H, W, K): bilinear
     between cell centres when `smooth`, else the cells' blocks."""
+    return np.stack(spread_planes(maps, size, smooth), axis=-1)
+
+
+def spread_planes(maps: np.ndarray, size, smooth: bool) -> list[np.ndarray]:
+    """`spread`, one (H, W) plane per map."""
     interpolation = cv2.INTER_LINEAR if smooth else cv2.INTER_NEAREST
-    planes = [cv2.resize(np.ascontiguousarray(m, np.float32), size, interpolation=interpolation)
-              for m in maps]
-    return np.stack(planes, axis=-1)
+    return [cv2.resize(np.ascontiguousarray(m, np.float32), size, interpolation=interpolation)
+            for m in maps]
 
 
 def frame_at(frame: np.ndarray, size) -> np.ndarray:
@@ -42,15 +46,23 @@ def verdict_image(frame: np.ndarray, probabilities: np.ndarray, size,
                   smooth: bool = True, pixels: np.ndarray | None = None) -> np.ndarray:
     """The frame in colour with each category's translucent colour where it is. Smooth:
     the verdict's own per-pixel map (`pixels`, spread on the device) when it has one."""
-    picture = frame_at(frame, size)
+    # Blended at the frame's own size when the window shows it larger (the verdict has no
+    # finer detail), then enlarged once; plane by plane (a sum and a product over the last
+    # axis of an (H, W, K) stack were half the time). At 519x389 from 320x240: 13.6 -> 3 ms.
+    frame_size = (frame.shape[1], frame.shape[0])
+    work = size if size[0] * size[1] <= frame_size[0] * frame_size[1] else frame_size
+    picture = frame_at(frame, work)
     k = probabilities.shape[0]
     strength = np.full(k, CATEGORY_ALPHA, np.float32)
     strength[0] = BACKGROUND_ALPHA
     maps = pixels if smooth and pixels is not None else probabilities
-    alpha = spread(maps, size, smooth) * strength                       # (H, W, K)
-    tint = alpha @ category_colours(k)                                  # (H, W, 3)
-    out = picture * (1.0 - alpha.sum(axis=-1, keepdims=True)) + tint
-    return np.clip(out, 0, 255).astype(np.uint8)
+    alphas = [plane * s for plane, s in zip(spread_planes(maps, work, smooth), strength)]
+    out = picture * (1.0 - sum(alphas))[..., None]
+    for alpha, colour in zip(alphas, category_colours(k)):
+        out += alpha[..., None] * colour
+    image = np.clip(out, 0, 255, out=out).astype(np.uint8)
+    return image if work == tuple(size) else cv2.resize(image, tuple(size),
+                                                        interpolation=cv2.INTER_LINEAR)
 
 
 def heat_image(frame: np.ndarray, values: np.ndarray, size, smooth: bool = True,
