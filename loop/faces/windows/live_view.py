@@ -110,7 +110,7 @@ class LiveView:
         """The frame as drawn (the verdict or a map over it, the labels on it), composed
         again only when one of them changed: the window draws 60 times a second and a new
         verdict comes 20-40 times, and composing the picture took 12-14 ms of the two cores
-        the device's threads need (the window's thread busy ~70% of a core, most of it on
+        the device's threads need (the window's thread busy 63% of a core, most of it on
         pictures it had drawn already)."""
         key = (frame, verdict, size, state.view, state.selected, state.smooth,
                state.show_verdict, labels, k)
