@@ -1,10 +1,24 @@
-"""upsample.cl against its numpy twin on random shapes, every output element written."""
+"""upsample.cl against its numpy twin on random shapes, both variants (a row a work-item,
+a pixel a work-item), every output element written."""
 import numpy as np
 import pytest
 
 from closeness import assert_close
+from patchloop_kernels import upsample
 from patchloop_kernels.runtime import Tensor
-from patchloop_kernels.upsample import prepare_upsample, source_cells
+from patchloop_kernels.upsample import VARIANTS, prepare_upsample, source_cells
+
+
+class Pick:
+    """A stand-in tuning log that always chooses `variant`, and counts its calls."""
+
+    def __init__(self, variant: str):
+        self.variant, self.calls = variant, 0
+
+    def choose(self, key, candidates, prepare):
+        self.calls += 1
+        prepare(self.variant)()   # the stand-in run works too
+        return self.variant
 
 
 def upsample_bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -21,8 +35,12 @@ def upsample_bilinear(x: np.ndarray, height: int, width: int) -> np.ndarray:
     return top + fy * (bottom - top)
 
 
+@pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("seed", range(8))
-def test_upsample_matches_numpy_on_random_shapes(device, seed):
+def test_upsample_matches_numpy_on_random_shapes(device, monkeypatch, seed, variant):
+    monkeypatch.setattr(upsample, "TUNE_MIN_OUTPUTS", 0)
+    pick = Pick(variant)
+    monkeypatch.setattr(device, "tuning", pick)
     rng = np.random.default_rng(seed)
     c, h, w = int(rng.integers(1, 5)), int(rng.integers(1, 20)), int(rng.integers(1, 20))
     height, width = int(rng.integers(1, 200)), int(rng.integers(1, 200))
@@ -30,9 +48,30 @@ def test_upsample_matches_numpy_on_random_shapes(device, seed):
     y = Tensor.from_numpy(device, np.full((c, height, width), np.nan, np.float32))
     prepare_upsample(device, y, Tensor.from_numpy(device, x)).enqueue(device.queue)
     out = y.numpy()
+    assert pick.calls == 1
     assert np.isfinite(out).all(), "every output element written"
     assert_close(out, upsample_bilinear(x, height, width), atol=1e-5, rtol=1e-5,
-                 what=f"upsample {(c, h, w)} -> {(height, width)}")
+                 what=f"{variant}: upsample {(c, h, w)} -> {(height, width)}")
+
+
+def test_the_variants_give_the_same_bits_and_small_maps_are_not_measured(device, monkeypatch):
+    """Both kernels sum in the same order (a tuned choice changes only the speed); a map
+    under TUNE_MIN_OUTPUTS takes the default without asking the tuning log."""
+    rng = np.random.default_rng(11)
+    x = Tensor.from_numpy(device, rng.random((1, 3, 15, 20)).astype(np.float32))
+    outs = []
+    for variant in VARIANTS:
+        monkeypatch.setattr(device, "tuning", Pick(variant))
+        y = Tensor.from_numpy(device, np.full((1, 5, 61, 83), np.nan, np.float32))
+        prepare_upsample(device, y, x, y_channel=1).enqueue(device.queue)
+        outs.append(y.numpy())
+    assert np.array_equal(outs[0], outs[1], equal_nan=True)
+    assert np.isnan(outs[0][0, 0]).all() and np.isnan(outs[0][0, 4]).all(), "others untouched"
+    pick = Pick(VARIANTS[-1])
+    monkeypatch.setattr(device, "tuning", pick)
+    small = Tensor.empty(device, (3, 60, 80))
+    prepare_upsample(device, small, x)
+    assert pick.calls == 0 and 3 * 60 * 80 < upsample.TUNE_MIN_OUTPUTS
 
 
 def test_upsample_keeps_cell_centres_and_refuses_bad_shapes(device):
