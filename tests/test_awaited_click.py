@@ -90,21 +90,29 @@ def test_the_clicked_frame_leads_the_next_batches_and_is_followed_until_it_shows
     assert shown == 2, f"the wait ended at step {steps} with category {shown} at the cell"
 
 
+def _click_least_shown(core, scene, category=2):
+    """A click of `category` where the patch shows it least, on a new frame: (verdict, row,
+    col)."""
+    verdict = core.observe(scene.frame(401).image)
+    row, col = np.unravel_index(np.argmin(verdict.probabilities[category]),
+                                verdict.probabilities[category].shape)
+    h, w = verdict.probabilities.shape[1:]
+    core.label(verdict.frame_id, LabelDisc((col + 0.5) * 320 / w, (row + 0.5) * 240 / h,
+                                           1, category))
+    return verdict, row, col
+
+
 def test_steady_verdicts_catch_up_with_a_shown_click_before_the_verdicts(base_network):
-    """Once the awaited cell shows in the trained weights, the next CATCH_UP_STEPS steps
-    still go before the verdicts when these read averaged weights (a few steps behind);
-    with steady verdicts off, the trainer goes back to the verdicts' pace at once."""
+    """Once the awaited cell shows in the trained weights, at least the next CATCH_UP_STEPS
+    steps still go before the verdicts when these read averaged weights (a few steps
+    behind), and they go on until the verdicts show the click; with steady verdicts off,
+    the trainer goes back to the verdicts' pace at once."""
     from loop.core.trainer import BURST_STEPS, CATCH_UP_STEPS
     for steady in (True, False):
         # A slow rate: the click takes longer than the steps every new label goes first for.
         core, scene = labeled_core(base_network, learning_rate=0.01, steady=steady)
         trainer = core.trainer
-        verdict = core.observe(scene.frame(401).image)
-        row, col = np.unravel_index(np.argmin(verdict.probabilities[2]),
-                                    verdict.probabilities[2].shape)
-        h, w = verdict.probabilities.shape[1:]
-        core.label(verdict.frame_id, LabelDisc((col + 0.5) * 320 / w, (row + 0.5) * 240 / h,
-                                               1, 2))
+        verdict, row, col = _click_least_shown(core, scene)
         steps = 0
         while trainer.awaited is not None:
             assert steps < FOLLOW_STEPS
@@ -119,7 +127,59 @@ def test_steady_verdicts_catch_up_with_a_shown_click_before_the_verdicts(base_ne
             ahead += 1
             assert trainer.step()
             trainer.pacer.step_took(0.01)
-        assert ahead == (CATCH_UP_STEPS if steady else 0)
+            assert steps + ahead <= FOLLOW_STEPS + CATCH_UP_STEPS
+        if steady:
+            assert ahead >= CATCH_UP_STEPS
+        else:
+            assert ahead == 0
+        shown = core.verdict_on_features(core.features_of(verdict.frame_id))[:, row, col]
+        assert shown.argmax() == 2, f"the verdicts show {shown.argmax()} when the steps slow"
+        core.close()
+
+
+class LaggingVerdicts:
+    """The core's verdicts on stored features, but with the clicked cell's category held
+    last for the first `lag` calls (averaged weights further behind than usual)."""
+
+    def __init__(self, core, row: int, col: int, category: int, lag: int):
+        self.core, self.row, self.col, self.category, self.lag = core, row, col, category, lag
+        self.calls = 0
+
+    def __call__(self, features):
+        probabilities = self.core.verdict_on_features(features)
+        self.calls += 1
+        if self.calls <= self.lag:
+            probabilities[self.category, self.row, self.col] = -1.0
+        return probabilities
+
+
+def test_a_click_the_verdicts_do_not_show_yet_is_followed_again(base_network):
+    """After the catch-up steps the verdicts' own weights are asked: while they do not show
+    the click, the clicked frame leads a batch again and the steps keep going before the
+    verdicts; once they show it, the trainer goes back to the verdicts' pace. A click they
+    never show is let go after FOLLOW_STEPS steps in all."""
+    from loop.core.trainer import CATCH_UP_STEPS
+    for lag, never in ((3, False), (10 ** 6, True)):
+        core, scene = labeled_core(base_network, frames=4)
+        trainer = core.trainer
+        verdict, row, col = _click_least_shown(core, scene)
+        lagging = LaggingVerdicts(core, row, col, 2, lag)
+        trainer.verdict_on_features = lagging
+        steps, led_again = 0, 0
+        while trainer.goes_before_verdicts:
+            trainer.pacer.step_took(0.01)
+            followed_before = trainer.awaited is not None
+            assert trainer.step()
+            steps += 1
+            if lagging.calls and followed_before and \
+                    trainer.last_batch[0].frame_id == verdict.frame_id:
+                led_again += 1
+            assert steps <= FOLLOW_STEPS + CATCH_UP_STEPS + 1
+        assert lagging.calls >= (1 if never else lag + 1), "asked until the verdicts show it"
+        assert led_again >= 1, "the clicked frame led a batch again"
+        assert trainer.awaited is None
+        if never:
+            assert steps >= FOLLOW_STEPS, "let go only when its steps ran out"
         core.close()
 
 

@@ -68,6 +68,7 @@ class LoopCore:
         self._stored_plans = threading.RLock()
         self.receptive = patch_cell_field(base, self.model.arch, spec.topology)
         self.copies = CopyMaker(self.book, spec.seed, self.model.cells)
+        self.trainer.verdict_on_features = self.verdict_on_features
         self.trainer.augmenter = lambda: self.copies.make_one(self.features,
                                                                self.trainer.settings.flips)
 
