@@ -327,9 +327,10 @@ class OnlineTrainer:
     @property
     def answers_a_click(self) -> bool:
         """Whether the next step answers a click: one of the first BURST_STEPS after a label,
-        a step while the awaited click has not shown, or one catching up with it (however
-        long steps take)."""
-        return self._burst > 0 or self._awaited is not None or self._catch_up > 0
+        a step while the awaited click has not shown, or one catching up with it until the
+        verdicts' weights have been asked (however long steps take)."""
+        return (self._burst > 0 or self._awaited is not None or self._catch_up > 0
+                or self._catching is not None)
 
     def _follow_awaited(self, step: TrainStep, awaited: AwaitedClick, frames: list,
                         corners: list[tuple[int, int]]) -> None:
@@ -352,18 +353,18 @@ class OnlineTrainer:
 
     def _catch_up_until_shown(self) -> None:
         """After the last catch-up step: do the verdicts' weights show the caught-up click?
-        If not (and it is still labeled, within its FOLLOW_STEPS), it is followed again."""
+        If not (and it is still labeled, within its FOLLOW_STEPS), it is followed again.
+        (The verdicts wait meanwhile: the step before said a click was being answered, so
+        this pass does not queue behind one.)"""
         with self.frames_lock:
             catching = self._catching
             if catching is None or self._catch_up > 0:
                 return
             frame = next((f for f in self.frames if f.frame_id == catching.frame_id), None)
-            if frame is None or not catching.still_labeled(frame) or catching.steps_left <= 0 \
-                    or self.verdict_on_features is None:
-                self._catching = None
-                return
-            features = frame.features
-        shown = catching.shown(self.verdict_on_features(features))
+            asked = frame is not None and catching.still_labeled(frame) \
+                and catching.steps_left > 0 and self.verdict_on_features is not None
+            features = frame.features if asked else None
+        shown = not asked or catching.shown(self.verdict_on_features(features))
         with self.frames_lock:
             if self._catching is not catching:   # a new click meanwhile
                 return
@@ -373,8 +374,7 @@ class OnlineTrainer:
                 # clicked frame leads a batch again, and the click is followed as before.
                 catching.leads_left = max(catching.leads_left, 1)
                 self._awaited = catching
-        if not shown:
-            self.pacer.urgent_ahead(True)
+        self.pacer.urgent_ahead(self.answers_a_click)
 
     @staticmethod
     def logit_offsets_for(spec, settings: TrainerSettings) -> np.ndarray:
