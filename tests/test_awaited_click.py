@@ -298,3 +298,30 @@ def test_a_window_around_a_cell_holds_its_label_where_the_logits_are_read():
     logits = np.zeros((2, 72, 72), np.float32)
     logits[1, awaited.row - top, awaited.col - left] = 1.0
     assert awaited.shown(logits, (top, left)) and not awaited.shown(logits, (top + 1, left))
+
+
+def test_an_undo_while_the_verdicts_catch_up_lets_the_click_go(base_network):
+    """A click the verdicts never show, undone once the trained weights have shown it: the
+    trainer stops asking and goes back to the verdicts' pace within a step or two."""
+    core, scene = labeled_core(base_network, frames=4)
+    trainer = core.trainer
+    verdict, row, col = _click_least_shown(core, scene)
+    lagging = LaggingVerdicts(core, row, col, 2, 10 ** 6)
+    trainer.verdict_on_features = lagging
+    steps = 0
+    while lagging.calls == 0:   # followed until shown, caught up, asked once: not shown
+        trainer.pacer.step_took(0.01)
+        assert trainer.step()
+        steps += 1
+        assert steps <= FOLLOW_STEPS
+    assert trainer.goes_before_verdicts, "not shown yet: followed again"
+    assert core.undo()
+    asked = lagging.calls
+    for _ in range(3):
+        trainer.pacer.step_took(0.01)
+        assert trainer.step()
+        if not trainer.goes_before_verdicts:
+            break
+    assert not trainer.goes_before_verdicts and trainer.awaited is None
+    assert lagging.calls <= asked + 1, "no more asking for a label that is gone"
+    core.close()
