@@ -166,10 +166,11 @@ def test_a_click_the_verdicts_do_not_show_yet_is_followed_again(base_network):
         lagging = LaggingVerdicts(core, row, col, 2, lag)
         trainer.verdict_on_features = lagging
         steps, led_again = 0, 0
+        trainer.pacer.step_took(0.01)   # timed as short steps: the load must not decide
         while trainer.goes_before_verdicts:
-            trainer.pacer.step_took(0.01)
             followed_before = trainer.awaited is not None
             assert trainer.step()
+            trainer.pacer.step_took(0.01)
             steps += 1
             if lagging.calls and followed_before and \
                     trainer.last_batch[0].frame_id == verdict.frame_id:
@@ -310,16 +311,16 @@ def test_an_undo_while_the_verdicts_catch_up_lets_the_click_go(base_network):
     trainer.verdict_on_features = lagging
     steps = 0
     while lagging.calls == 0:   # followed until shown, caught up, asked once: not shown
-        trainer.pacer.step_took(0.01)
         assert trainer.step()
+        trainer.pacer.step_took(0.01)   # timed as short steps: the load must not decide
         steps += 1
         assert steps <= FOLLOW_STEPS
     assert trainer.goes_before_verdicts, "not shown yet: followed again"
     assert core.undo()
     asked = lagging.calls
     for _ in range(3):
-        trainer.pacer.step_took(0.01)
         assert trainer.step()
+        trainer.pacer.step_took(0.01)
         if not trainer.goes_before_verdicts:
             break
     assert not trainer.goes_before_verdicts and trainer.awaited is None
