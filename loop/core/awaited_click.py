@@ -56,7 +56,8 @@ class AwaitedClick:
                 and int(frame.label_map[self.row, self.col]) == self.category)
 
     def shown(self, logits: np.ndarray, at: tuple[int, int] = (0, 0)) -> bool:
-        """Whether the frame's logits (K, h, w) put the category first at the cell; `at`:
+        """Whether the frame's logits or probabilities (K, h, w) put the category first at
+        the cell (a step's own pass, or the verdicts' weights on the stored input); `at`:
         (top, left) of the window of the frame they cover (a pixels patch trains on
         windows)."""
         return int(np.argmax(logits[:, self.row - at[0], self.col - at[1]])) == self.category
