@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from loop.core.patch import FINE_TUNE_TAP, LIVE_TAP, PATCH_TAPS
 from loop.faces.train_arguments import add_training_options
-from loop.cli_values import output_file as _output_file, seconds as _seconds
+from loop.cli_values import frame_rate as _frame_rate, output_file as _output_file, \
+    seconds as _seconds
 from loop.cli_values import step_scale as _step_scale, window_size as _window_size
 from loop.errors import UserError
 from loop.safe_files import shown
@@ -49,6 +50,13 @@ def _json(parser) -> None:
 
 def _base(parser, more: str = "") -> None:
     parser.add_argument("--base", help=f"base network config (.txt){more}")
+
+
+def _camera_fps(parser, more: str = "") -> None:
+    parser.add_argument("--camera-fps", type=_frame_rate, metavar="FPS",
+                        help="the demo delivered like a camera at FPS frames a second, the "
+                             f"verdicts waiting for each{more}; default: as fast as they are "
+                             "judged")
 
 
 def _sources() -> argparse.ArgumentParser:
@@ -129,6 +137,7 @@ def _bench_kinds(bench) -> None:
     loop.add_argument("--scored-when-shown", action="store_true",
                       help="with --policy: score the held-out frames right after a click has "
                       "shown, as the real-time run does, not at the end of its pause")
+    _camera_fps(loop, " (not with --policy)")
     loop.add_argument("--seed", type=int, default=0, help="demo scene and patch seed")
     loop.add_argument("--plot", type=_output_file, help="write the accuracy curve to this PNG")
     loop.add_argument("--batch", type=int, default=16, help="the trainer's batch size")
@@ -157,6 +166,7 @@ def _bench_kinds(bench) -> None:
     live.add_argument("--tap", choices=PATCH_TAPS, help=f"head: default {LIVE_TAP}")
     live.add_argument("--seconds", type=_seconds, default=20.0, help="measured while training")
     live.add_argument("--seed", type=int, default=0, help="demo video seed")
+    _camera_fps(live)
     live.set_defaults(handler=_Face("bench.live"))
     kinds.add_parser("sessions", help="opening and closing sessions of many frames"
                      ).set_defaults(handler=_Face("bench.sessions"))

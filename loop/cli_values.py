@@ -26,6 +26,24 @@ def seconds(text: str) -> float:
     return value
 
 
+MAX_FRAME_RATE = 240.0
+
+
+def frame_rate(text: str) -> float:
+    """Frames a second of a simulated camera."""
+    return _positive_up_to(text, "frame rate", MAX_FRAME_RATE)
+
+
+def _positive_up_to(text: str, what: str, most: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number") from None
+    if not 0 < value <= most:
+        raise argparse.ArgumentTypeError(f"{what} {text!r} is outside (0, {most:g}]")
+    return value
+
+
 def output_file(text: str) -> str:
     """A file to write: its folder must exist, checked before the minutes of work it ends."""
     folder = os.path.dirname(text) or "."
@@ -41,10 +59,4 @@ MAX_STEP_SCALE = 20.0
 
 def step_scale(text: str) -> float:
     """How many times the usual training steps pass between two clicks (a faster device)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"step scale {text!r} is not a number") from None
-    if not 0 < value <= MAX_STEP_SCALE:
-        raise argparse.ArgumentTypeError(f"step scale {text!r} is outside (0, {MAX_STEP_SCALE:g}]")
-    return value
+    return _positive_up_to(text, "step scale", MAX_STEP_SCALE)

@@ -24,10 +24,10 @@ BENCH_OPTIONS = {
     "kernels": {"--repeats", "--tune", "--json"},
     "base": {"--repeats", "--json", "--base"},
     "loop": {"--clicks", "--seconds", "--policy", "--step-scale", "--scored-when-shown",
-             "--seed", "--plot", "--batch", "--topology", "--tap", "--json", "--base"},
+             "--camera-fps", "--seed", "--plot", "--batch", "--topology", "--tap", "--json", "--base"},
     "train": {"--fine-tune", "--images", "--json", "--base"},
     "train-step": {"--topology", "--fine-tune", "--batch", "--repeats", "--json", "--base"},
-    "live": {"--topology", "--tap", "--seconds", "--seed", "--json", "--base"},
+    "live": {"--topology", "--tap", "--seconds", "--seed", "--camera-fps", "--json", "--base"},
     "sessions": {"--json"},
 }
 

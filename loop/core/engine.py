@@ -101,6 +101,15 @@ class LoopCore:
         return Verdict(frame_id, probabilities, category, confidence, triggered, best,
                        self.receptive_frame(frame.shape[:2]), version, frame.shape[:2], pixels)
 
+    def waiting_for_frame(self) -> None:
+        """The verdicts wait for their source's next frame (a camera between frames): the
+        trainer may take the device meanwhile, for a step that ends before the frame comes."""
+        self.trainer.pacer.frame_awaited()
+
+    def frame_arrived(self) -> None:
+        """The verdicts have their next frame, after a wait or at once."""
+        self.trainer.pacer.frame_arrived()
+
     def _run_verdict(self, frame: np.ndarray, classes: bool):
         """The frame through the base and the patch on the device, waited for once: (the
         reads, the base's top classes (empty unless asked for or a trigger needs them),

@@ -81,6 +81,12 @@ class FrameAhead:
             raise error
         return frame, truth
 
+    @property
+    def has_frame(self) -> bool:
+        """Whether a frame read ahead waits to be taken: `take` will not wait for the source."""
+        with self._changed:
+            return self._ready is not None
+
     def stop(self) -> bool:
         """Stops reading; True when the reader has ended (a read that blocks, a camera
         unplugged, may keep it for longer than the wait here)."""

@@ -143,6 +143,9 @@ class OnlineTrainer:
         # Makes one augmented copy of a labeled frame (set by the core); returns False when
         # there is nothing left to copy.
         self.augmenter = None
+        self._copy_owed = False      # a copy is due (turn)
+        self._copy_seconds = 0.0     # how long the last one took
+        self._stepped_in_gap = False  # the newest step's turn was a gap the source left
         # The per-cell probabilities (K, h, w) of the verdicts' weights on a frame's stored
         # features (set by the core): whether a caught-up click shows. None: not checked.
         self.verdict_on_features = None
@@ -267,9 +270,19 @@ class OnlineTrainer:
         # CPU) and the user is waiting for the clicked cells to turn; it is made a few steps
         # later. (Step by step, where time is not counted, copies come as always.)
         waiting = trained and self._urgent() and self.pacer.paced
-        if self.augmenter is not None and self.settings.augment and not waiting and (
-                not trained or self.status.steps % AUGMENT_EVERY == 0):
+        copying = self.augmenter is not None and self.settings.augment and not waiting
+        if copying and (not trained or self.status.steps % AUGMENT_EVERY == 0):
+            self._copy_owed = True
+        # A step taken in a camera's gap leaves the copy due after it for a turn it fits in
+        # (a base pass is longer than a CPU's gap between two frames, and a copy there held
+        # the next frame's verdict up), or for the next step of the verdicts' share.
+        if copying and self._copy_owed and (
+                not self._stepped_in_gap or self.pacer.fits_the_gap(self._copy_seconds)):
+            started = time.perf_counter()
             copied = self.augmenter()
+            if copied:   # (nothing to copy is answered at once: no measure of a copy)
+                self._copy_seconds = time.perf_counter() - started
+            self._copy_owed = False
         return trained or copied
 
     def pace_with_verdicts(self, on: bool) -> None:
@@ -439,6 +452,7 @@ class OnlineTrainer:
     def step(self) -> bool:
         """One training step if there is anything to train; False when idle."""
         settings = self.settings
+        self._stepped_in_gap = False
         frames, counts = self._batch(settings) if settings.training else ([], None)
         self._say_what_is_missing(counts, settings)
         self.status.training_now = bool(frames)
@@ -448,9 +462,10 @@ class OnlineTrainer:
         self._standardize_if_due(settings)
         urgent = self._urgent()
         if not urgent:
-            self.pacer.wait_turn()   # cut short by a new label (notify_labels)
+            # cut short by a new label (notify_labels)
+            self._stepped_in_gap = self.pacer.wait_turn()
             if self._urgent():       # a click came meanwhile: this step trains on it
-                urgent = True
+                urgent, self._stepped_in_gap = True, False
                 frames, counts = self._batch(settings)
                 if not frames:
                     self.pacer.urgent_ahead(False)

@@ -77,6 +77,8 @@ class VerdictWorker:
                 self._refresh_frozen()
                 time.sleep(RETRY_SECONDS)
                 continue
+            if not self._ahead.has_frame:
+                self.core.waiting_for_frame()   # the device is free until the frame comes
             try:
                 taken = self._ahead.take(timeout=RETRY_SECONDS)
             except Exception as exc:  # a camera or file that broke: said, and read again
@@ -90,6 +92,7 @@ class VerdictWorker:
                 time.sleep(RETRY_SECONDS)
                 continue
             self.source_lost = False
+            self.core.frame_arrived()
             start = time.perf_counter()
             try:
                 verdict = self.core.observe(frame, classes=self._classes_due())

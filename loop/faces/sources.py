@@ -30,17 +30,29 @@ CAMERA_INDICES = (0, 1, 2)
 class DemoSource:
     name = "demo scene"
 
-    def __init__(self, seed: int = 0, fps: float = 30.0):
+    def __init__(self, seed: int = 0, fps: float = 30.0, like_a_camera: bool = False):
+        """like_a_camera: a read waits for the scene's next frame, as a camera's does (the
+        verdicts then wait between frames); otherwise it returns the scene at once, and a
+        device faster than `fps` judges some frames twice."""
         self.scene = DemoScene(seed=seed)
         self.fps = fps
+        self.like_a_camera = like_a_camera
         self.start = time.monotonic()
         self.last = None
+        self._index = -1
 
     def read(self):
         """The scene at the current time: the demo moves in real time, like a camera."""
-        index = int((time.monotonic() - self.start) * self.fps)
+        index = self._frame_index()
+        while self.like_a_camera and index == self._index:
+            time.sleep(max(0.0, (index + 1) / self.fps - (time.monotonic() - self.start)))
+            index = self._frame_index()
+        self._index = index
         self.last = self.scene.frame(index)
         return self.last.image
+
+    def _frame_index(self) -> int:
+        return int((time.monotonic() - self.start) * self.fps)
 
     def last_truth(self):
         """The ground truth of the frame `read` returned last (the demo knows it)."""

@@ -70,7 +70,10 @@ def _rates(core: LoopCore, worker: VerdictWorker, seconds: float) -> dict:
 def run(args) -> int:
     device = Device.default()
     core = _core(args, device)
-    worker = VerdictWorker(core, DemoSource(seed=args.seed))
+    # With --camera-fps the demo's reads wait for its next frame, as a camera's do.
+    source = DemoSource(seed=args.seed, fps=args.camera_fps or 30.0,
+                        like_a_camera=args.camera_fps is not None)
+    worker = VerdictWorker(core, source)
     worker.start()
     try:
         _label_frames(core, worker)
@@ -85,11 +88,13 @@ def run(args) -> int:
         core.close()
     report = {"device": device.describe(), "frame": "240x320", "topology": args.topology,
               "tap": core.spec.tap if args.topology == "head" else None,
-              "trainer_batch": 16, "idle": idle, "training": training, "machine": share}
+              "trainer_batch": 16, "camera_fps": args.camera_fps, "idle": idle,
+              "training": training, "machine": share}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"device: {report['device']}\n{args.topology} patch, batch 16: "
+        camera = f", a camera at {args.camera_fps:g} frames/s" if args.camera_fps else ""
+        print(f"device: {report['device']}\n{args.topology} patch, batch 16{camera}: "
               f"{training['verdicts_per_second']} verdicts/s and "
               f"{training['steps_per_second']} steps/s while training "
               f"({idle['verdicts_per_second']} verdicts/s when not)")

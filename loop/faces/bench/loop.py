@@ -71,10 +71,11 @@ def stopped_by_failure(core: LoopCore, worker: VerdictWorker, last_verdict: floa
         raise RuntimeError(worker.error)
 
 
-def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: float) -> dict:
+def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: float,
+             camera_fps: float | None = None) -> dict:
     """The window's arrangement without the window: verdicts in the VerdictWorker thread on a
-    real-time demo source, training in the trainer thread, and the simulated user here,
-    looking at the newest verdict and clicking."""
+    real-time demo source (read like a camera at `camera_fps`, if given), training in the
+    trainer thread, and the simulated user here, looking at the newest verdict and clicking."""
     annotator = SimulatedAnnotator()
     held_out = HeldOutSet(core, scene)
     curve = [(0,) + held_out.scores(core)]   # (clicks, per cell, per pixel)
@@ -88,7 +89,8 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     # waits until the newest click has flipped (or timed out), so that time is never
     # counted as the patch's answer to a click (it was: p95 up to 458 ms).
     evaluation_due = False
-    worker = VerdictWorker(core, DemoSource(seed=scene.seed))
+    worker = VerdictWorker(core, DemoSource(seed=scene.seed, fps=camera_fps or 30.0,
+                                            like_a_camera=camera_fps is not None))
     worker.start()
     core.start()
     start = time.perf_counter()
@@ -193,7 +195,8 @@ def run(args) -> int:
     machine = MachineShare()
     report = {"device": device.describe(), "frame": "240x320", "patch": patch_name(args),
               "trainer_batch": args.batch,
-              "loop": run_loop(core, scene, args.clicks, args.seconds),
+              "camera_fps": args.camera_fps,
+              "loop": run_loop(core, scene, args.clicks, args.seconds, args.camera_fps),
               "machine": machine.report()}
     report["training_speed_batch16"] = train_steps_per_second(core, batch=16)
     if args.plot:
