@@ -26,21 +26,24 @@ def seconds(text: str) -> float:
     return value
 
 
-MAX_FRAME_RATE = 240.0
+MIN_FRAME_RATE, MAX_FRAME_RATE = 1.0, 240.0
 
 
 def frame_rate(text: str) -> float:
-    """Frames a second of a simulated camera."""
-    return _positive_up_to(text, "frame rate", MAX_FRAME_RATE)
+    """Frames a second of a simulated camera (at least one: its reads wait a frame's time)."""
+    return _number_in(text, "frame rate", MIN_FRAME_RATE, MAX_FRAME_RATE, low_included=True)
 
 
-def _positive_up_to(text: str, what: str, most: float) -> float:
+def _number_in(text: str, what: str, low: float, high: float, low_included: bool) -> float:
+    """A number in [low, high] (low_included) or (low, high]; nan and infinities are not."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{what} {text!r} is not a number") from None
-    if not 0 < value <= most:
-        raise argparse.ArgumentTypeError(f"{what} {text!r} is outside (0, {most:g}]")
+    above_low = value >= low if low_included else value > low
+    if not (above_low and value <= high):
+        shown = f"{'[' if low_included else '('}{low:g}, {high:g}]"
+        raise argparse.ArgumentTypeError(f"{what} {text!r} is outside {shown}")
     return value
 
 
@@ -59,4 +62,4 @@ MAX_STEP_SCALE = 20.0
 
 def step_scale(text: str) -> float:
     """How many times the usual training steps pass between two clicks (a faster device)."""
-    return _positive_up_to(text, "step scale", MAX_STEP_SCALE)
+    return _number_in(text, "step scale", 0.0, MAX_STEP_SCALE, low_included=False)

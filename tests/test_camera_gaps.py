@@ -7,7 +7,9 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
+from loop.cli import main
 from loop.core.labels import LabelDisc
 from loop.core.pacer import Pacer
 from loop.core.verdict_worker import VerdictWorker
@@ -151,3 +153,12 @@ def test_the_demo_read_like_a_camera_gives_each_frame_once():
     first = plain.last.index
     plain.read()
     assert plain.last.index == first, "read at once, the plain demo gives the scene as it is now"
+
+
+@pytest.mark.parametrize("value", ["0", "0.5", "-1", "nan", "inf", "241", "x"])
+def test_a_camera_rate_out_of_range_is_one_line(capsys, value):
+    with pytest.raises(SystemExit) as stopped:
+        main(["bench", "live", f"--camera-fps={value}"])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"frame rate {value!r}" in err[0]
