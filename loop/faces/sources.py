@@ -62,6 +62,13 @@ class DemoSource:
         pass
 
 
+def demo_source(seed: int, camera_fps: float | None = None) -> DemoSource:
+    """The demo read as fast as it is judged, or (camera_fps) like a camera at that rate."""
+    if camera_fps is None:
+        return DemoSource(seed=seed)
+    return DemoSource(seed=seed, fps=camera_fps, like_a_camera=True)
+
+
 @contextmanager
 def _opencv_silent():
     """OpenCV logs WARN and ERROR lines for each camera index it cannot open, one per backend

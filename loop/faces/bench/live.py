@@ -18,7 +18,7 @@ from loop.demo.annotator import click_inside, regions
 from loop.demo.policies import label_click
 from loop.demo.scene import CATEGORIES
 from loop.faces.bench.machine_share import MachineShare, machine_line
-from loop.faces.sources import DemoSource
+from loop.faces.sources import demo_source
 from patchloop_kernels.runtime import Device
 
 LABELED_FRAMES = 16   # a full batch from the first step: no new plans while it is measured
@@ -70,10 +70,7 @@ def _rates(core: LoopCore, worker: VerdictWorker, seconds: float) -> dict:
 def run(args) -> int:
     device = Device.default()
     core = _core(args, device)
-    # With --camera-fps the demo's reads wait for its next frame, as a camera's do.
-    source = DemoSource(seed=args.seed, fps=args.camera_fps or 30.0,
-                        like_a_camera=args.camera_fps is not None)
-    worker = VerdictWorker(core, source)
+    worker = VerdictWorker(core, demo_source(args.seed, args.camera_fps))
     worker.start()
     try:
         _label_frames(core, worker)

@@ -28,7 +28,7 @@ from loop.demo.policies import label_click
 from loop.demo.scene import DemoScene
 from loop.faces.bench.machine_share import MachineShare, machine_line
 from loop.faces.bench.train_speed import train_steps_per_second
-from loop.faces.sources import DemoSource
+from loop.faces.sources import demo_source
 from loop.core.verdict_worker import VerdictWorker
 from loop.faces.wording import counted
 from patchloop_kernels.runtime import Device
@@ -89,8 +89,7 @@ def run_loop(core: LoopCore, scene: DemoScene, max_clicks: int, max_seconds: flo
     # waits until the newest click has flipped (or timed out), so that time is never
     # counted as the patch's answer to a click (it was: p95 up to 458 ms).
     evaluation_due = False
-    worker = VerdictWorker(core, DemoSource(seed=scene.seed, fps=camera_fps or 30.0,
-                                            like_a_camera=camera_fps is not None))
+    worker = VerdictWorker(core, demo_source(scene.seed, camera_fps))
     worker.start()
     core.start()
     start = time.perf_counter()
