@@ -115,11 +115,12 @@ def test_the_verdict_worker_says_when_it_waits_for_a_frame():
 
 
 def test_the_trainer_steps_between_a_slow_cameras_frames(base_network):
-    """Live, with the demo read like a camera at 10 frames a second: once the click has
-    shown, more steps than verdicts. Counting verdicts alone gave one step per two."""
+    """Live, with the demo read like a camera at 5 frames a second: once the click has
+    shown, more steps than verdicts. Counting verdicts alone gave one step per two. (At 10
+    frames a second a loaded CI machine left gaps too short for more than about one step.)"""
     core = make_core(base_network)
     frame, x, y = ball_frame(DemoScene(seed=2))
-    worker = VerdictWorker(core, DemoSource(seed=2, fps=10.0, like_a_camera=True))
+    worker = VerdictWorker(core, DemoSource(seed=2, fps=5.0, like_a_camera=True))
     worker.start()
     core.start()
     try:
@@ -132,13 +133,13 @@ def test_the_trainer_steps_between_a_slow_cameras_frames(base_network):
             time.sleep(0.05)
         assert not core.trainer.answers_a_click, "the click was never answered"
         steps, verdicts = core.trainer.status.steps, worker.verdicts
-        while worker.verdicts < verdicts + 10 and time.monotonic() < deadline:
+        while worker.verdicts < verdicts + 15 and time.monotonic() < deadline:
             time.sleep(0.05)
         steps, verdicts = core.trainer.status.steps - steps, worker.verdicts - verdicts
     finally:
         worker.stop()
         core.close()
-    assert verdicts >= 10, "the verdicts stopped"
+    assert verdicts >= 15, "the verdicts stopped"
     assert steps > verdicts, f"{steps} steps beside {verdicts} verdicts"
 
 
